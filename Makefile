@@ -1,0 +1,127 @@
+# rlhf.c — build, test, bench, demo. `make help` lists the targets.
+#
+# Build variants (objects under build/$(BUILD)/, ./rlhf links to the last one):
+#   make                 default: -O2 -g, OpenMP, warnings as the code's bar
+#   make BUILD=fast      -O3 -march=native (when the compiler accepts it)
+#   make BUILD=asan      address + undefined-behaviour sanitizers
+#   make NO_OMP=1        without OpenMP (single-threaded apart from OpenBLAS)
+
+BUILD ?= default
+CC ?= gcc
+PKG_CONFIG ?= pkg-config
+PYTHON ?= /usr/bin/python3
+
+# Libraries by pkg-config name; cmocka only for tests.
+PKGS := openblas hdf5-serial inih libcjson zlib libcrypto
+TEST_PKGS := cmocka
+
+# Debian packages the project needs (the deps step installs missing ones).
+DEB_BUILD := build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools \
+             zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev fortunes
+DEB_PY := python3-h5py python3-numpy python3-matplotlib jupyter-nbconvert python3-ipykernel
+
+WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
+CFLAGS_default := -O2 -g
+CFLAGS_fast := -O3 -g $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
+CFLAGS_asan := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS_asan := -fsanitize=address,undefined
+ifeq ($(filter $(BUILD),default fast asan),)
+$(error BUILD must be default, fast or asan (got '$(BUILD)'))
+endif
+OMP_FLAGS := $(if $(NO_OMP),-Wno-unknown-pragmas,-fopenmp)
+
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
+
+CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS_$(BUILD)) $(OMP_FLAGS) -MMD -MP
+LDFLAGS := $(LDFLAGS_$(BUILD)) $(OMP_FLAGS)
+LDLIBS = $(PKG_LIBS) -lm
+
+OUT := build/$(BUILD)
+LIB_SRC := $(wildcard src/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
+LIB := $(OUT)/librlhf.a
+BIN_SRC := $(wildcard train/*.c)
+BIN_OBJ := $(BIN_SRC:%.c=$(OUT)/%.o)
+BIN := $(OUT)/rlhf
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_HELP_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+TEST_HELP_OBJ := $(TEST_HELP_SRC:%.c=$(OUT)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
+
+.PHONY: all help deps deps-check test test-build bench demo data notebooks clean fast asan
+.DEFAULT_GOAL := all
+
+# ./rlhf: the command-line tool, linked to the variant just built
+all: deps-check $(BIN) $(TEST_BIN)
+	@ln -sf $(BIN) rlhf
+
+help:
+	@echo "make            build ./rlhf (BUILD=default|fast|asan, NO_OMP=1)"
+	@echo "make test       build and run every test; ends with 'N passed, N failed'"
+	@echo "make demo       the whole pipeline on the bundled corpus and tasks"
+	@echo "make bench      sgemm peak, step time, tokens/s and MFU (fast build)"
+	@echo "make data       the default corpus (fortunes) and the task data"
+	@echo "make notebooks  render notebooks/ with outputs into notebooks/out/"
+	@echo "make deps       install missing Debian packages (needs root or sudo)"
+	@echo "make clean      remove build/ and ./rlhf"
+
+# deps: install what is missing, saying what; deps-check: fail early with the
+# one command that fixes it.
+deps:
+	@./tools/deps.sh install $(DEB_BUILD) $(DEB_PY)
+
+deps-check:
+	@./tools/deps.sh check $(DEB_BUILD)
+
+fast:
+	@$(MAKE) --no-print-directory BUILD=fast
+asan:
+	@$(MAKE) --no-print-directory BUILD=asan
+
+$(OUT)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(if $(findstring tests/,$<),$(TEST_CFLAGS) -Isrc,) \
+	      $(if $(findstring train/,$<)$(findstring bench/,$<),-Isrc,) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(BIN_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(BIN_OBJ) $(LIB) $(LDLIBS)
+
+$(OUT)/tests/%: $(OUT)/tests/%.o $(TEST_HELP_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELP_OBJ) $(LIB) $(TEST_LIBS) $(LDLIBS)
+
+$(OUT)/bench/%: $(OUT)/bench/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# test: every tests/test_*.c binary and tests/*.sh script, with a summary
+test: deps-check all
+	@RLHF_BIN=$(BIN) RLHF_BUILD=$(OUT) PYTHON=$(PYTHON) ./tests/run.sh $(TEST_BIN)
+
+# bench: measured on the fast build
+bench: deps-check
+	@$(MAKE) --no-print-directory BUILD=fast all $(BENCH_SRC:bench/%.c=build/fast/bench/%)
+	@./bench/run.sh
+
+# demo: prepare -> pretrain -> SFT -> reward -> PPO -> eval, fast build
+demo: deps
+	@$(MAKE) --no-print-directory BUILD=fast all
+	@RLHF_BIN=build/fast/rlhf ./tools/demo.sh
+
+data: all
+	@RLHF_BIN=$(BIN) ./tools/data.sh
+
+notebooks: all
+	@RLHF_BIN=$(BIN) PYTHON=$(PYTHON) ./notebooks/render.sh
+
+clean:
+	rm -rf build rlhf
+
+-include $(LIB_OBJ:.o=.d) $(BIN_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELP_OBJ:.o=.d) $(BENCH_BIN:=.d)

@@ -1,0 +1,369 @@
+// GPT memory layout, initialisation, forward/backward wiring and KV-cached
+// decoding. Layer math is in ops.c; see gpt.h for the contracts.
+#include "gpt.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "common.h"
+#include "ops.h"
+#include "rng.h"
+
+size_t gpt_param_layout(const GPTConfig *c, ParamInfo info[NUM_PARAM_TENSORS]) {
+    const int V = c->vocab_size, T = c->block_size, C = c->n_embd, H = c->value_head != 0;
+    const int L = c->n_layer;
+    size_t offset = 0;
+    int i = 0;
+#define X(member, group_, name_, per_layer_, ndim_, rows_, cols_, present_)              \
+    info[i] = (ParamInfo){.group = group_, .name = name_, .per_layer = per_layer_,       \
+                          .ndim = ndim_, .rows = rows_, .cols = cols_, .offset = offset};  \
+    info[i].size = (present_) ? (size_t)(rows_) * (cols_) * ((per_layer_) ? L : 1) : 0;  \
+    offset += info[i].size;                                                              \
+    i++;
+    GPT_PARAMS(X)
+#undef X
+    (void)H;
+    return offset;
+}
+
+void gpt_point_params(ParamTensors *t, float *memory, const ParamInfo info[NUM_PARAM_TENSORS]) {
+#define X(member, ...) t->member = info[PARAM_##member].size ? memory + info[PARAM_##member].offset : NULL;
+    GPT_PARAMS(X)
+#undef X
+}
+
+void gpt_build(GPT *m, const GPTConfig *c) {
+    ASSERT(c->n_layer > 0 && c->n_head > 0 && c->n_embd > 0 && c->n_embd % c->n_head == 0);
+    ASSERT(c->block_size > 0 && c->vocab_size > 0);
+    memset(m, 0, sizeof *m);
+    m->config = *c;
+    m->num_params = gpt_param_layout(c, m->info);
+    m->params_memory = alignedCheck(m->num_params * sizeof(float));
+    memset(m->params_memory, 0, m->num_params * sizeof(float));
+    gpt_point_params(&m->params, m->params_memory, m->info);
+}
+
+void gpt_free(GPT *m) {
+    free(m->params_memory);
+    free(m->grads_memory);
+    free(m->acts_memory);
+    free(m->inputs);
+    memset(m, 0, sizeof *m);
+}
+
+void gpt_init_weights(GPT *m, unsigned long long seed) {
+    const GPTConfig *c = &m->config;
+    Rng rng;
+    rng_init(&rng, seed);
+    float resid_std = 0.02f / sqrtf(2.0f * c->n_layer);
+    for (int p = 0; p < NUM_PARAM_TENSORS; p++) {
+        const ParamInfo *pi = &m->info[p];
+        float *w = m->params_memory + pi->offset;
+        if (p == PARAM_vw || p == PARAM_vb) {
+            memset(w, 0, pi->size * sizeof(float));
+        } else if (pi->ndim == 2) {
+            float std = (p == PARAM_attprojw || p == PARAM_fcprojw) ? resid_std : 0.02f;
+            for (size_t i = 0; i < pi->size; i++) w[i] = std * rng_normal(&rng);
+        } else {
+            // LayerNorm weights start at 1, every bias at 0
+            int is_ln_weight = p == PARAM_ln1w || p == PARAM_ln2w || p == PARAM_lnfw;
+            for (size_t i = 0; i < pi->size; i++) w[i] = is_ln_weight ? 1.0f : 0.0f;
+        }
+    }
+}
+
+size_t gpt_num_flop_params(const GPT *m) {
+    return m->num_params - m->info[PARAM_wpe].size - m->info[PARAM_vw].size -
+           m->info[PARAM_vb].size;
+}
+
+double gpt_flops_per_token(const GPT *m, int T) {
+    const GPTConfig *c = &m->config;
+    return 6.0 * (double)gpt_num_flop_params(m) + 12.0 * c->n_layer * (double)T * c->n_embd;
+}
+
+static int num_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+// Lays the activation arena out for (B, T), growing it if needed.
+static void acts_layout(GPT *m, int B, int T) {
+    const GPTConfig *c = &m->config;
+    size_t L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
+    size_t BT = (size_t)B * T;
+    struct { float **ptr; size_t n; } parts[] = {
+        {&m->acts.encoded, BT * C},
+        {&m->acts.ln1, L * BT * C},
+        {&m->acts.ln1_mean, L * BT},
+        {&m->acts.ln1_rstd, L * BT},
+        {&m->acts.qkv, L * BT * 3 * C},
+        {&m->acts.att, L * B * NH * T * T},
+        {&m->acts.atty, L * BT * C},
+        {&m->acts.residual2, L * BT * C},
+        {&m->acts.ln2, L * BT * C},
+        {&m->acts.ln2_mean, L * BT},
+        {&m->acts.ln2_rstd, L * BT},
+        {&m->acts.fch, L * BT * 4 * C},
+        {&m->acts.fch_gelu, L * BT * 4 * C},
+        {&m->acts.residual3, L * BT * C},
+        {&m->acts.lnf, BT * C},
+        {&m->acts.lnf_mean, BT},
+        {&m->acts.lnf_rstd, BT},
+        {&m->acts.logits, BT * V},
+        {&m->acts.values, BT},
+        {&m->acts.losses, BT},
+        {&m->acts.dlosses, BT},
+        {&m->acts.dresidual, BT * C},
+        {&m->acts.dln, BT * C},
+        {&m->acts.datty, BT * C},
+        {&m->acts.dqkv, BT * 3 * C},
+        {&m->acts.dfch, BT * 4 * C},
+        {&m->acts.dlogits, BT * V},
+        {&m->acts.datt, (size_t)num_threads() * T * T},
+    };
+    const int nparts = (int)(sizeof parts / sizeof parts[0]);
+    // each part starts on a 64-byte boundary (16 floats)
+    size_t total = 0;
+    for (int i = 0; i < nparts; i++) total += (parts[i].n + 15) / 16 * 16;
+    if (total > m->acts_capacity) {
+        free(m->acts_memory);
+        m->acts_memory = alignedCheck(total * sizeof(float));
+        m->acts_capacity = total;
+    }
+    float *p = m->acts_memory;
+    for (int i = 0; i < nparts; i++) {
+        *parts[i].ptr = p;
+        p += (parts[i].n + 15) / 16 * 16;
+    }
+    if (BT > m->inputs_capacity) {
+        free(m->inputs);
+        m->inputs = mallocCheck(BT * sizeof(int));
+        m->inputs_capacity = BT;
+    }
+    m->B = B;
+    m->T = T;
+}
+
+void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits) {
+    const GPTConfig *c = &m->config;
+    const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
+    ASSERT(T >= 1 && T <= c->block_size && B >= 1);
+    for (long i = 0; i < (long)B * T; i++) ASSERT(inputs[i] >= 0 && inputs[i] < V);
+    acts_layout(m, B, T);
+    const int N = B * T;
+    memcpy(m->inputs, inputs, (size_t)N * sizeof(int));
+    const size_t NC = (size_t)N * C;
+    Activations *a = &m->acts;
+    ParamTensors *p = &m->params;
+
+    encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
+    for (int l = 0; l < L; l++) {
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * NC;
+        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
+        float *att = a->att + (size_t)l * B * NH * T * T;
+        float *residual2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC;
+        float *fch = a->fch + l * 4 * NC, *fch_gelu = a->fch_gelu + l * 4 * NC;
+        float *residual3 = a->residual3 + l * NC;
+
+        layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, residual,
+                          p->ln1w + l * C, p->ln1b + l * C, N, C);
+        matmul_forward(qkv, NULL, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C,
+                       N, C, 3 * C);
+        attention_forward(atty, att, qkv, B, T, C, NH);
+        matmul_forward(residual2, residual, atty, p->attprojw + (size_t)l * C * C,
+                       p->attprojb + l * C, N, C, C);
+        layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, residual2,
+                          p->ln2w + l * C, p->ln2b + l * C, N, C);
+        matmul_forward(fch, NULL, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, N,
+                       C, 4 * C);
+        gelu_forward(fch_gelu, fch, (long)N * 4 * C);
+        matmul_forward(residual3, residual2, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C,
+                       p->fcprojb + l * C, N, 4 * C, C);
+    }
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (L - 1) * NC, p->lnfw,
+                      p->lnfb, N, C);
+    m->has_logits = with_logits;
+    if (with_logits) matmul_forward(a->logits, NULL, a->lnf, p->wte, NULL, N, C, V);
+    if (c->value_head) value_forward(a->values, a->lnf, p->vw, p->vb, N, C);
+}
+
+float gpt_lm_loss(GPT *m, const int *targets, const float *weights) {
+    ASSERT(m->has_logits);
+    const int N = m->B * m->T, V = m->config.vocab_size;
+    Activations *a = &m->acts;
+    for (int n = 0; n < N; n++) a->dlosses[n] = weights ? weights[n] : 1.0f / N;
+    crossentropy_forward(a->losses, a->logits, targets, N, V);
+    crossentropy_backward(a->dlogits, a->logits, targets, a->dlosses, N, V);
+    double loss = 0.0;
+    for (int n = 0; n < N; n++)
+        if (targets[n] >= 0) loss += (double)a->dlosses[n] * a->losses[n];
+    return (float)loss;
+}
+
+void gpt_zero_grad(GPT *m) {
+    if (!m->grads_memory) {
+        m->grads_memory = alignedCheck(m->num_params * sizeof(float));
+        gpt_point_params(&m->grads, m->grads_memory, m->info);
+    }
+    memset(m->grads_memory, 0, m->num_params * sizeof(float));
+}
+
+void gpt_backward(GPT *m, const float *dlogits, const float *dvalues) {
+    const GPTConfig *c = &m->config;
+    const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
+    const int B = m->B, T = m->T, N = B * T;
+    const size_t NC = (size_t)N * C;
+    ASSERT(m->grads_memory);  // gpt_zero_grad first
+    ASSERT(!dlogits || m->has_logits);
+    ASSERT(!dvalues || c->value_head);
+    Activations *a = &m->acts;
+    ParamTensors *p = &m->params, *g = &m->grads;
+
+    // heads -> dln = d loss / d lnf
+    float *dlnf = a->dln;
+    if (dlogits)
+        matmul_backward(dlnf, g->wte, NULL, dlogits, a->lnf, p->wte, N, C, V);
+    else
+        memset(dlnf, 0, NC * sizeof(float));
+    if (dvalues) value_backward(dlnf, g->vw, g->vb, dvalues, a->lnf, p->vw, N, C);
+
+    float *dres = a->dresidual;  // gradient of the residual stream, walked down
+    memset(dres, 0, NC * sizeof(float));
+    layernorm_backward(dres, g->lnfw, g->lnfb, dlnf, a->residual3 + (L - 1) * NC, p->lnfw,
+                       a->lnf_mean, a->lnf_rstd, N, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * NC;
+        const float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC;
+        const float *atty = a->atty + l * NC, *att = a->att + (size_t)l * B * NH * T * T;
+        const float *residual2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC;
+        const float *fch = a->fch + l * 4 * NC, *fch_gelu = a->fch_gelu + l * 4 * NC;
+
+        // MLP block: dres holds d residual3
+        matmul_backward(a->dfch, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, dres,
+                        fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, N, 4 * C, C);
+        gelu_backward(a->dfch, fch, a->dfch, (long)N * 4 * C);
+        matmul_backward(a->dln, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, a->dfch,
+                        ln2, p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C);
+        layernorm_backward(dres, g->ln2w + l * C, g->ln2b + l * C, a->dln, residual2,
+                           p->ln2w + l * C, a->ln2_mean + l * N, a->ln2_rstd + l * N, N, C);
+        // attention block: dres now holds d residual2
+        matmul_backward(a->datty, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, dres,
+                        atty, p->attprojw + (size_t)l * C * C, N, C, C);
+        attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, C, NH);
+        matmul_backward(a->dln, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, a->dqkv,
+                        ln1, p->qkvw + (size_t)l * 3 * C * C, N, C, 3 * C);
+        layernorm_backward(dres, g->ln1w + l * C, g->ln1b + l * C, a->dln, residual,
+                           p->ln1w + l * C, a->ln1_mean + l * N, a->ln1_rstd + l * N, N, C);
+    }
+    encoder_backward(g->wte, g->wpe, dres, m->inputs, B, T, C);
+}
+
+void kvcache_build(KVCache *kv, const GPTConfig *c, int B, int T) {
+    ASSERT(B >= 1 && T >= 1 && T <= c->block_size);
+    memset(kv, 0, sizeof *kv);
+    kv->L = c->n_layer;
+    kv->B = B;
+    kv->T = T;
+    kv->C = c->n_embd;
+    size_t C = c->n_embd, cache = (size_t)c->n_layer * B * T * C;
+    kv->k = alignedCheck(cache * sizeof(float));
+    kv->v = alignedCheck(cache * sizeof(float));
+    kv->x = alignedCheck((size_t)B * C * sizeof(float));
+    kv->ln = alignedCheck((size_t)B * C * sizeof(float));
+    kv->qkv = alignedCheck((size_t)B * 3 * C * sizeof(float));
+    kv->atty = alignedCheck((size_t)B * C * sizeof(float));
+    kv->fch = alignedCheck((size_t)B * 4 * C * sizeof(float));
+    kv->att = alignedCheck((size_t)B * c->n_head * T * sizeof(float));
+    kv->stats = alignedCheck((size_t)2 * B * sizeof(float));
+    kv->hidden = alignedCheck((size_t)B * C * sizeof(float));
+    kv->logits = alignedCheck((size_t)B * c->vocab_size * sizeof(float));
+}
+
+void kvcache_free(KVCache *kv) {
+    float *bufs[] = {kv->k,    kv->v,   kv->x,     kv->ln,     kv->qkv,   kv->atty,
+                     kv->fch,  kv->att, kv->stats, kv->hidden, kv->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    memset(kv, 0, sizeof *kv);
+}
+
+// Attention of one new query per row against cached keys/values [0, pos].
+static void attention_decode(float *out, float *att, const float *qkv, const float *kc,
+                             const float *vc, int B, int T, int C, int NH, int pos) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (size_t)b * 3 * C + h * hs;
+            float *s = att + ((size_t)b * NH + h) * T;
+            float mx = -INFINITY;
+            for (int j = 0; j <= pos; j++) {
+                const float *k = kc + ((size_t)b * T + j) * C + h * hs;
+                float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                for (int i = 0; i < hs; i++) dot += q[i] * k[i];
+                s[j] = dot * scale;
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            float sum = 0.0f;
+            for (int j = 0; j <= pos; j++) {
+                s[j] = fast_expf(s[j] - mx);
+                sum += s[j];
+            }
+            float *o = out + (size_t)b * C + h * hs;
+            for (int i = 0; i < hs; i++) o[i] = 0.0f;
+            for (int j = 0; j <= pos; j++) {
+                const float *v = vc + ((size_t)b * T + j) * C + h * hs;
+                float w = s[j] / sum;
+#pragma omp simd
+                for (int i = 0; i < hs; i++) o[i] += w * v[i];
+            }
+        }
+    }
+}
+
+void gpt_decode_step(GPT *m, KVCache *kv, const int *tokens, int pos) {
+    const GPTConfig *c = &m->config;
+    const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size, B = kv->B;
+    const int T = kv->T;
+    ASSERT(pos >= 0 && pos < T && kv->C == C && kv->L == L);
+    ParamTensors *p = &m->params;
+    float *mean = kv->stats, *rstd = kv->stats + B;
+    for (int b = 0; b < B; b++) {
+        ASSERT(tokens[b] >= 0 && tokens[b] < V);
+        const float *we = p->wte + (size_t)tokens[b] * C, *pe = p->wpe + (size_t)pos * C;
+        for (int i = 0; i < C; i++) kv->x[(size_t)b * C + i] = we[i] + pe[i];
+    }
+    for (int l = 0; l < L; l++) {
+        float *kc = kv->k + (size_t)l * B * T * C, *vc = kv->v + (size_t)l * B * T * C;
+        layernorm_forward(kv->ln, mean, rstd, kv->x, p->ln1w + l * C, p->ln1b + l * C, B, C);
+        matmul_forward(kv->qkv, NULL, kv->ln, p->qkvw + (size_t)l * 3 * C * C,
+                       p->qkvb + l * 3 * C, B, C, 3 * C);
+        for (int b = 0; b < B; b++) {
+            memcpy(kc + ((size_t)b * T + pos) * C, kv->qkv + (size_t)b * 3 * C + C,
+                   (size_t)C * sizeof(float));
+            memcpy(vc + ((size_t)b * T + pos) * C, kv->qkv + (size_t)b * 3 * C + 2 * C,
+                   (size_t)C * sizeof(float));
+        }
+        attention_decode(kv->atty, kv->att, kv->qkv, kc, vc, B, T, C, NH, pos);
+        matmul_forward(kv->x, kv->x, kv->atty, p->attprojw + (size_t)l * C * C,
+                       p->attprojb + l * C, B, C, C);
+        layernorm_forward(kv->ln, mean, rstd, kv->x, p->ln2w + l * C, p->ln2b + l * C, B, C);
+        matmul_forward(kv->fch, NULL, kv->ln, p->fcw + (size_t)l * 4 * C * C,
+                       p->fcb + l * 4 * C, B, C, 4 * C);
+        gelu_forward(kv->fch, kv->fch, (long)B * 4 * C);
+        matmul_forward(kv->x, kv->x, kv->fch, p->fcprojw + (size_t)l * 4 * C * C,
+                       p->fcprojb + l * C, B, 4 * C, C);
+    }
+    layernorm_forward(kv->hidden, mean, rstd, kv->x, p->lnfw, p->lnfb, B, C);
+    matmul_forward(kv->logits, NULL, kv->hidden, p->wte, NULL, B, C, V);
+}

@@ -1,0 +1,189 @@
+// The GPT model: parameters, activations, forward and backward passes.
+// One type serves every stage: a policy, a frozen reference, a critic and a
+// reward model are four GPTs, the last two built with a scalar value head.
+// The math of each layer lives in ops.c; this file wires layers together and
+// owns memory. It knows nothing of files, configs or optimizers.
+//
+// Dimension legend: B batch, T time, C channels (n_embd), NH heads,
+// hs = C/NH head size, V vocabulary, L layers.
+#ifndef RLHF_GPT_H
+#define RLHF_GPT_H
+
+#include <stddef.h>
+
+typedef struct {
+    int n_layer;     // L
+    int n_head;      // NH
+    int n_embd;      // C
+    int block_size;  // largest T
+    int vocab_size;  // V
+    int value_head;  // 1: the model carries /heads/value.{weight,bias}
+} GPTConfig;
+
+// The one table of parameters. Every use of a parameter's name, shape,
+// position in the flat buffer or place in a checkpoint derives from it.
+//   X(member, group, name, per_layer, ndim, rows, cols, present)
+// name is a printf pattern (%d = layer) for per-layer tensors; rows x cols is
+// the shape of one layer's tensor (rows == 1 for 1-D), in terms of
+// V, T (block_size), C; `present` says whether this model has it.
+// Weights are stored [out, in] as nn.Linear does; lm_head is tied to wte.
+#define GPT_PARAMS(X)                                                                \
+    X(wte,      "model", "transformer.wte.weight",              0, 2, V,     C,     1) \
+    X(wpe,      "model", "transformer.wpe.weight",              0, 2, T,     C,     1) \
+    X(ln1w,     "model", "transformer.h.%d.ln_1.weight",        1, 1, 1,     C,     1) \
+    X(ln1b,     "model", "transformer.h.%d.ln_1.bias",          1, 1, 1,     C,     1) \
+    X(qkvw,     "model", "transformer.h.%d.attn.c_attn.weight", 1, 2, 3 * C, C,     1) \
+    X(qkvb,     "model", "transformer.h.%d.attn.c_attn.bias",   1, 1, 1,     3 * C, 1) \
+    X(attprojw, "model", "transformer.h.%d.attn.c_proj.weight", 1, 2, C,     C,     1) \
+    X(attprojb, "model", "transformer.h.%d.attn.c_proj.bias",   1, 1, 1,     C,     1) \
+    X(ln2w,     "model", "transformer.h.%d.ln_2.weight",        1, 1, 1,     C,     1) \
+    X(ln2b,     "model", "transformer.h.%d.ln_2.bias",          1, 1, 1,     C,     1) \
+    X(fcw,      "model", "transformer.h.%d.mlp.c_fc.weight",    1, 2, 4 * C, C,     1) \
+    X(fcb,      "model", "transformer.h.%d.mlp.c_fc.bias",      1, 1, 1,     4 * C, 1) \
+    X(fcprojw,  "model", "transformer.h.%d.mlp.c_proj.weight",  1, 2, C,     4 * C, 1) \
+    X(fcprojb,  "model", "transformer.h.%d.mlp.c_proj.bias",    1, 1, 1,     C,     1) \
+    X(lnfw,     "model", "transformer.ln_f.weight",             0, 1, 1,     C,     1) \
+    X(lnfb,     "model", "transformer.ln_f.bias",               0, 1, 1,     C,     1) \
+    X(vw,       "heads", "value.weight",                        0, 1, 1,     C,     H) \
+    X(vb,       "heads", "value.bias",                          0, 1, 1,     1,     H)
+
+enum {
+#define X(member, ...) PARAM_##member,
+    GPT_PARAMS(X)
+#undef X
+    NUM_PARAM_TENSORS
+};
+
+// Named pointers into one flat buffer (params, grads and AdamW moments share
+// the layout). A per-layer tensor points at L consecutive copies.
+typedef struct {
+#define X(member, ...) float *member;
+    GPT_PARAMS(X)
+#undef X
+} ParamTensors;
+
+// What the table says about one tensor, resolved for a given GPTConfig.
+typedef struct {
+    const char *group;  // HDF5 group: "model" or "heads"
+    const char *name;   // printf pattern; %d = layer when per_layer
+    int per_layer;      // 1: L copies, one per block
+    int ndim;           // 1 or 2
+    int rows, cols;     // shape of one copy (rows == 1 when ndim == 1)
+    size_t offset;      // first float in the flat buffer
+    size_t size;        // floats over all copies; 0 when absent
+} ParamInfo;
+
+// Fills info[NUM_PARAM_TENSORS] and returns the total number of floats.
+size_t gpt_param_layout(const GPTConfig *c, ParamInfo info[NUM_PARAM_TENSORS]);
+
+// Points each member of t at its tensor inside `memory`.
+void gpt_point_params(ParamTensors *t, float *memory, const ParamInfo info[NUM_PARAM_TENSORS]);
+
+// Activations of one forward pass over (B, T), kept for the backward pass.
+// All live in one arena that grows to the largest B*T seen and is reused.
+typedef struct {
+    float *encoded;    // (B,T,C) token + position embedding
+    float *ln1;        // (L,B,T,C) ln_1 output
+    float *ln1_mean;   // (L,B,T)
+    float *ln1_rstd;   // (L,B,T)
+    float *qkv;        // (L,B,T,3C) q | k | v, heads interleaved per C block
+    float *att;        // (L,B,NH,T,T) softmax probabilities, 0 above diagonal
+    float *atty;       // (L,B,T,C) attention output before c_proj
+    float *residual2;  // (L,B,T,C) residual after the attention block
+    float *ln2;        // (L,B,T,C)
+    float *ln2_mean;   // (L,B,T)
+    float *ln2_rstd;   // (L,B,T)
+    float *fch;        // (L,B,T,4C) c_fc output, before GELU
+    float *fch_gelu;   // (L,B,T,4C)
+    float *residual3;  // (L,B,T,C) residual after the MLP block
+    float *lnf;        // (B,T,C) final hidden state
+    float *lnf_mean;   // (B,T)
+    float *lnf_rstd;   // (B,T)
+    float *logits;     // (B,T,V) only when the forward asked for logits
+    float *values;     // (B,T) only when the model has a value head
+    float *losses;     // (B,T) per-token cross-entropy from gpt_lm_loss
+    float *dlosses;    // (B,T) loss weights used by gpt_lm_loss
+    // backward scratch, overwritten layer by layer
+    float *dresidual;  // (B,T,C)
+    float *dln;        // (B,T,C)
+    float *datty;      // (B,T,C)
+    float *dqkv;       // (B,T,3C)
+    float *dfch;       // (B,T,4C)
+    float *dlogits;    // (B,T,V) filled by gpt_lm_loss
+    float *datt;       // (nthreads,T,T) per-thread attention scratch
+} Activations;
+
+typedef struct {
+    GPTConfig config;
+    ParamInfo info[NUM_PARAM_TENSORS];
+    size_t num_params;     // floats in each flat buffer
+    float *params_memory;  // owned
+    float *grads_memory;   // owned; NULL until the first gpt_zero_grad
+    ParamTensors params, grads;
+    // activation arena
+    Activations acts;
+    float *acts_memory;
+    size_t acts_capacity;  // floats
+    int *inputs;           // (B,T) token ids of the last forward (a copy)
+    size_t inputs_capacity;
+    int B, T;              // shape of the last forward
+    int has_logits;        // last forward computed logits
+} GPT;
+
+// Allocates parameters (zeroed) for config c; call gpt_init_weights or load.
+void gpt_build(GPT *m, const GPTConfig *c);
+void gpt_free(GPT *m);
+
+// GPT-2 initialisation: weights N(0, 0.02), residual projections (attn and
+// mlp c_proj) N(0, 0.02/sqrt(2L)), biases 0, LayerNorm weights 1. Draws from
+// a private RNG seeded with `seed`, in table order, so results do not depend
+// on threads. The value head starts at zero.
+void gpt_init_weights(GPT *m, unsigned long long seed);
+
+// Number of parameters counted for MFU: all but wpe (and the value head).
+size_t gpt_num_flop_params(const GPT *m);
+// Model FLOPs per token for a training step at sequence length T:
+// 6 * N + 12 * L * T * C.
+double gpt_flops_per_token(const GPT *m, int T);
+
+// Forward over inputs (B,T), token ids in [0, V). Fills m->acts.lnf, the
+// logits (B,T,V) when with_logits, and m->acts.values (B,T) when the model
+// has a value head. B*T is unbounded; T <= block_size.
+void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits);
+
+// After a forward with logits: weighted cross-entropy against targets (B,T).
+// Returns sum_t weights[t] * loss_t (weights NULL means 1/(B*T) each, i.e.
+// the mean) and writes dlogits = d(that sum)/dlogits into m->acts.dlogits.
+// A target < 0 is ignored (weight taken as 0).
+float gpt_lm_loss(GPT *m, const int *targets, const float *weights);
+
+// Allocates grads on first use and sets them to zero.
+void gpt_zero_grad(GPT *m);
+
+// Backward from the last forward. dlogits (B,T,V) and dvalues (B,T) are the
+// gradients of the loss w.r.t. the logits and the value head outputs; either
+// may be NULL. Parameter gradients accumulate (+=) into m->grads; call
+// gpt_zero_grad first.
+void gpt_backward(GPT *m, const float *dlogits, const float *dvalues);
+
+// Incremental decoding with a key/value cache. All B rows advance together,
+// one position per call; rows never attend to each other.
+typedef struct {
+    int L, B, T, C;    // cache holds positions [0, T) for B rows
+    float *k, *v;      // (L,B,T,C)
+    // step scratch: x, ln, atty (B,C); qkv (B,3C); fch (B,4C);
+    // att (B,NH,T) scores; stats (2B) LayerNorm mean and rstd
+    float *x, *ln, *qkv, *atty, *fch, *att, *stats;
+    float *logits;     // (B,V) after the last step
+    float *hidden;     // (B,C) final hidden state after the last step
+} KVCache;
+
+void kvcache_build(KVCache *kv, const GPTConfig *c, int B, int T);
+void kvcache_free(KVCache *kv);
+
+// Feeds tokens (B) at position pos (0 <= pos < kv->T) and writes the
+// next-token logits (B,V) into kv->logits. Positions must be fed in order
+// 0, 1, 2, ... for the cache to be valid.
+void gpt_decode_step(GPT *m, KVCache *kv, const int *tokens, int pos);
+
+#endif

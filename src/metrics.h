@@ -1,0 +1,39 @@
+// Training curves: a table with one row per logged step and named float64
+// columns (step, loss, lr, tokens_per_s, val_loss, ...). A value not measured
+// at a row is NaN. Checkpoints store the table under /metrics; a CSV beside
+// the checkpoints mirrors it as rows are added.
+#ifndef RLHF_METRICS_H
+#define RLHF_METRICS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+    int ncols;
+    char **names;      // owned
+    size_t nrows, cap;
+    double **cols;     // cols[c][row]
+    double *pending;   // the row being filled (ncols values, NaN = unset)
+    FILE *csv;         // optional mirror, NULL if none
+} Metrics;
+
+void metrics_init(Metrics *mt);
+void metrics_free(Metrics *mt);  // closes the CSV
+
+// Sets a value of the row being filled, adding the column if it is new
+// (earlier rows get NaN for it).
+void metrics_set(Metrics *mt, const char *name, double value);
+// Appends the pending row (and writes it to the CSV), then clears it.
+void metrics_commit(Metrics *mt);
+// Index of a column or -1.
+int metrics_col(const Metrics *mt, const char *name);
+// Adds a whole column of nrows values (used by checkpoint loading).
+void metrics_add_column(Metrics *mt, const char *name, const double *values, size_t nrows);
+// Drops rows whose `step` is greater than `step` (resuming from a
+// checkpoint older than the CSV).
+void metrics_truncate_after(Metrics *mt, double step);
+// Opens PATH for the CSV mirror, rewriting it from the table so far.
+// Returns -1 with a reason if it cannot be written.
+int metrics_open_csv(Metrics *mt, const char *path);
+
+#endif

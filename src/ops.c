@@ -1,0 +1,362 @@
+// Forward and backward passes of each GPT layer; see ops.h for contracts.
+// Reductions run in a fixed order that does not depend on OpenMP scheduling,
+// so a given thread count always gives the same bits.
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "common.h"
+
+void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe,
+                     int B, int T, int C) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * C;
+            const float *we = wte + (size_t)inp[b * T + t] * C;
+            const float *pe = wpe + (size_t)t * C;
+#pragma omp simd
+            for (int i = 0; i < C; i++) o[i] = we[i] + pe[i];
+        }
+    }
+}
+
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp,
+                      int B, int T, int C) {
+    // Scatter-add into rows chosen by token id: threads split the channels,
+    // never the rows, so no two threads touch one float and order is fixed.
+#pragma omp parallel
+    {
+        int nth = 1, ith = 0;
+#ifdef _OPENMP
+        nth = omp_get_num_threads();
+        ith = omp_get_thread_num();
+#endif
+        int c0 = (int)((long)C * ith / nth), c1 = (int)((long)C * (ith + 1) / nth);
+        for (int b = 0; b < B; b++) {
+            for (int t = 0; t < T; t++) {
+                const float *d = dout + ((size_t)b * T + t) * C;
+                float *we = dwte + (size_t)inp[b * T + t] * C;
+                float *pe = dwpe + (size_t)t * C;
+#pragma omp simd
+                for (int i = c0; i < c1; i++) {
+                    we[i] += d[i];
+                    pe[i] += d[i];
+                }
+            }
+        }
+    }
+}
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int i = 0; i < C; i++) s += x[i];
+        float m = s / C;
+        float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+        for (int i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
+        float r = 1.0f / sqrtf(v / C + 1e-5f);
+        float *o = out + (size_t)n * C;
+#pragma omp simd
+        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * r * weight[i] + bias[i];
+        mean[n] = m;
+        rstd[n] = r;
+    }
+}
+
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean,
+                        const float *rstd, int N, int C) {
+    // pass 1, parallel over rows: the input gradient
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        const float *d = dout + (size_t)n * C;
+        float m = mean[n], r = rstd[n];
+        float sum_dn = 0.0f, sum_dn_norm = 0.0f;
+#pragma omp simd reduction(+ : sum_dn, sum_dn_norm)
+        for (int i = 0; i < C; i++) {
+            float dn = d[i] * weight[i];
+            sum_dn += dn;
+            sum_dn_norm += dn * (x[i] - m) * r;
+        }
+        sum_dn /= C;
+        sum_dn_norm /= C;
+        float *di = dinp + (size_t)n * C;
+#pragma omp simd
+        for (int i = 0; i < C; i++) {
+            float norm = (x[i] - m) * r;
+            di[i] += (d[i] * weight[i] - sum_dn - norm * sum_dn_norm) * r;
+        }
+    }
+    // pass 2, parallel over channels: weight and bias gradients, each a sum
+    // over rows in row order
+#pragma omp parallel
+    {
+        int nth = 1, ith = 0;
+#ifdef _OPENMP
+        nth = omp_get_num_threads();
+        ith = omp_get_thread_num();
+#endif
+        int c0 = (int)((long)C * ith / nth), c1 = (int)((long)C * (ith + 1) / nth);
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C;
+            const float *d = dout + (size_t)n * C;
+            float m = mean[n], r = rstd[n];
+#pragma omp simd
+            for (int i = c0; i < c1; i++) {
+                dweight[i] += d[i] * (x[i] - m) * r;
+                dbias[i] += d[i];
+            }
+        }
+    }
+}
+
+void matmul_forward(float *out, const float *add, const float *inp, const float *weight,
+                    const float *bias, int N, int C, int OC) {
+    // Fill out with add + bias, then let sgemm accumulate onto it.
+    float beta = 0.0f;
+    if (add || bias) {
+        beta = 1.0f;
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) {
+            float *o = out + (size_t)n * OC;
+            const float *a = add ? add + (size_t)n * OC : NULL;
+            if (a && bias) {
+#pragma omp simd
+                for (int i = 0; i < OC; i++) o[i] = a[i] + bias[i];
+            } else if (a) {
+                if (a != o) memcpy(o, a, (size_t)OC * sizeof(float));
+            } else {
+                memcpy(o, bias, (size_t)OC * sizeof(float));
+            }
+        }
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C,
+                beta, out, OC);
+}
+
+// dbias (OC) += column sums of dout (N,OC); threads split the columns.
+static void column_sums_add(float *dbias, const float *dout, int N, int OC) {
+#pragma omp parallel
+    {
+        int nth = 1, ith = 0;
+#ifdef _OPENMP
+        nth = omp_get_num_threads();
+        ith = omp_get_thread_num();
+#endif
+        int c0 = (int)((long)OC * ith / nth), c1 = (int)((long)OC * (ith + 1) / nth);
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC;
+#pragma omp simd
+            for (int i = c0; i < c1; i++) dbias[i] += d[i];
+        }
+    }
+}
+
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int N, int C, int OC) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC,
+                    weight, C, 0.0f, dinp, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
+                1.0f, dweight, C);
+    if (dbias) column_sums_add(dbias, dout, N, OC);
+}
+
+// Softmax of row[0..n) in place, the rest of the row [n, T) set to zero.
+static inline void causal_softmax_row(float *row, int n, int T) {
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) {
+        float e = fast_expf(row[j] - mx);
+        row[j] = e;
+        sum += e;
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int j = 0; j < n; j++) row[j] *= inv;
+    for (int j = n; j < T; j++) row[j] = 0.0f;
+}
+
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                       int NH) {
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    // One (batch, head) pair per task; sgemm runs single-threaded inside an
+    // OpenMP region, so the pairs spread over the threads.
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (size_t)b * T * C3 + h * hs;
+            const float *k = q + C;
+            const float *v = q + 2 * C;
+            float *a = att + ((size_t)b * NH + h) * T * T;
+            float *o = out + (size_t)b * T * C + h * hs;
+            // scores: a (T,T) = scale * q @ k^T, lower triangle used
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k,
+                        C3, 0.0f, a, T);
+            for (int t = 0; t < T; t++) causal_softmax_row(a + (size_t)t * T, t + 1, T);
+            // o (T,hs) = a @ v
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v,
+                        C3, 0.0f, o, C);
+        }
+    }
+}
+
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                        const float *att, int B, int T, int C, int NH) {
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            int ith = 0;
+#ifdef _OPENMP
+            ith = omp_get_thread_num();
+#endif
+            float *ds = scratch + (size_t)ith * T * T;  // (T,T)
+            const float *q = qkv + (size_t)b * T * C3 + h * hs;
+            const float *k = q + C;
+            const float *v = q + 2 * C;
+            float *dq = dqkv + (size_t)b * T * C3 + h * hs;
+            float *dk = dq + C;
+            float *dv = dq + 2 * C;
+            const float *a = att + ((size_t)b * NH + h) * T * T;
+            const float *dy = dout + (size_t)b * T * C + h * hs;
+            // dv (T,hs) = a^T @ dy
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dy, C,
+                        0.0f, dv, C3);
+            // da (T,T) = dy @ v^T, then through the softmax:
+            // ds = a * (da - sum_j a * da), scaled as the scores were
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, C, v, C3,
+                        0.0f, ds, T);
+            for (int t = 0; t < T; t++) {
+                float *r = ds + (size_t)t * T;
+                const float *ar = a + (size_t)t * T;
+                float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                for (int j = 0; j <= t; j++) dot += ar[j] * r[j];
+#pragma omp simd
+                for (int j = 0; j <= t; j++) r[j] = scale * ar[j] * (r[j] - dot);
+                for (int j = t + 1; j < T; j++) r[j] = 0.0f;
+            }
+            // dq (T,hs) = ds @ k ; dk (T,hs) = ds^T @ q
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, ds, T, k,
+                        C3, 0.0f, dq, C3);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, ds, T, q, C3,
+                        0.0f, dk, C3);
+        }
+    }
+}
+
+// gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+// tanh(u) = 1 - 2 / (1 + exp(2u)) keeps the loop free of libm calls.
+#define GELU_K 0.7978845608028654f
+#define GELU_A 0.044715f
+
+static inline float tanh_via_exp(float u) { return 1.0f - 2.0f / (1.0f + fast_expf(2.0f * u)); }
+
+void gelu_forward(float *out, const float *inp, long N) {
+#pragma omp parallel for simd schedule(static)
+    for (long i = 0; i < N; i++) {
+        float x = inp[i];
+        float th = tanh_via_exp(GELU_K * (x + GELU_A * x * x * x));
+        out[i] = 0.5f * x * (1.0f + th);
+    }
+}
+
+void gelu_backward(float *dinp, const float *inp, const float *dout, long N) {
+#pragma omp parallel for simd schedule(static)
+    for (long i = 0; i < N; i++) {
+        float x = inp[i];
+        float th = tanh_via_exp(GELU_K * (x + GELU_A * x * x * x));
+        float sech2 = 1.0f - th * th;
+        float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+        dinp[i] = dout[i] * g;
+    }
+}
+
+// log(sum(exp(row))) with the max subtracted, for one row of V logits
+static inline float logsumexp_row(const float *row, int V) {
+    float mx = -INFINITY;
+    for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < V; j++) sum += fast_expf(row[j] - mx);
+    return mx + logf(sum);
+}
+
+void crossentropy_forward(float *losses, const float *logits, const int *targets, int N,
+                          int V) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *row = logits + (size_t)n * V;
+        losses[n] = targets[n] < 0 ? 0.0f : logsumexp_row(row, V) - row[targets[n]];
+    }
+}
+
+void crossentropy_backward(float *dlogits, const float *logits, const int *targets,
+                           const float *dlosses, int N, int V) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *row = logits + (size_t)n * V;
+        float *d = dlogits + (size_t)n * V;
+        float dl = targets[n] < 0 ? 0.0f : dlosses[n];
+        if (dl == 0.0f) {
+            memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float lse = logsumexp_row(row, V);
+#pragma omp simd
+        for (int j = 0; j < V; j++) d[j] = dl * fast_expf(row[j] - lse);
+        d[targets[n]] -= dl;
+    }
+}
+
+void value_forward(float *out, const float *inp, const float *weight, const float *bias,
+                   int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int i = 0; i < C; i++) s += x[i] * weight[i];
+        out[n] = s + bias[0];
+    }
+}
+
+void value_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                    const float *inp, const float *weight, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *di = dinp + (size_t)n * C;
+        float d = dout[n];
+#pragma omp simd
+        for (int i = 0; i < C; i++) di[i] += d * weight[i];
+    }
+    // weight and bias sums in row order (cheap: N*C)
+    float db = 0.0f;
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float d = dout[n];
+        db += d;
+        if (d == 0.0f) continue;
+#pragma omp simd
+        for (int i = 0; i < C; i++) dweight[i] += d * x[i];
+    }
+    dbias[0] += db;
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test binary given as arguments and every tests/*.sh script,
+# counting test cases: cmocka's "[       OK ]" / "[  FAILED  ]" lines for
+# binaries, one case per script. A binary that crashes or exits non-zero
+# without a FAILED line counts as one failure. Ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+pass=0; fail=0; failed=()
+logdir=${RLHF_BUILD:-build/default}/test-logs
+mkdir -p "$logdir"
+export RLHF_BIN=${RLHF_BIN:-build/default/rlhf}
+export PYTHON=${PYTHON:-/usr/bin/python3}
+
+run_one() {  # name, command...
+    local name=$1; shift
+    local log="$logdir/$name.log" t0=$SECONDS
+    "$@" >"$log" 2>&1
+    local rc=$? ok bad
+    ok=$(grep -c '^\[       OK \]' "$log")
+    bad=$(grep -c '^\[  FAILED  \] [A-Za-z_]' "$log")
+    if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then  # a script: one case
+        if [ $rc -eq 0 ]; then ok=1; else bad=1; fi
+    elif [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then
+        bad=1
+    fi
+    pass=$((pass + ok)); fail=$((fail + bad))
+    if [ "$bad" -gt 0 ]; then
+        failed+=("$name")
+        printf '  FAIL %-28s %3ds  (%d ok, %d failed; log: %s)\n' "$name" $((SECONDS - t0)) "$ok" "$bad" "$log"
+        grep -E '^\[  (FAILED|ERROR) +\]|error|FAIL' "$log" | head -8 | sed 's/^/       /'
+    else
+        printf '  ok   %-28s %3ds  (%d)\n' "$name" $((SECONDS - t0)) "$ok"
+    fi
+}
+
+for bin in "$@"; do run_one "$(basename "$bin")" "$bin"; done
+for sh in tests/*.sh; do
+    [ "$sh" = tests/run.sh ] && continue
+    [ -e "$sh" ] || continue
+    run_one "$(basename "$sh" .sh)" bash "$sh"
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

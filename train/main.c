@@ -1,0 +1,39 @@
+// rlhf: one binary, git-style subcommands. Each command lives in its own
+// file under train/; this file only dispatches.
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+} Command;
+
+static const Command commands[] = {
+    {"help", NULL, "                show this help"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: rlhf <command> [args]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].usage);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        if (!commands[i].run) {
+            usage(stdout);
+            return 0;
+        }
+        return commands[i].run(argc - 1, argv + 1);
+    }
+    die("unknown command '%s'; hint: run 'rlhf help' for the list", argv[1]);
+}
