@@ -1,0 +1,124 @@
+// Training-step throughput: the machine's sgemm GFLOP/s (1024^3, measured in
+// this run), then forward + backward + AdamW for fixed GPT shapes, reported
+// as ms/step, tokens/s and model-FLOPs utilisation against that sgemm rate.
+// Numbers only; nothing here asserts a speed.
+//
+// usage: bench_train [--steps N] [--config tiny|small|all] [--profile]
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "common.h"
+#include "gpt.h"
+#include "optim.h"
+#include "rng.h"
+
+typedef struct {
+    const char *name;
+    int V, L, NH, C, T, B;
+} Shape;
+
+static const Shape shapes[] = {
+    {"tiny", 65, 4, 4, 128, 64, 12},
+    {"small", 65, 6, 6, 384, 256, 16},
+};
+
+// Best-of sgemm rate for an n^3 product, in GFLOP/s.
+static double sgemm_gflops(int n, double seconds) {
+    float *a = alignedCheck((size_t)n * n * sizeof(float));
+    float *b = alignedCheck((size_t)n * n * sizeof(float));
+    float *c = alignedCheck((size_t)n * n * sizeof(float));
+    Rng rng;
+    rng_init(&rng, 1);
+    for (long i = 0; i < (long)n * n; i++) {
+        a[i] = rng_float(&rng) - 0.5f;
+        b[i] = rng_float(&rng) - 0.5f;
+        c[i] = 0.0f;
+    }
+    double best = 0.0, t_end = now_seconds() + seconds;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    while (now_seconds() < t_end) {
+        double t0 = now_seconds();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
+                    c, n);
+        double g = 2.0 * n * n * (double)n / (now_seconds() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void bench_shape(const Shape *s, int steps, double peak) {
+    GPTConfig c = {.n_layer = s->L, .n_head = s->NH, .n_embd = s->C, .block_size = s->T,
+                   .vocab_size = s->V};
+    GPT m;
+    gpt_build(&m, &c);
+    gpt_init_weights(&m, 42);
+    AdamW opt;
+    adamw_build(&opt, m.num_params, 0.9f, 0.95f, 1e-8f, 0.1f);
+    int BT = s->B * s->T;
+    int *x = mallocCheck((size_t)BT * sizeof(int)), *y = mallocCheck((size_t)BT * sizeof(int));
+    Rng rng;
+    rng_init(&rng, 7);
+    for (int i = 0; i < BT; i++) {
+        x[i] = (int)rng_below(&rng, (uint64_t)s->V);
+        y[i] = (int)rng_below(&rng, (uint64_t)s->V);
+    }
+    double *ms = mallocCheck((size_t)steps * sizeof(double));
+    for (int it = -2; it < steps; it++) {  // two warm-up steps
+        double t0 = now_seconds();
+        gpt_forward(&m, x, s->B, s->T, 1);
+        gpt_lm_loss(&m, y, NULL);
+        gpt_zero_grad(&m);
+        gpt_backward(&m, m.acts.dlogits, NULL);
+        grad_clip(&m, 1.0f);
+        adamw_step(&opt, &m, 1e-4f, NULL);
+        if (it >= 0) ms[it] = 1e3 * (now_seconds() - t0);
+    }
+    qsort(ms, (size_t)steps, sizeof(double), cmp_double);
+    double med = ms[steps / 2];
+    double tok_s = BT / (med / 1e3);
+    double flops = gpt_flops_per_token(&m, s->T) * tok_s / 1e9;
+    printf("%-6s V=%d L=%d H=%d C=%d T=%d B=%d  params=%.2fM  %8.1f ms/step (min %.1f)  "
+           "%9.0f tok/s  %6.1f GFLOP/s  MFU %5.1f%%\n",
+           s->name, s->V, s->L, s->NH, s->C, s->T, s->B, gpt_num_flop_params(&m) / 1e6, med,
+           ms[0], tok_s, flops, 100.0 * flops / peak);
+    free(ms);
+    free(x);
+    free(y);
+    adamw_free(&opt);
+    gpt_free(&m);
+}
+
+int main(int argc, char **argv) {
+    int steps = 10;
+    const char *which = "all";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc) which = argv[++i];
+        else die("unknown argument '%s'; usage: bench_train [--steps N] [--config tiny|small|all]", argv[i]);
+    }
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    double peak = sgemm_gflops(1024, 2.0);
+    printf("threads %d, sgemm 1024^3: %.1f GFLOP/s (best of 2 s)\n", threads, peak);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (!strcmp(which, "all") || !strcmp(which, shapes[i].name))
+            bench_shape(&shapes[i], steps, peak);
+    return 0;
+}

@@ -1,0 +1,400 @@
+// Shared plumbing of the training commands; see run.h. Knows files,
+// directories and terminals, not math.
+#include "run.h"
+
+#include <cblas.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "common.h"
+
+static void usage_hint(const char *stage) {
+    rlhf_fail("usage: rlhf %s CONFIG [--resume] [--section.key=value ...]", stage);
+}
+
+int run_init(Run *r, const char *stage, int argc, char **argv) {
+    memset(r, 0, sizeof *r);
+    r->stage = stage;
+    config_init(&r->cfg);
+    metrics_init(&r->metrics);
+    r->parent = strdup_check("");
+    r->tty = isatty(STDERR_FILENO);
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume")) {
+            r->resume = 1;
+        } else if (!strncmp(argv[i], "--", 2) && strchr(argv[i], '=')) {
+            continue;  // overrides are applied after the file
+        } else if (argv[i][0] == '-') {
+            usage_hint(stage);
+            return rlhf_fail("unknown option '%s'; %s", argv[i], rlhf_errmsg);
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            usage_hint(stage);
+            return rlhf_fail("unexpected argument '%s'; %s", argv[i], rlhf_errmsg);
+        }
+    }
+    if (!path) {
+        usage_hint(stage);
+        return -1;
+    }
+    if (config_load(&r->cfg, path) != 0) return -1;
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "--", 2) && strchr(argv[i], '=') && config_set(&r->cfg, argv[i]))
+            return -1;
+    if (config_validate(&r->cfg) != 0) return -1;
+
+    int threads = (int)r->cfg.train.threads;
+    if (threads > 0) {
+#ifdef _OPENMP
+        omp_set_num_threads(threads);
+#endif
+        openblas_set_num_threads(threads);
+    }
+    printf("# rlhf %s, config %s%s\n", stage, path, r->resume ? " (resuming)" : "");
+    config_print(&r->cfg, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+void run_free(Run *r) {
+    config_free(&r->cfg);
+    metrics_free(&r->metrics);
+    free(r->parent);
+    memset(r, 0, sizeof *r);
+}
+
+static char *join_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = mallocCheck(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+char *run_latest_path(const Run *r) { return join_path(r->cfg.checkpoint.dir, "latest.h5"); }
+
+// mkdir -p
+static int make_dirs(const char *path) {
+    char *p = strdup_check(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            free(p);
+            return rlhf_fail("cannot create directory '%s': %s", path, strerror(errno));
+        }
+        *s = '/';
+    }
+    int rc = 0;
+    if (mkdir(p, 0777) != 0 && errno != EEXIST)
+        rc = rlhf_fail("cannot create directory '%s': %s", path, strerror(errno));
+    free(p);
+    return rc;
+}
+
+int run_begin(Run *r, int64_t start_step) {
+    const char *dir = r->cfg.checkpoint.dir;
+    if (make_dirs(dir) != 0) return -1;
+    char *latest = run_latest_path(r);
+    struct stat st;
+    int exists = stat(latest, &st) == 0;
+    free(latest);
+    if (exists && !r->resume)
+        return rlhf_fail("'%s' already holds a run (latest.h5); hint: pass --resume to continue "
+                         "it, or set checkpoint.dir to a new directory", dir);
+    r->start_step = start_step;
+    metrics_truncate_after(&r->metrics, (double)start_step);
+    char *csv = join_path(dir, "metrics.csv");
+    int rc = metrics_open_csv(&r->metrics, csv);
+    free(csv);
+    r->t_start = now_seconds();
+    return rc;
+}
+
+int run_set_parent(Run *r, const char *path) {
+    char hex[65];
+    if (file_sha256(path, hex) != 0) return -1;
+    free(r->parent);
+    size_t n = strlen(path) + 80;
+    r->parent = mallocCheck(n);
+    snprintf(r->parent, n, "%s sha256:%s", path, hex);
+    return 0;
+}
+
+static char *step_path(const Run *r, int64_t step) {
+    char name[64];
+    snprintf(name, sizeof name, "step_%06lld.h5", (long long)step);
+    return join_path(r->cfg.checkpoint.dir, name);
+}
+
+Ckpt *run_ckpt_begin(Run *r, int64_t step) {
+    CkptMeta meta = {0};
+    snprintf(meta.stage, sizeof meta.stage, "%s", r->stage);
+    meta.step = step;
+    meta.config_json = config_to_json(&r->cfg);
+    meta.parent = r->parent;
+    char *path = step_path(r, step);
+    Ckpt *ck = ckpt_create(path, &meta);
+    free(path);
+    free(meta.config_json);
+    return ck;
+}
+
+static int is_step_file(const char *name) {
+    size_t n = strlen(name);
+    return n == 14 && !strncmp(name, "step_", 5) && !strcmp(name + 11, ".h5");
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+// Removes step files older than the newest `keep` (names sort by step).
+static void prune(const char *dir, int keep) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_step_file(e->d_name)) continue;
+        if (n == cap) names = reallocCheck(names, (cap = cap ? 2 * cap : 16) * sizeof *names);
+        names[n++] = strdup_check(e->d_name);
+    }
+    closedir(d);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        if (i + (size_t)keep < n) {
+            char *p = join_path(dir, names[i]);
+            unlink(p);
+            free(p);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+static int fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int run_ckpt_end(Run *r, Ckpt *ck, int64_t step) {
+    if (ckpt_write_metrics(ck, &r->metrics) != 0 || ckpt_commit(ck) != 0) {
+        ckpt_abort(ck);
+        return -1;
+    }
+    // latest.h5 -> step_NNNNNN.h5, swapped in by rename so it never dangles
+    const char *dir = r->cfg.checkpoint.dir;
+    char name[64];
+    snprintf(name, sizeof name, "step_%06lld.h5", (long long)step);
+    char *tmp = join_path(dir, "latest.h5.tmp"), *latest = join_path(dir, "latest.h5");
+    unlink(tmp);
+    int rc = 0;
+    if (symlink(name, tmp) != 0 || rename(tmp, latest) != 0)
+        rc = rlhf_fail("cannot update '%s': %s", latest, strerror(errno));
+    fsync_dir(dir);
+    free(tmp);
+    free(latest);
+    if (rc == 0) prune(dir, (int)r->cfg.checkpoint.keep);
+    return rc;
+}
+
+static void format_duration(char *buf, size_t n, double s) {
+    if (s < 0 || s > 1e7) snprintf(buf, n, "?");
+    else if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+static int progress_shown;  // a progress line is on screen (tty only)
+
+void run_progress(Run *r, int64_t step, int64_t max_steps, double loss, double lr,
+                  double tokens_per_s, const char *extra) {
+    double elapsed = now_seconds() - r->t_start;
+    int64_t done = step + 1 - r->start_step;
+    double eta = done > 0 ? elapsed / done * (double)(max_steps - step - 1) : -1;
+    char eta_s[32];
+    format_duration(eta_s, sizeof eta_s, eta);
+    char line[512];
+    snprintf(line, sizeof line, "step %6lld/%lld | loss %.4f | lr %.2e | %7.0f tok/s | ETA %s%s%s",
+             (long long)step + 1, (long long)max_steps, loss, lr, tokens_per_s, eta_s,
+             extra ? " | " : "", extra ? extra : "");
+    if (r->tty) {
+        fprintf(stderr, "\r\033[K%s", line);
+        progress_shown = 1;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+    fflush(stderr);
+}
+
+void run_print(Run *r, const char *fmt, ...) {
+    if (r->tty && progress_shown) fputs("\r\033[K", stderr);
+    progress_shown = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+int save_tokenizer_file(const char *path, const Tokenizer *tok, const char *config_json) {
+    CkptMeta meta = {0};
+    snprintf(meta.stage, sizeof meta.stage, "tokenizer");
+    meta.config_json = (char *)config_json;
+    meta.parent = "";
+    Ckpt *ck = ckpt_create(path, &meta);
+    if (!ck) return -1;
+    if (ckpt_write_tokenizer(ck, tok) != 0 || ckpt_commit(ck) != 0) {
+        ckpt_abort(ck);
+        return -1;
+    }
+    return 0;
+}
+
+int load_tokenizer_file(const char *path, Tokenizer *tok) {
+    CkptMeta meta = {0};
+    Ckpt *ck = ckpt_open(path, &meta);
+    if (!ck) return -1;
+    int rc = ckpt_read_tokenizer(ck, tok);
+    ckpt_close(ck);
+    ckpt_meta_free(&meta);
+    return rc;
+}
+
+int load_model_file(const char *path, GPT *m, int value_head, Tokenizer *tok, CkptMeta *meta) {
+    CkptMeta local = {0};
+    CkptMeta *mt = meta ? meta : &local;
+    Ckpt *ck = ckpt_open(path, mt);
+    if (!ck) return -1;
+    GPTConfig c;
+    int rc = ckpt_read_model_config(ck, "", &c);
+    if (rc == 0) {
+        c.value_head = value_head;
+        gpt_build(m, &c);
+        rc = ckpt_read_model(ck, "", m, 1);
+        if (rc != 0) gpt_free(m);
+    }
+    if (rc == 0 && tok) rc = ckpt_read_tokenizer(ck, tok);
+    ckpt_close(ck);
+    if (!meta) ckpt_meta_free(&local);
+    return rc;
+}
+
+void print_model_summary(const GPT *m, const Tokenizer *tok) {
+    const GPTConfig *c = &m->config;
+    printf("# model: L=%d H=%d C=%d T=%d V=%d%s, %.3fM parameters (%.3fM without wpe)\n",
+           c->n_layer, c->n_head, c->n_embd, c->block_size, c->vocab_size,
+           c->value_head ? " + value head" : "", m->num_params / 1e6,
+           gpt_num_flop_params(m) / 1e6);
+    printf("# tokenizer: %s, %d tokens (eot %d, user %d, assistant %d, pad %d)\n",
+           tok->type == TOKENIZER_BPE ? "bpe" : "char", tok->vocab_size, tok->eot, tok->user,
+           tok->assistant, tok->pad);
+}
+
+int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head) {
+    const Config *cfg = &r->cfg;
+    if (cfg->checkpoint.init[0]) {
+        if (load_model_file(cfg->checkpoint.init, m, value_head, tok, NULL) != 0) return -1;
+        if (run_set_parent(r, cfg->checkpoint.init) != 0) return -1;
+        const GPTConfig *c = &m->config;
+        if (c->n_layer != cfg->model.n_layer || c->n_head != cfg->model.n_head ||
+            c->n_embd != cfg->model.n_embd)
+            printf("# note: [model] shape comes from %s (L=%d H=%d C=%d), not the config\n",
+                   cfg->checkpoint.init, c->n_layer, c->n_head, c->n_embd);
+        return 0;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.h5", cfg->data.dir);
+    if (load_tokenizer_file(path, tok) != 0)
+        return rlhf_fail("%s; hint: run 'rlhf prepare' with this config first", rlhf_errmsg);
+    GPTConfig c = {.n_layer = (int)cfg->model.n_layer, .n_head = (int)cfg->model.n_head,
+                   .n_embd = (int)cfg->model.n_embd, .block_size = (int)cfg->model.block_size,
+                   .vocab_size = tok->vocab_size, .value_head = value_head};
+    gpt_build(m, &c);
+    gpt_init_weights(m, (unsigned long long)cfg->train.seed);
+    return 0;
+}
+
+int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
+                    uint64_t data_state[5]) {
+    char *path = run_latest_path(r);
+    CkptMeta meta = {0};
+    Ckpt *ck = ckpt_open(path, &meta);
+    if (!ck) {
+        rlhf_fail("cannot resume: %s; hint: run without --resume to start fresh", rlhf_errmsg);
+        free(path);
+        return -1;
+    }
+    int rc = 0;
+    GPTConfig c;
+    if (strcmp(meta.stage, r->stage) != 0)
+        rc = rlhf_fail("cannot resume: %s holds a '%s' checkpoint, this is '%s'; hint: check "
+                       "checkpoint.dir", path, meta.stage, r->stage);
+    if (rc == 0) rc = ckpt_read_model_config(ck, "", &c);
+    if (rc == 0) {
+        gpt_build(m, &c);
+        rc = ckpt_read_model(ck, "", m, 0);
+    }
+    if (rc == 0) {
+        adamw_build(opt, m->num_params, (float)r->cfg.optim.beta1, (float)r->cfg.optim.beta2,
+                    (float)r->cfg.optim.eps, (float)r->cfg.optim.weight_decay);
+        rc = ckpt_read_optimizer(ck, "", opt, m);
+    }
+    if (rc == 0) rc = ckpt_read_tokenizer(ck, tok);
+    if (rc == 0) rc = ckpt_read_u64(ck, "data", data_state, 5);
+    if (rc == 0) rc = ckpt_read_metrics(ck, &r->metrics);
+    int64_t threads = 0;
+    if (rc == 0 && ckpt_read_i64(ck, "threads", &threads, 1) == 0) {
+        int now = 1;
+#ifdef _OPENMP
+        now = omp_get_max_threads();
+#endif
+        if (threads != now)
+            printf("# note: saved with %lld threads, resuming with %d: results will not be "
+                   "bit-identical to an uninterrupted run\n", (long long)threads, now);
+    }
+    if (rc == 0) {
+        *step = meta.step;
+        free(r->parent);
+        r->parent = strdup_check(meta.parent);
+        printf("# resuming %s at step %lld\n", path, (long long)meta.step);
+    }
+    ckpt_close(ck);
+    ckpt_meta_free(&meta);
+    free(path);
+    return rc;
+}
+
+int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const Tokenizer *tok,
+                  const uint64_t data_state[5]) {
+    Ckpt *ck = run_ckpt_begin(r, step);
+    if (!ck) return -1;
+    int64_t threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    if (ckpt_write_model(ck, "", m) != 0 || ckpt_write_optimizer(ck, "", opt, m) != 0 ||
+        ckpt_write_tokenizer(ck, tok) != 0 || ckpt_write_u64(ck, "data", data_state, 5) != 0 ||
+        ckpt_write_i64(ck, "threads", &threads, 1) != 0) {
+        ckpt_abort(ck);
+        return -1;
+    }
+    return run_ckpt_end(r, ck, step);
+}

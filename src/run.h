@@ -1,0 +1,90 @@
+// What every training command shares and none of them computes: reading
+// `CONFIG [--resume] [--section.key=value ...]`, threads, the progress line,
+// metrics, and the run directory (DIR/step_NNNNNN.h5, DIR/latest.h5 -> the
+// newest complete one, at most `keep` step files). No math here.
+#ifndef RLHF_RUN_H
+#define RLHF_RUN_H
+
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "config.h"
+#include "gpt.h"
+#include "metrics.h"
+#include "optim.h"
+#include "tokenizer.h"
+
+typedef struct {
+    const char *stage;      // "pretrain", "sft", "reward", "ppo"
+    Config cfg;
+    int resume;             // --resume was given
+    Metrics metrics;
+    char *parent;           // lineage written into checkpoints (owned, "" if none)
+    int tty;                // stderr is a terminal: progress redraws one line
+    double t_start;         // wall clock at run_begin
+    int64_t start_step;     // first step of this process (after a resume)
+} Run;
+
+// Parses the command line of a training command, loads the config and the
+// overrides, validates, sets the thread count and prints the resolved config.
+// Returns -1 with a reason on any bad input.
+int run_init(Run *r, const char *stage, int argc, char **argv);
+void run_free(Run *r);
+
+// Path of the checkpoint to resume from (DIR/latest.h5); caller frees.
+char *run_latest_path(const Run *r);
+
+// Starts the metrics CSV (DIR/metrics.csv) and the clock. On resume, call
+// after loading metrics from the checkpoint: later rows are dropped.
+int run_begin(Run *r, int64_t start_step);
+
+// Records the checkpoint this run started from (path + sha256) as lineage.
+int run_set_parent(Run *r, const char *path);
+
+// Begins DIR/step_NNNNNN.h5 with this run's stage, step, config and parent.
+Ckpt *run_ckpt_begin(Run *r, int64_t step);
+// Writes the metrics, commits, points DIR/latest.h5 at the new file and
+// removes step files beyond `keep`. Returns -1 (keeping every old file) on
+// failure.
+int run_ckpt_end(Run *r, Ckpt *ck, int64_t step);
+
+// Progress: on a terminal, one line redrawn in place; otherwise a plain
+// line every call. `extra` is appended (may be NULL).
+void run_progress(Run *r, int64_t step, int64_t max_steps, double loss, double lr,
+                  double tokens_per_s, const char *extra);
+// A line that stays (evaluation results, messages); clears a progress line.
+void run_print(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Saves the tokenizer + model as a checkpoint at PATH (stage given), used by
+// `prepare` for the tokenizer file and by tests.
+int save_tokenizer_file(const char *path, const Tokenizer *tok, const char *config_json);
+int load_tokenizer_file(const char *path, Tokenizer *tok);
+
+// Loads a model (and its tokenizer when tok != NULL) from a checkpoint,
+// building m for the stored shape. value_head: 1 builds the model with a
+// value head (from the file when present, else zero); 0 without one.
+int load_model_file(const char *path, GPT *m, int value_head, Tokenizer *tok,
+                    CkptMeta *meta);
+
+// --- single-model training state (pretrain, sft, reward) ---------------
+// The model to train: from checkpoint.init when set (shape and tokenizer
+// from the file, lineage recorded), else a fresh GPT-2 init of the [model]
+// shape with the tokenizer from data.dir/tokenizer.h5. value_head: build
+// the model with a scalar head (kept from the file when present, else 0).
+int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head);
+
+// Restores everything of DIR/latest.h5 that an exact resume needs: model,
+// AdamW, tokenizer, step, data-loader state, metrics, lineage. The
+// checkpoint's stage must be this run's.
+int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
+                    uint64_t data_state[5]);
+
+// Writes DIR/step_NNNNNN.h5 (model, optimizer, tokenizer, metrics, state)
+// and moves latest.h5 to it.
+int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const Tokenizer *tok,
+                  const uint64_t data_state[5]);
+
+// Prints the model shape, parameter count and tokenizer to stdout.
+void print_model_summary(const GPT *m, const Tokenizer *tok);
+
+#endif
