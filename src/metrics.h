@@ -15,6 +15,8 @@ typedef struct {
     double **cols;     // cols[c][row]
     double *pending;   // the row being filled (ncols values, NaN = unset)
     FILE *csv;         // optional mirror, NULL if none
+    char *csv_path;    // owned; where the mirror lives (rewrites go via PATH.tmp)
+    int csv_ncols;     // columns in the CSV header written so far
 } Metrics;
 
 void metrics_init(Metrics *mt);
@@ -23,16 +25,22 @@ void metrics_free(Metrics *mt);  // closes the CSV
 // Sets a value of the row being filled, adding the column if it is new
 // (earlier rows get NaN for it).
 void metrics_set(Metrics *mt, const char *name, double value);
-// Appends the pending row (and writes it to the CSV), then clears it.
+// Appends the pending row (and writes it to the CSV), then clears it. A row
+// with nothing set is not appended. When the row brings a column the CSV
+// header lacks, the whole CSV is rewritten so the header stays right.
 void metrics_commit(Metrics *mt);
 // Index of a column or -1.
 int metrics_col(const Metrics *mt, const char *name);
-// Adds a whole column of nrows values (used by checkpoint loading).
+// Adds a whole column of nrows values (used by checkpoint loading): the
+// first column of an empty table sets nrows, later ones must match it. An
+// existing column of that name is overwritten. values are copied.
 void metrics_add_column(Metrics *mt, const char *name, const double *values, size_t nrows);
 // Drops rows whose `step` is greater than `step` (resuming from a
 // checkpoint older than the CSV).
 void metrics_truncate_after(Metrics *mt, double step);
-// Opens PATH for the CSV mirror, rewriting it from the table so far.
+// Opens PATH for the CSV mirror, rewriting it from the table so far (via
+// PATH.tmp and a rename). Header "step,loss,..." in column order, numbers
+// as %.9g, NaN as an empty cell; each row is flushed as it is committed.
 // Returns -1 with a reason if it cannot be written.
 int metrics_open_csv(Metrics *mt, const char *path);
 
