@@ -1,0 +1,711 @@
+// JSONL readers and writers (see jsonl.h): one JSON object per line, read
+// with getline (no line-length limit), checked for UTF-8 by hand before
+// cJSON sees it, then mapped onto the example structs. The only cJSON user.
+#include "jsonl.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "common.h"
+
+// Where an error is: every message starts "FILE:LINE: ".
+// `inner` names a nested object ("messages[2]") or is NULL.
+typedef struct {
+    const char *path;
+    int line;
+    const char *inner;
+} Where;
+
+static int fail_at(const Where *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail_at(const Where *w, const char *fmt, ...) {
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (w->inner) return rlhf_fail("%s:%d: %s: %s", w->path, w->line, w->inner, msg);
+    return rlhf_fail("%s:%d: %s", w->path, w->line, msg);
+}
+
+// ---------------------------------------------------------------------------
+// Raw-byte checks, before parsing
+
+// Offset of the first byte that does not start a valid UTF-8 sequence in
+// s[0..n), or -1 if all is valid. Rejects stray continuation bytes,
+// overlong forms (C0, C1, E0 80-9F, F0 80-8F), UTF-16 surrogates
+// (ED A0-BF), code points above U+10FFFF (F4 90+, F5-FF) and sequences cut
+// short by the end of the line.
+static long utf8_invalid_at(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int len;
+        unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+        if (c >= 0xC2 && c <= 0xDF) len = 2;
+        else if (c == 0xE0) len = 3, lo = 0xA0;
+        else if (c == 0xED) len = 3, hi = 0x9F;
+        else if (c >= 0xE1 && c <= 0xEF) len = 3;
+        else if (c == 0xF0) len = 4, lo = 0x90;
+        else if (c == 0xF4) len = 4, hi = 0x8F;
+        else if (c >= 0xF1 && c <= 0xF3) len = 4;
+        else return (long)i;
+        if (i + (size_t)len > n) return (long)i;
+        if (s[i + 1] < lo || s[i + 1] > hi) return (long)i;
+        for (int k = 2; k < len; k++)
+            if ((s[i + k] & 0xC0) != 0x80) return (long)i;
+        i += (size_t)len;
+    }
+    return -1;
+}
+
+// Offset of a "\u0000" escape in the line, or -1. cJSON would decode it to
+// a NUL byte and so silently cut the string short there.
+static long escaped_nul_at(const char *s, size_t n) {
+    for (size_t i = 0; i + 6 <= n; i++) {
+        if (s[i] != '\\') continue;
+        if (s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0) return (long)i;
+        i++;  // skip the escaped character, so "\\u0000" is not an escape
+    }
+    return -1;
+}
+
+static int is_json_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// ---------------------------------------------------------------------------
+// Field access with typed errors
+
+static const char *type_name(const cJSON *it) {
+    if (cJSON_IsString(it)) return "a string";
+    if (cJSON_IsNumber(it)) return "a number";
+    if (cJSON_IsBool(it)) return "a boolean";
+    if (cJSON_IsNull(it)) return "null";
+    if (cJSON_IsArray(it)) return "an array";
+    if (cJSON_IsObject(it)) return "an object";
+    return "an unknown value";
+}
+
+// The keys of obj as "a, b, c" (shortened with "..." if long), for messages.
+static void key_list(const cJSON *obj, char *buf, size_t cap) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        const char *k = c->string ? c->string : "?";
+        size_t need = strlen(k) + (used ? 2 : 0);
+        if (used + need + 4 >= cap) {
+            snprintf(buf + used, cap - used, "%s...", used ? ", " : "");
+            return;
+        }
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", k);
+    }
+    if (!used) snprintf(buf, cap, "none");
+}
+
+// The member `key` of obj, NULL if absent; a key given twice is an error
+// (-1 in *err), since which value wins would be a guess.
+static const cJSON *member(const cJSON *obj, const char *key, const Where *w, int *err) {
+    const cJSON *found = NULL;
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        if (!c->string || strcmp(c->string, key) != 0) continue;
+        if (found) {
+            *err = fail_at(w, "field \"%s\" appears twice; hint: keep one of them", key);
+            return NULL;
+        }
+        found = c;
+    }
+    return found;
+}
+
+// A required string field: 0 with *out pointing into obj, or -1.
+static int need_string(const cJSON *obj, const char *key, const char *what, const Where *w,
+                       const char **out) {
+    int err = 0;
+    const cJSON *it = member(obj, key, w, &err);
+    if (err) return -1;
+    if (!it) {
+        char keys[200];
+        key_list(obj, keys, sizeof keys);
+        return fail_at(w, "missing field \"%s\" (the object has: %s); hint: %s", key, keys, what);
+    }
+    if (!cJSON_IsString(it))
+        return fail_at(w, "field \"%s\" is %s, expected a string; hint: write it in quotes, "
+                          "e.g. \"%s\": \"...\"",
+                       key, type_name(it), key);
+    *out = it->valuestring;
+    return 0;
+}
+
+// An optional string field: absent or null gives "".
+static int opt_string(const cJSON *obj, const char *key, const Where *w, const char **out) {
+    int err = 0;
+    const cJSON *it = member(obj, key, w, &err);
+    if (err) return -1;
+    *out = "";
+    if (!it || cJSON_IsNull(it)) return 0;
+    if (!cJSON_IsString(it))
+        return fail_at(w, "field \"%s\" is %s, expected a string; hint: write it in quotes, "
+                          "e.g. \"%s\": \"%s\"",
+                       key, type_name(it), key, cJSON_IsNumber(it) ? "42" : "...");
+    *out = it->valuestring;
+    return 0;
+}
+
+// An optional boolean field: absent or null gives 0.
+static int opt_bool(const cJSON *obj, const char *key, const Where *w, int *out) {
+    int err = 0;
+    const cJSON *it = member(obj, key, w, &err);
+    if (err) return -1;
+    *out = 0;
+    if (!it || cJSON_IsNull(it)) return 0;
+    if (!cJSON_IsBool(it))
+        return fail_at(w, "field \"%s\" is %s, expected true or false; hint: write "
+                          "\"%s\": true (no quotes)",
+                       key, type_name(it), key);
+    *out = cJSON_IsTrue(it) ? 1 : 0;
+    return 0;
+}
+
+static int has_key(const cJSON *obj, const char *key) {
+    return cJSON_GetObjectItemCaseSensitive(obj, key) != NULL;
+}
+
+// ---------------------------------------------------------------------------
+// The line loop shared by the three readers
+
+typedef int (*LineFn)(void *ctx, const cJSON *obj, const Where *w);
+
+// Calls fn on the object of every non-blank line of path; stops at the first
+// error. A file without any object is an error with hint_empty.
+static int read_lines(const char *path, LineFn fn, void *ctx, const char *hint_empty) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rlhf_fail("%s: cannot open: %s; hint: check the path%s", path, strerror(errno),
+                         strstr(path, "data/gen/") ? " (run 'make data' to generate it)" : "");
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    Where w = {path, 0, NULL};
+    long n_objects = 0;
+    int rc = 0;
+    errno = 0;
+    while (rc == 0 && (got = getline(&buf, &cap, f)) != -1) {
+        w.line++;
+        size_t n = (size_t)got;
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+        buf[n] = '\0';
+        size_t first = 0;
+        while (first < n && is_json_space(buf[first])) first++;
+        if (first == n) continue;  // blank line
+
+        const char *nul = memchr(buf, '\0', n);
+        if (nul) {
+            rc = fail_at(&w, "NUL byte at column %ld; hint: the file looks binary, not JSONL",
+                         (long)(nul - buf) + 1);
+            break;
+        }
+        long bad = utf8_invalid_at((const unsigned char *)buf, n);
+        if (bad >= 0) {
+            rc = fail_at(&w, "invalid UTF-8 at column %ld (byte 0x%02X); hint: re-encode the "
+                             "file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+                         bad + 1, (unsigned char)buf[bad]);
+            break;
+        }
+        long esc = escaped_nul_at(buf, n);
+        if (esc >= 0) {
+            rc = fail_at(&w, "\\u0000 escape at column %ld would cut the text short; hint: "
+                             "remove NUL characters from the data",
+                         esc + 1);
+            break;
+        }
+
+        const char *end = NULL;
+        cJSON *root = cJSON_ParseWithLengthOpts(buf, n + 1, &end, 1);
+        if (!root) {
+            long col = end ? (long)(end - buf) : (long)n;
+            if (col < 0 || (size_t)col > n) col = (long)n;
+            // a short printable excerpt around the error
+            char near[40];
+            long from = col > 12 ? col - 12 : 0;
+            int k = 0;
+            for (long i = from; i < (long)n && k < (int)sizeof near - 1; i++, k++)
+                near[k] = isprint((unsigned char)buf[i]) ? buf[i] : '?';
+            near[k] = '\0';
+            rc = fail_at(&w, "bad JSON near column %ld (at '%s'); hint: each line must be "
+                             "one complete JSON object, e.g. {\"prompt\": \"...\"}",
+                         col + 1, near);
+            break;
+        }
+        if (!cJSON_IsObject(root)) {
+            rc = fail_at(&w, "the line is %s, expected a JSON object; hint: write one {...} "
+                             "object per line",
+                         type_name(root));
+        } else {
+            rc = fn(ctx, root, &w);
+            if (rc == 0) n_objects++;
+        }
+        cJSON_Delete(root);
+    }
+    if (rc == 0 && ferror(f))
+        rc = rlhf_fail("%s:%d: read error: %s; hint: is it a regular, readable file?", path,
+                       w.line + 1, strerror(errno ? errno : EIO));
+    if (rc == 0 && n_objects == 0)
+        rc = rlhf_fail("%s:%d: no examples (%s); hint: %s", path, w.line,
+                       w.line ? "only blank lines" : "the file is empty", hint_empty);
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+// Grows an array of elem-sized items to hold at least n + 1.
+static void *grow(void *arr, long n, long *cap, size_t elem) {
+    if (n < *cap) return arr;
+    *cap = *cap ? *cap * 2 : 64;
+    return reallocCheck(arr, (size_t)*cap * elem);
+}
+
+// ---------------------------------------------------------------------------
+// SFT
+
+static const char *const SFT_SHAPES =
+    "use {\"prompt\",\"response\"}, {\"instruction\",\"input\",\"output\"} or "
+    "{\"messages\":[{\"role\",\"content\"},...]}";
+
+typedef struct {
+    SftSet *set;
+    long cap;
+} SftCtx;
+
+static void turn_set(Turn *t, int role, const char *text) {
+    t->role = role;
+    t->text = strdup_check(text);
+}
+
+static void sft_example_free(SftExample *ex) {
+    for (int i = 0; i < ex->n_turns; i++) free(ex->turns[i].text);
+    free(ex->turns);
+    free(ex->family);
+    free(ex->answer);
+    memset(ex, 0, sizeof *ex);
+}
+
+// {"messages":[...]} -> turns (system folded into the first user turn).
+static int sft_parse_chat(const cJSON *msgs, const Where *w, SftExample *ex) {
+    if (!cJSON_IsArray(msgs))
+        return fail_at(w, "field \"messages\" is %s, expected an array; hint: "
+                          "\"messages\": [{\"role\": \"user\", \"content\": \"...\"}, ...]",
+                       type_name(msgs));
+    int n = cJSON_GetArraySize(msgs);
+    if (n == 0)
+        return fail_at(w, "\"messages\" is empty; hint: give at least a user and an "
+                          "assistant message");
+    ex->turns = callocCheck((size_t)n, sizeof(Turn));
+    const char *system = NULL;
+    int i = 0;
+    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+        if (!cJSON_IsObject(m))
+            return fail_at(w, "messages[%d] is %s, expected an object; hint: "
+                              "{\"role\": \"user\", \"content\": \"...\"}",
+                           i, type_name(m));
+        char inner[32];
+        snprintf(inner, sizeof inner, "messages[%d]", i);
+        Where wm = {w->path, w->line, inner};
+        const char *what = "each message needs \"role\" and \"content\"";
+        const char *role, *content;
+        if (need_string(m, "role", what, &wm, &role) ||
+            need_string(m, "content", what, &wm, &content))
+            return -1;
+        int want = ex->n_turns % 2 == 0 ? TURN_USER : TURN_ASSISTANT;
+        if (strcmp(role, "system") == 0) {
+            if (i != 0)
+                return fail_at(w, "messages[%d] has role \"system\" after the first message; "
+                                  "hint: only messages[0] may be a system message",
+                               i);
+            system = content;
+            continue;
+        }
+        int role_id;
+        if (strcmp(role, "user") == 0) role_id = TURN_USER;
+        else if (strcmp(role, "assistant") == 0) role_id = TURN_ASSISTANT;
+        else
+            return fail_at(w, "messages[%d] has unknown role \"%.40s\"; hint: roles are "
+                              "\"system\", \"user\" and \"assistant\"",
+                           i, role);
+        if (role_id != want)
+            return fail_at(w, "messages[%d] has role \"%s\" but a%s turn is expected; hint: "
+                              "after an optional system message, roles must alternate user, "
+                              "assistant, user, ... starting with user",
+                           i, role, want == TURN_USER ? " user" : "n assistant");
+        if (role_id == TURN_USER && ex->n_turns == 0 && system && system[0]) {
+            size_t ls = strlen(system), lc = strlen(content);
+            char *text = mallocCheck(ls + 2 + lc + 1);
+            memcpy(text, system, ls);
+            memcpy(text + ls, "\n\n", 2);
+            memcpy(text + ls + 2, content, lc + 1);
+            ex->turns[ex->n_turns].role = role_id;
+            ex->turns[ex->n_turns].text = text;
+        } else {
+            turn_set(&ex->turns[ex->n_turns], role_id, content);
+        }
+        ex->n_turns++;
+    }
+    if (ex->n_turns == 0)
+        return fail_at(w, "\"messages\" has no user message; hint: add a user and an "
+                          "assistant message");
+    if (ex->turns[ex->n_turns - 1].role != TURN_ASSISTANT)
+        return fail_at(w, "the last message has role \"user\"; hint: an SFT conversation must "
+                          "end with the assistant's response");
+    return 0;
+}
+
+static int sft_line(void *vctx, const cJSON *obj, const Where *w) {
+    SftCtx *ctx = vctx;
+    int pr = has_key(obj, "prompt") || has_key(obj, "response");
+    int al = has_key(obj, "instruction") || has_key(obj, "output") || has_key(obj, "input");
+    int ch = has_key(obj, "messages");
+    if (pr + al + ch == 0) {
+        char keys[200];
+        key_list(obj, keys, sizeof keys);
+        return fail_at(w, "unknown structure (keys: %s); hint: %s", keys, SFT_SHAPES);
+    }
+    if (pr + al + ch > 1)
+        return fail_at(w, "the line mixes formats (%s%s%s); hint: %s",
+                       pr ? "prompt/response " : "", al ? "instruction/output " : "",
+                       ch ? "messages" : "", SFT_SHAPES);
+
+    SftExample ex = {0};
+    ex.line = w->line;
+    int rc = 0;
+    if (pr) {
+        const char *p, *r;
+        const char *what = "a prompt/response line needs both \"prompt\" and \"response\"";
+        rc = need_string(obj, "prompt", what, w, &p);
+        if (!rc) rc = need_string(obj, "response", what, w, &r);
+        if (!rc) {
+            ex.turns = callocCheck(2, sizeof(Turn));
+            turn_set(&ex.turns[0], TURN_USER, p);
+            turn_set(&ex.turns[1], TURN_ASSISTANT, r);
+            ex.n_turns = 2;
+        }
+    } else if (al) {
+        const char *ins, *input, *out;
+        const char *what = "an Alpaca line needs \"instruction\" and \"output\"";
+        rc = need_string(obj, "instruction", what, w, &ins);
+        if (!rc) rc = opt_string(obj, "input", w, &input);
+        if (!rc) rc = need_string(obj, "output", what, w, &out);
+        if (!rc) {
+            ex.turns = callocCheck(2, sizeof(Turn));
+            if (input[0]) {
+                size_t li = strlen(ins), ln = strlen(input);
+                char *text = mallocCheck(li + 2 + ln + 1);
+                memcpy(text, ins, li);
+                memcpy(text + li, "\n\n", 2);
+                memcpy(text + li + 2, input, ln + 1);
+                ex.turns[0].role = TURN_USER;
+                ex.turns[0].text = text;
+            } else {
+                turn_set(&ex.turns[0], TURN_USER, ins);
+            }
+            turn_set(&ex.turns[1], TURN_ASSISTANT, out);
+            ex.n_turns = 2;
+        }
+    } else {
+        rc = sft_parse_chat(cJSON_GetObjectItemCaseSensitive(obj, "messages"), w, &ex);
+    }
+    const char *family = "", *answer = "";
+    if (!rc) rc = opt_string(obj, "family", w, &family);
+    if (!rc) rc = opt_string(obj, "answer", w, &answer);
+    if (rc) {
+        sft_example_free(&ex);
+        return -1;
+    }
+    ex.family = strdup_check(family);
+    ex.answer = strdup_check(answer);
+    ctx->set->ex = grow(ctx->set->ex, ctx->set->n, &ctx->cap, sizeof(SftExample));
+    ctx->set->ex[ctx->set->n++] = ex;
+    return 0;
+}
+
+int jsonl_read_sft(const char *path, SftSet *set) {
+    memset(set, 0, sizeof *set);
+    SftCtx ctx = {set, 0};
+    if (read_lines(path, sft_line, &ctx, "an SFT file needs at least one example line")) {
+        jsonl_free_sft(set);
+        return -1;
+    }
+    set->path = strdup_check(path);
+    return 0;
+}
+
+void jsonl_free_sft(SftSet *set) {
+    for (long i = 0; i < set->n; i++) sft_example_free(&set->ex[i]);
+    free(set->ex);
+    free(set->path);
+    memset(set, 0, sizeof *set);
+}
+
+// ---------------------------------------------------------------------------
+// Preferences
+
+typedef struct {
+    PrefSet *set;
+    long cap;
+} PrefCtx;
+
+static int pref_line(void *vctx, const cJSON *obj, const Where *w) {
+    PrefCtx *ctx = vctx;
+    const char *what = "a preference line is {\"prompt\", \"chosen\", \"rejected\"} with the "
+                       "shared prompt split out of the two responses";
+    const char *p, *c, *r, *family, *kind;
+    int no_eot;
+    if (need_string(obj, "prompt", what, w, &p) || need_string(obj, "chosen", what, w, &c) ||
+        need_string(obj, "rejected", what, w, &r) || opt_string(obj, "family", w, &family) ||
+        opt_string(obj, "rejected_kind", w, &kind) ||
+        opt_bool(obj, "rejected_no_eot", w, &no_eot))
+        return -1;
+    PrefExample ex = {
+        .prompt = strdup_check(p),
+        .chosen = strdup_check(c),
+        .rejected = strdup_check(r),
+        .family = strdup_check(family),
+        .rejected_kind = strdup_check(kind),
+        .rejected_no_eot = no_eot,
+        .line = w->line,
+    };
+    ctx->set->ex = grow(ctx->set->ex, ctx->set->n, &ctx->cap, sizeof(PrefExample));
+    ctx->set->ex[ctx->set->n++] = ex;
+    return 0;
+}
+
+int jsonl_read_prefs(const char *path, PrefSet *set) {
+    memset(set, 0, sizeof *set);
+    PrefCtx ctx = {set, 0};
+    if (read_lines(path, pref_line, &ctx, "a preference file needs at least one pair")) {
+        jsonl_free_prefs(set);
+        return -1;
+    }
+    set->path = strdup_check(path);
+    return 0;
+}
+
+void jsonl_free_prefs(PrefSet *set) {
+    for (long i = 0; i < set->n; i++) {
+        PrefExample *ex = &set->ex[i];
+        free(ex->prompt);
+        free(ex->chosen);
+        free(ex->rejected);
+        free(ex->family);
+        free(ex->rejected_kind);
+    }
+    free(set->ex);
+    free(set->path);
+    memset(set, 0, sizeof *set);
+}
+
+// ---------------------------------------------------------------------------
+// PPO prompts
+
+typedef struct {
+    PromptSet *set;
+    long cap;
+} PromptCtx;
+
+static int prompt_line(void *vctx, const cJSON *obj, const Where *w) {
+    PromptCtx *ctx = vctx;
+    const char *p, *answer, *family;
+    if (need_string(obj, "prompt", "a prompt line is {\"prompt\": \"...\"} (optional "
+                                   "\"answer\", \"family\")",
+                    w, &p) ||
+        opt_string(obj, "answer", w, &answer) || opt_string(obj, "family", w, &family))
+        return -1;
+    PromptExample ex = {
+        .prompt = strdup_check(p),
+        .answer = strdup_check(answer),
+        .family = strdup_check(family),
+        .line = w->line,
+    };
+    ctx->set->ex = grow(ctx->set->ex, ctx->set->n, &ctx->cap, sizeof(PromptExample));
+    ctx->set->ex[ctx->set->n++] = ex;
+    return 0;
+}
+
+int jsonl_read_prompts(const char *path, PromptSet *set) {
+    memset(set, 0, sizeof *set);
+    PromptCtx ctx = {set, 0};
+    if (read_lines(path, prompt_line, &ctx, "a prompt file needs at least one prompt")) {
+        jsonl_free_prompts(set);
+        return -1;
+    }
+    set->path = strdup_check(path);
+    return 0;
+}
+
+void jsonl_free_prompts(PromptSet *set) {
+    for (long i = 0; i < set->n; i++) {
+        free(set->ex[i].prompt);
+        free(set->ex[i].answer);
+        free(set->ex[i].family);
+    }
+    free(set->ex);
+    free(set->path);
+    memset(set, 0, sizeof *set);
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+int jsonl_writer_open(JsonlWriter *w, const char *path) {
+    memset(w, 0, sizeof *w);
+    size_t n = strlen(path);
+    w->path = strdup_check(path);
+    w->tmp_path = mallocCheck(n + 5);
+    memcpy(w->tmp_path, path, n);
+    memcpy(w->tmp_path + n, ".tmp", 5);
+    w->f = fopen(w->tmp_path, "wb");
+    if (!w->f) {
+        int e = errno;
+        free(w->path);
+        free(w->tmp_path);
+        memset(w, 0, sizeof *w);
+        return rlhf_fail("%s.tmp: cannot create: %s; hint: check that the directory exists "
+                         "and is writable",
+                         path, strerror(e));
+    }
+    return 0;
+}
+
+static void writer_release(JsonlWriter *w) {
+    free(w->path);
+    free(w->tmp_path);
+    memset(w, 0, sizeof *w);
+}
+
+void jsonl_writer_abort(JsonlWriter *w) {
+    if (w->f) {
+        fclose(w->f);
+        remove(w->tmp_path);
+    }
+    writer_release(w);
+}
+
+// fsync of the directory holding path, so the rename itself is durable.
+static int fsync_parent(const char *path) {
+    char *dir = strdup_check(path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else strcpy(dir, ".");
+    int fd = open(dir, O_RDONLY);
+    int rc = 0;
+    if (fd >= 0) {
+        if (fsync(fd) != 0 && errno != EINVAL) rc = -1;  // some filesystems refuse: fine
+        close(fd);
+    }
+    free(dir);
+    return rc;
+}
+
+int jsonl_writer_commit(JsonlWriter *w) {
+    ASSERT(w->f);
+    int ok = fflush(w->f) == 0 && !ferror(w->f) && fsync(fileno(w->f)) == 0;
+    int e = errno;
+    ok = (fclose(w->f) == 0) && ok;
+    w->f = NULL;
+    if (!ok) {
+        remove(w->tmp_path);
+        int rc = rlhf_fail("%s: write failed: %s; hint: check free disk space", w->tmp_path,
+                           strerror(e ? e : EIO));
+        writer_release(w);
+        return rc;
+    }
+    if (rename(w->tmp_path, w->path) != 0) {
+        e = errno;
+        remove(w->tmp_path);
+        int rc = rlhf_fail("%s: cannot rename into place: %s; hint: check permissions on "
+                           "the directory",
+                           w->path, strerror(e));
+        writer_release(w);
+        return rc;
+    }
+    int rc = 0;
+    if (fsync_parent(w->path) != 0)
+        rc = rlhf_fail("%s: cannot sync the directory: %s; hint: check the filesystem",
+                       w->path, strerror(errno));
+    writer_release(w);
+    return rc;
+}
+
+static void add_string(cJSON *obj, const char *key, const char *value) {
+    if (!cJSON_AddStringToObject(obj, key, value)) die("out of memory building JSON");
+}
+
+// Prints obj as one line and deletes it.
+static int write_object(JsonlWriter *w, cJSON *obj) {
+    char *text = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    if (!text) die("out of memory printing JSON");
+    int ok = fputs(text, w->f) >= 0 && fputc('\n', w->f) != EOF;
+    free(text);
+    if (!ok)
+        return rlhf_fail("%s: write failed: %s; hint: check free disk space", w->tmp_path,
+                         strerror(errno));
+    w->n++;
+    return 0;
+}
+
+static cJSON *new_object(void) {
+    cJSON *obj = cJSON_CreateObject();
+    if (!obj) die("out of memory building JSON");
+    return obj;
+}
+
+int jsonl_write_sft(JsonlWriter *w, const SftExample *ex) {
+    ASSERT(ex->n_turns >= 2 && ex->n_turns % 2 == 0);
+    cJSON *obj = new_object();
+    if (ex->n_turns == 2) {
+        add_string(obj, "prompt", ex->turns[0].text);
+        add_string(obj, "response", ex->turns[1].text);
+    } else {
+        cJSON *msgs = cJSON_AddArrayToObject(obj, "messages");
+        if (!msgs) die("out of memory building JSON");
+        for (int i = 0; i < ex->n_turns; i++) {
+            cJSON *m = new_object();
+            add_string(m, "role", ex->turns[i].role == TURN_USER ? "user" : "assistant");
+            add_string(m, "content", ex->turns[i].text);
+            cJSON_AddItemToArray(msgs, m);
+        }
+    }
+    if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
+    if (ex->answer && ex->answer[0]) add_string(obj, "answer", ex->answer);
+    return write_object(w, obj);
+}
+
+int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex) {
+    cJSON *obj = new_object();
+    add_string(obj, "prompt", ex->prompt);
+    add_string(obj, "chosen", ex->chosen);
+    add_string(obj, "rejected", ex->rejected);
+    if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
+    if (!cJSON_AddBoolToObject(obj, "rejected_no_eot", ex->rejected_no_eot != 0))
+        die("out of memory building JSON");
+    if (ex->rejected_kind && ex->rejected_kind[0])
+        add_string(obj, "rejected_kind", ex->rejected_kind);
+    return write_object(w, obj);
+}
+
+int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex) {
+    cJSON *obj = new_object();
+    add_string(obj, "prompt", ex->prompt);
+    if (ex->answer && ex->answer[0]) add_string(obj, "answer", ex->answer);
+    if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
+    return write_object(w, obj);
+}

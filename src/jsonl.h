@@ -1,0 +1,115 @@
+// JSONL data files: reading SFT examples, preference pairs and PPO prompts,
+// and writing them back one object per line. This is the only file that
+// knows cJSON. It checks shape, types and UTF-8; it does not tokenize or
+// check lengths against a context (the stages do, naming ex->line).
+//
+// Every reader returns 0, or -1 with one line "FILE:LINE: what; hint: ..."
+// in rlhf_errmsg. Strings in the structs are NUL-terminated UTF-8 owned by
+// the set; optional strings are "" when absent, never NULL.
+#ifndef RLHF_JSONL_H
+#define RLHF_JSONL_H
+
+#include <stdio.h>
+
+enum { TURN_USER = 0, TURN_ASSISTANT = 1 };
+
+typedef struct {
+    int role;    // TURN_USER | TURN_ASSISTANT
+    char *text;  // owned
+} Turn;
+
+// One SFT example as a conversation: turns alternate user/assistant,
+// starting with user and ending with assistant (n_turns even, >= 2). Every
+// assistant turn is a response. A {"prompt","response"} or Alpaca line is
+// two turns; a chat line's "system" message is folded into the first user
+// turn as "SYSTEM\n\nUSER".
+typedef struct {
+    Turn *turns;
+    int n_turns;
+    char *family;  // task family for grading, "" if none
+    char *answer;  // expected answer for grading, "" if none
+    int line;      // 1-based line in the file, for later error messages
+} SftExample;
+
+typedef struct {
+    SftExample *ex;
+    long n;
+    char *path;  // the file it came from
+} SftSet;
+
+// {"prompt","chosen","rejected"} plus optional "family", "rejected_kind"
+// and "rejected_no_eot". rejected_no_eot = true says the rejected response
+// ends without an end-of-text token (a rambling answer cut off by the
+// length limit); absent means false, so TRL / HH-style files need nothing.
+typedef struct {
+    char *prompt;
+    char *chosen;
+    char *rejected;
+    char *family;         // "" if none
+    char *rejected_kind;  // how the rejected answer is wrong, "" if unknown
+    int rejected_no_eot;  // 0 | 1
+    int line;
+} PrefExample;
+
+typedef struct {
+    PrefExample *ex;
+    long n;
+    char *path;
+} PrefSet;
+
+// {"prompt"} plus optional "answer" and "family".
+typedef struct {
+    char *prompt;
+    char *answer;  // "" if none
+    char *family;  // "" if none
+    int line;
+} PromptExample;
+
+typedef struct {
+    PromptExample *ex;
+    long n;
+    char *path;
+} PromptSet;
+
+// Readers. On success *set owns everything (free with the matching
+// jsonl_free_*); on failure *set is left empty and needs no free (freeing
+// it anyway is harmless). Blank lines are skipped; a file without any
+// example is an error.
+int jsonl_read_sft(const char *path, SftSet *set);
+int jsonl_read_prefs(const char *path, PrefSet *set);
+int jsonl_read_prompts(const char *path, PromptSet *set);
+
+void jsonl_free_sft(SftSet *set);
+void jsonl_free_prefs(PrefSet *set);
+void jsonl_free_prompts(PromptSet *set);
+
+// --- writing -------------------------------------------------------------
+// A file written atomically: lines go to PATH.tmp; commit fsyncs it, renames
+// it over PATH and fsyncs the directory; abort removes PATH.tmp. So PATH is
+// either the old file or the complete new one.
+typedef struct {
+    FILE *f;
+    char *path;
+    char *tmp_path;
+    long n;  // lines written so far
+} JsonlWriter;
+
+int jsonl_writer_open(JsonlWriter *w, const char *path);
+// Returns -1 with a reason if writing, syncing or renaming fails (PATH.tmp
+// is then removed). Frees w's resources either way.
+int jsonl_writer_commit(JsonlWriter *w);
+// Safe on a writer that failed to open or was already committed.
+void jsonl_writer_abort(JsonlWriter *w);
+
+// One line each, fields in a fixed order, optional fields written only when
+// non-empty. An SFT example of two turns is written as
+// {"prompt","response"[,"family"][,"answer"]}, a longer one as
+// {"messages":[...][,"family"][,"answer"]}. A preference line is
+// {"prompt","chosen","rejected"[,"family"],"rejected_no_eot"[,"rejected_kind"]}
+// (rejected_no_eot always, so every generated line has the same keys); a
+// prompt line {"prompt"[,"answer"][,"family"]}. Return -1 if writing fails.
+int jsonl_write_sft(JsonlWriter *w, const SftExample *ex);
+int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex);
+int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex);
+
+#endif

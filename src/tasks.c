@@ -1,0 +1,857 @@
+// Task families (see tasks.h): generators, graders that re-derive the answer
+// from the prompt text alone, wrong-answer makers for preference pairs, and
+// the writer of the train/test JSONL files. Words come from a built-in list
+// of common English words or are random lowercase strings.
+#include "tasks.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common.h"
+#include "jsonl.h"
+
+static const char *const WORDS[] = {
+    "able", "acid", "age", "air", "all", "also", "and", "ant", "any", "apple", "arm", "art",
+    "ask", "aunt", "away", "baby", "back", "bad", "bag", "bake", "ball", "band", "bank",
+    "bark", "barn", "base", "bat", "bath", "bay", "beach", "bean", "bear", "beard", "bed",
+    "bee", "beef", "bell", "belt", "bench", "berry", "big", "bike", "bird", "bit", "black",
+    "blade", "blank", "blow", "blue", "boat", "body", "bone", "book", "boot", "born", "box",
+    "boy", "bread", "brick", "bride", "bring", "brown", "brush", "bus", "busy", "cake",
+    "calm", "camp", "can", "cap", "car", "card", "care", "cart", "case", "cat", "chair",
+    "chalk", "cheap", "check", "chest", "chin", "city", "clay", "clean", "clock", "cloud",
+    "coat", "coin", "cold", "cook", "cool", "corn", "cow", "crab", "crow", "cup", "cut",
+    "dad", "dance", "dark", "day", "deep", "deer", "desk", "dig", "dinner", "dish", "dog",
+    "doll", "door", "dot", "down", "draw", "dream", "dress", "drink", "drum", "duck",
+    "dust", "eagle", "ear", "early", "earth", "east", "easy", "eat", "egg", "end", "enjoy",
+    "even", "eye", "face", "fact", "fair", "fall", "farm", "fast", "fat", "feet", "fence",
+    "field", "fig", "fill", "find", "fine", "fire", "fish", "five", "flag", "flat", "floor",
+    "flour", "flower", "fly", "fog", "food", "foot", "fork", "fox", "free", "fresh", "frog",
+    "fruit", "full", "fun", "game", "garden", "gate", "gift", "girl", "glad", "glass",
+    "goat", "gold", "good", "grape", "grass", "gray", "green", "grow", "gum", "hair",
+    "half", "hand", "happy", "hard", "hat", "head", "heart", "heat", "hen", "hill", "hole",
+    "home", "honey", "hope", "horse", "hot", "house", "ice", "idea", "ink", "iron", "jam",
+    "jar", "job", "joke", "juice", "jump", "key", "kick", "kind", "king", "kite", "knee",
+    "knife", "lake", "lamp", "land", "large", "late", "leaf", "left", "leg", "lemon",
+    "light", "lime", "line", "lion", "lip", "list", "little", "long", "loud", "love", "low",
+    "lucky", "map", "mark", "meal", "meat", "milk", "mind", "mint", "moon", "mother",
+    "mouse", "mouth", "mud", "music", "nail", "name", "near", "neck", "nest", "net", "new",
+    "nice", "night", "nose", "note", "nut", "oak", "ocean", "odd", "oil", "old", "onion",
+    "open", "orange", "owl", "page", "pail", "paint", "pan", "paper", "park", "party",
+    "pea", "peach", "pear", "pen", "pencil", "pig", "pin", "pink", "pipe", "plan", "plant",
+    "plate", "play", "plum", "pocket", "pond", "pool", "pot", "queen", "quick", "quiet",
+    "rabbit", "rain", "red", "rice", "rich", "ring", "river", "road", "rock", "roof",
+    "room", "rope", "rose", "round", "rug", "run", "sad", "safe", "salt", "sand", "seed",
+    "shape", "sheep", "shell", "ship", "shirt", "shoe", "shop", "short", "sing", "sink",
+    "sister", "sky", "sleep", "slow", "small", "smile", "snake", "snow", "soap", "sock",
+    "soft", "song", "soup", "south", "spoon", "star", "stone", "storm", "story", "sugar",
+    "summer", "sun", "sweet", "table", "tail", "tall", "tea", "teeth", "tent", "thin",
+    "tiger", "time", "toast", "toe", "tooth", "town", "toy", "train", "tree", "truck",
+    "true", "turtle", "uncle", "under", "vase", "warm", "wash", "water", "wave", "west",
+    "wet", "whale", "wheel", "white", "wide", "wind", "window", "wing", "winter", "wolf",
+    "wood", "wool", "word", "world", "yard", "year", "yellow", "young", "zebra", "zoo",
+};
+static const int N_WORDS = (int)(sizeof WORDS / sizeof WORDS[0]);
+
+// ---------------------------------------------------------------------------
+// Small string helpers
+
+// Copies s without surrounding whitespace into out (TASKS_TEXT_MAX bytes);
+// -1 if it does not fit.
+static int trim_copy(const char *s, char *out) {
+    while (isspace((unsigned char)*s)) s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1])) n--;
+    if (n >= TASKS_TEXT_MAX) return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+// s past the first of the NULL-terminated prefixes it starts with, or NULL.
+static const char *after_prefix(const char *s, const char *const *prefixes) {
+    for (int i = 0; prefixes[i]; i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(s, prefixes[i], n) == 0) return s + n;
+    }
+    return NULL;
+}
+
+static int count_strings(const char *const *list) {
+    int n = 0;
+    while (list[n]) n++;
+    return n;
+}
+
+// An optionally negative decimal of 1..9 digits at *p; advances *p.
+static int parse_int(const char **p, long *v) {
+    const char *s = *p;
+    int neg = 0;
+    if (*s == '-') neg = 1, s++;
+    int digits = 0;
+    long x = 0;
+    while (isdigit((unsigned char)*s) && digits < 10) x = x * 10 + (*s++ - '0'), digits++;
+    if (digits == 0 || digits > 9) return -1;
+    *v = neg ? -x : x;
+    *p = s;
+    return 0;
+}
+
+static int is_number(const char *s) {
+    long v;
+    const char *p = s;
+    return parse_int(&p, &v) == 0 && *p == '\0';
+}
+
+static void reverse_range(char *s, size_t from, size_t to) {  // [from, to)
+    while (from + 1 < to) {
+        char t = s[from];
+        s[from++] = s[--to];
+        s[to] = t;
+    }
+}
+
+// A word of minlen..maxlen letters: half the time from the list, otherwise
+// random lowercase letters (so the space of prompts is large enough for a
+// test split that does not overlap train).
+static void pick_word(Rng *rng, char *out, int minlen, int maxlen) {
+    ASSERT(minlen >= 1 && minlen <= maxlen && maxlen < 32);
+    if (rng_below(rng, 2) == 0) {
+        for (;;) {
+            const char *w = WORDS[rng_below(rng, (uint64_t)N_WORDS)];
+            int n = (int)strlen(w);
+            if (n >= minlen && n <= maxlen) {
+                strcpy(out, w);
+                return;
+            }
+        }
+    }
+    int n = minlen + (int)rng_below(rng, (uint64_t)(maxlen - minlen + 1));
+    for (int i = 0; i < n; i++) out[i] = (char)('a' + rng_below(rng, 26));
+    out[n] = '\0';
+}
+
+// n list words joined by single spaces, at most maxlen bytes in all.
+static void pick_phrase(Rng *rng, char *out, int n, int maxlen) {
+    for (;;) {
+        int len = 0;
+        out[0] = '\0';
+        for (int i = 0; i < n; i++) {
+            const char *w = WORDS[rng_below(rng, (uint64_t)N_WORDS)];
+            len += (i ? 1 : 0) + (int)strlen(w);
+            if (len > maxlen) break;
+            if (i) strcat(out, " ");
+            strcat(out, w);
+        }
+        if (len <= maxlen) return;
+    }
+}
+
+static int bad_prompt(const char *family, const char *prompt, const char *example);
+
+// ---------------------------------------------------------------------------
+// The families. Each has a NULL-terminated list of phrasings; a prompt is a
+// phrasing followed by the argument.
+
+// reverse: "reverse: cat" -> "tac"
+static const char *const REVERSE_P[] = {"reverse: ", "reverse the word: ", "spell backwards: ",
+                                        NULL};
+
+static void reverse_generate(Rng *rng, char *prompt, char *answer) {
+    char w[32];
+    int t = (int)rng_below(rng, (uint64_t)count_strings(REVERSE_P));
+    pick_word(rng, w, 3, 7);
+    snprintf(prompt, TASKS_TEXT_MAX, "%s%s", REVERSE_P[t], w);
+    size_t n = strlen(w);
+    for (size_t i = 0; i < n; i++) answer[i] = w[n - 1 - i];
+    answer[n] = '\0';
+}
+
+static int reverse_solve(const char *prompt, char *answer) {
+    char p[TASKS_TEXT_MAX];
+    const char *arg;
+    if (trim_copy(prompt, p) || !(arg = after_prefix(p, REVERSE_P)) || !*arg)
+        return bad_prompt("reverse", prompt, "reverse: cat");
+    size_t n = strlen(arg);
+    for (size_t i = 0; i < n; i++) answer[i] = arg[n - 1 - i];
+    answer[n] = '\0';
+    return 0;
+}
+
+// upper: "uppercase: big dog" -> "BIG DOG"
+static const char *const UPPER_P[] = {"uppercase: ", "in capitals: ", "shout: ", NULL};
+
+static void upper_generate(Rng *rng, char *prompt, char *answer) {
+    char phrase[32];
+    int t = (int)rng_below(rng, (uint64_t)count_strings(UPPER_P));
+    pick_phrase(rng, phrase, 2 + (int)rng_below(rng, 2), 20);
+    snprintf(prompt, TASKS_TEXT_MAX, "%s%s", UPPER_P[t], phrase);
+    size_t n = strlen(phrase);
+    for (size_t i = 0; i <= n; i++) answer[i] = (char)toupper((unsigned char)phrase[i]);
+}
+
+static int upper_solve(const char *prompt, char *answer) {
+    char p[TASKS_TEXT_MAX];
+    const char *arg;
+    if (trim_copy(prompt, p) || !(arg = after_prefix(p, UPPER_P)) || !*arg)
+        return bad_prompt("upper", prompt, "uppercase: big dog");
+    size_t n = strlen(arg);
+    for (size_t i = 0; i <= n; i++) answer[i] = (char)toupper((unsigned char)arg[i]);
+    return 0;
+}
+
+// add: "add: 23 + 58" -> "81"
+static const char *const ADD_P[] = {"add: ", "what is ", "sum: ", NULL};
+
+static void add_generate(Rng *rng, char *prompt, char *answer) {
+    int t = (int)rng_below(rng, (uint64_t)count_strings(ADD_P));
+    int a = (int)rng_below(rng, 100), b = (int)rng_below(rng, 100);
+    snprintf(prompt, TASKS_TEXT_MAX, "%s%d + %d%s", ADD_P[t], a, b, t == 1 ? "?" : "");
+    snprintf(answer, TASKS_TEXT_MAX, "%d", a + b);
+}
+
+static int add_solve(const char *prompt, char *answer) {
+    char p[TASKS_TEXT_MAX];
+    const char *s;
+    long a, b;
+    if (trim_copy(prompt, p) || !(s = after_prefix(p, ADD_P)) || parse_int(&s, &a))
+        return bad_prompt("add", prompt, "add: 23 + 58");
+    while (*s == ' ') s++;
+    if (*s++ != '+') return bad_prompt("add", prompt, "add: 23 + 58");
+    while (*s == ' ') s++;
+    if (parse_int(&s, &b)) return bad_prompt("add", prompt, "add: 23 + 58");
+    if (*s == '?') s++;
+    if (*s) return bad_prompt("add", prompt, "add: 23 + 58");
+    snprintf(answer, TASKS_TEXT_MAX, "%ld", a + b);
+    return 0;
+}
+
+// sort: "sort the letters: cat" -> "act"
+static const char *const SORT_P[] = {"sort the letters: ", "sort: ", "alphabetize: ", NULL};
+
+static void sort_chars(char *s) {  // insertion sort by byte value
+    size_t n = strlen(s);
+    for (size_t i = 1; i < n; i++) {
+        char c = s[i];
+        size_t j = i;
+        while (j > 0 && (unsigned char)s[j - 1] > (unsigned char)c) s[j] = s[j - 1], j--;
+        s[j] = c;
+    }
+}
+
+static void sort_generate(Rng *rng, char *prompt, char *answer) {
+    char w[32];
+    int t = (int)rng_below(rng, (uint64_t)count_strings(SORT_P));
+    pick_word(rng, w, 3, 7);
+    snprintf(prompt, TASKS_TEXT_MAX, "%s%s", SORT_P[t], w);
+    strcpy(answer, w);
+    sort_chars(answer);
+}
+
+static int sort_solve(const char *prompt, char *answer) {
+    char p[TASKS_TEXT_MAX];
+    const char *arg;
+    if (trim_copy(prompt, p) || !(arg = after_prefix(p, SORT_P)) || !*arg)
+        return bad_prompt("sort", prompt, "sort the letters: cat");
+    strcpy(answer, arg);
+    sort_chars(answer);
+    return 0;
+}
+
+// count: "count a in: banana" -> "3"
+static const char *const COUNT_P[] = {"count ", "how many ", "number of ", NULL};
+
+static void count_generate(Rng *rng, char *prompt, char *answer) {
+    char w[32];
+    int t = (int)rng_below(rng, (uint64_t)count_strings(COUNT_P));
+    pick_word(rng, w, 3, 8);
+    // mostly a letter of the word; sometimes any letter, so 0 occurs
+    char c = rng_below(rng, 4) ? w[rng_below(rng, strlen(w))] : (char)('a' + rng_below(rng, 26));
+    int k = 0;
+    for (const char *q = w; *q; q++) k += *q == c;
+    snprintf(prompt, TASKS_TEXT_MAX, "%s%c in: %s", COUNT_P[t], c, w);
+    snprintf(answer, TASKS_TEXT_MAX, "%d", k);
+}
+
+static int count_solve(const char *prompt, char *answer) {
+    char p[TASKS_TEXT_MAX];
+    const char *s;
+    if (trim_copy(prompt, p) || !(s = after_prefix(p, COUNT_P)) || !*s || *s == ' ' ||
+        strncmp(s + 1, " in: ", 5) != 0 || !s[6])
+        return bad_prompt("count", prompt, "count a in: banana");
+    char c = s[0];
+    int k = 0;
+    for (const char *q = s + 6; *q; q++) k += *q == c;
+    snprintf(answer, TASKS_TEXT_MAX, "%d", k);
+    return 0;
+}
+
+// sequence: "continue: 3 7 11 15" -> "19"
+static const char *const SEQUENCE_P[] = {"continue: ", "next number: ", "what comes next: ",
+                                         NULL};
+
+static void sequence_generate(Rng *rng, char *prompt, char *answer) {
+    int t = (int)rng_below(rng, (uint64_t)count_strings(SEQUENCE_P));
+    int start = (int)rng_below(rng, 100), step = 1 + (int)rng_below(rng, 12);
+    int shown = 3 + (int)rng_below(rng, 3);
+    const char *sep = rng_below(rng, 2) ? ", " : " ";
+    int len = snprintf(prompt, TASKS_TEXT_MAX, "%s", SEQUENCE_P[t]);
+    for (int i = 0; i < shown; i++)
+        len += snprintf(prompt + len, (size_t)(TASKS_TEXT_MAX - len), "%s%d", i ? sep : "",
+                        start + i * step);
+    snprintf(answer, TASKS_TEXT_MAX, "%d", start + shown * step);
+}
+
+static int sequence_solve(const char *prompt, char *answer) {
+    char p[TASKS_TEXT_MAX];
+    const char *s;
+    const char *ex = "continue: 3 7 11 15";
+    if (trim_copy(prompt, p) || !(s = after_prefix(p, SEQUENCE_P)))
+        return bad_prompt("sequence", prompt, ex);
+    long prev = 0, step = 0, x;
+    int n = 0;
+    while (*s) {
+        if (parse_int(&s, &x)) return bad_prompt("sequence", prompt, ex);
+        if (n >= 2 && x - prev != step)
+            return rlhf_fail("prompt \"%.60s\" is not an arithmetic sequence; hint: sequence "
+                             "prompts look like \"%s\"",
+                             prompt, ex);
+        if (n >= 1) step = x - prev;
+        prev = x;
+        n++;
+        while (*s == ' ') s++;
+        if (*s == ',') s++;
+        while (*s == ' ') s++;
+    }
+    if (n < 2) return bad_prompt("sequence", prompt, ex);
+    snprintf(answer, TASKS_TEXT_MAX, "%ld", prev + step);
+    return 0;
+}
+
+// repeat: "repeat 3 times: cat" -> "cat cat cat"
+static const char *const REPEAT_P[] = {"repeat ", "write ", "say ", NULL};
+
+static void repeat_build(char *answer, const char *w, long n) {
+    answer[0] = '\0';
+    for (long i = 0; i < n; i++) {
+        if (i) strcat(answer, " ");
+        strcat(answer, w);
+    }
+}
+
+static void repeat_generate(Rng *rng, char *prompt, char *answer) {
+    char w[32];
+    int t = (int)rng_below(rng, (uint64_t)count_strings(REPEAT_P));
+    int n = 2 + (int)rng_below(rng, 3);
+    int maxlen = (20 - (n - 1)) / n;  // the answer stays within 20 characters
+    pick_word(rng, w, 2, maxlen < 7 ? maxlen : 7);
+    snprintf(prompt, TASKS_TEXT_MAX, "%s%d times: %s", REPEAT_P[t], n, w);
+    repeat_build(answer, w, n);
+}
+
+static int repeat_solve(const char *prompt, char *answer) {
+    char p[TASKS_TEXT_MAX];
+    const char *s;
+    long n;
+    const char *ex = "repeat 3 times: cat";
+    if (trim_copy(prompt, p) || !(s = after_prefix(p, REPEAT_P)) || parse_int(&s, &n) ||
+        strncmp(s, " times: ", 8) != 0 || !s[8] || n < 1)
+        return bad_prompt("repeat", prompt, ex);
+    const char *w = s + 8;
+    if ((size_t)n * (strlen(w) + 1) > TASKS_TEXT_MAX)
+        return rlhf_fail("prompt \"%.60s\" asks for an answer longer than %d bytes; hint: "
+                         "repeat prompts look like \"%s\"",
+                         prompt, TASKS_TEXT_MAX - 1, ex);
+    repeat_build(answer, w, n);
+    return 0;
+}
+
+// initials: "first letters: big red dog" -> "brd"
+static const char *const INITIALS_P[] = {"first letters: ", "initials of: ",
+                                         "first letter of each word: ", NULL};
+
+static void initials_of(const char *s, char *answer) {
+    int k = 0;
+    for (size_t i = 0; s[i]; i++)
+        if (s[i] != ' ' && (i == 0 || s[i - 1] == ' ')) answer[k++] = s[i];
+    answer[k] = '\0';
+}
+
+static void initials_generate(Rng *rng, char *prompt, char *answer) {
+    char phrase[40];
+    int t = (int)rng_below(rng, (uint64_t)count_strings(INITIALS_P));
+    pick_phrase(rng, phrase, 2 + (int)rng_below(rng, 3), 30);
+    snprintf(prompt, TASKS_TEXT_MAX, "%s%s", INITIALS_P[t], phrase);
+    initials_of(phrase, answer);
+}
+
+static int initials_solve(const char *prompt, char *answer) {
+    char p[TASKS_TEXT_MAX];
+    const char *arg;
+    if (trim_copy(prompt, p) || !(arg = after_prefix(p, INITIALS_P)) || !*arg)
+        return bad_prompt("initials", prompt, "first letters: big red dog");
+    initials_of(arg, answer);
+    return 0;
+}
+
+#define K(kind) (1u << TASKS_REJ_##kind)
+const TaskFamily tasks_families[] = {
+    {"reverse", "reverse: cat -> tac", reverse_generate, reverse_solve,
+     K(HALF_REVERSED) | K(WRONG_CASE) | K(DROP_DUP) | K(RAMBLING)},
+    {"upper", "uppercase: big dog -> BIG DOG", upper_generate, upper_solve,
+     K(WRONG_CASE) | K(DROP_DUP) | K(RAMBLING)},
+    {"add", "add: 23 + 58 -> 81", add_generate, add_solve, K(OFF_BY_ONE) | K(RAMBLING)},
+    {"sort", "sort the letters: cat -> act", sort_generate, sort_solve,
+     K(HALF_REVERSED) | K(WRONG_CASE) | K(DROP_DUP) | K(RAMBLING)},
+    {"count", "count a in: banana -> 3", count_generate, count_solve,
+     K(OFF_BY_ONE) | K(RAMBLING)},
+    {"sequence", "continue: 3 7 11 15 -> 19", sequence_generate, sequence_solve,
+     K(OFF_BY_ONE) | K(RAMBLING)},
+    {"repeat", "repeat 3 times: cat -> cat cat cat", repeat_generate, repeat_solve,
+     K(OFF_BY_ONE) | K(DROP_DUP) | K(RAMBLING)},
+    {"initials", "first letters: big red dog -> brd", initials_generate, initials_solve,
+     K(HALF_REVERSED) | K(WRONG_CASE) | K(DROP_DUP) | K(RAMBLING)},
+};
+#undef K
+const int tasks_n_families = (int)(sizeof tasks_families / sizeof tasks_families[0]);
+
+static int bad_prompt(const char *family, const char *prompt, const char *example) {
+    return rlhf_fail("prompt \"%.60s%s\" is not a %s prompt; hint: %s prompts look like \"%s\"",
+                     prompt, strlen(prompt) > 60 ? "..." : "", family, family, example);
+}
+
+// ---------------------------------------------------------------------------
+// Lookup, generation, grading
+
+int tasks_family_by_name(const char *name) {
+    for (int f = 0; f < tasks_n_families; f++)
+        if (strcmp(tasks_families[f].name, name) == 0) return f;
+    char names[256] = "";
+    for (int f = 0; f < tasks_n_families; f++) {
+        if (f) strcat(names, ", ");
+        strcat(names, tasks_families[f].name);
+    }
+    return rlhf_fail("unknown task family \"%.40s\"; hint: families are %s", name, names);
+}
+
+int tasks_parse_families(const char *list, int idx[TASKS_MAX_FAMILIES]) {
+    _Static_assert(sizeof tasks_families / sizeof tasks_families[0] <= TASKS_MAX_FAMILIES,
+                   "raise TASKS_MAX_FAMILIES");
+    if (!list || !*list) {
+        for (int f = 0; f < tasks_n_families; f++) idx[f] = f;
+        return tasks_n_families;
+    }
+    int n = 0;
+    const char *s = list;
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        while (len > 0 && *s == ' ') s++, len--;
+        while (len > 0 && s[len - 1] == ' ') len--;
+        char name[64];
+        if (len == 0 || len >= sizeof name)
+            return rlhf_fail("bad family list \"%.80s\"; hint: give names separated by commas, "
+                             "e.g. reverse,add,sort",
+                             list);
+        memcpy(name, s, len);
+        name[len] = '\0';
+        int f = tasks_family_by_name(name);
+        if (f < 0) return -1;
+        for (int i = 0; i < n; i++)
+            if (idx[i] == f)
+                return rlhf_fail("family \"%s\" listed twice in \"%.80s\"; hint: name each "
+                                 "family once",
+                                 name, list);
+        idx[n++] = f;
+        if (!comma) break;
+        s = comma + 1;
+    }
+    return n;
+}
+
+void tasks_generate(Rng *rng, int f, TaskExample *ex) {
+    ASSERT(f >= 0 && f < tasks_n_families);
+    ex->family = f;
+    tasks_families[f].generate(rng, ex->prompt, ex->answer);
+}
+
+int tasks_grade_index(int f, const char *prompt, const char *response) {
+    if (f < 0 || f >= tasks_n_families)
+        return rlhf_fail("task family index %d out of range; hint: use tasks_family_by_name", f);
+    char want[TASKS_TEXT_MAX];
+    if (tasks_families[f].solve(prompt, want)) return -1;
+    while (isspace((unsigned char)*response)) response++;
+    size_t n = strlen(response);
+    while (n > 0 && isspace((unsigned char)response[n - 1])) n--;
+    return n == strlen(want) && memcmp(response, want, n) == 0;
+}
+
+int tasks_grade(const char *family, const char *prompt, const char *response) {
+    int f = tasks_family_by_name(family);
+    return f < 0 ? -1 : tasks_grade_index(f, prompt, response);
+}
+
+// ---------------------------------------------------------------------------
+// Wrong answers. Each maker reads the correct answer a and writes out; it
+// may leave out equal to a when the kind does not apply (the caller then
+// falls back to a kind that always changes the text).
+
+static const char *const KIND_NAMES[TASKS_REJ_COUNT] = {
+    "off_by_one", "half_reversed", "wrong_case", "drop_dup", "rambling"};
+
+const char *tasks_reject_kind_name(int kind) {
+    ASSERT(kind >= 0 && kind < TASKS_REJ_COUNT);
+    return KIND_NAMES[kind];
+}
+
+static void rej_off_by_one(Rng *rng, const char *a, char *out) {
+    strcpy(out, a);
+    if (is_number(a)) {
+        long v = atol(a);
+        long d = (v <= 0 || rng_below(rng, 2)) ? 1 : -1;
+        snprintf(out, TASKS_TEXT_MAX, "%ld", v + d);
+        return;
+    }
+    char *last = strrchr(out, ' ');
+    if (!last) return;
+    if (rng_below(rng, 2)) {
+        *last = '\0';  // one word too few
+    } else if (strlen(a) + strlen(last) < TASKS_TEXT_MAX) {
+        strcat(out, strrchr(a, ' '));  // one word too many
+    }
+}
+
+static void rej_half_reversed(Rng *rng, const char *a, char *out) {
+    strcpy(out, a);
+    size_t n = strlen(out), h = (n + 1) / 2;
+    if (rng_below(rng, 2)) reverse_range(out, 0, h);
+    else reverse_range(out, n - h, n);
+}
+
+static void rej_wrong_case(Rng *rng, const char *a, char *out) {
+    strcpy(out, a);
+    int has_lower = 0, words = 0;
+    for (size_t i = 0; out[i]; i++) {
+        has_lower |= islower((unsigned char)out[i]) != 0;
+        words += out[i] != ' ' && (i == 0 || out[i - 1] == ' ');
+    }
+    if (has_lower) {
+        for (size_t i = 0; out[i]; i++) out[i] = (char)toupper((unsigned char)out[i]);
+        return;
+    }
+    if (words == 0) return;
+    int pick = (int)rng_below(rng, (uint64_t)words), w = -1;
+    for (size_t i = 0; out[i]; i++) {
+        if (out[i] != ' ' && (i == 0 || out[i - 1] == ' ')) w++;
+        if (w == pick && out[i] != ' ') out[i] = (char)tolower((unsigned char)out[i]);
+    }
+}
+
+// Drops (drop = 1) or doubles one non-space character.
+static void drop_dup_at(Rng *rng, const char *a, char *out, int drop) {
+    strcpy(out, a);
+    size_t n = strlen(a), k = 0;
+    for (size_t i = 0; i < n; i++) k += a[i] != ' ';
+    if (k == 0) return;
+    size_t pick = rng_below(rng, k), i = 0;
+    for (size_t seen = 0;; i++)
+        if (a[i] != ' ' && seen++ == pick) break;
+    if (drop) {
+        memmove(out + i, a + i + 1, n - i);
+    } else if (n + 1 < TASKS_TEXT_MAX) {
+        out[i + 1] = a[i];
+        memcpy(out + i + 2, a + i + 1, n - i);
+    }
+}
+
+static void rej_drop_dup(Rng *rng, const char *a, char *out) {
+    int drop = strlen(a) > 2 && rng_below(rng, 2);
+    drop_dup_at(rng, a, out, drop);
+}
+
+static void rej_rambling(Rng *rng, const char *a, char *out) {
+    int len = snprintf(out, TASKS_TEXT_MAX, "%s", a);
+    if (rng_below(rng, 2)) {  // says it again
+        int times = 1 + (int)rng_below(rng, 2);
+        for (int i = 0; i < times && len < TASKS_TEXT_MAX; i++)
+            len += snprintf(out + len, (size_t)(TASKS_TEXT_MAX - len), " %s", a);
+    } else {  // wanders off
+        int words = 1 + (int)rng_below(rng, 3);
+        for (int i = 0; i < words && len < TASKS_TEXT_MAX; i++)
+            len += snprintf(out + len, (size_t)(TASKS_TEXT_MAX - len), " %s",
+                            WORDS[rng_below(rng, (uint64_t)N_WORDS)]);
+    }
+}
+
+int tasks_make_rejected(Rng *rng, const TaskExample *ex, char *out, int *no_eot) {
+    ASSERT(ex->family >= 0 && ex->family < tasks_n_families);
+    const TaskFamily *fam = &tasks_families[ex->family];
+    char a[TASKS_TEXT_MAX];
+    if (fam->solve(ex->prompt, a)) return -1;
+
+    unsigned kinds = fam->reject_kinds;
+    int kind;
+    if ((kinds & (1u << TASKS_REJ_RAMBLING)) && rng_below(rng, 4) == 0) {
+        kind = TASKS_REJ_RAMBLING;
+    } else {
+        kinds &= ~(1u << TASKS_REJ_RAMBLING);
+        int n = __builtin_popcount(kinds);
+        ASSERT(n > 0);
+        int pick = (int)rng_below(rng, (uint64_t)n);
+        for (kind = 0; kind < TASKS_REJ_COUNT; kind++)
+            if ((kinds & (1u << kind)) && pick-- == 0) break;
+    }
+    switch (kind) {
+    case TASKS_REJ_OFF_BY_ONE: rej_off_by_one(rng, a, out); break;
+    case TASKS_REJ_HALF_REVERSED: rej_half_reversed(rng, a, out); break;
+    case TASKS_REJ_WRONG_CASE: rej_wrong_case(rng, a, out); break;
+    case TASKS_REJ_DROP_DUP: rej_drop_dup(rng, a, out); break;
+    default: rej_rambling(rng, a, out); break;
+    }
+    if (tasks_grade_index(ex->family, ex->prompt, out) != 0) {
+        // the kind left the answer intact (a palindrome, a digit-only
+        // answer's case...): a number moves by one, text loses or gains a
+        // character, which always changes it
+        if (is_number(a)) {
+            kind = TASKS_REJ_OFF_BY_ONE;
+            rej_off_by_one(rng, a, out);
+        } else {
+            kind = TASKS_REJ_DROP_DUP;
+            drop_dup_at(rng, a, out, strlen(a) + 1 >= TASKS_TEXT_MAX);
+        }
+    }
+    ASSERT(tasks_grade_index(ex->family, ex->prompt, out) == 0);
+    *no_eot = kind == TASKS_REJ_RAMBLING;
+    return kind;
+}
+
+// ---------------------------------------------------------------------------
+// Tallies
+
+void tasks_tally_init(TasksTally *t) { memset(t, 0, sizeof *t); }
+
+int tasks_tally_add(TasksTally *t, const char *family, const char *prompt,
+                    const char *response) {
+    int f = tasks_family_by_name(family);
+    int g = f < 0 ? -1 : tasks_grade_index(f, prompt, response);
+    if (g < 0) {
+        t->ungraded++;
+        return -1;
+    }
+    t->total[f]++;
+    t->correct[f] += g;
+    return g;
+}
+
+void tasks_tally_merge(TasksTally *dst, const TasksTally *src) {
+    for (int f = 0; f < TASKS_MAX_FAMILIES; f++) {
+        dst->correct[f] += src->correct[f];
+        dst->total[f] += src->total[f];
+    }
+    dst->ungraded += src->ungraded;
+}
+
+double tasks_tally_accuracy(const TasksTally *t, int f) {
+    long c = 0, n = 0;
+    for (int i = 0; i < tasks_n_families; i++) {
+        if (f >= 0 && i != f) continue;
+        c += t->correct[i];
+        n += t->total[i];
+    }
+    return n ? (double)c / (double)n : 0.0;
+}
+
+void tasks_tally_print(const TasksTally *t, FILE *out) {
+    long c = 0, n = 0;
+    for (int f = 0; f < tasks_n_families; f++) {
+        if (!t->total[f]) continue;
+        fprintf(out, "  %-10s %6.3f  (%ld/%ld)\n", tasks_families[f].name,
+                tasks_tally_accuracy(t, f), t->correct[f], t->total[f]);
+        c += t->correct[f];
+        n += t->total[f];
+    }
+    fprintf(out, "  %-10s %6.3f  (%ld/%ld)", "all", tasks_tally_accuracy(t, -1), c, n);
+    if (t->ungraded) fprintf(out, ", %ld ungraded", t->ungraded);
+    fputc('\n', out);
+}
+
+// ---------------------------------------------------------------------------
+// Data files
+
+const char *const tasks_file_names[TASKS_N_FILES] = {
+    "sft_train.jsonl",  "sft_test.jsonl", "pref_train.jsonl",
+    "pref_test.jsonl", "ppo_train.jsonl", "ppo_test.jsonl"};
+
+// A set of strings (open addressing, FNV-1a), owning copies of its keys.
+typedef struct {
+    char **keys;
+    size_t cap, n;
+} StrSet;
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
+}
+
+static size_t strset_slot(const StrSet *set, const char *s) {
+    size_t i = (size_t)fnv1a(s) & (set->cap - 1);
+    while (set->keys[i] && strcmp(set->keys[i], s) != 0) i = (i + 1) & (set->cap - 1);
+    return i;
+}
+
+static int strset_has(const StrSet *set, const char *s) {
+    return set->cap && set->keys[strset_slot(set, s)] != NULL;
+}
+
+static void strset_add(StrSet *set, const char *s) {
+    if (2 * (set->n + 1) > set->cap) {
+        StrSet big = {callocCheck(set->cap ? 2 * set->cap : 1024, sizeof(char *)),
+                      set->cap ? 2 * set->cap : 1024, set->n};
+        for (size_t i = 0; i < set->cap; i++)
+            if (set->keys[i]) big.keys[strset_slot(&big, set->keys[i])] = set->keys[i];
+        free(set->keys);
+        *set = big;
+    }
+    size_t i = strset_slot(set, s);
+    if (set->keys[i]) return;
+    set->keys[i] = strdup_check(s);
+    set->n++;
+}
+
+static void strset_free(StrSet *set) {
+    for (size_t i = 0; i < set->cap; i++) free(set->keys[i]);
+    free(set->keys);
+    memset(set, 0, sizeof *set);
+}
+
+// mkdir -p
+static int make_dirs(const char *path) {
+    char *p = strdup_check(path);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char keep = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = rlhf_fail("%s: cannot create directory: %s; hint: check the --out path and "
+                           "its permissions",
+                           p, strerror(errno));
+            break;
+        }
+        *s = keep;
+        if (!keep) break;
+    }
+    struct stat st;
+    if (rc == 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = rlhf_fail("%s: not a directory; hint: give --out a directory path", path);
+    free(p);
+    return rc;
+}
+
+// Each file draws from its own stream, so changing n_test leaves the train
+// files as they were.
+static uint64_t stream_seed(uint64_t seed, int file) {
+    return seed * 0x9E3779B97F4A7C15ULL + 0xD1B54A32D192ED03ULL * (uint64_t)(file + 1);
+}
+
+static int is_test_file(int file) {
+    return file == TASKS_SFT_TEST || file == TASKS_PREF_TEST || file == TASKS_PPO_TEST;
+}
+
+// Tries per test example before giving up on a family whose prompts are
+// (nearly) all in train already.
+#define TASKS_MAX_TRIES 1000
+
+static int write_file(const TasksSpec *spec, int file, JsonlWriter *w, StrSet *train,
+                      TasksReport *report) {
+    Rng rng;
+    rng_init(&rng, stream_seed(spec->seed, file));
+    int test = is_test_file(file);
+    long n = test ? spec->n_test : spec->n_train;
+    StrSet seen = {0};  // test prompts already written: each test prompt once
+    int rc = 0;
+    TaskExample ex;
+    for (long i = 0; i < n && rc == 0; i++) {
+        int f = spec->families[i % spec->n_families];
+        for (int tries = 0;; tries++) {
+            tasks_generate(&rng, f, &ex);
+            if (!test) {
+                strset_add(train, ex.prompt);
+                break;
+            }
+            if (!strset_has(train, ex.prompt) && !strset_has(&seen, ex.prompt)) {
+                strset_add(&seen, ex.prompt);
+                break;
+            }
+            report->dropped[file]++;
+            if (tries + 1 >= TASKS_MAX_TRIES) {
+                rc = rlhf_fail("%s: family %s ran out of prompts unseen in train after %d "
+                               "tries; hint: lower --n_train or --n_test",
+                               tasks_file_names[file], tasks_families[f].name,
+                               TASKS_MAX_TRIES);
+                break;
+            }
+        }
+        if (rc) break;
+        const char *family = tasks_families[f].name;
+        if (file == TASKS_SFT_TRAIN || file == TASKS_SFT_TEST) {
+            Turn turns[2] = {{TURN_USER, ex.prompt}, {TURN_ASSISTANT, ex.answer}};
+            SftExample s = {turns, 2, (char *)family, "", 0};
+            rc = jsonl_write_sft(w, &s);
+        } else if (file == TASKS_PREF_TRAIN || file == TASKS_PREF_TEST) {
+            char rejected[TASKS_TEXT_MAX];
+            int no_eot;
+            int kind = tasks_make_rejected(&rng, &ex, rejected, &no_eot);
+            ASSERT(kind >= 0);
+            PrefExample p = {ex.prompt, ex.answer, rejected, (char *)family,
+                             (char *)tasks_reject_kind_name(kind), no_eot, 0};
+            rc = jsonl_write_pref(w, &p);
+        } else {
+            PromptExample p = {ex.prompt, ex.answer, (char *)family, 0};
+            rc = jsonl_write_prompt(w, &p);
+        }
+        if (rc == 0) report->written[file]++;
+    }
+    strset_free(&seen);
+    return rc;
+}
+
+int tasks_write_data(const TasksSpec *spec, TasksReport *report) {
+    memset(report, 0, sizeof *report);
+    if (spec->n_train < 1 || spec->n_test < 1)
+        return rlhf_fail("n_train (%ld) and n_test (%ld) must be at least 1; hint: pass "
+                         "--n_train N --n_test N with N >= 1",
+                         spec->n_train, spec->n_test);
+    if (spec->n_families < 1 || spec->n_families > TASKS_MAX_FAMILIES)
+        return rlhf_fail("no task families selected; hint: --families reverse,add,...");
+    for (int i = 0; i < spec->n_families; i++)
+        ASSERT(spec->families[i] >= 0 && spec->families[i] < tasks_n_families);
+    if (make_dirs(spec->out_dir)) return -1;
+
+    JsonlWriter w[TASKS_N_FILES];
+    memset(w, 0, sizeof w);
+    int rc = 0;
+    for (int k = 0; k < TASKS_N_FILES && rc == 0; k++) {
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", spec->out_dir, tasks_file_names[k]) >=
+            (int)sizeof path)
+            rc = rlhf_fail("output directory path too long; hint: use a shorter --out");
+        else
+            rc = jsonl_writer_open(&w[k], path);
+    }
+    // train files first: the test files check their prompts against them
+    static const int order[TASKS_N_FILES] = {TASKS_SFT_TRAIN, TASKS_PREF_TRAIN,
+                                             TASKS_PPO_TRAIN, TASKS_SFT_TEST,
+                                             TASKS_PREF_TEST, TASKS_PPO_TEST};
+    StrSet train = {0};
+    for (int i = 0; i < TASKS_N_FILES && rc == 0; i++)
+        rc = write_file(spec, order[i], &w[order[i]], &train, report);
+    strset_free(&train);
+    for (int k = 0; k < TASKS_N_FILES; k++) {
+        if (rc == 0) rc = jsonl_writer_commit(&w[k]);
+        else jsonl_writer_abort(&w[k]);
+    }
+    return rc;
+}
