@@ -235,12 +235,14 @@ static int value_store(Config *cfg, const KeyDesc *d, const char *text, char *wh
         errno = 0;
         long long v = strtoll(s, &end, 10);
         if (!*s || *end || strlen(text) >= sizeof num) {
-            snprintf(why, n, "[%s] %s = '%s' is not an integer; hint: write a whole number such as %" PRId64,
+            snprintf(why, n, "[%s] %s = '%s' is not an integer; hint: write a whole number "
+                     "such as %" PRId64,
                      d->section, d->key, text, d->def_int);
             return -1;
         }
         if (errno == ERANGE) {
-            snprintf(why, n, "[%s] %s = '%s' is out of range; hint: use a value between %lld and %lld",
+            snprintf(why, n, "[%s] %s = '%s' is out of range; hint: use a value between "
+                     "%lld and %lld",
                      d->section, d->key, text, LLONG_MIN, LLONG_MAX);
             return -1;
         }
@@ -258,7 +260,8 @@ static int value_store(Config *cfg, const KeyDesc *d, const char *text, char *wh
             return -1;
         }
         if (!isfinite(v)) {
-            snprintf(why, n, "[%s] %s = '%s' is not a finite number; hint: write a decimal such as %g",
+            snprintf(why, n, "[%s] %s = '%s' is not a finite number; hint: write a decimal "
+                     "such as %g",
                      d->section, d->key, text, d->def_float);
             return -1;
         }
@@ -275,7 +278,8 @@ static int value_store(Config *cfg, const KeyDesc *d, const char *text, char *wh
                 return 0;
             }
         }
-        snprintf(why, n, "[%s] %s = '%s' is not a boolean; hint: use true/false, yes/no, on/off or 1/0",
+        snprintf(why, n, "[%s] %s = '%s' is not a boolean; hint: use true/false, yes/no, "
+                 "on/off or 1/0",
                  d->section, d->key, text);
         return -1;
     }
@@ -330,7 +334,6 @@ static int value_from_file(const char *raw, char *out, char *why, size_t n) {
 
 typedef struct {
     Config *cfg;           // a copy; committed only when the whole file is good
-    const char *path;
     FILE *fp;
     int lineno;            // lines handed to inih so far
     int err_line;          // first error found here (0 = none)
@@ -391,7 +394,12 @@ static int load_handle(void *user, const char *section, const char *name, const 
     LoadCtx *ctx = user;
     char why[600];
     if (ctx->err_line) return 1;  // already failed; inih keeps reading, we don't
-    if (!name || !value) return 1;
+    if (!name) return 1;          // a new section (builds that report them), checked already
+    if (!value) {                 // builds that allow a bare name
+        snprintf(why, sizeof why, "'%s' has no value; hint: write %s = value", name, name);
+        load_error(ctx, why);
+        return 0;
+    }
     if (!section[0]) {
         snprintf(why, sizeof why, "key '%s' comes before any [section]; hint: put it under "
                  "its section, e.g. [model]", name);
@@ -462,7 +470,6 @@ int config_load(Config *cfg, const char *path) {
     Config work;
     config_copy(&work, cfg);
     ctx->cfg = &work;
-    ctx->path = path;
     ctx->fp = fp;
     int rc = ini_parse_stream(load_read_line, ctx, load_handle, ctx);
     int result = 0;
@@ -549,14 +556,16 @@ static int check_int(const char *name, int64_t v, int64_t lo, int64_t hi) {
 }
 
 // lo < v (or lo <= v when lo_incl) and v < hi (or v <= hi when hi_incl).
-static int check_float(const char *name, double v, double lo, bool lo_incl, double hi, bool hi_incl) {
+static int check_float(const char *name, double v, double lo, bool lo_incl, double hi,
+                       bool hi_incl) {
     bool ok = (lo_incl ? v >= lo : v > lo) && (hi_incl ? v <= hi : v < hi);
     if (ok) return 0;
     if (isinf(hi))
         return rlhf_fail("config: %s = %g must be %s %g; hint: set it in the config file or with "
                          "--%s=...", name, v, lo_incl ? ">=" : ">", lo, name);
     return rlhf_fail("config: %s = %g must be in %c%g, %g%c; hint: set it in the config file or "
-                     "with --%s=...", name, v, lo_incl ? '[' : '(', lo, hi, hi_incl ? ']' : ')', name);
+                     "with --%s=...", name, v, lo_incl ? '[' : '(', lo, hi, hi_incl ? ']' : ')',
+                     name);
 }
 
 // choices: "a|b|c"
@@ -667,7 +676,7 @@ int config_validate(const Config *cfg) {
 // quote, cannot be written as INI.)
 static void print_ini_string(FILE *out, const char *s) {
     size_t n = strlen(s);
-    bool quote = n && (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]) ||
+    bool quote = !n || (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]) ||
                        s[0] == '"' || s[0] == '\'' || strpbrk(s, "#;"));
     if (!quote) {
         fputs(s, out);
@@ -677,13 +686,23 @@ static void print_ini_string(FILE *out, const char *s) {
     fprintf(out, "%c%s%c", q, s, q);
 }
 
-static void print_value(FILE *out, const Config *cfg, const KeyDesc *d) {
-    const void *f = key_cfield(cfg, d);
-    switch (d->type) {
-    case TYPE_INT: fprintf(out, "%" PRId64, *(const config_INT *)f); break;
-    case TYPE_FLOAT: fprintf(out, "%.17g", *(const config_FLOAT *)f); break;
-    case TYPE_BOOL: fputs(*(const config_BOOL *)f ? "true" : "false", out); break;
-    case TYPE_STR: print_ini_string(out, *(const config_STR *)f); break;
+// The shortest of %.15g, %.16g, %.17g that reads back as the same double
+// (%.17g always does): 0.1 prints as 0.1, not 0.10000000000000001.
+static void format_double(char *buf, size_t n, double v) {
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, n, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+// An INT, FLOAT or BOOL value as text (STR is quoted differently for INI
+// and JSON, so callers handle it).
+static void format_scalar(char *buf, size_t n, const void *f, KeyType type) {
+    switch (type) {
+    case TYPE_INT: snprintf(buf, n, "%" PRId64, *(const config_INT *)f); break;
+    case TYPE_FLOAT: format_double(buf, n, *(const config_FLOAT *)f); break;
+    case TYPE_BOOL: snprintf(buf, n, "%s", *(const config_BOOL *)f ? "true" : "false"); break;
+    case TYPE_STR: ASSERT(0 && "strings are not scalars"); break;
     }
 }
 
@@ -697,7 +716,14 @@ void config_print(const Config *cfg, FILE *out) {
             fprintf(out, "\n[%s]\n", section);
         }
         fprintf(out, "# %s\n%s = ", k[i].help, k[i].key);
-        print_value(out, cfg, &k[i]);
+        const void *f = key_cfield(cfg, &k[i]);
+        if (k[i].type == TYPE_STR) {
+            print_ini_string(out, *(const config_STR *)f);
+        } else {
+            char num[64];
+            format_scalar(num, sizeof num, f, k[i].type);
+            fputs(num, out);
+        }
         fputc('\n', out);
     }
 }
@@ -706,20 +732,20 @@ void config_print_help(FILE *out) {
     const KeyDesc *k = keys();
     Config def;
     config_init(&def);
-    fprintf(out, "Config keys ([section] key TYPE = default: meaning). Set them in the INI file "
-                 "or with --section.key=value.\n");
+    fprintf(out, "Config keys, by [section]: key, type, default, meaning. Set them in the INI "
+                 "file or with --section.key=value.\n");
     const char *section = NULL;
     for (int i = 0; i < NKEYS; i++) {
         if (section != k[i].section) {
             section = k[i].section;
             fprintf(out, "\n[%s]\n", section);
         }
-        fprintf(out, "  %-18s %-5s = ", k[i].key, type_names[k[i].type]);
+        char dflt[96];
         if (k[i].type == TYPE_STR)
-            fprintf(out, "\"%s\"", k[i].def_str);
+            snprintf(dflt, sizeof dflt, "\"%s\"", k[i].def_str);
         else
-            print_value(out, &def, &k[i]);
-        fprintf(out, ": %s\n", k[i].help);
+            format_scalar(dflt, sizeof dflt, key_cfield(&def, &k[i]), k[i].type);
+        fprintf(out, "  %-16s %-5s %-32s %s\n", k[i].key, type_names[k[i].type], dflt, k[i].help);
     }
     config_free(&def);
 }
@@ -775,18 +801,14 @@ char *config_to_json(const Config *cfg) {
         }
         sb_printf(&b, "\"%s\": ", k[i].key);
         const void *f = key_cfield(cfg, &k[i]);
-        switch (k[i].type) {
-        case TYPE_INT: sb_printf(&b, "%" PRId64, *(const config_INT *)f); break;
-        case TYPE_BOOL: sb_printf(&b, "%s", *(const config_BOOL *)f ? "true" : "false"); break;
-        case TYPE_FLOAT: {
-            double v = *(const config_FLOAT *)f;
-            if (isfinite(v))
-                sb_printf(&b, "%.17g", v);
-            else
-                sb_printf(&b, "null");  // JSON has no inf/nan; load refuses them anyway
-            break;
-        }
-        case TYPE_STR: sb_json_string(&b, *(const config_STR *)f); break;
+        if (k[i].type == TYPE_STR) {
+            sb_json_string(&b, *(const config_STR *)f);
+        } else if (k[i].type == TYPE_FLOAT && !isfinite(*(const config_FLOAT *)f)) {
+            sb_printf(&b, "null");  // JSON has no inf/nan; load and set refuse them anyway
+        } else {
+            char num[64];
+            format_scalar(num, sizeof num, f, k[i].type);
+            sb_printf(&b, "%s", num);
         }
     }
     sb_printf(&b, "}}");
