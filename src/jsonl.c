@@ -259,7 +259,7 @@ static int read_lines(const char *path, LineFn fn, void *ctx, const char *hint_e
         rc = rlhf_fail("%s:%d: read error: %s; hint: is it a regular, readable file?", path,
                        w.line + 1, strerror(errno ? errno : EIO));
     if (rc == 0 && n_objects == 0)
-        rc = rlhf_fail("%s:%d: no examples (%s); hint: %s", path, w.line,
+        rc = rlhf_fail("%s:%d: no examples (%s); hint: %s", path, w.line ? w.line : 1,
                        w.line ? "only blank lines" : "the file is empty", hint_empty);
     free(buf);
     fclose(f);
@@ -377,10 +377,13 @@ static int sft_line(void *vctx, const cJSON *obj, const Where *w) {
         key_list(obj, keys, sizeof keys);
         return fail_at(w, "unknown structure (keys: %s); hint: %s", keys, SFT_SHAPES);
     }
-    if (pr + al + ch > 1)
-        return fail_at(w, "the line mixes formats (%s%s%s); hint: %s",
-                       pr ? "prompt/response " : "", al ? "instruction/output " : "",
-                       ch ? "messages" : "", SFT_SHAPES);
+    if (pr + al + ch > 1) {
+        char shapes[80] = "";
+        if (pr) strcat(shapes, "prompt/response");
+        if (al) strcat(strcat(shapes, pr ? " and " : ""), "instruction/output");
+        if (ch) strcat(shapes, " and messages");
+        return fail_at(w, "the line mixes formats (%s); hint: %s", shapes, SFT_SHAPES);
+    }
 
     SftExample ex = {0};
     ex.line = w->line;
