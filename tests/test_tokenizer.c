@@ -228,6 +228,22 @@ static void test_bpe_matches_reference(void **state) {
     tokenizer_free(&tok);
 }
 
+static void test_bpe_ties(void **state) {
+    (void)state;
+    // chunks "xyxz" and " xyxz": (x,y), (y,x), (x,z) occur twice each and
+    // the smallest pair, (x,y), goes first. Then (N,x) and (x,z) tie, N=256:
+    // (x,z) has the smaller left id. Then (xy, xz) twice; then only pairs
+    // seen once remain, so 3 merges is the most.
+    const uint8_t *text = (const uint8_t *)"xyxz xyxz";
+    Tokenizer tok = train_ok(TOKENIZER_BPE, text, 9, 263);
+    const int want[] = {'x', 'y', 'x', 'z', 256, 257};
+    assert_int_equal(tok.n_merges, 3);
+    assert_memory_equal(tok.merges, want, sizeof want);
+    tokenizer_free(&tok);
+    assert_int_equal(tokenizer_train(&tok, TOKENIZER_BPE, text, 9, 264), -1);
+    assert_non_null(strstr(rlhf_errmsg, "vocab_size <= 263"));
+}
+
 static void test_bpe_deterministic(void **state) {
     (void)state;
     size_t n = 30000;
@@ -476,6 +492,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bpe_round_trip_random_bytes),
         cmocka_unit_test(test_bpe_matches_reference),
+        cmocka_unit_test(test_bpe_ties),
         cmocka_unit_test(test_bpe_deterministic),
         cmocka_unit_test(test_bpe_compresses),
         cmocka_unit_test(test_char_round_trip),
