@@ -29,7 +29,7 @@ struct Ckpt {
     const char *kind;  // "checkpoint" | "shard" | "rollout dump", for messages
     char *path;        // the final name
     char *tmp;         // PATH.tmp while writing; NULL when reading
-    int failed;        // a write failed: commit refuses
+    char *failed;      // why the first failed write failed; commit refuses
 };
 
 // --- HDF5 plumbing -----------------------------------------------------------
@@ -136,11 +136,17 @@ static int type_matches(hid_t t, hid_t want) {
 
 // --- writing: groups, attributes, datasets ------------------------------------
 
+// Remembers the reason just given to rlhf_fail (the first one) for commit.
+static int mark_failed(Ckpt *ck) {
+    if (!ck->failed) ck->failed = strdup_check(rlhf_errmsg);
+    return -1;
+}
+
 static int write_fail(Ckpt *ck, const char *what, const H5Fault *f) {
-    ck->failed = 1;
-    return rlhf_fail("%s %s: cannot write %s (%s); hint: check free disk space and "
+    rlhf_fail("%s %s: cannot write %s (%s); hint: check free disk space and "
                      "write permission",
-                     ck->kind, ck->tmp ? ck->tmp : ck->path, what, f->desc);
+              ck->kind, ck->tmp ? ck->tmp : ck->path, what, f->desc);
+    return mark_failed(ck);
 }
 
 // Creates group PATH (and missing parents) unless it exists. track_order
@@ -441,6 +447,7 @@ static void dir_of(const char *path, char *out, size_t n) {
 }
 
 static void ck_free(Ckpt *ck) {
+    free(ck->failed);
     free(ck->path);
     free(ck->tmp);
     free(ck);
@@ -516,7 +523,8 @@ Ckpt *ckpt_create(const char *path, const CkptMeta *meta) {
 
 int ckpt_commit(Ckpt *ck) {
     ASSERT(ck && ck->tmp);
-    if (ck->failed) {  // rlhf_errmsg still holds the reason of the failed write
+    if (ck->failed) {
+        rlhf_fail("%s", ck->failed);  // the reason of the first failed write
         ckpt_abort(ck);
         return -1;
     }
@@ -753,7 +761,7 @@ int ckpt_read_model_config(Ckpt *ck, const char *prefix, GPTConfig *c) {
     // The attributes must agree with what is stored: embedding shapes, the
     // number of blocks and the tokenizer's vocabulary.
     const char *hint = "the file is damaged or was edited";
-    char path[PATH_MAX_LEN], rel[96];
+    char path[PATH_MAX_LEN], rel[128];
     hsize_t wte[2] = {(hsize_t)c->vocab_size, (hsize_t)c->n_embd};
     hsize_t wpe[2] = {(hsize_t)c->block_size, (hsize_t)c->n_embd};
     path_join(path, prefix, "model/transformer.wte.weight");
@@ -763,7 +771,12 @@ int ckpt_read_model_config(Ckpt *ck, const char *prefix, GPTConfig *c) {
     path_join(path, prefix, "model/transformer.wpe.weight");
     if ((d = dset_open(ck, path, H5T_IEEE_F32LE, 2, wpe, NULL, hint)) < 0) return -1;
     H5Dclose(d);
-    snprintf(rel, sizeof rel, "model/transformer.h.%d", c->n_layer);
+    // a block past n_layer (its first table tensor) must not exist
+    ParamInfo info[NUM_PARAM_TENSORS];
+    gpt_param_layout(c, info);
+    char name[96];
+    snprintf(name, sizeof name, info[PARAM_ln1w].name, c->n_layer);
+    snprintf(rel, sizeof rel, "model/%s", name);
     path_join(path, prefix, rel);
     if (link_exists(ck->file, path))
         return rlhf_fail("checkpoint %s: %s says n_layer=%d but holds %s; hint: %s", ck->path,
@@ -1014,9 +1027,9 @@ int ckpt_write_metrics(Ckpt *ck, const Metrics *mt) {
         const char *name = mt->names[c];
         if (!name[0] || strchr(name, '/') || strcmp(name, ".") == 0 ||
             strlen(name) > PATH_MAX_LEN - 16) {
-            ck->failed = 1;
-            return rlhf_fail("checkpoint %s: metrics column name '%s' cannot be a dataset name; "
-                             "hint: use a name without '/'", ck->path, name);
+            rlhf_fail("checkpoint %s: metrics column name '%s' cannot be a dataset name; "
+                      "hint: use a name without '/'", ck->path, name);
+            return mark_failed(ck);
         }
         char path[PATH_MAX_LEN];
         path_join(path, "metrics", name);
@@ -1081,6 +1094,10 @@ int ckpt_read_metrics(Ckpt *ck, Metrics *mt) {
         cols[i] = mallocCheck((size_t)dims * sizeof(double));
         rc = dset_read(ck, d, path, H5T_NATIVE_DOUBLE, cols[i]);
     }
+    if (!rc && l.n > 0 && mt->ncols > 0 && (size_t)nrows != mt->nrows)
+        rc = rlhf_fail("checkpoint %s: /metrics has %llu rows but the table to fill already has "
+                       "%zu; hint: read metrics into a fresh table", ck->path,
+                       (unsigned long long)nrows, mt->nrows);
     // add to mt only when every column was read
     for (int i = 0; i < l.n; i++) {
         if (!rc) metrics_add_column(mt, l.names[i], cols[i], (size_t)nrows);
@@ -1107,10 +1124,7 @@ static int state_write(Ckpt *ck, const char *name, hid_t ftype, hid_t mtype, con
                        size_t n) {
     ASSERT(ck && ck->tmp && (data || n == 0));
     char path[PATH_MAX_LEN];
-    if (state_path(ck, name, path)) {
-        ck->failed = 1;
-        return -1;
-    }
+    if (state_path(ck, name, path)) return mark_failed(ck);
     hsize_t dims = (hsize_t)n;
     return dset_put(ck, path, ftype, mtype, 1, &dims, data);
 }
