@@ -1,8 +1,9 @@
 // Checks the GPT model of src/gpt.c against the double reference in
 // tests/ref_gpt.c: loss, logits and values of the forward pass, the gradient
 // of every parameter tensor, KV-cached decoding; plus overfitting one batch,
-// bit-exact determinism of training steps and the initialisation statistics.
-// Layer-level checks live in test_ops.c, the optimizer's in test_optim.c.
+// bit-exact determinism of training steps and the initialisation statistics,
+// with the generator they draw from (src/rng.c). Layer-level checks live in
+// test_ops.c, the optimizer's in test_optim.c.
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,6 +19,14 @@
 #include "gpt.h"
 #include "optim.h"
 #include "ref_gpt.h"
+#include "rng.h"
+
+// Sanitizer build (make BUILD=asan): make undefined behaviour fatal, so it
+// fails this binary instead of printing a line that nobody reads.
+#if defined(__SANITIZE_ADDRESS__)
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stacktrace=1"; }
+#endif
 
 // The small model most tests use: 2 layers, 2 heads of 8 channels, T = 8.
 enum { SL = 2, SNH = 2, SC = 16, ST = 8, SV = 13, SB = 3 };
@@ -602,6 +611,87 @@ static void test_init_weights_statistics(void **state) {
     gpt_free(&m);
 }
 
+// ---------------------------------------------------------------------------
+// random numbers (what gpt_init_weights draws from)
+// ---------------------------------------------------------------------------
+
+// Known answers: xoshiro256** from state {1, 2, 3, 4} (the published
+// algorithm's first outputs), and rng_init's splitmix64 seeding, both
+// computed with an independent implementation written from the published
+// descriptions (splitmix64 from 0 starts 0xe220a8397b1dcdaf).
+static void test_rng_known_answers(void **state) {
+    (void)state;
+    Rng r = {{1, 2, 3, 4}};
+    const uint64_t want[6] = {11520ULL, 0ULL, 1509978240ULL, 1215971899390074240ULL,
+                              1216172134540287360ULL, 607988272756665600ULL};
+    for (int i = 0; i < 6; i++) assert_true(rng_u64(&r) == want[i]);
+    rng_init(&r, 0);
+    assert_true(r.s[0] == 0xe220a8397b1dcdafULL && r.s[1] == 0x6e789e6aa1b965f4ULL);
+    rng_init(&r, 42);
+    const uint64_t want42[3] = {1546998764402558742ULL, 6990951692964543102ULL,
+                                12544586762248559009ULL};
+    for (int i = 0; i < 3; i++) assert_true(rng_u64(&r) == want42[i]);
+}
+
+// Distributions, on 200k draws: bounds within 5 standard errors (uniform
+// mean: sd 0.289/sqrt(n); normal mean: 1/sqrt(n), variance: sqrt(2/n);
+// each of 7 buckets of rng_below: sqrt(n p (1-p))).
+static void test_rng_distributions(void **state) {
+    (void)state;
+    enum { N = 200000, K = 7 };
+    Rng r;
+    rng_init(&r, 2024);
+    double su = 0, sn = 0, sn2 = 0;
+    long counts[K] = {0};
+    for (int i = 0; i < N; i++) {
+        float u = rng_float(&r);
+        assert_true(u >= 0.0f && u < 1.0f);
+        assert_true(u * 16777216.0f == floorf(u * 16777216.0f));  // 24-bit grid
+        su += u;
+        double z = rng_normal(&r);
+        assert_true(isfinite(z));
+        sn += z;
+        sn2 += z * z;
+        uint64_t k = rng_below(&r, K);
+        assert_true(k < K);
+        counts[k]++;
+    }
+    assert_true(fabs(su / N - 0.5) <= 5 * 0.2887 / sqrt(N));
+    assert_true(fabs(sn / N) <= 5 / sqrt(N));
+    assert_true(fabs(sn2 / N - 1.0) <= 5 * sqrt(2.0 / N));
+    for (int k = 0; k < K; k++)
+        assert_true(fabs(counts[k] - (double)N / K) <= 5 * sqrt(N * (1.0 / K) * (1 - 1.0 / K)));
+    // a bound where half the raw range is rejected
+    uint64_t big = (1ULL << 63) + 1;
+    for (int i = 0; i < 1000; i++) assert_true(rng_below(&r, big) < big);
+    assert_true(rng_below(&r, 1) == 0);
+}
+
+// rng_shuffle gives a permutation, depends on the state, and the same state
+// gives the same permutation.
+static void test_rng_shuffle(void **state) {
+    (void)state;
+    enum { N = 100 };
+    int a[N], b[N], seen[N] = {0};
+    Rng r1, r2;
+    rng_init(&r1, 5);
+    rng_init(&r2, 5);
+    for (int i = 0; i < N; i++) a[i] = b[i] = i;
+    rng_shuffle(&r1, a, N);
+    rng_shuffle(&r2, b, N);
+    assert_memory_equal(a, b, sizeof a);
+    int fixed = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(a[i] >= 0 && a[i] < N);
+        seen[a[i]]++;
+        fixed += a[i] == i;
+    }
+    for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+    assert_true(fixed < 10);  // a uniform permutation has ~1 fixed point
+    rng_shuffle(&r1, b, N);   // next draw: a different permutation
+    assert_true(memcmp(a, b, sizeof a) != 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_reference),
@@ -615,6 +705,9 @@ int main(void) {
         cmocka_unit_test(test_overfit_one_batch),
         cmocka_unit_test(test_training_deterministic),
         cmocka_unit_test(test_init_weights_statistics),
+        cmocka_unit_test(test_rng_known_answers),
+        cmocka_unit_test(test_rng_distributions),
+        cmocka_unit_test(test_rng_shuffle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
