@@ -203,6 +203,10 @@ static int read_lines(const char *path, LineFn fn, void *ctx, const char *hint_e
         size_t n = (size_t)got;
         while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
         buf[n] = '\0';
+        if (w.line == 1 && n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) {
+            memmove(buf, buf + 3, n - 2);  // a UTF-8 byte order mark, as some editors write
+            n -= 3;
+        }
         size_t first = 0;
         while (first < n && is_json_space(buf[first])) first++;
         if (first == n) continue;  // blank line

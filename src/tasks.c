@@ -69,11 +69,15 @@ static int trim_copy(const char *s, char *out) {
     return 0;
 }
 
-// s past the first of the NULL-terminated prefixes it starts with, or NULL.
+// s past the first of the NULL-terminated prefixes it starts with and any
+// spaces after it, or NULL.
 static const char *after_prefix(const char *s, const char *const *prefixes) {
     for (int i = 0; prefixes[i]; i++) {
         size_t n = strlen(prefixes[i]);
-        if (strncmp(s, prefixes[i], n) == 0) return s + n;
+        if (strncmp(s, prefixes[i], n) != 0) continue;
+        s += n;
+        while (*s == ' ') s++;
+        return s;
     }
     return NULL;
 }
@@ -479,8 +483,9 @@ void tasks_generate(Rng *rng, int f, TaskExample *ex) {
 int tasks_grade_index(int f, const char *prompt, const char *response) {
     if (f < 0 || f >= tasks_n_families)
         return rlhf_fail("task family index %d out of range; hint: use tasks_family_by_name", f);
-    char want[TASKS_TEXT_MAX];
-    if (tasks_families[f].solve(prompt, want)) return -1;
+    char solved[TASKS_TEXT_MAX], want[TASKS_TEXT_MAX];
+    if (tasks_families[f].solve(prompt, solved)) return -1;
+    trim_copy(solved, want);  // e.g. sorting "a b" puts the space first
     while (isspace((unsigned char)*response)) response++;
     size_t n = strlen(response);
     while (n > 0 && isspace((unsigned char)response[n - 1])) n--;

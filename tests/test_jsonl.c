@@ -306,6 +306,12 @@ static void test_crlf_and_escapes(void **state) {
     assert_string_equal(set.ex[0].turns[0].text, "line1\nline2 \"q\" \xc3\xa9");
     assert_int_equal(set.ex[1].line, 3);
     jsonl_free_sft(&set);
+    // a byte order mark before the first line is skipped
+    assert_int_equal(
+        jsonl_read_sft(write_tmp_str("\xef\xbb\xbf{\"prompt\": \"a\", \"response\": \"b\"}\n"), &set),
+        0);
+    assert_string_equal(set.ex[0].turns[0].text, "a");
+    jsonl_free_sft(&set);
 }
 
 // No fixed line buffer: a 1 MiB response reads back whole.

@@ -172,6 +172,7 @@ static void test_graders_near_misses(void **state) {
         {"reverse", "reverse: cat", "tac.", 0},
         {"reverse", "reverse: cat", "tacc", 0},
         {"reverse", "reverse: cat", "", 0},
+        {"reverse", "reverse:   cat ", "tac", 1},  // spaces around the argument do not count
         {"upper", "uppercase: big dog", "BIG DOG", 1},
         {"upper", "in capitals: big dog", "BIG  DOG", 0},
         {"upper", "shout: big dog", "BIG DOg", 0},
@@ -189,6 +190,7 @@ static void test_graders_near_misses(void **state) {
         {"sort", "alphabetize: banana", "aabnn", 0},
         {"sort", "sort: cat", "tca", 0},
         {"sort", "sort: cat", "ACT", 0},
+        {"sort", "sort: b a", "ab", 1},  // the sorted space leads and is trimmed
         {"count", "count a in: banana", "3", 1},
         {"count", "how many z in: banana", "0", 1},
         {"count", "number of n in: banana", "2", 1},

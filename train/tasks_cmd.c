@@ -72,8 +72,9 @@ int cmd_tasks(int argc, char **argv) {
         }
         int rc = 0;
         if (k < 0) {
-            tasks_usage(stderr);
-            rc = rlhf_fail("tasks: unknown option '%s'; hint: see the usage above", arg);
+            rc = rlhf_fail("tasks: unknown option '%s'; hint: run 'rlhf tasks --help' for the "
+                           "options",
+                           arg);
         } else if (!val) {
             rc = rlhf_fail("tasks: %s needs a value; hint: e.g. %s=...", keys[k], keys[k]);
         } else if (k == 0) {
@@ -114,7 +115,7 @@ int cmd_tasks(int argc, char **argv) {
     for (int k = 0; k < TASKS_N_FILES; k++) {
         printf("  wrote %s/%s  %ld lines", spec.out_dir, tasks_file_names[k], report.written[k]);
         if (report.dropped[k])
-            printf(" (%ld candidates skipped: prompt already in train or repeated)",
+            printf(" (skipped %ld generated prompts already in train or in this file)",
                    report.dropped[k]);
         printf("\n");
     }
