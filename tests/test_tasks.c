@@ -28,8 +28,7 @@ static int group_setup(void **state) {
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-// Removes dir and the plain files in it (one level, as tasks_write_data
-// writes).
+// Removes dir and everything below it (so a failed test leaves nothing).
 static void remove_dir(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
@@ -38,7 +37,9 @@ static void remove_dir(const char *dir) {
     while ((e = readdir(d))) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        remove(path);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) remove_dir(path);
+        else remove(path);
     }
     closedir(d);
     rmdir(dir);
@@ -345,10 +346,9 @@ static void test_write_data_deterministic(void **state) {
             assert_true(same_file(d1, d4, k));
     }
     remove_dir(d1);
-    remove_dir(d2);
     char parent[128];
     snprintf(parent, sizeof parent, "%s/run2", tmpdir);
-    rmdir(parent);
+    remove_dir(parent);
     remove_dir(d3);
     remove_dir(d4);
 }
