@@ -386,8 +386,8 @@ static hid_t dset_open(Ckpt *ck, const char *path, hid_t want, int ndim, const h
     if (!type_matches(t, want)) {
         type_str(got, sizeof got, t);
         type_str(exp, sizeof exp, want);
-        rc = rlhf_fail("%s %s: %s has type %s, expected %s; hint: %s", ck->kind, ck->path, path,
-                       got, exp, hint);
+        rc = rlhf_fail("%s %s: %s has type %s, expected %s; hint: the file was written by "
+                       "another tool or edited", ck->kind, ck->path, path, got, exp);
     } else if (rank != ndim) {
         rc = rlhf_fail("%s %s: %s has %d dimensions, expected %d; hint: %s", ck->kind, ck->path,
                        path, rank, ndim, hint);
@@ -563,13 +563,14 @@ void ckpt_abort(Ckpt *ck) {
     ck_free(ck);
 }
 
-// Opens an existing HDF5 file with a clear reason for each way it can fail.
-static Ckpt *file_open(const char *path, const char *kind, unsigned flags) {
+// Opens an existing HDF5 file with a clear reason for each way it can fail;
+// `missing` is the hint when there is no such file.
+static Ckpt *file_open(const char *path, const char *kind, unsigned flags, const char *missing) {
     h5_quiet();
     struct stat st;
     if (stat(path, &st) != 0) {
         if (errno == ENOENT)
-            rlhf_fail("%s %s: no such file; hint: check the path", kind, path);
+            rlhf_fail("%s %s: no such file; hint: %s", kind, path, missing);
         else
             rlhf_fail("%s %s: cannot access: %s; hint: check the path and permissions", kind,
                       path, strerror(errno));
@@ -657,7 +658,8 @@ Ckpt *ckpt_open(const char *path, CkptMeta *meta) {
     CkptMeta scratch;
     CkptMeta *mt = meta ? meta : &scratch;
     memset(mt, 0, sizeof *mt);
-    Ckpt *ck = file_open(path, "checkpoint", H5F_ACC_RDONLY);
+    Ckpt *ck = file_open(path, "checkpoint", H5F_ACC_RDONLY,
+                         "check the path (a run writes DIR/step_NNNNNN.h5 and DIR/latest.h5)");
     if (!ck) return NULL;
     if (read_meta(ck, mt)) {
         ckpt_meta_free(mt);
@@ -1223,7 +1225,8 @@ int shard_read(const char *path, int **tokens, size_t *n, int *vocab_size,
                uint64_t *tokenizer_hash) {
     *tokens = NULL;
     *n = 0;
-    Ckpt *ck = file_open(path, "shard", H5F_ACC_RDONLY);
+    Ckpt *ck = file_open(path, "shard", H5F_ACC_RDONLY,
+                         "check [data] dir, or run `rlhf prepare` to write the shards");
     if (!ck) return -1;
     const char *hint = "rerun `rlhf prepare` to rebuild the shards";
     int V = 0, rc = 0;
@@ -1273,7 +1276,7 @@ int rollout_dump_append(const char *path, int64_t step, int rows, int cols,
     h5_quiet();
     Ckpt *ck;
     if (access(path, F_OK) == 0) {
-        ck = file_open(path, "rollout dump", H5F_ACC_RDWR);
+        ck = file_open(path, "rollout dump", H5F_ACC_RDWR, "check the path");
         if (!ck) return -1;
     } else {
         hid_t fapl = fapl_strong();

@@ -804,9 +804,20 @@ static int stored_token_bytes(const char *path) {
     return size;
 }
 
-static void shard_roundtrip(int V, int want_bytes) {
+static hsize_t stored_chunks(const char *path, const char *name) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t s = H5Dget_space(d);
+    hsize_t n = 0;
+    assert_true(H5Dget_num_chunks(d, s, &n) >= 0);
+    H5Sclose(s);
+    H5Dclose(d);
+    H5Fclose(f);
+    return n;
+}
+
+static void shard_roundtrip(int V, int want_bytes, size_t n) {
     const char *path = tmp_path("tokens.h5");
-    size_t n = 5000;
     int *toks = mallocCheck(n * sizeof *toks);
     for (size_t i = 0; i < n; i++) toks[i] = (int)((i * 7919u) % (unsigned)V);
     toks[0] = V - 1;
@@ -814,6 +825,8 @@ static void shard_roundtrip(int V, int want_bytes) {
     assert_int_equal(shard_write(path, toks, n, V, 0xfeedfacecafebeefULL), 0);
     assert_false(file_exists(tmp_path("tokens.h5.tmp")));
     assert_int_equal(stored_token_bytes(path), want_bytes);
+    // chunks hold at most 2^20 elements
+    assert_int_equal(stored_chunks(path, "/tokens"), (n + (1u << 20) - 1) >> 20);
     int *back, vocab;
     size_t nback;
     uint64_t hash;
@@ -828,13 +841,13 @@ static void shard_roundtrip(int V, int want_bytes) {
 
 static void test_shard_roundtrip_uint16(void **state) {
     (void)state;
-    shard_roundtrip(65535, 2);
+    shard_roundtrip(65535, 2, 5000);
 }
 
 static void test_shard_roundtrip_uint32(void **state) {
     (void)state;
-    shard_roundtrip(65536, 4);
-    shard_roundtrip(100000, 4);
+    shard_roundtrip(65536, 4, 5000);
+    shard_roundtrip(100000, 4, (1u << 20) + 1000);  // two chunks
 }
 
 static void test_shard_rejects_out_of_range(void **state) {
@@ -895,6 +908,23 @@ static void test_rollout_dump_append(void **state) {
     assert_memory_equal(fback, rew, sizeof rew);
     H5Dclose(d);
     H5Fclose(f);
+    // a 2-D dataset beyond one chunk is cut into row blocks: [1100, 1000]
+    // is 1.1M elements, two chunks of 1048 rows
+    int rows = 1100, ncols = 1000;
+    float *big = mallocCheck((size_t)rows * ncols * sizeof *big);
+    for (int i = 0; i < rows * ncols; i++) big[i] = (float)i * 0.5f;
+    DumpColumn bigcol = {.name = "logprobs", .is_int = 0, .f = big};
+    assert_int_equal(rollout_dump_append(path, 5, rows, ncols, &bigcol, 1), 0);
+    assert_int_equal(stored_chunks(path, "/batch_000005/logprobs"), 2);
+    float *bigback = mallocCheck((size_t)rows * ncols * sizeof *bigback);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    d = H5Dopen2(f, "/batch_000005/logprobs", H5P_DEFAULT);
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, bigback) >= 0);
+    assert_memory_equal(bigback, big, (size_t)rows * ncols * sizeof *big);
+    H5Dclose(d);
+    H5Fclose(f);
+    free(big);
+    free(bigback);
     // appending to something that is not HDF5 is refused, the file untouched
     const char *txt = tmp_path("notes.txt");
     FILE *fp = fopen(txt, "w");
