@@ -409,6 +409,55 @@ static void test_backward_accumulates(void **state) {
     gpt_free(&m);
 }
 
+
+// Causality of the whole model: changing tokens after position t0 leaves
+// the logits at positions <= t0 bit-identical (every op works per row, and
+// masked probabilities are exact zeros), and a gradient that enters only at
+// positions <= t0 gives exactly zero gradient to the wpe rows after t0.
+static void test_model_causal(void **state) {
+    (void)state;
+    enum { t0 = 3 };
+    GPTConfig c = small_config(1);
+    GPT m;
+    gpt_build(&m, &c);
+    ref_randomize_params(&m, 651);
+    RefRng rng;
+    ref_rng_init(&rng, 652);
+    int inputs[SB * ST];
+    random_tokens(inputs, SB * ST, SV, &rng);
+    gpt_forward(&m, inputs, SB, ST, 1);
+    float *before = mallocCheck((size_t)SB * ST * SV * sizeof(float));
+    memcpy(before, m.acts.logits, (size_t)SB * ST * SV * sizeof(float));
+    for (int b = 0; b < SB; b++)
+        for (int t = t0 + 1; t < ST; t++) inputs[b * ST + t] = (inputs[b * ST + t] + 1 + b) % SV;
+    gpt_forward(&m, inputs, SB, ST, 1);
+    for (int b = 0; b < SB; b++) {
+        size_t o = (size_t)b * ST * SV;
+        assert_memory_equal(m.acts.logits + o, before + o, (t0 + 1) * SV * sizeof(float));
+        assert_true(memcmp(m.acts.logits + o + (t0 + 1) * SV, before + o + (t0 + 1) * SV,
+                           (ST - t0 - 1) * SV * sizeof(float)) != 0);
+    }
+    float *dl = callocCheck((size_t)SB * ST * SV, sizeof(float));
+    float dv[SB * ST] = {0};
+    for (int b = 0; b < SB; b++) {
+        for (int t = 0; t <= t0; t++) {
+            for (int j = 0; j < SV; j++) dl[((size_t)b * ST + t) * SV + j] = (float)(ref_rng_uniform(&rng) - 0.5);
+            dv[b * ST + t] = 1.0f;
+        }
+    }
+    gpt_zero_grad(&m);
+    gpt_backward(&m, dl, dv);
+    for (int t = 0; t < ST; t++) {
+        double s = 0;
+        for (int i = 0; i < SC; i++) s += fabs(m.grads.wpe[t * SC + i]);
+        if (t <= t0) assert_true(s > 0);
+        else assert_true(s == 0.0);
+    }
+    free(dl);
+    free(before);
+    gpt_free(&m);
+}
+
 // ---------------------------------------------------------------------------
 // KV cache
 // ---------------------------------------------------------------------------
@@ -701,6 +750,7 @@ int main(void) {
         cmocka_unit_test(test_gradients_external_dvalues),
         cmocka_unit_test(test_gradients_external_dlogits),
         cmocka_unit_test(test_backward_accumulates),
+        cmocka_unit_test(test_model_causal),
         cmocka_unit_test(test_kvcache_matches_forward),
         cmocka_unit_test(test_overfit_one_batch),
         cmocka_unit_test(test_training_deterministic),
