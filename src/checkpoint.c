@@ -1296,9 +1296,9 @@ int rollout_dump_append(const char *path, int64_t step, int rows, int cols,
     // a resumed run may dump the same step again: the newer batch wins
     if (link_exists(ck->file, group)) H5Ldelete(ck->file, group, H5P_DEFAULT);
     int rc = group_ensure(ck, group, 1) || attr_put_i64(ck, group, "step", step) ? -1 : 0;
-    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
     for (int c = 0; c < ncolumns && !rc; c++) {
         const DumpColumn *col = &columns[c];
+        hsize_t dims[2] = {(hsize_t)rows, (hsize_t)(col->cols > 0 ? col->cols : cols)};
         ASSERT(col->name && col->name[0] && !strchr(col->name, '/'));
         int n = snprintf(dpath, sizeof dpath, "%s/%s", group, col->name);
         ASSERT(n > 0 && (size_t)n < sizeof dpath);

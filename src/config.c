@@ -715,16 +715,22 @@ void config_print(const Config *cfg, FILE *out) {
             section = k[i].section;
             fprintf(out, "\n[%s]\n", section);
         }
-        fprintf(out, "# %s\n%s = ", k[i].help, k[i].key);
+        // "key = value", the help as a trailing comment in a column
+        char *line = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&line, &len);
+        fprintf(mem, "%s = ", k[i].key);
         const void *f = key_cfield(cfg, &k[i]);
         if (k[i].type == TYPE_STR) {
-            print_ini_string(out, *(const config_STR *)f);
+            print_ini_string(mem, *(const config_STR *)f);
         } else {
             char num[64];
             format_scalar(num, sizeof num, f, k[i].type);
-            fputs(num, out);
+            fputs(num, mem);
         }
-        fputc('\n', out);
+        fclose(mem);
+        fprintf(out, "%-40s ; %s\n", line, k[i].help);
+        free(line);
     }
 }
 

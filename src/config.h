@@ -83,7 +83,8 @@
     X(whiten_advantages, BOOL, 1, "whiten advantages per batch")                  \
     X(no_eot_penalty, FLOAT, 0.0, "added to the score of a response without end") \
     X(critic_lr, FLOAT, 0.0, "critic learning rate (0 = optim.lr)")               \
-    X(dump_rollouts, STR, "", "HDF5 file to write every rollout batch into")     
+    X(dump_rollouts, STR, "", "HDF5 file to write every rollout batch into")      \
+    X(eval_prompts, INT, 200, "held-out prompts per evaluation")     
 
 #define CONFIG_SAMPLE(X) \
     X(prompt, STR, "", "text to continue")                         \

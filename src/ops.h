@@ -51,7 +51,8 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, long N);
 void crossentropy_forward(float *losses, const float *logits, const int *targets, int N,
                           int V);
 // writes dlogits (N,V) = dlosses[n] * (softmax(logits[n]) - onehot(target));
-// rows with target < 0 or dlosses NULL entry 0 get zero gradient
+// dlosses must not be NULL; rows with target < 0 or dlosses[n] == 0 get
+// exactly zero gradient
 void crossentropy_backward(float *dlogits, const float *logits, const int *targets,
                            const float *dlosses, int N, int V);
 
@@ -82,7 +83,7 @@ static inline float fast_expf(float x) {
     p = p * r * r + r + 1.0f;
     // scale by 2^n through the exponent bits
     union { float f; int i; } u = {p};
-    u.i += (int)n << 23;
+    u.i += (int)n * (1 << 23);  // |n| <= 127: no overflow, no shift of a negative
     return u.f;
 }
 

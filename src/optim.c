@@ -31,7 +31,7 @@ void adamw_step(AdamW *opt, GPT *model, float lr, const uint8_t *trainable) {
     opt->t++;
     opt->lr = lr;
     const float b1 = opt->beta1, b2 = opt->beta2, eps = opt->eps;
-    const float bc1 = 1.0f - powf(b1, (float)opt->t), bc2 = 1.0f - powf(b2, (float)opt->t);
+    const float bc1 = (float)(1.0 - pow(b1, (double)opt->t)), bc2 = (float)(1.0 - pow(b2, (double)opt->t));
     for (int p = 0; p < NUM_PARAM_TENSORS; p++) {
         const ParamInfo *pi = &model->info[p];
         if (!pi->size || (trainable && !trainable[p])) continue;
@@ -74,7 +74,7 @@ float grad_norm(const GPT *model) {
 float grad_clip(GPT *model, float max_norm) {
     float norm = grad_norm(model);
     if (max_norm > 0.0f && norm > max_norm) {
-        float s = max_norm / (norm + 1e-6f);
+        float s = max_norm / norm;  // norm > max_norm > 0 here
         float *g = model->grads_memory;
         const long n = (long)model->num_params;
 #pragma omp parallel for simd schedule(static)

@@ -22,8 +22,9 @@ void adamw_build(AdamW *opt, size_t n, float beta1, float beta2, float eps,
 void adamw_free(AdamW *opt);
 
 // One update of the model's params from its grads at learning rate lr.
-// Weight decay applies to 2-D weights only (not biases, LayerNorm, heads'
-// bias). Only tensors with `trainable` set (NULL = all) are updated.
+// Weight decay applies to 2-D weights (matrices and embeddings) only: not to
+// biases, LayerNorm parameters or the value head. Only tensors with
+// `trainable` set (NULL = all) are updated.
 void adamw_step(AdamW *opt, GPT *model, float lr, const uint8_t *trainable);
 
 // Global L2 norm of the gradients (in double, fixed order).

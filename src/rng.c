@@ -57,3 +57,12 @@ void rng_shuffle(Rng *rng, int *a, int n) {
         a[j] = t;
     }
 }
+
+void rng_shuffle_long(Rng *rng, long *a, long n) {
+    for (long i = n - 1; i > 0; i--) {
+        long j = (long)rng_below(rng, (uint64_t)i + 1);
+        long t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}

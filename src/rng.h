@@ -20,5 +20,6 @@ uint64_t rng_below(Rng *rng, uint64_t n);
 float rng_normal(Rng *rng);
 // Fisher-Yates shuffle of an int array.
 void rng_shuffle(Rng *rng, int *a, int n);
+void rng_shuffle_long(Rng *rng, long *a, long n);
 
 #endif

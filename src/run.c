@@ -84,28 +84,9 @@ static char *join_path(const char *dir, const char *name) {
 
 char *run_latest_path(const Run *r) { return join_path(r->cfg.checkpoint.dir, "latest.h5"); }
 
-// mkdir -p
-static int make_dirs(const char *path) {
-    char *p = strdup_check(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            free(p);
-            return rlhf_fail("cannot create directory '%s': %s", path, strerror(errno));
-        }
-        *s = '/';
-    }
-    int rc = 0;
-    if (mkdir(p, 0777) != 0 && errno != EEXIST)
-        rc = rlhf_fail("cannot create directory '%s': %s", path, strerror(errno));
-    free(p);
-    return rc;
-}
-
 int run_begin(Run *r, int64_t start_step) {
     const char *dir = r->cfg.checkpoint.dir;
-    if (make_dirs(dir) != 0) return -1;
+    if (mkdir_p(dir) != 0) return -1;
     char *latest = run_latest_path(r);
     struct stat st;
     int exists = stat(latest, &st) == 0;
@@ -212,6 +193,38 @@ int run_ckpt_end(Run *r, Ckpt *ck, int64_t step) {
     free(latest);
     if (rc == 0) prune(dir, (int)r->cfg.checkpoint.keep);
     return rc;
+}
+
+int parse_options(Config *cfg, const char *section, int argc, char **argv,
+                  const char **positional, int max_positional) {
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            if (npos >= max_positional) die("unexpected argument '%s'", a);
+            positional[npos++] = a;
+            continue;
+        }
+        const char *key = a + 2, *eq = strchr(key, '=');
+        char *buf;
+        if (eq && memchr(key, '.', (size_t)(eq - key))) {  // --section.key=value
+            buf = strdup_check(key);
+        } else {
+            const char *value = eq ? eq + 1 : NULL;
+            size_t klen = eq ? (size_t)(eq - key) : strlen(key);
+            if (!value) {
+                if (i + 1 >= argc) die("option '%s' needs a value", a);
+                value = argv[++i];
+            }
+            size_t n = strlen(section) + klen + strlen(value) + 3;
+            buf = mallocCheck(n);
+            snprintf(buf, n, "%s.%.*s=%s", section, (int)klen, key, value);
+        }
+        int rc = config_set(cfg, buf);
+        free(buf);
+        if (rc != 0) die_last();
+    }
+    return npos;
 }
 
 static void format_duration(char *buf, size_t n, double s) {
@@ -382,17 +395,24 @@ int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
     return rc;
 }
 
-int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const Tokenizer *tok,
-                  const uint64_t data_state[5]) {
-    Ckpt *ck = run_ckpt_begin(r, step);
-    if (!ck) return -1;
+int write_training_state(Ckpt *ck, const GPT *m, const AdamW *opt, const Tokenizer *tok,
+                         const uint64_t data_state[5]) {
     int64_t threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
     if (ckpt_write_model(ck, "", m) != 0 || ckpt_write_optimizer(ck, "", opt, m) != 0 ||
         ckpt_write_tokenizer(ck, tok) != 0 || ckpt_write_u64(ck, "data", data_state, 5) != 0 ||
-        ckpt_write_i64(ck, "threads", &threads, 1) != 0) {
+        ckpt_write_i64(ck, "threads", &threads, 1) != 0)
+        return -1;
+    return 0;
+}
+
+int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const Tokenizer *tok,
+                  const uint64_t data_state[5]) {
+    Ckpt *ck = run_ckpt_begin(r, step);
+    if (!ck) return -1;
+    if (write_training_state(ck, m, opt, tok, data_state) != 0) {
         ckpt_abort(ck);
         return -1;
     }

@@ -48,6 +48,13 @@ Ckpt *run_ckpt_begin(Run *r, int64_t step);
 // failure.
 int run_ckpt_end(Run *r, Ckpt *ck, int64_t step);
 
+// Options of the non-training commands (sample, chat, eval): "--key value"
+// or "--key=value" set key of `section`, "--section.key=value" any key.
+// Up to max_positional other arguments go to positional[]. Returns how many
+// positional arguments there were, or dies with a one-line reason.
+int parse_options(Config *cfg, const char *section, int argc, char **argv,
+                  const char **positional, int max_positional);
+
 // Progress: on a terminal, one line redrawn in place; otherwise a plain
 // line every call. `extra` is appended (may be NULL).
 void run_progress(Run *r, int64_t step, int64_t max_steps, double loss, double lr,
@@ -79,8 +86,13 @@ int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head);
 int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
                     uint64_t data_state[5]);
 
-// Writes DIR/step_NNNNNN.h5 (model, optimizer, tokenizer, metrics, state)
-// and moves latest.h5 to it.
+// Writes what resume_training reads (model, optimizer, tokenizer, data
+// state, thread count) into an open checkpoint.
+int write_training_state(Ckpt *ck, const GPT *m, const AdamW *opt, const Tokenizer *tok,
+                         const uint64_t data_state[5]);
+
+// Writes DIR/step_NNNNNN.h5 (write_training_state + metrics) and moves
+// latest.h5 to it.
 int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const Tokenizer *tok,
                   const uint64_t data_state[5]);
 

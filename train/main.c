@@ -13,6 +13,13 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"prepare", cmd_prepare, "CONFIG         corpus -> tokenizer + token shards"},
+    {"pretrain", cmd_pretrain, "CONFIG        next-token pretraining (--resume to continue)"},
+    {"sft", cmd_sft, "CONFIG             supervised fine-tuning from a checkpoint"},
+    {"reward", cmd_reward, "CONFIG          reward model from an SFT checkpoint + preference pairs"},
+    {"ppo", cmd_ppo, "CONFIG             PPO with policy, reference, critic and reward model"},
+    {"sample", cmd_sample, "CKPT [opts]     generate text (--prompt --temperature --top_k --top_p ...)"},
+    {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)"},
     {"help", NULL, "                show this help"},
 };
 

@@ -1,0 +1,185 @@
+// Pairwise reward loss and PPO arithmetic; see losses.h for the formulas.
+// Everything per token is computed in float with double accumulators.
+#include "losses.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+
+// log-sum-exp of z = row / temperature
+static float row_lse(const float *row, int V, float inv_t) {
+    float mx = -INFINITY;
+    for (int j = 0; j < V; j++) mx = row[j] * inv_t > mx ? row[j] * inv_t : mx;
+    double s = 0.0;
+    for (int j = 0; j < V; j++) s += exp((double)(row[j] * inv_t - mx));
+    return mx + (float)log(s);
+}
+
+// entropy of softmax(z), z = row / temperature, given its log-sum-exp
+static float row_entropy(const float *row, int V, float inv_t, float lse) {
+    double h = 0.0;
+    for (int j = 0; j < V; j++) {
+        double lp = (double)(row[j] * inv_t - lse);
+        h -= exp(lp) * lp;
+    }
+    return (float)h;
+}
+
+void logprobs_from_logits(float *logp, float *entropy, const float *logits, const int *actions,
+                          const unsigned char *mask, int N, int V, float temperature) {
+    const float inv_t = 1.0f / temperature;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        if (mask && !mask[n]) {
+            logp[n] = 0.0f;
+            if (entropy) entropy[n] = 0.0f;
+            continue;
+        }
+        const float *row = logits + (size_t)n * V;
+        float lse = row_lse(row, V, inv_t);
+        logp[n] = row[actions[n]] * inv_t - lse;
+        if (entropy) entropy[n] = row_entropy(row, V, inv_t, lse);
+    }
+}
+
+// log(1 + exp(x)) without overflow
+static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+
+float bt_loss(const float *rc, const float *rr, int n, float margin, float *drc, float *drr,
+              float *accuracy, float *mean_margin) {
+    double loss = 0.0, correct = 0.0, gap = 0.0;
+    for (int i = 0; i < n; i++) {
+        double x = (double)rc[i] - rr[i] - margin;
+        loss += softplus(-x);                    // -log sigmoid(x)
+        double g = 1.0 / (1.0 + exp(x)) / n;     // sigmoid(-x) / n
+        drc[i] = (float)-g;
+        drr[i] = (float)g;
+        correct += rc[i] > rr[i];
+        gap += (double)rc[i] - rr[i];
+    }
+    if (accuracy) *accuracy = (float)(correct / n);
+    if (mean_margin) *mean_margin = (float)(gap / n);
+    return (float)(loss / n);
+}
+
+float kl_k3(float logp, float ref_logp) {
+    double d = (double)ref_logp - logp;
+    return (float)(expm1(d) - d);
+}
+
+void gae(float *advantages, float *returns, const float *rewards, const float *values, int n,
+         float gamma, float lam) {
+    double next_value = 0.0, next_adv = 0.0;
+    for (int t = n - 1; t >= 0; t--) {
+        double delta = rewards[t] + gamma * next_value - values[t];
+        next_adv = delta + gamma * lam * next_adv;
+        advantages[t] = (float)next_adv;
+        returns[t] = (float)(next_adv + values[t]);
+        next_value = values[t];
+    }
+}
+
+long whiten(float *x, const unsigned char *mask, long n, int shift_mean) {
+    double sum = 0.0, sq = 0.0;
+    long count = 0;
+    for (long i = 0; i < n; i++) {
+        if (mask && !mask[i]) continue;
+        sum += x[i];
+        count++;
+    }
+    if (count == 0) return 0;
+    double mean = sum / count;
+    for (long i = 0; i < n; i++) {
+        if (mask && !mask[i]) continue;
+        sq += (x[i] - mean) * (x[i] - mean);
+    }
+    double inv = 1.0 / sqrt(sq / count + 1e-8);
+    for (long i = 0; i < n; i++) {
+        if (mask && !mask[i]) continue;
+        double v = (x[i] - mean) * inv;
+        x[i] = (float)(shift_mean ? v : v + mean);
+    }
+    return count;
+}
+
+void kl_controller_update(KLController *kc, double kl, double n_steps) {
+    double e = kl / kc->target - 1.0;
+    e = e < -0.2 ? -0.2 : (e > 0.2 ? 0.2 : e);
+    kc->coef *= 1.0 + e * n_steps / kc->horizon;
+}
+
+float ppo_policy_loss(float *dlogits, const float *logits, const int *actions,
+                      const float *old_logp, const float *advantages,
+                      const unsigned char *mask, int N, int V, float temperature,
+                      float cliprange, float ent_coef, double norm, PPOStats *stats) {
+    const float inv_t = 1.0f / temperature;
+    double loss = 0.0, ent = 0.0, clipped = 0.0, akl = 0.0, ratios = 0.0, tokens = 0.0;
+    // rows are independent; the sums are combined in row order below
+    for (int n = 0; n < N; n++) {
+        float *d = dlogits + (size_t)n * V;
+        if (!mask[n]) {
+            memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        const float *row = logits + (size_t)n * V;
+        const int a = actions[n];
+        float lse = row_lse(row, V, inv_t);
+        float logp = row[a] * inv_t - lse;
+        float h = row_entropy(row, V, inv_t, lse);
+        double ratio = exp((double)logp - old_logp[n]);
+        double A = advantages[n];
+        double lo = 1.0 - cliprange, hi = 1.0 + cliprange;
+        double r_clip = ratio < lo ? lo : (ratio > hi ? hi : ratio);
+        double l1 = -A * ratio, l2 = -A * r_clip;
+        // d loss_t / d logp: the unclipped branch carries the gradient;
+        // where the clipped one is larger it is constant in logp
+        double g = l1 >= l2 ? -A * ratio : 0.0;
+        for (int j = 0; j < V; j++) {
+            double lp = (double)(row[j] * inv_t - lse), p = exp(lp);
+            double dz = g * ((j == a) - p) + ent_coef * p * (lp + h);
+            d[j] = (float)(dz * inv_t / norm);
+        }
+        loss += (l1 > l2 ? l1 : l2) - ent_coef * h;
+        ent += h;
+        clipped += l2 > l1;
+        akl += 0.5 * ((double)logp - old_logp[n]) * ((double)logp - old_logp[n]);
+        ratios += ratio;
+        tokens += 1.0;
+    }
+    if (stats) {
+        stats->policy_loss += loss;
+        stats->entropy += ent;
+        stats->clipfrac += clipped;
+        stats->approx_kl += akl;
+        stats->ratio_mean += ratios;
+        stats->tokens += tokens;
+    }
+    return (float)(loss / norm);
+}
+
+float ppo_value_loss(float *dvalues, const float *values, const float *old_values,
+                     const float *returns, const unsigned char *mask, int N, float cliprange,
+                     float vf_coef, double norm, PPOStats *stats) {
+    double loss = 0.0, clipped = 0.0;
+    for (int n = 0; n < N; n++) {
+        if (!mask[n]) {
+            dvalues[n] = 0.0f;
+            continue;
+        }
+        double v = values[n], old = old_values[n], R = returns[n];
+        double diff = v - old;
+        int inside = diff > -cliprange && diff < cliprange;
+        double v_clip = inside ? v : old + (diff < 0 ? -cliprange : cliprange);
+        double l1 = (v - R) * (v - R), l2 = (v_clip - R) * (v_clip - R);
+        double g = l1 >= l2 ? (v - R) : (inside ? (v_clip - R) : 0.0);
+        dvalues[n] = (float)(vf_coef * g / norm);
+        loss += 0.5 * (l1 > l2 ? l1 : l2);
+        clipped += l2 > l1;
+    }
+    if (stats) {
+        stats->value_loss += vf_coef * loss;
+        stats->value_clipfrac += clipped;
+    }
+    return (float)(vf_coef * loss / norm);
+}

@@ -1,0 +1,76 @@
+// Losses above the model's outputs and the RLHF arithmetic around them:
+// log-probabilities and entropy from logits, the Bradley-Terry pairwise loss
+// of reward models, and PPO (KL estimators, GAE, whitening, the adaptive KL
+// controller, the clipped policy and value objectives). Each loss returns
+// its value and writes the gradient with respect to its inputs; gradients
+// are overwritten, never accumulated. Rows are positions (N = B*T); `mask`
+// marks the rows that count (response tokens), all others get zero
+// gradient.
+#ifndef RLHF_LOSSES_H
+#define RLHF_LOSSES_H
+
+#include <stdint.h>
+
+// logp[n] = log softmax(logits[n] / temperature)[actions[n]] and, if
+// entropy is not NULL, entropy[n] of that distribution; rows with
+// mask[n] == 0 (mask may be NULL = all) get 0.
+void logprobs_from_logits(float *logp, float *entropy, const float *logits, const int *actions,
+                          const unsigned char *mask, int N, int V, float temperature);
+
+// Bradley-Terry: mean over n pairs of -log sigmoid(rc - rr - margin).
+// Writes drc, drr (n) = d loss / d rc, rr. Stats (may be NULL): accuracy
+// (fraction rc > rr) and mean margin rc - rr.
+float bt_loss(const float *rc, const float *rr, int n, float margin, float *drc, float *drr,
+              float *accuracy, float *mean_margin);
+
+// Per-token KL estimators of the policy against the reference at sampled
+// tokens, from the log-probabilities: k1 = logp - ref_logp,
+// k3 = exp(ref_logp - logp) - 1 - (ref_logp - logp) (non-negative).
+static inline float kl_k1(float logp, float ref_logp) { return logp - ref_logp; }
+float kl_k3(float logp, float ref_logp);
+
+// Generalised advantage estimation along one response of n tokens:
+// delta_t = r_t + gamma v_{t+1} - v_t (v_n = 0), A_t = delta_t + gamma lam A_{t+1},
+// returns_t = A_t + v_t.
+void gae(float *advantages, float *returns, const float *rewards, const float *values, int n,
+         float gamma, float lam);
+
+// Whitens x[i] where mask[i] (mask may be NULL): (x - mean) / sqrt(var + 1e-8)
+// with the population variance, computed in double. shift_mean = 0 keeps the
+// mean (rescales only). Returns the number of masked entries.
+long whiten(float *x, const unsigned char *mask, long n, int shift_mean);
+
+// Adaptive KL coefficient (proportional controller): with
+// e = clip(kl / target - 1, -0.2, 0.2), coef *= 1 + e * n_steps / horizon.
+typedef struct {
+    double coef;
+    double target;
+    double horizon;
+} KLController;
+void kl_controller_update(KLController *kc, double kl, double n_steps);
+
+// Statistics of one PPO minibatch, means over masked tokens.
+typedef struct {
+    double policy_loss, value_loss, entropy, clipfrac, approx_kl, value_clipfrac;
+    double ratio_mean, tokens;
+} PPOStats;
+
+// Clipped surrogate on logits (N,V) at temperature T:
+//   ratio = exp(logp - old_logp),
+//   loss = mean_mask max(-A ratio, -A clip(ratio, 1-c, 1+c)) - ent_coef * mean_mask H
+// where mean_mask divides by `norm` (the masked token count of the whole
+// minibatch, so micro-batches add up). Writes dlogits (N,V) (zero rows off
+// the mask) and returns the loss; adds to stats.
+float ppo_policy_loss(float *dlogits, const float *logits, const int *actions,
+                      const float *old_logp, const float *advantages,
+                      const unsigned char *mask, int N, int V, float temperature,
+                      float cliprange, float ent_coef, double norm, PPOStats *stats);
+
+// Clipped value loss: v_clip = old + clip(v - old, -c, c),
+// loss = vf_coef * 0.5 * mean_mask max((v - R)^2, (v_clip - R)^2).
+// Writes dvalues (N) and returns the loss; adds to stats.
+float ppo_value_loss(float *dvalues, const float *values, const float *old_values,
+                     const float *returns, const unsigned char *mask, int N, float cliprange,
+                     float vf_coef, double norm, PPOStats *stats);
+
+#endif

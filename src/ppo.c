@@ -1,0 +1,211 @@
+// PPO rollouts and updates; see ppo.h. The formulas are in losses.c; this
+// file moves data between the rollout buffer and the four models.
+#include "ppo.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "gpt.h"
+
+void rollout_build(Rollout *ro, int P, int T, int V, int eot, int pad) {
+    memset(ro, 0, sizeof *ro);
+    ro->P = P;
+    ro->L = T;
+    ro->eot = eot;
+    ro->pad = pad;
+    size_t PL = (size_t)P * T;
+    ro->tokens = mallocCheck((size_t)P * (T + 1) * sizeof(int));
+    ro->qlen = mallocCheck((size_t)P * sizeof(int));
+    ro->rlen = mallocCheck((size_t)P * sizeof(int));
+    ro->ended = mallocCheck((size_t)P * sizeof(int));
+    ro->mask = mallocCheck(PL);
+    float **f[] = {&ro->logp, &ro->ref_logp, &ro->values, &ro->rewards, &ro->advantages,
+                   &ro->returns, &ro->mb_a, &ro->mb_b, &ro->mb_c, &ro->mb_d, &ro->mb_grad};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = callocCheck(PL, sizeof(float));
+    ro->score_raw = mallocCheck((size_t)P * sizeof(float));
+    ro->score = mallocCheck((size_t)P * sizeof(float));
+    ro->mb_inputs = mallocCheck((size_t)P * (T + 1) * sizeof(int));
+    ro->mb_actions = mallocCheck(PL * sizeof(int));
+    ro->mb_mask = mallocCheck(PL);
+    (void)V;
+}
+
+void rollout_free(Rollout *ro) {
+    void *p[] = {ro->tokens,  ro->qlen,       ro->rlen,     ro->ended,      ro->mask,
+                 ro->logp,    ro->ref_logp,   ro->values,   ro->rewards,    ro->advantages,
+                 ro->returns, ro->score_raw,  ro->score,    ro->mb_inputs,  ro->mb_actions,
+                 ro->mb_mask, ro->mb_a,       ro->mb_b,     ro->mb_c,       ro->mb_d,
+                 ro->mb_grad};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
+    memset(ro, 0, sizeof *ro);
+}
+
+static inline int *row_tokens(const Rollout *ro, int b) { return ro->tokens + (size_t)b * (ro->L + 1); }
+
+void ppo_generate(Rollout *ro, GPT *policy, KVCache *kv, Sampler *s,
+                  const int *const *prompts, const int *plens, int P, const PPOParams *pp,
+                  Rng *rng) {
+    ASSERT(P <= ro->P);
+    const int L = ro->L, max_new = pp->max_new;
+    int *out = mallocCheck((size_t)P * max_new * sizeof(int));
+    generate(policy, kv, s, prompts, plens, P, max_new, ro->eot, &pp->sampling, rng, out,
+             ro->rlen);
+    for (int b = 0; b < P; b++) {
+        int *row = row_tokens(ro, b);
+        const int q = plens[b], r = ro->rlen[b];
+        ASSERT(q + r <= L + 1 && r >= 1);
+        memcpy(row, prompts[b], (size_t)q * sizeof(int));
+        memcpy(row + q, out + (size_t)b * max_new, (size_t)r * sizeof(int));
+        for (int t = q + r; t <= L; t++) row[t] = ro->pad;
+        ro->qlen[b] = q;
+        ro->ended[b] = row[q + r - 1] == ro->eot;
+        unsigned char *m = ro->mask + (size_t)b * L;
+        for (int t = 0; t < L; t++) m[t] = t >= q - 1 && t <= q + r - 2;
+    }
+    ro->n = P;
+    free(out);
+}
+
+// Positions a row needs: its last target is token qlen+rlen-1.
+static inline int row_positions(const Rollout *ro, long b) { return ro->qlen[b] + ro->rlen[b] - 1; }
+
+// Copies rows[0..n) into the minibatch inputs (n, Lm + extra), actions and
+// mask (n, Lm); returns Lm. extra = 1 also feeds each row's final token.
+static int gather_rows(Rollout *ro, const long *rows, int n, int extra) {
+    int Lm = 1;
+    for (int i = 0; i < n; i++) Lm = row_positions(ro, rows[i]) > Lm ? row_positions(ro, rows[i]) : Lm;
+    const int W = Lm + extra;
+    for (int i = 0; i < n; i++) {
+        const int *row = row_tokens(ro, (int)rows[i]);
+        const unsigned char *m = ro->mask + (size_t)rows[i] * ro->L;
+        for (int t = 0; t < W; t++) ro->mb_inputs[i * W + t] = row[t];
+        for (int t = 0; t < Lm; t++) {
+            ro->mb_actions[i * Lm + t] = row[t + 1];
+            ro->mb_mask[i * Lm + t] = m[t];
+        }
+    }
+    return Lm;
+}
+
+// dst (n, Lm) <- src rows (P, L) / src rows <- dst, for per-position arrays
+static void gather_f(const Rollout *ro, float *dst, const float *src, const long *rows, int n, int Lm) {
+    for (int i = 0; i < n; i++)
+        memcpy(dst + (size_t)i * Lm, src + (size_t)rows[i] * ro->L, (size_t)Lm * sizeof(float));
+}
+static void scatter_f(const Rollout *ro, float *dst, const float *src, const long *rows, int n, int Lm) {
+    for (int i = 0; i < n; i++)
+        memcpy(dst + (size_t)rows[i] * ro->L, src + (size_t)i * Lm, (size_t)Lm * sizeof(float));
+}
+
+static float logprob_temperature(const PPOParams *pp) {
+    return pp->sampling.temperature > 0 ? pp->sampling.temperature : 1.0f;
+}
+
+// Log-probs of the minibatch's actions under m into out (n, Lm).
+static void minibatch_logp(Rollout *ro, GPT *m, int n, int Lm, const PPOParams *pp, float *out) {
+    gpt_forward(m, ro->mb_inputs, n, Lm, 1);
+    logprobs_from_logits(out, NULL, m->acts.logits, ro->mb_actions, ro->mb_mask, n * Lm,
+                         m->config.vocab_size, logprob_temperature(pp));
+}
+
+void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const PPOParams *pp,
+               const long *order, int mb) {
+    int *last = mallocCheck((size_t)mb * sizeof(int));
+    for (int i0 = 0; i0 < ro->n; i0 += mb) {
+        const long *rows = order + i0;
+        int n = ro->n - i0 < mb ? ro->n - i0 : mb;
+        int Lm = gather_rows(ro, rows, n, 0);
+        minibatch_logp(ro, policy, n, Lm, pp, ro->mb_a);
+        scatter_f(ro, ro->logp, ro->mb_a, rows, n, Lm);
+        minibatch_logp(ro, ref, n, Lm, pp, ro->mb_a);
+        scatter_f(ro, ro->ref_logp, ro->mb_a, rows, n, Lm);
+        if (!critic || !rm) continue;
+        gpt_forward(critic, ro->mb_inputs, n, Lm, 0);
+        for (int i = 0; i < n * Lm; i++) ro->mb_a[i] = ro->mb_mask[i] ? critic->acts.values[i] : 0.0f;
+        scatter_f(ro, ro->values, ro->mb_a, rows, n, Lm);
+        // the reward model reads the whole sequence, final token included
+        int W = gather_rows(ro, rows, n, 1) + 1;
+        for (int i = 0; i < n; i++) last[i] = row_positions(ro, rows[i]);
+        gpt_forward(rm, ro->mb_inputs, n, W, 0);
+        for (int i = 0; i < n; i++) {
+            long b = rows[i];
+            float raw = rm->acts.values[(size_t)i * W + last[i]];
+            ro->score_raw[b] = raw;
+            ro->score[b] = (raw - pp->reward_mean) / pp->reward_std +
+                           (ro->ended[b] ? 0.0f : pp->no_eot_penalty);
+        }
+    }
+    free(last);
+}
+
+void ppo_advantages(Rollout *ro, const PPOParams *pp, float kl_coef) {
+    const int L = ro->L;
+    float *r = ro->mb_a, *v = ro->mb_b, *adv = ro->mb_c, *ret = ro->mb_d;
+    memset(ro->rewards, 0, (size_t)ro->n * L * sizeof(float));
+    memset(ro->advantages, 0, (size_t)ro->n * L * sizeof(float));
+    memset(ro->returns, 0, (size_t)ro->n * L * sizeof(float));
+    for (int b = 0; b < ro->n; b++) {
+        // the response occupies positions [q-1, q+r-2]
+        const int t0 = ro->qlen[b] - 1, n = ro->rlen[b];
+        const size_t base = (size_t)b * L + t0;
+        for (int j = 0; j < n; j++) {
+            r[j] = -kl_coef * kl_k1(ro->logp[base + j], ro->ref_logp[base + j]);
+            v[j] = ro->values[base + j];
+        }
+        r[n - 1] += ro->score[b];
+        gae(adv, ret, r, v, n, pp->gamma, pp->lam);
+        memcpy(ro->rewards + base, r, (size_t)n * sizeof(float));
+        memcpy(ro->advantages + base, adv, (size_t)n * sizeof(float));
+        memcpy(ro->returns + base, ret, (size_t)n * sizeof(float));
+    }
+    if (pp->whiten) whiten(ro->advantages, ro->mask, (long)ro->n * L, 1);
+}
+
+void ppo_train_minibatch(Rollout *ro, const long *rows, int n, const PPOParams *pp,
+                         GPT *policy, AdamW *popt, float lr, GPT *critic, AdamW *copt,
+                         float critic_lr, float max_norm, PPOStats *stats) {
+    const int Lm = gather_rows(ro, rows, n, 0);
+    const int N = n * Lm;
+    double tokens = 0.0;
+    for (int i = 0; i < N; i++) tokens += ro->mb_mask[i];
+    if (tokens == 0.0) return;
+    float *old_logp = ro->mb_a, *adv = ro->mb_b;
+    gather_f(ro, old_logp, ro->logp, rows, n, Lm);
+    gather_f(ro, adv, ro->advantages, rows, n, Lm);
+
+    gpt_forward(policy, ro->mb_inputs, n, Lm, 1);
+    ppo_policy_loss(policy->acts.dlogits, policy->acts.logits, ro->mb_actions, old_logp, adv,
+                    ro->mb_mask, N, policy->config.vocab_size, logprob_temperature(pp),
+                    pp->cliprange, pp->ent_coef, tokens, stats);
+    gpt_zero_grad(policy);
+    gpt_backward(policy, policy->acts.dlogits, NULL);
+    grad_clip(policy, max_norm);
+    adamw_step(popt, policy, lr, NULL);
+
+    if (critic) {
+        float *old_v = ro->mb_a, *ret = ro->mb_b;
+        gather_f(ro, old_v, ro->values, rows, n, Lm);
+        gather_f(ro, ret, ro->returns, rows, n, Lm);
+        gpt_forward(critic, ro->mb_inputs, n, Lm, 0);
+        ppo_value_loss(ro->mb_grad, critic->acts.values, old_v, ret, ro->mb_mask, N,
+                       pp->cliprange_value, pp->vf_coef, tokens, stats);
+        gpt_zero_grad(critic);
+        gpt_backward(critic, NULL, ro->mb_grad);
+        grad_clip(critic, max_norm);
+        adamw_step(copt, critic, critic_lr, NULL);
+    }
+}
+
+void rollout_kl(const Rollout *ro, float *k1, float *k3) {
+    for (int b = 0; b < ro->n; b++) {
+        const size_t base = (size_t)b * ro->L + ro->qlen[b] - 1;
+        double s1 = 0.0, s3 = 0.0;
+        for (int j = 0; j < ro->rlen[b]; j++) {
+            s1 += kl_k1(ro->logp[base + j], ro->ref_logp[base + j]);
+            s3 += kl_k3(ro->logp[base + j], ro->ref_logp[base + j]);
+        }
+        if (k1) k1[b] = (float)s1;
+        if (k3) k3[b] = (float)s3;
+    }
+}

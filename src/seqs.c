@@ -1,0 +1,81 @@
+// Ragged token sequences and padded batches; see seqs.h.
+#include "seqs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "rng.h"
+
+void seqs_init(SeqSet *s) {
+    memset(s, 0, sizeof *s);
+    s->off_cap = 1024;
+    s->off = mallocCheck((size_t)s->off_cap * sizeof(long));
+    s->off[0] = 0;
+}
+
+void seqs_free(SeqSet *s) {
+    free(s->off);
+    free(s->ids);
+    free(s->loss);
+    memset(s, 0, sizeof *s);
+}
+
+void seqs_add(SeqSet *s, const int *ids, const unsigned char *loss, long len) {
+    long end = s->off[s->n];
+    if (end + len > s->cap) {
+        s->cap = (end + len) * 2 + 1024;
+        s->ids = reallocCheck(s->ids, (size_t)s->cap * sizeof(int));
+        s->loss = reallocCheck(s->loss, (size_t)s->cap);
+    }
+    memcpy(s->ids + end, ids, (size_t)len * sizeof(int));
+    if (loss) memcpy(s->loss + end, loss, (size_t)len);
+    else memset(s->loss + end, 0, (size_t)len);
+    if (s->n + 2 > s->off_cap)
+        s->off = reallocCheck(s->off, (size_t)(s->off_cap *= 2) * sizeof(long));
+    s->off[++s->n] = end + len;
+}
+
+int seqs_batch(const SeqSet *s, const long *rows, int B, int pad, int *inputs, int *targets,
+               unsigned char *lossmask) {
+    long longest = 2;
+    for (int b = 0; b < B; b++) longest = seqs_len(s, rows[b]) > longest ? seqs_len(s, rows[b]) : longest;
+    int T = (int)longest - 1;
+    for (int b = 0; b < B; b++) {
+        const int *ids = s->ids + s->off[rows[b]];
+        const unsigned char *loss = s->loss + s->off[rows[b]];
+        long L = seqs_len(s, rows[b]);
+        for (int t = 0; t < T; t++) {
+            int real = t + 1 < L;  // target t exists
+            inputs[b * T + t] = t < L ? ids[t] : pad;
+            targets[b * T + t] = real ? ids[t + 1] : -1;
+            lossmask[b * T + t] = real ? loss[t + 1] : 0;
+        }
+    }
+    return T;
+}
+
+void epoch_order_init(EpochOrder *o, long n, uint64_t seed) {
+    ASSERT(n > 0);
+    o->n = n;
+    o->seed = seed;
+    o->perm = mallocCheck((size_t)n * sizeof(int));
+    o->epoch = -1;
+}
+
+void epoch_order_free(EpochOrder *o) {
+    free(o->perm);
+    memset(o, 0, sizeof *o);
+}
+
+long epoch_order_at(EpochOrder *o, int64_t k) {
+    int64_t epoch = k / o->n;
+    if (o->epoch != epoch) {
+        for (long i = 0; i < o->n; i++) o->perm[i] = (int)i;
+        Rng rng;
+        rng_init(&rng, o->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(epoch + 1)));
+        rng_shuffle(&rng, o->perm, (int)o->n);
+        o->epoch = epoch;
+    }
+    return o->perm[k % o->n];
+}

@@ -1,0 +1,45 @@
+// Variable-length token sequences (tokenized SFT examples, preference
+// pairs) and their right-padded batches. A sequence of L tokens trains on
+// L-1 positions: inputs ids[0..L-1), targets ids[1..L). Padding positions
+// get the pad token as input and target -1 (no loss).
+#ifndef RLHF_SEQS_H
+#define RLHF_SEQS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    long n;               // sequences
+    long *off;            // n + 1 offsets into ids / loss
+    int *ids;
+    unsigned char *loss;  // 1: this token is predicted with loss
+    long cap, off_cap;  // allocated tokens, offsets
+} SeqSet;
+
+void seqs_init(SeqSet *s);
+void seqs_free(SeqSet *s);
+// Appends a sequence (copies it); loss may be NULL (no token carries loss).
+void seqs_add(SeqSet *s, const int *ids, const unsigned char *loss, long len);
+static inline long seqs_len(const SeqSet *s, long i) { return s->off[i + 1] - s->off[i]; }
+
+// Builds a (B,T) batch from sequences rows[0..B), T = longest length - 1.
+// inputs and targets get (B,T) ids, lossmask (B,T) the loss flag of each
+// target (0 on padding). Buffers hold at least B*max_T entries. Returns T.
+int seqs_batch(const SeqSet *s, const long *rows, int B, int pad, int *inputs, int *targets,
+               unsigned char *lossmask);
+
+// Epoch order over n items: stream position k maps to item perm_e[k % n],
+// with a fresh permutation for each epoch e = k / n seeded by (seed, e). The
+// position k is all the state a resumed run needs.
+typedef struct {
+    long n;
+    uint64_t seed;
+    int *perm;      // owned
+    int64_t epoch;  // epoch of perm, -1 before the first use
+} EpochOrder;
+
+void epoch_order_init(EpochOrder *o, long n, uint64_t seed);
+void epoch_order_free(EpochOrder *o);
+long epoch_order_at(EpochOrder *o, int64_t k);
+
+#endif

@@ -1,0 +1,493 @@
+// rlhf ppo CONFIG [--resume] [--section.key=value ...]
+// RLHF with PPO: policy from an SFT checkpoint (checkpoint.init), a frozen
+// reference copy of it, a critic and a reward model both from
+// ppo.reward_model. Each step samples one rollout batch, scores it, and
+// runs ppo_epochs passes of minibatch updates. Held-out evaluation (greedy
+// task accuracy, reward-model reward, KL to the reference) runs before the
+// first step and every eval_interval steps.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat.h"
+#include "checkpoint.h"
+#include "commands.h"
+#include "common.h"
+#include "evaluate.h"
+#include "jsonl.h"
+#include "ppo.h"
+#include "run.h"
+#include "seqs.h"
+
+typedef struct {
+    long n;
+    int **ids;  // encoded prompts (template applied)
+    int *lens;
+    const PromptExample **ex;
+} Prompts;
+
+// Encodes prompts that leave room for max_new response tokens; counts the
+// rest. Fails if none fits.
+static int encode_prompts(const PromptSet *set, const Tokenizer *tok, int T, int max_new,
+                          Prompts *p, long *skipped) {
+    p->ids = mallocCheck((size_t)set->n * sizeof(int *));
+    p->lens = mallocCheck((size_t)set->n * sizeof(int));
+    p->ex = mallocCheck((size_t)set->n * sizeof(PromptExample *));
+    p->n = 0;
+    *skipped = 0;
+    int *buf = mallocCheck((size_t)T * sizeof(int));
+    for (long i = 0; i < set->n; i++) {
+        long len = chat_encode_prompt(tok, set->ex[i].prompt, buf, T);
+        if (len < 0) {
+            free(buf);
+            return rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
+        }
+        if (len + max_new - 1 > T) {
+            (*skipped)++;
+            continue;
+        }
+        p->ids[p->n] = mallocCheck((size_t)len * sizeof(int));
+        memcpy(p->ids[p->n], buf, (size_t)len * sizeof(int));
+        p->lens[p->n] = (int)len;
+        p->ex[p->n] = &set->ex[i];
+        p->n++;
+    }
+    free(buf);
+    if (p->n == 0)
+        return rlhf_fail("%s: every prompt is longer than the context allows with "
+                         "ppo.max_new_tokens=%d (block_size %d); hint: lower max_new_tokens",
+                         set->path, max_new, T);
+    return 0;
+}
+
+static void prompts_free(Prompts *p) {
+    for (long i = 0; i < p->n; i++) free(p->ids[i]);
+    free(p->ids);
+    free(p->lens);
+    free(p->ex);
+}
+
+// The four models and what trains them.
+typedef struct {
+    GPT policy, ref, critic, rm;
+    AdamW popt, copt;
+    Tokenizer tok;
+    KLController kl;
+    double reward_norm[2];
+} Models;
+
+static int load_models(Run *run, Models *M, int64_t *step, uint64_t data_state[5]) {
+    const Config *cfg = &run->cfg;
+    if (!cfg->checkpoint.init[0])
+        return rlhf_fail("ppo starts from an SFT model: checkpoint.init is empty; hint: "
+                         "--checkpoint.init=checkpoints/sft/latest.h5");
+    if (!cfg->ppo.reward_model[0])
+        return rlhf_fail("ppo.reward_model is empty; hint: "
+                         "--ppo.reward_model=checkpoints/reward/latest.h5");
+    // reference: the SFT model, frozen; reward model: frozen
+    if (load_model_file(cfg->checkpoint.init, &M->ref, 0, &M->tok, NULL) != 0) return -1;
+    Tokenizer rm_tok = {0};
+    CkptMeta meta = {0};
+    Ckpt *ck = ckpt_open(cfg->ppo.reward_model, &meta);
+    if (!ck) return -1;
+    GPTConfig rc;
+    int rc_ok = ckpt_read_model_config(ck, "", &rc);
+    if (rc_ok == 0 && !rc.value_head)
+        rc_ok = rlhf_fail("%s has no value head (stage '%s'); hint: ppo.reward_model must be a "
+                          "checkpoint written by 'rlhf reward'", cfg->ppo.reward_model, meta.stage);
+    if (rc_ok == 0) {
+        gpt_build(&M->rm, &rc);
+        rc_ok = ckpt_read_model(ck, "", &M->rm, 0);
+    }
+    if (rc_ok == 0) rc_ok = ckpt_read_tokenizer(ck, &rm_tok);
+    if (rc_ok == 0) rc_ok = ckpt_read_f64(ck, "reward_norm", M->reward_norm, 2);
+    ckpt_close(ck);
+    ckpt_meta_free(&meta);
+    if (rc_ok != 0) return -1;
+    if (tokenizer_hash(&rm_tok) != tokenizer_hash(&M->tok))
+        return rlhf_fail("%s and %s use different tokenizers; hint: train the reward model "
+                         "from this SFT lineage", cfg->ppo.reward_model, cfg->checkpoint.init);
+    tokenizer_free(&rm_tok);
+    if (M->rm.config.block_size != M->ref.config.block_size)
+        return rlhf_fail("reward model context %d differs from the policy's %d",
+                         M->rm.config.block_size, M->ref.config.block_size);
+
+    const float beta1 = (float)cfg->optim.beta1, beta2 = (float)cfg->optim.beta2;
+    const float eps = (float)cfg->optim.eps, wd = (float)cfg->optim.weight_decay;
+    M->kl = (KLController){cfg->ppo.kl_coef, cfg->ppo.kl_target, (double)cfg->ppo.kl_horizon};
+    if (!run->resume) {
+        if (load_model_file(cfg->checkpoint.init, &M->policy, 0, NULL, NULL) != 0 ||
+            load_model_file(cfg->ppo.reward_model, &M->critic, 1, NULL, NULL) != 0 ||
+            run_set_parent(run, cfg->checkpoint.init) != 0)
+            return -1;
+        adamw_build(&M->popt, M->policy.num_params, beta1, beta2, eps, wd);
+        adamw_build(&M->copt, M->critic.num_params, beta1, beta2, eps, wd);
+        *step = 0;
+        return 0;
+    }
+    char *path = run_latest_path(run);
+    ck = ckpt_open(path, &meta);
+    if (!ck) {
+        rlhf_fail("cannot resume: %s", rlhf_errmsg);
+        free(path);
+        return -1;
+    }
+    GPTConfig pc, cc;
+    int rc2 = strcmp(meta.stage, "ppo") == 0
+                  ? 0
+                  : rlhf_fail("cannot resume: %s is a '%s' checkpoint, not ppo", path, meta.stage);
+    if (rc2 == 0) rc2 = ckpt_read_model_config(ck, "", &pc);
+    if (rc2 == 0) rc2 = ckpt_read_model_config(ck, "critic", &cc);
+    if (rc2 == 0) {
+        gpt_build(&M->policy, &pc);
+        gpt_build(&M->critic, &cc);
+        adamw_build(&M->popt, M->policy.num_params, beta1, beta2, eps, wd);
+        adamw_build(&M->copt, M->critic.num_params, beta1, beta2, eps, wd);
+        rc2 = ckpt_read_model(ck, "", &M->policy, 0);
+    }
+    if (rc2 == 0) rc2 = ckpt_read_model(ck, "critic", &M->critic, 0);
+    if (rc2 == 0) rc2 = ckpt_read_optimizer(ck, "", &M->popt, &M->policy);
+    if (rc2 == 0) rc2 = ckpt_read_optimizer(ck, "critic", &M->copt, &M->critic);
+    if (rc2 == 0) rc2 = ckpt_read_u64(ck, "data", data_state, 5);
+    if (rc2 == 0) rc2 = ckpt_read_f64(ck, "kl_coef", &M->kl.coef, 1);
+    if (rc2 == 0) rc2 = ckpt_read_metrics(ck, &run->metrics);
+    if (rc2 == 0) {
+        *step = meta.step;
+        free(run->parent);
+        run->parent = strdup_check(meta.parent);
+        printf("# resuming %s at step %lld\n", path, (long long)meta.step);
+    }
+    ckpt_close(ck);
+    ckpt_meta_free(&meta);
+    free(path);
+    return rc2;
+}
+
+static int save_ppo(Run *run, int64_t step, const Models *M, const uint64_t data_state[5]) {
+    Ckpt *ck = run_ckpt_begin(run, step);
+    if (!ck) return -1;
+    if (write_training_state(ck, &M->policy, &M->popt, &M->tok, data_state) != 0 ||
+        ckpt_write_model(ck, "critic", &M->critic) != 0 ||
+        ckpt_write_optimizer(ck, "critic", &M->copt, &M->critic) != 0 ||
+        ckpt_write_f64(ck, "kl_coef", &M->kl.coef, 1) != 0 ||
+        ckpt_write_f64(ck, "reward_norm", M->reward_norm, 2) != 0) {
+        ckpt_abort(ck);
+        return -1;
+    }
+    return run_ckpt_end(run, ck, step);
+}
+
+// Held-out evaluation: greedy answers graded and scored by the reward
+// model, and the KL to the reference on sampled answers.
+typedef struct {
+    double accuracy, reward, kl_k1, kl_k3, length;
+} EvalResult;
+
+static EvalResult evaluate_policy(Models *M, const Prompts *test, long n, const PPOParams *pp,
+                                  Rollout *ro, KVCache *kv, Sampler *smp, Rng *rng,
+                                  TasksTally *tally) {
+    EvalResult res = {0};
+    const char **prompts = mallocCheck((size_t)n * sizeof(char *));
+    const char **families = mallocCheck((size_t)n * sizeof(char *));
+    char **responses = mallocCheck((size_t)n * sizeof(char *));
+    int *ended = mallocCheck((size_t)n * sizeof(int));
+    int *no_eot = mallocCheck((size_t)n * sizeof(int));
+    float *scores = mallocCheck((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) {
+        prompts[i] = test->ex[i]->prompt;
+        families[i] = test->ex[i]->family;
+    }
+    tasks_tally_init(tally);
+    evaluate_tasks(&M->policy, &M->tok, prompts, families, n, pp->max_new, ro->P, tally,
+                   responses, ended);
+    res.accuracy = tasks_tally_accuracy(tally, -1);
+    long scored = 0;
+    for (long i = 0; i < n; i++) {
+        if (!responses[i]) continue;  // did not fit: counted as ungraded
+        prompts[scored] = prompts[i];
+        responses[scored] = responses[i];
+        no_eot[scored] = !ended[i];
+        scored++;
+    }
+    reward_scores(&M->rm, &M->tok, prompts, (const char *const *)responses, no_eot, scored,
+                  ro->P, scores, NULL);
+    for (long i = 0; i < scored; i++) res.reward += scores[i] / (scored ? scored : 1);
+    for (long i = 0; i < scored; i++) free(responses[i]);
+
+    // KL on sampled responses, in rollout-sized batches
+    long *order = mallocCheck((size_t)ro->P * sizeof(long));
+    float *k1 = mallocCheck((size_t)ro->P * sizeof(float)), *k3 = mallocCheck((size_t)ro->P * sizeof(float));
+    long counted = 0;
+    for (long i0 = 0; i0 < n; i0 += ro->P) {
+        int P = (int)(n - i0 < ro->P ? n - i0 : ro->P);
+        ppo_generate(ro, &M->policy, kv, smp, (const int *const *)test->ids + i0,
+                     test->lens + i0, P, pp, rng);
+        for (int b = 0; b < P; b++) order[b] = b;
+        ppo_score(ro, &M->policy, &M->ref, NULL, NULL, pp, order, P);
+        rollout_kl(ro, k1, k3);
+        for (int b = 0; b < P; b++) {
+            res.kl_k1 += k1[b];
+            res.kl_k3 += k3[b];
+            res.length += ro->rlen[b];
+        }
+        counted += P;
+    }
+    res.kl_k1 /= counted;
+    res.kl_k3 /= counted;
+    res.length /= counted;
+    free(order);
+    free(k1);
+    free(k3);
+    free(prompts);
+    free(families);
+    free(responses);
+    free(ended);
+    free(no_eot);
+    free(scores);
+    return res;
+}
+
+static void log_eval(Run *run, const char *when, const EvalResult *e, const TasksTally *t) {
+    metrics_set(&run->metrics, "eval/accuracy", e->accuracy);
+    metrics_set(&run->metrics, "eval/reward", e->reward);
+    metrics_set(&run->metrics, "eval/kl_k1", e->kl_k1);
+    metrics_set(&run->metrics, "eval/kl_k3", e->kl_k3);
+    for (int f = 0; f < tasks_n_families; f++) {
+        if (!t->total[f]) continue;
+        char name[64];
+        snprintf(name, sizeof name, "eval/accuracy/%s", tasks_families[f].name);
+        metrics_set(&run->metrics, name, tasks_tally_accuracy(t, f));
+    }
+    run_print(run, "%s: held-out accuracy %.1f%%, reward %.3f, KL k1 %.3f k3 %.3f, length %.1f",
+              when, 100 * e->accuracy, e->reward, e->kl_k1, e->kl_k3, e->length);
+}
+
+int cmd_ppo(int argc, char **argv) {
+    Run run;
+    if (run_init(&run, "ppo", argc, argv) != 0) die_last();
+    const Config *cfg = &run.cfg;
+    Models M;
+    memset(&M, 0, sizeof M);
+    int64_t step = 0;
+    uint64_t data_state[5] = {0};
+    if (load_models(&run, &M, &step, data_state) != 0) die_last();
+    const int T = M.policy.config.block_size, V = M.policy.config.vocab_size;
+    const int P = (int)cfg->ppo.rollout_batch, mb = P / (int)cfg->ppo.minibatches;
+    PPOParams pp = {
+        .sampling = {(float)cfg->ppo.temperature, (int)cfg->ppo.top_k, (float)cfg->ppo.top_p},
+        .max_new = (int)cfg->ppo.max_new_tokens,
+        .gamma = (float)cfg->ppo.gamma,
+        .lam = (float)cfg->ppo.lam,
+        .cliprange = (float)cfg->ppo.cliprange,
+        .cliprange_value = (float)cfg->ppo.cliprange_value,
+        .vf_coef = (float)cfg->ppo.vf_coef,
+        .ent_coef = (float)cfg->ppo.ent_coef,
+        .whiten = cfg->ppo.whiten_advantages,
+        .no_eot_penalty = (float)cfg->ppo.no_eot_penalty,
+        .reward_mean = (float)M.reward_norm[0],
+        .reward_std = (float)M.reward_norm[1],
+    };
+    if (pp.max_new >= T) die("ppo.max_new_tokens=%d must be below the context %d", pp.max_new, T);
+
+    PromptSet train_set, test_set;
+    if (jsonl_read_prompts(cfg->ppo.prompts_file, &train_set) != 0 ||
+        jsonl_read_prompts(cfg->ppo.test_file, &test_set) != 0)
+        die_last();
+    Prompts train, test;
+    long skipped, tskipped;
+    if (encode_prompts(&train_set, &M.tok, T, pp.max_new, &train, &skipped) != 0 ||
+        encode_prompts(&test_set, &M.tok, T, pp.max_new, &test, &tskipped) != 0)
+        die_last();
+    const long n_eval = test.n < cfg->ppo.eval_prompts ? test.n : cfg->ppo.eval_prompts;
+    if (run_begin(&run, step) != 0) die_last();
+    print_model_summary(&M.policy, &M.tok);
+    printf("# ppo prompts: train %ld (%ld skipped as too long), test %ld (%ld skipped), "
+           "evaluating on %ld; reward normalisation mean %.4f std %.4f\n", train.n, skipped,
+           test.n, tskipped, n_eval, pp.reward_mean, pp.reward_std);
+    fflush(stdout);
+
+    Rollout ro;
+    rollout_build(&ro, P, T, V, M.tok.eot, M.tok.pad);
+    KVCache kv;
+    kvcache_build(&kv, &M.policy.config, P, T);
+    Sampler smp;
+    sampler_build(&smp, V);
+    Rng rng;
+    rng_init(&rng, (uint64_t)cfg->train.seed);
+    if (run.resume) memcpy(rng.s, data_state, sizeof rng.s);
+    Rng eval_rng;
+    EpochOrder prompt_order;
+    epoch_order_init(&prompt_order, train.n, (uint64_t)cfg->train.seed);
+    int64_t cursor = (int64_t)data_state[4];
+    const int **batch_ids = mallocCheck((size_t)P * sizeof(int *));
+    int *batch_lens = mallocCheck((size_t)P * sizeof(int));
+    long *batch_src = mallocCheck((size_t)P * sizeof(long));
+    long *order = mallocCheck((size_t)P * sizeof(long));
+    float *k1 = mallocCheck((size_t)P * sizeof(float)), *k3 = mallocCheck((size_t)P * sizeof(float));
+    const int64_t max_steps = cfg->train.max_steps;
+    const float critic_lr_peak = cfg->ppo.critic_lr > 0 ? (float)cfg->ppo.critic_lr : (float)cfg->optim.lr;
+    TasksTally tally;
+
+    if (step == 0) {
+        rng_init(&eval_rng, (uint64_t)cfg->train.seed + 1);
+        EvalResult e0 = evaluate_policy(&M, &test, n_eval, &pp, &ro, &kv, &smp, &eval_rng, &tally);
+        metrics_set(&run.metrics, "step", 0);
+        log_eval(&run, "before PPO (step 0)", &e0, &tally);
+        metrics_commit(&run.metrics);
+    }
+    for (; step < max_steps; step++) {
+        double t0 = now_seconds();
+        float lr = lr_schedule(step, cfg->optim.warmup_steps, max_steps, (float)cfg->optim.lr,
+                               (float)cfg->optim.min_lr);
+        float clr = lr * critic_lr_peak / (float)cfg->optim.lr;
+        for (int b = 0; b < P; b++) {
+            long i = epoch_order_at(&prompt_order, cursor++);
+            batch_ids[b] = train.ids[i];
+            batch_lens[b] = train.lens[i];
+            batch_src[b] = i;
+        }
+        ppo_generate(&ro, &M.policy, &kv, &smp, batch_ids, batch_lens, P, &pp, &rng);
+        double t_gen = now_seconds() - t0;
+        for (int b = 0; b < P; b++) order[b] = b;
+        rng_shuffle_long(&rng, order, P);
+        ppo_score(&ro, &M.policy, &M.ref, &M.critic, &M.rm, &pp, order, mb);
+        ppo_advantages(&ro, &pp, (float)M.kl.coef);
+
+        // rollout statistics
+        rollout_kl(&ro, k1, k3);
+        double raw = 0, nrm = 0, kl1 = 0, kl3 = 0, len = 0, ended = 0, correct = 0, graded = 0;
+        double ret_sum = 0, ret_sq = 0, res_sum = 0, res_sq = 0, tokens = 0;
+        for (int b = 0; b < P; b++) {
+            raw += ro.score_raw[b] / P;
+            nrm += ro.score[b] / P;
+            kl1 += k1[b] / P;
+            kl3 += k3[b] / P;
+            len += (double)ro.rlen[b] / P;
+            ended += (double)ro.ended[b] / P;
+            const PromptExample *ex = train.ex[batch_src[b]];
+            if (ex->family[0]) {
+                const int *resp = ro.tokens + (size_t)b * (ro.L + 1) + ro.qlen[b];
+                char *text = tokenizer_decode(&M.tok, resp, ro.rlen[b] - ro.ended[b], 0);
+                int g = tasks_grade(ex->family, ex->prompt, text);
+                free(text);
+                if (g >= 0) {
+                    correct += g;
+                    graded++;
+                }
+            }
+        }
+        for (long i = 0; i < (long)P * ro.L; i++) {
+            if (!ro.mask[i]) continue;
+            double R = ro.returns[i], res = R - ro.values[i];
+            ret_sum += R;
+            ret_sq += R * R;
+            res_sum += res;
+            res_sq += res * res;
+            tokens++;
+        }
+        double var_ret = ret_sq / tokens - (ret_sum / tokens) * (ret_sum / tokens);
+        double var_res = res_sq / tokens - (res_sum / tokens) * (res_sum / tokens);
+        double explained_var = var_ret > 0 ? 1.0 - var_res / var_ret : 0.0;
+
+        PPOStats st = {0};
+        for (int e = 0; e < cfg->ppo.ppo_epochs; e++) {
+            if (e > 0) rng_shuffle_long(&rng, order, P);
+            for (int i0 = 0; i0 < P; i0 += mb)
+                ppo_train_minibatch(&ro, order + i0, mb, &pp, &M.policy, &M.popt, lr, &M.critic,
+                                    &M.copt, clr, (float)cfg->optim.grad_clip, &st);
+        }
+        if (!isfinite(st.policy_loss) || !isfinite(st.value_loss))
+            die("PPO loss is not finite at step %lld; hint: lower optim.lr", (long long)step + 1);
+        double kl_coef_used = M.kl.coef;
+        if (cfg->ppo.adaptive_kl) kl_controller_update(&M.kl, kl1, P);
+        double dt = now_seconds() - t0;
+
+        const int64_t s1 = step + 1;
+        int last = s1 == max_steps;
+        int eval_now = last || (cfg->train.eval_interval > 0 && s1 % cfg->train.eval_interval == 0);
+        metrics_set(&run.metrics, "step", (double)s1);
+        metrics_set(&run.metrics, "reward_raw", raw);
+        metrics_set(&run.metrics, "reward", nrm);
+        metrics_set(&run.metrics, "kl_k1", kl1);
+        metrics_set(&run.metrics, "kl_k3", kl3);
+        metrics_set(&run.metrics, "kl_coef", kl_coef_used);
+        metrics_set(&run.metrics, "entropy", st.entropy / st.tokens);
+        metrics_set(&run.metrics, "clipfrac", st.clipfrac / st.tokens);
+        metrics_set(&run.metrics, "approx_kl", st.approx_kl / st.tokens);
+        metrics_set(&run.metrics, "policy_loss", st.policy_loss / st.tokens);
+        metrics_set(&run.metrics, "value_loss", st.value_loss / st.tokens);
+        metrics_set(&run.metrics, "value_clipfrac", st.value_clipfrac / st.tokens);
+        metrics_set(&run.metrics, "ratio", st.ratio_mean / st.tokens);
+        metrics_set(&run.metrics, "explained_variance", explained_var);
+        metrics_set(&run.metrics, "response_length", len);
+        metrics_set(&run.metrics, "eot_rate", ended);
+        if (graded > 0) metrics_set(&run.metrics, "rollout_accuracy", correct / graded);
+        metrics_set(&run.metrics, "lr", lr);
+        metrics_set(&run.metrics, "time_s", now_seconds() - run.t_start);
+        metrics_set(&run.metrics, "generate_s", t_gen);
+        if (eval_now) {
+            rng_init(&eval_rng, (uint64_t)cfg->train.seed + 1);
+            EvalResult e = evaluate_policy(&M, &test, n_eval, &pp, &ro, &kv, &smp, &eval_rng, &tally);
+            char when[64];
+            snprintf(when, sizeof when, "step %lld", (long long)s1);
+            log_eval(&run, when, &e, &tally);
+            if (last) tasks_tally_print(&tally, stdout);
+        }
+        metrics_commit(&run.metrics);
+        char extra[160];
+        snprintf(extra, sizeof extra, "reward %.3f | kl %.3f | acc %.0f%% | len %.1f | clip %.2f",
+                 raw, kl1, graded > 0 ? 100 * correct / graded : 0.0, len, st.clipfrac / st.tokens);
+        run_progress(&run, step, max_steps, st.policy_loss / st.tokens, lr,
+                     tokens * cfg->ppo.ppo_epochs / dt, extra);
+
+        if (cfg->ppo.dump_rollouts[0]) {
+            DumpColumn cols[] = {
+                {"tokens", 1, ro.tokens, NULL, ro.L + 1},   {"logp", 0, NULL, ro.logp, 0},
+                {"ref_logp", 0, NULL, ro.ref_logp, 0},     {"values", 0, NULL, ro.values, 0},
+                {"advantages", 0, NULL, ro.advantages, 0}, {"returns", 0, NULL, ro.returns, 0},
+                {"rewards", 0, NULL, ro.rewards, 0},       {"qlen", 1, ro.qlen, NULL, 1},
+                {"rlen", 1, ro.rlen, NULL, 1},             {"score_raw", 0, NULL, ro.score_raw, 1},
+            };
+            // the mask as int32 for h5py users
+            int *mask = mallocCheck((size_t)P * ro.L * sizeof(int));
+            for (long i = 0; i < (long)P * ro.L; i++) mask[i] = ro.mask[i];
+            DumpColumn all[sizeof cols / sizeof cols[0] + 1];
+            memcpy(all, cols, sizeof cols);
+            all[sizeof cols / sizeof cols[0]] = (DumpColumn){"masks", 1, mask, NULL, 0};
+            if (rollout_dump_append(cfg->ppo.dump_rollouts, s1, P, ro.L, all,
+                                    (int)(sizeof all / sizeof all[0])) != 0)
+                die_last();
+            free(mask);
+        }
+        if (last || (cfg->checkpoint.every > 0 && s1 % cfg->checkpoint.every == 0)) {
+            memcpy(data_state, rng.s, sizeof rng.s);
+            data_state[4] = (uint64_t)cursor;
+            if (save_ppo(&run, s1, &M, data_state) != 0) die_last();
+        }
+    }
+    run_print(&run, "done: %lld steps, %.1f s; checkpoints in %s", (long long)max_steps,
+              now_seconds() - run.t_start, cfg->checkpoint.dir);
+    free(batch_ids);
+    free(batch_lens);
+    free(batch_src);
+    free(order);
+    free(k1);
+    free(k3);
+    epoch_order_free(&prompt_order);
+    sampler_free(&smp);
+    kvcache_free(&kv);
+    rollout_free(&ro);
+    prompts_free(&train);
+    prompts_free(&test);
+    jsonl_free_prompts(&train_set);
+    jsonl_free_prompts(&test_set);
+    gpt_free(&M.policy);
+    gpt_free(&M.ref);
+    gpt_free(&M.critic);
+    gpt_free(&M.rm);
+    adamw_free(&M.popt);
+    adamw_free(&M.copt);
+    tokenizer_free(&M.tok);
+    run_free(&run);
+    return 0;
+}

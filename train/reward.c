@@ -1,0 +1,258 @@
+// rlhf reward CONFIG [--resume] [--section.key=value ...]
+// Reward model: the GPT trunk of an SFT checkpoint plus a scalar head read
+// at the last token of <|user|>prompt<|assistant|>response<|endoftext|>,
+// trained on preference pairs with the Bradley-Terry loss
+// -log sigmoid(r_chosen - r_rejected - margin). Saves the mean and std of
+// its rewards on the training responses for PPO to normalise with.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat.h"
+#include "commands.h"
+#include "common.h"
+#include "evaluate.h"
+#include "jsonl.h"
+#include "losses.h"
+#include "optim.h"
+#include "run.h"
+#include "seqs.h"
+
+// Pair i is sequences 2i (chosen) and 2i+1 (rejected).
+static int tokenize_pairs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seqs,
+                          long *skipped) {
+    int *ids = mallocCheck(((size_t)T + 1) * sizeof(int));
+    int *ids2 = mallocCheck(((size_t)T + 1) * sizeof(int));
+    seqs_init(seqs);
+    *skipped = 0;
+    for (long i = 0; i < set->n; i++) {
+        const PrefExample *e = &set->ex[i];
+        long a = chat_encode_pair(tok, e->prompt, e->chosen, 0, ids, T + 1);
+        long b = chat_encode_pair(tok, e->prompt, e->rejected, e->rejected_no_eot, ids2, T + 1);
+        if (a < 0 || b < 0) {
+            free(ids);
+            free(ids2);
+            return rlhf_fail("%s:%d: %s", set->path, e->line, rlhf_errmsg);
+        }
+        if (a > T || b > T) {  // the score must be read inside the context
+            (*skipped)++;
+            continue;
+        }
+        seqs_add(seqs, ids, NULL, a);
+        seqs_add(seqs, ids2, NULL, b);
+    }
+    free(ids);
+    free(ids2);
+    if (seqs->n == 0)
+        return rlhf_fail("%s: no preference pair fits in block_size=%d tokens; hint: raise "
+                         "model.block_size", set->path, T);
+    return 0;
+}
+
+// Right-pads sequences rows[0..n) into x (n,T); last[r] = index of the last
+// token. Returns T.
+static int pad_rows(const SeqSet *s, const long *rows, int n, int pad, int *x, int *last) {
+    long longest = 1;
+    for (int r = 0; r < n; r++) longest = seqs_len(s, rows[r]) > longest ? seqs_len(s, rows[r]) : longest;
+    int T = (int)longest;
+    for (int r = 0; r < n; r++) {
+        const int *ids = s->ids + s->off[rows[r]];
+        long L = seqs_len(s, rows[r]);
+        for (int t = 0; t < T; t++) x[r * T + t] = t < L ? ids[t] : pad;
+        last[r] = (int)L - 1;
+    }
+    return T;
+}
+
+// Scores of sequences rows[0..n) in batches of B.
+static void score_rows(GPT *m, const SeqSet *s, const long *rows, long n, int B, int pad,
+                       int *x, int *last, float *out) {
+    for (long i = 0; i < n; i += B) {
+        int b = (int)(n - i < B ? n - i : B);
+        int T = pad_rows(s, rows + i, b, pad, x, last);
+        gpt_forward(m, x, b, T, 0);
+        values_at(m, last, out + i);
+    }
+}
+
+typedef struct {
+    double accuracy, margin, mean, std;
+} PairStats;
+
+// Accuracy and margin over the first n pairs of s, and the mean/std of all
+// their rewards.
+static PairStats pair_stats(GPT *m, const SeqSet *s, long n, int B, int pad, int *x, int *last) {
+    long *rows = mallocCheck((size_t)2 * n * sizeof(long));
+    float *r = mallocCheck((size_t)2 * n * sizeof(float));
+    for (long i = 0; i < 2 * n; i++) rows[i] = i;
+    score_rows(m, s, rows, 2 * n, 2 * B, pad, x, last, r);
+    PairStats st = {0};
+    double sum = 0.0, sq = 0.0;
+    for (long i = 0; i < n; i++) {
+        st.accuracy += r[2 * i] > r[2 * i + 1];
+        st.margin += r[2 * i] - r[2 * i + 1];
+    }
+    for (long i = 0; i < 2 * n; i++) sum += r[i];
+    double mean = sum / (2.0 * n);
+    for (long i = 0; i < 2 * n; i++) sq += (r[i] - mean) * (r[i] - mean);
+    st.accuracy /= n;
+    st.margin /= n;
+    st.mean = mean;
+    st.std = sqrt(sq / (2.0 * n));
+    free(rows);
+    free(r);
+    return st;
+}
+
+int cmd_reward(int argc, char **argv) {
+    Run run;
+    if (run_init(&run, "reward", argc, argv) != 0) die_last();
+    Config *cfg = &run.cfg;
+    const int B = (int)cfg->train.batch_size, accum = (int)cfg->train.grad_accum;
+
+    GPT model;
+    Tokenizer tok = {0};
+    AdamW opt;
+    int64_t step = 0;
+    uint64_t data_state[5] = {0};
+    if (run.resume) {
+        if (resume_training(&run, &model, &opt, &tok, &step, data_state) != 0) die_last();
+    } else {
+        if (!cfg->checkpoint.init[0])
+            die("reward starts from an SFT model: checkpoint.init is empty; hint: "
+                "--checkpoint.init=checkpoints/sft/latest.h5");
+        if (start_model(&run, &model, &tok, 1) != 0) die_last();
+        adamw_build(&opt, model.num_params, (float)cfg->optim.beta1, (float)cfg->optim.beta2,
+                    (float)cfg->optim.eps, (float)cfg->optim.weight_decay);
+    }
+    if (!model.config.value_head) die("%s has no value head", cfg->checkpoint.init);
+    const int T = model.config.block_size;
+    PrefSet train_set, test_set;
+    if (jsonl_read_prefs(cfg->reward.train_file, &train_set) != 0 ||
+        jsonl_read_prefs(cfg->reward.test_file, &test_set) != 0)
+        die_last();
+    SeqSet train, test;
+    long skipped, tskipped;
+    if (tokenize_pairs(&train_set, &tok, T, &train, &skipped) != 0 ||
+        tokenize_pairs(&test_set, &tok, T, &test, &tskipped) != 0)
+        die_last();
+    const long n_pairs = train.n / 2, n_test = test.n / 2;
+    if (run_begin(&run, step) != 0) die_last();
+    print_model_summary(&model, &tok);
+    printf("# reward pairs: train %ld (%ld skipped as longer than %d tokens), test %ld (%ld "
+           "skipped)\n", n_pairs, skipped, T, n_test, tskipped);
+    fflush(stdout);
+
+    int *x = mallocCheck((size_t)2 * B * T * sizeof(int));
+    int *last = mallocCheck((size_t)2 * B * sizeof(int));
+    long *rows = mallocCheck((size_t)2 * B * sizeof(long));
+    float *r = mallocCheck((size_t)2 * B * sizeof(float));
+    float *dr = mallocCheck((size_t)2 * B * sizeof(float));
+    float *dvalues = mallocCheck((size_t)2 * B * T * sizeof(float));
+    EpochOrder order;
+    epoch_order_init(&order, n_pairs, (uint64_t)cfg->train.seed);
+    int64_t cursor = (int64_t)data_state[4];
+    const int64_t max_steps = cfg->train.max_steps;
+    const float margin = (float)cfg->reward.margin;
+
+    for (; step < max_steps; step++) {
+        double t0 = now_seconds();
+        float lr = lr_schedule(step, cfg->optim.warmup_steps, max_steps, (float)cfg->optim.lr,
+                               (float)cfg->optim.min_lr);
+        gpt_zero_grad(&model);
+        double loss = 0.0, acc = 0.0, gap = 0.0, tokens = 0.0;
+        for (int a = 0; a < accum; a++) {
+            // rows: B chosen then B rejected, of B pairs in epoch order
+            for (int i = 0; i < B; i++) {
+                long p = epoch_order_at(&order, cursor++);
+                rows[i] = 2 * p;
+                rows[B + i] = 2 * p + 1;
+            }
+            int Tb = pad_rows(&train, rows, 2 * B, tok.pad, x, last);
+            gpt_forward(&model, x, 2 * B, Tb, 0);
+            values_at(&model, last, r);
+            float a_acc, a_gap;
+            loss += bt_loss(r, r + B, B, margin, dr, dr + B, &a_acc, &a_gap) / accum;
+            acc += a_acc / accum;
+            gap += a_gap / accum;
+            // the loss touches only each row's last position
+            memset(dvalues, 0, (size_t)2 * B * Tb * sizeof(float));
+            for (int i = 0; i < 2 * B; i++) dvalues[i * Tb + last[i]] = dr[i] / accum;
+            gpt_backward(&model, NULL, dvalues);
+            tokens += 2.0 * B * Tb;
+        }
+        if (!isfinite(loss))
+            die("loss is %f at step %lld; hint: lower optim.lr", loss, (long long)step + 1);
+        float norm = grad_clip(&model, (float)cfg->optim.grad_clip);
+        adamw_step(&opt, &model, lr, NULL);
+        double tok_s = tokens / (now_seconds() - t0);
+
+        int last_step = step + 1 == max_steps;
+        int log_now = (step + 1) % cfg->train.log_interval == 0 || last_step;
+        int eval_now = last_step || (cfg->train.eval_interval > 0 &&
+                                     (step + 1) % cfg->train.eval_interval == 0);
+        int save_now = last_step || (cfg->checkpoint.every > 0 && (step + 1) % cfg->checkpoint.every == 0);
+        if (log_now || eval_now) {
+            metrics_set(&run.metrics, "step", (double)step + 1);
+            metrics_set(&run.metrics, "loss", loss);
+            metrics_set(&run.metrics, "lr", lr);
+            metrics_set(&run.metrics, "grad_norm", norm);
+            metrics_set(&run.metrics, "accuracy", acc);
+            metrics_set(&run.metrics, "margin", gap);
+            metrics_set(&run.metrics, "tokens_per_s", tok_s);
+            metrics_set(&run.metrics, "time_s", now_seconds() - run.t_start);
+        }
+        if (eval_now) {
+            PairStats ts = pair_stats(&model, &test, n_test, B, tok.pad, x, last);
+            metrics_set(&run.metrics, "test_accuracy", ts.accuracy);
+            metrics_set(&run.metrics, "test_margin", ts.margin);
+            metrics_set(&run.metrics, "reward_mean", ts.mean);
+            metrics_set(&run.metrics, "reward_std", ts.std);
+            run_print(&run, "step %lld: train loss %.4f acc %.1f%%, test accuracy %.1f%%, margin "
+                      "%.3f, reward mean %.3f std %.3f", (long long)step + 1, loss, 100 * acc,
+                      100 * ts.accuracy, ts.margin, ts.mean, ts.std);
+        }
+        if (log_now || eval_now) {
+            metrics_commit(&run.metrics);
+            char extra[64];
+            snprintf(extra, sizeof extra, "acc %.0f%% margin %.2f", 100 * acc, gap);
+            run_progress(&run, step, max_steps, loss, lr, tok_s, extra);
+        }
+        if (save_now) {
+            // normalisation for PPO: rewards of (up to 2000 of) the training pairs
+            long n_norm = n_pairs < 2000 ? n_pairs : 2000;
+            PairStats ns = pair_stats(&model, &train, n_norm, B, tok.pad, x, last);
+            double norm_stats[2] = {ns.mean, ns.std > 1e-6 ? ns.std : 1.0};
+            data_state[4] = (uint64_t)cursor;
+            Ckpt *ck = run_ckpt_begin(&run, step + 1);
+            if (!ck) die_last();
+            if (write_training_state(ck, &model, &opt, &tok, data_state) != 0 ||
+                ckpt_write_f64(ck, "reward_norm", norm_stats, 2) != 0) {
+                ckpt_abort(ck);
+                die_last();
+            }
+            if (run_ckpt_end(&run, ck, step + 1) != 0) die_last();
+            if (last_step)
+                printf("# reward normalisation (train, %ld pairs): mean %.4f std %.4f\n", n_norm,
+                       norm_stats[0], norm_stats[1]);
+        }
+    }
+    run_print(&run, "done: %lld steps, %.1f s; checkpoints in %s", (long long)max_steps,
+              now_seconds() - run.t_start, cfg->checkpoint.dir);
+    free(x);
+    free(last);
+    free(rows);
+    free(r);
+    free(dr);
+    free(dvalues);
+    epoch_order_free(&order);
+    seqs_free(&train);
+    seqs_free(&test);
+    jsonl_free_prefs(&train_set);
+    jsonl_free_prefs(&test_set);
+    adamw_free(&opt);
+    tokenizer_free(&tok);
+    gpt_free(&model);
+    run_free(&run);
+    return 0;
+}
