@@ -123,19 +123,22 @@ static int byte_class(uint8_t c) {
     return CLASS_OTHER;
 }
 
-// End (exclusive) of the chunk that starts at s[i], i < n.
+// End (exclusive) of the chunk that starts at s[i], i < n. Scans at most
+// CHUNK_MAX + 1 bytes, so cutting a long run costs no more than the chunk.
 static size_t chunk_end(const uint8_t *s, size_t n, size_t i) {
+    size_t lim = n - i > CHUNK_MAX ? i + CHUNK_MAX + 1 : n;
     size_t j = i;
     int cls = byte_class(s[i]);
     if (s[i] == ' ' && i + 1 < n && byte_class(s[i + 1]) != CLASS_SPACE) {
         j = i + 1;  // a leading space joins the run after it
         cls = byte_class(s[j]);
-        while (j < n && byte_class(s[j]) == cls) j++;
+        while (j < lim && byte_class(s[j]) == cls) j++;
     } else if (cls == CLASS_SPACE) {
-        while (j < n && byte_class(s[j]) == CLASS_SPACE) j++;
-        if (j < n && j - i > 1 && s[j - 1] == ' ') j--;
+        while (j < lim && byte_class(s[j]) == CLASS_SPACE) j++;
+        // the run ended before a non-space: leave its last space to that word
+        if (j < n && byte_class(s[j]) != CLASS_SPACE && j - i > 1 && s[j - 1] == ' ') j--;
     } else {
-        while (j < n && byte_class(s[j]) == cls) j++;
+        while (j < lim && byte_class(s[j]) == cls) j++;
     }
     if (j - i > CHUNK_MAX) {
         j = i + CHUNK_MAX;
@@ -588,6 +591,9 @@ static int tokenizer_check(const Tokenizer *tok) {
     return 0;
 }
 
+// The stored arrays must come from malloc (tokenizer_free frees them) and
+// merge_index must be NULL or from an earlier finish: a reader zeroes the
+// struct before filling it.
 int tokenizer_finish(Tokenizer *tok) {
     if (tok->merge_index) {
         pairmap_free(tok->merge_index);
