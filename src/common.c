@@ -12,10 +12,14 @@
 char rlhf_errmsg[1024];
 
 int rlhf_fail(const char *fmt, ...) {
+    // format into a copy: callers often pass rlhf_errmsg itself as an
+    // argument to add context ("FILE:LINE: %s")
+    char buf[sizeof rlhf_errmsg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rlhf_errmsg, sizeof rlhf_errmsg, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(rlhf_errmsg, buf, sizeof buf);
     return -1;
 }
 

@@ -198,7 +198,12 @@ static int train_char(Tokenizer *tok, const uint8_t *text, size_t n) {
     if (n == 0)
         return rlhf_fail("cannot train a char tokenizer on empty text; "
                          "hint: check that the corpus holds documents");
+    // printable ASCII, tab and newline always belong to the vocabulary (task
+    // prompts and chat input must encode whatever the corpus lacked), plus
+    // every other byte the text holds
     int present[256] = {0};
+    for (int c = 0x20; c < 0x7f; c++) present[c] = 1;
+    present['\t'] = present['\n'] = 1;
     for (size_t i = 0; i < n; i++) present[text[i]] = 1;
     uint8_t chars[256];
     int n_chars = 0;

@@ -1,4 +1,5 @@
-// Tokenizers: char-level (one token per byte value seen in the corpus) and
+// Tokenizers: char-level (one token per byte value: printable ASCII, tab,
+// newline and every other byte seen in the corpus) and
 // byte-level BPE trained on the corpus. Both reserve the four special tokens
 // of the chat template; plain text never encodes to a special token, so a
 // user typing "<|endoftext|>" gets those characters, not the token.

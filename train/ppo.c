@@ -248,14 +248,14 @@ static EvalResult evaluate_policy(Models *M, const Prompts *test, long n, const 
 }
 
 static void log_eval(Run *run, const char *when, const EvalResult *e, const TasksTally *t) {
-    metrics_set(&run->metrics, "eval/accuracy", e->accuracy);
-    metrics_set(&run->metrics, "eval/reward", e->reward);
-    metrics_set(&run->metrics, "eval/kl_k1", e->kl_k1);
-    metrics_set(&run->metrics, "eval/kl_k3", e->kl_k3);
+    metrics_set(&run->metrics, "eval_accuracy", e->accuracy);
+    metrics_set(&run->metrics, "eval_reward", e->reward);
+    metrics_set(&run->metrics, "eval_kl_k1", e->kl_k1);
+    metrics_set(&run->metrics, "eval_kl_k3", e->kl_k3);
     for (int f = 0; f < tasks_n_families; f++) {
         if (!t->total[f]) continue;
         char name[64];
-        snprintf(name, sizeof name, "eval/accuracy/%s", tasks_families[f].name);
+        snprintf(name, sizeof name, "eval_accuracy_%s", tasks_families[f].name);
         metrics_set(&run->metrics, name, tasks_tally_accuracy(t, f));
     }
     run_print(run, "%s: held-out accuracy %.1f%%, reward %.3f, KL k1 %.3f k3 %.3f, length %.1f",

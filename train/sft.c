@@ -187,7 +187,7 @@ int cmd_sft(int argc, char **argv) {
             for (int f = 0; f < tasks_n_families; f++) {
                 if (!tally.total[f]) continue;
                 char name[64];
-                snprintf(name, sizeof name, "accuracy/%s", tasks_families[f].name);
+                snprintf(name, sizeof name, "accuracy_%s", tasks_families[f].name);
                 metrics_set(&run.metrics, name, tasks_tally_accuracy(&tally, f));
             }
             run_print(&run, "step %lld: train loss %.4f, test loss %.4f, task accuracy %.1f%% "
