@@ -19,6 +19,9 @@ static const Command commands[] = {
     {"reward", cmd_reward, "CONFIG          reward model from an SFT checkpoint + preference pairs"},
     {"ppo", cmd_ppo, "CONFIG             PPO with policy, reference, critic and reward model"},
     {"sample", cmd_sample, "CKPT [opts]     generate text (--prompt --temperature --top_k --top_p ...)"},
+    {"chat", cmd_chat, "CKPT [opts]     interactive chat (--temperature --top_k --top_p --seed ...)"},
+    {"eval", cmd_eval, "CKPT CONFIG     loss / perplexity, task accuracy, RM accuracy, reward, KL"},
+    {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics"},
     {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)"},
     {"help", NULL, "                show this help"},
 };
