@@ -1,0 +1,671 @@
+// Checks src/losses.c against independent double computations written here:
+// log-probs and entropy, the Bradley-Terry loss (alone and through a GPT's
+// value head, against the double reference model), the KL estimators, GAE,
+// whitening, the adaptive KL controller, and the PPO clipped policy and
+// value objectives with their gradients by central differences. The PPO
+// engine that calls these lives in test_ppo.c.
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "evaluate.h"
+#include "gpt.h"
+#include "losses.h"
+#include "ref_gpt.h"
+
+// Sanitizer build: undefined behaviour fails this binary.
+#if defined(__SANITIZE_ADDRESS__)
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stacktrace=1"; }
+#endif
+
+static int verbose(void) { return getenv("RLHF_TEST_VERBOSE") != NULL; }
+
+// log softmax of row / temperature in double, into lp (V); returns entropy.
+static double ref_log_softmax(double *lp, const double *row, int V, double temperature) {
+    double mx = -INFINITY, s = 0.0, h = 0.0;
+    for (int j = 0; j < V; j++) mx = fmax(mx, row[j] / temperature);
+    for (int j = 0; j < V; j++) s += exp(row[j] / temperature - mx);
+    for (int j = 0; j < V; j++) lp[j] = row[j] / temperature - mx - log(s);
+    for (int j = 0; j < V; j++) h -= exp(lp[j]) * lp[j];
+    return h;
+}
+
+// ---------------------------------------------------------------------------
+// log-probs and entropy
+// ---------------------------------------------------------------------------
+
+// Against double at temperatures 0.7 and 1.6, rows of O(1..3) logits plus a
+// row of huge logits (~1300 after the temperature: stability). z = logit / T
+// and its log-sum-exp are floats, so logp and entropy carry a few ulp of
+// max |z|: the bound is 2e-6 + 8 FLT_EPSILON max|z| (2e-6 for the O(1)
+// rows, 1.2e-3 for the huge one, whose logp is -10: still finite and right
+// to 1e-5 relative). Masked rows give 0.
+static void test_logprobs_entropy_match_double(void **state) {
+    (void)state;
+    enum { N = 6, V = 11 };
+    RefRng r;
+    ref_rng_init(&r, 11);
+    float logits[N * V];
+    int actions[N];
+    for (int i = 0; i < N * V; i++) logits[i] = (float)(2.0 * ref_rng_normal(&r));
+    for (int j = 0; j < V; j++) logits[4 * V + j] = 900.0f + (float)j;  // overflow bait
+    for (int n = 0; n < N; n++) actions[n] = ref_rng_int(&r, V);
+    actions[4] = 3;
+    const unsigned char mask[N] = {1, 1, 0, 1, 1, 1};
+    const float temps[] = {0.7f, 1.6f};
+    for (int k = 0; k < 2; k++) {
+        float logp[N], ent[N], logp2[N];
+        memset(logp, 0x7f, sizeof logp);  // garbage that must be overwritten
+        logprobs_from_logits(logp, ent, logits, actions, mask, N, V, temps[k]);
+        logprobs_from_logits(logp2, NULL, logits, actions, NULL, N, V, temps[k]);
+        for (int n = 0; n < N; n++) {
+            double row[V], lp[V];
+            for (int j = 0; j < V; j++) row[j] = logits[n * V + j];
+            double h = ref_log_softmax(lp, row, V, temps[k]);
+            if (verbose())
+                fprintf(stderr, "T=%.1f n=%d logp %.8f ref %.8f H %.8f ref %.8f\n", temps[k], n,
+                        logp2[n], lp[actions[n]], ent[n], h);
+            double zmax = 0.0;
+            for (int j = 0; j < V; j++) zmax = fmax(zmax, fabs(row[j] / temps[k]));
+            const double tol = 2e-6 + 8 * FLT_EPSILON * zmax;
+            assert_true(isfinite(logp2[n]) && isfinite(ent[n]));
+            assert_true(fabs(logp2[n] - lp[actions[n]]) <= tol);
+            if (!mask[n]) {
+                assert_true(logp[n] == 0.0f && ent[n] == 0.0f);
+                continue;
+            }
+            assert_true(logp[n] == logp2[n]);  // the mask changes nothing else
+            assert_true(fabs(ent[n] - h) <= tol);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bradley-Terry
+// ---------------------------------------------------------------------------
+
+static double softplus_d(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+
+// mean over pairs of -log sigmoid(rc - rr - margin), in double
+static double ref_bt(const double *rc, const double *rr, int n, double margin) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += softplus_d(-(rc[i] - rr[i] - margin));
+    return s / n;
+}
+
+// Value within 1e-6 relative of double; gradients against central
+// differences of the double loss (h = 1e-5: truncation h^2/6 |f'''| < 1e-11,
+// rounding 1e-16/h = 1e-11), within 1e-6 absolute (the gradients are at most
+// 1/n = 0.17 and come out as floats: 1e-8). Includes pairs far apart
+// (+-60: no overflow, gradient 0 or -1/n), a pair exactly at the margin
+// (loss log 2) and a tie. Accuracy counts rc > rr (the margin plays no
+// part; a tie is wrong); mean margin is the mean of rc - rr.
+static void test_bt_loss_value_gradient_stats(void **state) {
+    (void)state;
+    enum { n = 6 };
+    const float margin = 0.5f;
+    const float rc[n] = {1.25f, -0.5f, 60.0f, -30.0f, 0.75f, 0.3f};
+    const float rr[n] = {0.5f, 0.25f, 0.0f, 30.0f, 0.25f, 0.3f};
+    // pair 4 sits exactly on the margin: rc - rr = 0.5
+    float drc[n], drr[n], acc = -1, mm = -1;
+    float loss = bt_loss(rc, rr, n, margin, drc, drr, &acc, &mm);
+    double dc[n], dr[n];
+    for (int i = 0; i < n; i++) dc[i] = rc[i], dr[i] = rr[i];
+    double want = ref_bt(dc, dr, n, margin);
+    if (verbose()) fprintf(stderr, "bt loss %.9g ref %.9g acc %g margin %g\n", loss, want, acc, mm);
+    assert_true(fabs(loss - want) <= 1e-6 * want);
+    // hand value: the pair on the margin contributes log 2, the +-60 pairs
+    // 60.5 and ~e^-59.5
+    assert_true(want > (log(2.0) + 60.5) / n);
+    const double h = 1e-5;
+    for (int i = 0; i < n; i++) {
+        double save = dc[i];
+        dc[i] = save + h;
+        double fp = ref_bt(dc, dr, n, margin);
+        dc[i] = save - h;
+        double fm = ref_bt(dc, dr, n, margin);
+        dc[i] = save;
+        double gc = (fp - fm) / (2 * h);
+        save = dr[i];
+        dr[i] = save + h;
+        fp = ref_bt(dc, dr, n, margin);
+        dr[i] = save - h;
+        fm = ref_bt(dc, dr, n, margin);
+        dr[i] = save;
+        double gr = (fp - fm) / (2 * h);
+        if (verbose()) fprintf(stderr, "  pair %d drc %.9g fd %.9g drr %.9g fd %.9g\n", i, drc[i], gc, drr[i], gr);
+        assert_true(fabs(drc[i] - gc) <= 1e-6);
+        assert_true(fabs(drr[i] - gr) <= 1e-6);
+    }
+    assert_true(fabs(drc[4] - (-0.5 / n)) <= 1e-7);  // sigmoid(0) / n
+    assert_true(fabs(drc[3] - (-1.0 / n)) <= 1e-7);  // far wrong: full gradient
+    assert_true(fabs(drc[2]) <= 1e-7);               // far right: none
+    // rc > rr in pairs 0, 2, 4 (pair 4 although below the margin; 5 is a tie)
+    assert_true(acc == 3.0f / n);
+    double gap = 0.0;
+    for (int i = 0; i < n; i++) gap += (double)rc[i] - rr[i];
+    assert_true(fabs(mm - gap / n) <= 1e-6);
+    // stats are optional
+    float loss2 = bt_loss(rc, rr, n, margin, drc, drr, NULL, NULL);
+    assert_true(loss2 == loss);
+    // margin 0 is plain -log sigmoid(rc - rr)
+    const float a[1] = {0.0f}, b[1] = {0.0f};
+    assert_true(fabs(bt_loss(a, b, 1, 0.0f, drc, drr, NULL, NULL) - log(2.0)) <= 1e-7);
+}
+
+// ---------------------------------------------------------------------------
+// The pairwise loss through the value head
+//
+// Two preference pairs of different lengths in one right-padded batch
+// (rows: chosen 0, chosen 1, rejected 0, rejected 1); each row's reward is
+// the value at its last real token; loss = bt_loss. The gradient from
+// gpt_backward(dvalues) is compared with a 5-point finite difference of the
+// whole loss computed by the double reference model (tests/ref_gpt.c),
+// e = 1e-3, along random unit directions: over all parameters, over the
+// value head's weight and over two trunk tensors. The value head's bias
+// cancels in rc - rr, so its gradient must vanish (drc + drr = 0 per pair,
+// float rounding: |g| <= 1e-6) instead of being checked along a direction. Bound as in
+// test_gpt.c: |g.d - fd| <= 1e-4 max(|g.d|, |fd|) + 1e-6 |g_P| |d| (float
+// activations give ~1e-6 relative noise per component; a wrong gradient
+// misses by O(|g_P|)).
+// ---------------------------------------------------------------------------
+
+enum { PL = 2, PNH = 2, PC = 16, PT = 8, PV = 13, PPAD = 12, NPAIR = 2 };
+
+typedef struct {
+    const GPTConfig *c;
+    const ParamInfo *info;
+    const int *inputs;  // (2*NPAIR, PT)
+    const int *last;    // (2*NPAIR)
+    float margin;
+} PairObjective;
+
+static double pair_objective(const PairObjective *o, const double *params) {
+    double values[2 * NPAIR * PT], rc[NPAIR], rr[NPAIR];
+    ref_gpt_forward(o->c, o->info, params, o->inputs, NULL, NULL, 2 * NPAIR, PT, NULL, values);
+    for (int i = 0; i < NPAIR; i++) {
+        rc[i] = values[i * PT + o->last[i]];
+        rr[i] = values[(NPAIR + i) * PT + o->last[NPAIR + i]];
+    }
+    return ref_bt(rc, rr, NPAIR, o->margin);
+}
+
+static int pair_check_direction(const char *what, const PairObjective *o, const GPT *m,
+                                const double *params, const double *d) {
+    const size_t P = m->num_params;
+    double *x = mallocCheck(P * sizeof(double));
+    double gd = 0.0, g2 = 0.0, d2 = 0.0;
+    for (size_t i = 0; i < P; i++) {
+        if (d[i] == 0.0) continue;
+        gd += (double)m->grads_memory[i] * d[i];
+        g2 += (double)m->grads_memory[i] * m->grads_memory[i];
+        d2 += d[i] * d[i];
+    }
+    const double e = 1e-3, steps[4] = {e, -e, 2 * e, -2 * e};
+    double f[4];
+    for (int s = 0; s < 4; s++) {
+        for (size_t i = 0; i < P; i++) x[i] = params[i] + steps[s] * d[i];
+        f[s] = pair_objective(o, x);
+    }
+    free(x);
+    double fd = (8.0 * (f[0] - f[1]) - (f[2] - f[3])) / (12.0 * e);
+    double err = fabs(gd - fd), allowed = 1e-4 * fmax(fabs(gd), fabs(fd)) + 1e-6 * sqrt(g2 * d2);
+    if (verbose())
+        fprintf(stderr, "  %-34s g.d %+.9e fd %+.9e |g_P| %.3e (%.3f of allowed)\n", what, gd, fd,
+                sqrt(g2), err / allowed);
+    if (!(err <= allowed)) {
+        fprintf(stderr, "%s: g.d = %.9e but finite difference %.9e\n", what, gd, fd);
+        return 0;
+    }
+    return 1;
+}
+
+static void test_bt_loss_through_value_head(void **state) {
+    (void)state;
+    GPTConfig c = {.n_layer = PL, .n_head = PNH, .n_embd = PC, .block_size = PT,
+                   .vocab_size = PV, .value_head = 1};
+    GPT m;
+    gpt_build(&m, &c);
+    ref_randomize_params(&m, 501);
+    RefRng r;
+    ref_rng_init(&r, 502);
+    // chosen 0, chosen 1, rejected 0, rejected 1; every row has padding
+    const int lens[2 * NPAIR] = {6, 3, 5, 7};
+    int inputs[2 * NPAIR * PT], last[2 * NPAIR];
+    for (int b = 0; b < 2 * NPAIR; b++) {
+        for (int t = 0; t < PT; t++) inputs[b * PT + t] = t < lens[b] ? ref_rng_int(&r, PPAD) : PPAD;
+        last[b] = lens[b] - 1;
+    }
+    const float margin = 0.25f;
+    gpt_forward(&m, inputs, 2 * NPAIR, PT, 0);
+    float v[2 * NPAIR], drc[NPAIR], drr[NPAIR];
+    values_at(&m, last, v);
+    float loss = bt_loss(v, v + NPAIR, NPAIR, margin, drc, drr, NULL, NULL);
+    float dvalues[2 * NPAIR * PT] = {0};
+    for (int i = 0; i < NPAIR; i++) {
+        dvalues[i * PT + last[i]] = drc[i];
+        dvalues[(NPAIR + i) * PT + last[NPAIR + i]] = drr[i];
+    }
+    gpt_zero_grad(&m);
+    gpt_backward(&m, NULL, dvalues);
+
+    double *params = ref_params_to_double(&m);
+    PairObjective o = {&c, m.info, inputs, last, margin};
+    double want = pair_objective(&o, params);
+    if (verbose()) fprintf(stderr, "pairwise loss %.9g ref %.9g\n", loss, want);
+    assert_true(want > 0.05);  // not saturated: the gradient is worth checking
+    assert_true(fabs(loss - want) <= 1e-5 * want);
+
+    // the value head and the trunk both receive gradient; the bias none
+    assert_true(fabs(m.grads.vb[0]) <= 1e-6);
+    const int tensors[] = {PARAM_vw, PARAM_qkvw, PARAM_fcprojw, PARAM_wte};
+    for (int k = 0; k < 4; k++) {
+        const ParamInfo *pi = &m.info[tensors[k]];
+        double s = 0.0;
+        for (size_t i = 0; i < pi->size; i++) s += fabs(m.grads_memory[pi->offset + i]);
+        assert_true(s > 0.0);
+    }
+    // padding is inert: position PT-1 is padding in every row, so its wpe
+    // row gets exactly no gradient, while the last real position's does
+    double g6 = 0.0;
+    for (size_t i = 0; i < (size_t)PC; i++) {
+        assert_true(m.grads.wpe[(PT - 1) * PC + i] == 0.0f);
+        g6 += fabs(m.grads.wpe[(PT - 2) * PC + i]);
+    }
+    assert_true(g6 > 0.0);
+
+    const size_t P = m.num_params;
+    double *d = mallocCheck(P * sizeof(double));
+    int ok = 1;
+    for (int k = 0; k <= 4; k++) {
+        size_t lo = 0, hi = P;
+        const char *what = "all parameters";
+        if (k < 4) {
+            lo = m.info[tensors[k]].offset;
+            hi = lo + m.info[tensors[k]].size;
+            what = m.info[tensors[k]].name;
+        }
+        memset(d, 0, P * sizeof(double));
+        double n2 = 0.0;
+        for (size_t i = lo; i < hi; i++) {
+            d[i] = ref_rng_normal(&r);
+            n2 += d[i] * d[i];
+        }
+        for (size_t i = lo; i < hi; i++) d[i] /= sqrt(n2);
+        ok &= pair_check_direction(what, &o, &m, params, d);
+    }
+    assert_true(ok);
+    free(d);
+    free(params);
+    gpt_free(&m);
+}
+
+// ---------------------------------------------------------------------------
+// KL estimators, GAE, whitening, KL controller: hand-computed values
+// ---------------------------------------------------------------------------
+
+// k1 = logp - ref, k3 = e^(ref - logp) - 1 - (ref - logp), to float
+// rounding (1e-7 relative); both exactly 0 when equal; k3 >= 0 everywhere,
+// including differences of 1 ulp where a naive exp(d) - 1 - d cancels.
+static void test_kl_estimators(void **state) {
+    (void)state;
+    assert_true(kl_k1(-1.2f, -0.7f) == -1.2f - -0.7f);
+    assert_true(fabs(kl_k3(-1.2f, -0.7f) - 0.148721270700128) <= 1e-7);  // e^.5 - 1.5
+    assert_true(fabs(kl_k1(-0.3f, -2.3f) - 2.0) <= 1e-6);
+    assert_true(fabs(kl_k3(-0.3f, -2.3f) - 1.135335283236613) <= 2e-7);  // e^-2 + 1
+    const float same[] = {0.0f, -1e-30f, -0.5f, -3.25f, -40.0f};
+    for (int i = 0; i < 5; i++) {
+        assert_true(kl_k1(same[i], same[i]) == 0.0f);
+        assert_true(kl_k3(same[i], same[i]) == 0.0f);
+    }
+    RefRng r;
+    ref_rng_init(&r, 21);
+    for (int i = 0; i < 2000; i++) {
+        float a = (float)(-5.0 * ref_rng_uniform(&r)), b;
+        if (i % 2) b = nextafterf(a, i % 4 == 1 ? 0.0f : -10.0f);
+        else b = (float)(-5.0 * ref_rng_uniform(&r));
+        assert_true(kl_k3(a, b) >= 0.0f);
+        double dd = (double)b - a, k3 = exp(dd) - 1.0 - dd;
+        if (fabs(dd) > 1e-3) assert_true(fabs(kl_k3(a, b) - k3) <= 1e-6 * k3 + 1e-12);
+    }
+}
+
+// Hand-computed (4 tokens r = .1 -.2 0 1, v = .5 .3 -.4 .8):
+//   gamma 1, lam .95: deltas -.1 -.9 1.2 .2, A = .299475 .4205 1.39 .2
+//   gamma .9, lam .5: deltas -.13 -.86 1.12 .2, A = -.271975 -.3155 1.21 .2
+// returns = A + v. Floats of O(1) values: 1e-6.
+static void test_gae_hand_values(void **state) {
+    (void)state;
+    const float r[4] = {0.1f, -0.2f, 0.0f, 1.0f}, v[4] = {0.5f, 0.3f, -0.4f, 0.8f};
+    const double a1[4] = {0.299475, 0.4205, 1.39, 0.2}, ret1[4] = {0.799475, 0.7205, 0.99, 1.0};
+    const double a2[4] = {-0.271975, -0.3155, 1.21, 0.2}, ret2[4] = {0.228025, -0.0155, 0.81, 1.0};
+    float adv[4], ret[4];
+    gae(adv, ret, r, v, 4, 1.0f, 0.95f);
+    for (int t = 0; t < 4; t++) {
+        assert_true(fabs(adv[t] - a1[t]) <= 1e-6);
+        assert_true(fabs(ret[t] - ret1[t]) <= 1e-6);
+    }
+    gae(adv, ret, r, v, 4, 0.9f, 0.5f);
+    for (int t = 0; t < 4; t++) {
+        assert_true(fabs(adv[t] - a2[t]) <= 1e-6);
+        assert_true(fabs(ret[t] - ret2[t]) <= 1e-6);
+    }
+    // 3 tokens of the same data (r .1 -.2 0, v .5 .3 -.4), gamma 1, lam .95:
+    // deltas -.1 -.9 .4, A2 = .4, A1 = -.9 + .38 = -.52, A0 = -.1 - .494 = -.594
+    gae(adv, ret, r, v, 3, 1.0f, 0.95f);
+    const double a3[3] = {-0.594, -0.52, 0.4};
+    for (int t = 0; t < 3; t++) {
+        assert_true(fabs(adv[t] - a3[t]) <= 1e-6);
+        assert_true(fabs(ret[t] - (a3[t] + v[t])) <= 1e-6);
+    }
+    // one token: A = r - v, return = r
+    gae(adv, ret, r + 3, v + 3, 1, 0.9f, 0.5f);
+    assert_true(fabs(adv[0] - 0.2) <= 1e-6 && fabs(ret[0] - 1.0) <= 1e-6);
+}
+
+// x = 1 2 3 4 [100 masked] 5: mean 3, population var 2. Whitened: mean 0
+// and variance 1 over the mask to 1e-6 (float storage; the 1e-8 inside the
+// sqrt moves the variance by 5e-9); the masked entry is bit-identical.
+// shift_mean = 0 keeps the mean 3 and still scales the spread to 1.
+static void test_whiten(void **state) {
+    (void)state;
+    const float x0[6] = {1, 2, 3, 4, 100, 5};
+    const unsigned char mask[6] = {1, 1, 1, 1, 0, 1};
+    for (int shift = 1; shift >= 0; shift--) {
+        float x[6];
+        memcpy(x, x0, sizeof x);
+        assert_int_equal(whiten(x, mask, 6, shift), 5);
+        assert_true(x[4] == 100.0f);
+        double mean = 0.0, var = 0.0;
+        for (int i = 0; i < 6; i++)
+            if (mask[i]) mean += x[i] / 5.0;
+        for (int i = 0; i < 6; i++)
+            if (mask[i]) var += (x[i] - mean) * (x[i] - mean) / 5.0;
+        assert_true(fabs(mean - (shift ? 0.0 : 3.0)) <= 1e-6);
+        assert_true(fabs(var - 1.0) <= 1e-6);
+        // hand values: (x - 3) / sqrt 2 (+ 3)
+        for (int i = 0; i < 6; i++)
+            if (mask[i])
+                assert_true(fabs(x[i] - ((x0[i] - 3.0) / sqrt(2.0) + (shift ? 0.0 : 3.0))) <= 1e-6);
+    }
+    // no mask: every entry counts
+    float y[4] = {2, 4, 4, 6};  // mean 4, var 2
+    assert_int_equal(whiten(y, NULL, 4, 1), 4);
+    assert_true(fabs(y[0] + sqrt(2.0)) <= 1e-6 && fabs(y[1]) <= 1e-6 && fabs(y[3] - sqrt(2.0)) <= 1e-6);
+    // nothing masked in: untouched, count 0
+    float z[3] = {1, 2, 3};
+    const unsigned char none[3] = {0, 0, 0};
+    assert_int_equal(whiten(z, none, 3, 1), 0);
+    assert_true(z[0] == 1 && z[1] == 2 && z[2] == 3);
+}
+
+// coef 0.2, target 6, horizon 10000, 256 steps per update:
+//   kl 6.6: e = 0.1  -> 0.2 * (1 + 0.1 * 0.0256) = 0.200512
+//   kl 12 : e = 1 clipped to 0.2  -> x 1.00512
+//   kl 0  : e = -1 clipped to -0.2 -> x 0.99488
+//   kl 6  : e = 0 -> unchanged
+// In double: 1e-12.
+static void test_kl_controller_hand_values(void **state) {
+    (void)state;
+    KLController kc = {.coef = 0.2, .target = 6.0, .horizon = 10000.0};
+    kl_controller_update(&kc, 6.6, 256);
+    assert_true(fabs(kc.coef - 0.200512) <= 1e-12);
+    kc.coef = 0.2;
+    kl_controller_update(&kc, 12.0, 256);
+    assert_true(fabs(kc.coef - 0.2 * 1.00512) <= 1e-12);
+    kc.coef = 0.2;
+    kl_controller_update(&kc, 0.0, 256);
+    assert_true(fabs(kc.coef - 0.2 * 0.99488) <= 1e-12);
+    kc.coef = 0.2;
+    kl_controller_update(&kc, 6.0, 256);
+    assert_true(kc.coef == 0.2);
+    // just inside the clip: kl 7.08 -> e = 0.18
+    kc.coef = 0.2;
+    kl_controller_update(&kc, 7.08, 100);
+    assert_true(fabs(kc.coef - 0.2 * (1.0 + 0.18 * 0.01)) <= 1e-12);
+    assert_true(kc.target == 6.0 && kc.horizon == 10000.0);
+}
+
+// ---------------------------------------------------------------------------
+// PPO clipped policy loss
+//
+// Six masked rows, one in each regime, plus a masked-out row:
+//   0: A > 0, ratio 0.93 (inside)        1: A < 0, ratio 1.08 (inside)
+//   2: A > 0, ratio 1.60 (clipped: const) 3: A > 0, ratio 0.50 (unclipped)
+//   4: A < 0, ratio 1.50 (unclipped)      5: A < 0, ratio 0.60 (clipped: const)
+//   6: off the mask (garbage inputs)
+// with cliprange 0.2; old_logp = logp - log(ratio) puts each ratio there, at
+// least 0.1 from a kink. The double reference below is written from the
+// formula in losses.h.
+// ---------------------------------------------------------------------------
+
+enum { QN = 7, QV = 7 };
+
+typedef struct {
+    const int *actions;
+    const float *old_logp, *adv;
+    const unsigned char *mask;
+    double temperature, cliprange, ent_coef, norm;
+} PolicyCase;
+
+// loss and, if stats != NULL, per-regime statistics in double
+static double ref_policy_loss(const PolicyCase *pc, const double *logits, double *stats) {
+    double loss = 0.0, ent = 0.0, clipped = 0.0, akl = 0.0, ratios = 0.0;
+    for (int n = 0; n < QN; n++) {
+        if (!pc->mask[n]) continue;
+        double lp[QV];
+        double h = ref_log_softmax(lp, logits + n * QV, QV, pc->temperature);
+        double lr = lp[pc->actions[n]] - pc->old_logp[n], ratio = exp(lr), A = pc->adv[n];
+        double rc = fmin(fmax(ratio, 1.0 - pc->cliprange), 1.0 + pc->cliprange);
+        double l1 = -A * ratio, l2 = -A * rc;
+        loss += fmax(l1, l2) - pc->ent_coef * h;
+        ent += h;
+        clipped += l2 > l1;
+        akl += 0.5 * lr * lr;
+        ratios += ratio;
+    }
+    if (stats) {
+        stats[0] = loss;
+        stats[1] = ent;
+        stats[2] = clipped;
+        stats[3] = akl;
+        stats[4] = ratios;
+    }
+    return loss / pc->norm;
+}
+
+// Gradient against central differences of the double loss, one logit at a
+// time (h = 1e-5 moves a ratio by ~2e-5, far from any kink; truncation and
+// rounding ~1e-11). The float gradient comes from float log-probs (a few
+// ulp of a log-sum-exp of O(5): ~1e-6 relative), so the bound is
+// 2e-5 * max_j |fd_j| per component; a wrong term (temperature factor,
+// entropy sign, clipped branch carrying gradient) misses by > 1e-3 of it.
+// Rows off the mask: exactly zero gradient and no effect on the loss. The
+// loss and the stats (sums added to what the struct held) follow from
+// log-probs within ~1e-6 absolute: a ratio within 1e-6 relative, so the
+// loss within 2e-6 of S = sum |A| ratio + ent_coef sum H (the terms that
+// cancel in it), approx_kl within 1e-6 per row, entropy 2e-6 per row;
+// clipfrac counts rows 2 and 5 exactly, tokens 6.
+static void test_ppo_policy_loss_gradient_all_regimes(void **state) {
+    (void)state;
+    const double ratios[QN] = {0.93, 1.08, 1.60, 0.50, 1.50, 0.60, 1.0};
+    const float adv[QN] = {1.3f, -0.7f, 0.8f, 0.8f, -1.1f, -1.1f, 5.0f};
+    const unsigned char mask[QN] = {1, 1, 1, 1, 1, 1, 0};
+    const float temps[3] = {0.7f, 1.3f, 1.0f}, ents[3] = {0.05f, 0.01f, 0.0f};
+    RefRng r;
+    ref_rng_init(&r, 31);
+    for (int k = 0; k < 3; k++) {
+        float logits[QN * QV];
+        double dlog[QN * QV];
+        int actions[QN];
+        float old_logp[QN];
+        for (int i = 0; i < QN * QV; i++) dlog[i] = logits[i] = (float)(1.5 * ref_rng_normal(&r));
+        for (int n = 0; n < QN; n++) {
+            actions[n] = ref_rng_int(&r, QV);
+            double lp[QV];
+            ref_log_softmax(lp, dlog + n * QV, QV, temps[k]);
+            old_logp[n] = (float)(lp[actions[n]] - log(ratios[n]));
+        }
+        old_logp[QN - 1] = NAN;  // off the mask: must not leak anywhere
+        PolicyCase pc = {actions, old_logp, adv, mask, temps[k], 0.2, ents[k], 9.0};
+        float dlogits[QN * QV];
+        for (int i = 0; i < QN * QV; i++) dlogits[i] = 1234.0f;
+        PPOStats st = {.policy_loss = 1.0, .entropy = 2.0, .clipfrac = 3.0, .approx_kl = 4.0,
+                       .ratio_mean = 5.0, .tokens = 6.0, .value_loss = 7.0};
+        float loss = ppo_policy_loss(dlogits, logits, actions, old_logp, adv, mask, QN, QV,
+                                     temps[k], 0.2f, ents[k], 9.0, &st);
+        double hs[5];
+        double want = ref_policy_loss(&pc, dlog, hs);
+        if (verbose()) fprintf(stderr, "T=%.1f ent %.2f: loss %.9g ref %.9g\n", temps[k], ents[k], loss, want);
+        // S = sum |A| ratio + ent_coef H: the scale of the terms that cancel
+        double S = 0.0;
+        for (int n = 0; n < QN - 1; n++) S += fabs(adv[n]) * ratios[n];
+        S += ents[k] * hs[1];
+        assert_true(fabs(loss - want) <= 2e-6 * S / 9.0);
+        // every ratio sits at least 0.1 from a kink (guards the test data)
+        for (int n = 0; n < QN - 1; n++) {
+            double lp[QV];
+            ref_log_softmax(lp, dlog + n * QV, QV, temps[k]);
+            double ratio = exp(lp[actions[n]] - old_logp[n]);
+            assert_true(fabs(ratio - ratios[n]) <= 1e-5);
+            assert_true(fabs(ratio - 0.8) >= 0.1 && fabs(ratio - 1.2) >= 0.1);
+        }
+        // central differences
+        const double h = 1e-5;
+        double fd[QN * QV], fmaxabs = 0.0;
+        for (int i = 0; i < QN * QV; i++) {
+            double save = dlog[i];
+            dlog[i] = save + h;
+            double fp = ref_policy_loss(&pc, dlog, NULL);
+            dlog[i] = save - h;
+            double fm = ref_policy_loss(&pc, dlog, NULL);
+            dlog[i] = save;
+            fd[i] = (fp - fm) / (2 * h);
+            fmaxabs = fmax(fmaxabs, fabs(fd[i]));
+        }
+        assert_true(fmaxabs > 1e-2);
+        double worst = 0.0;
+        for (int i = 0; i < QN * QV; i++) {
+            double err = fabs(dlogits[i] - fd[i]);
+            worst = fmax(worst, err / fmaxabs);
+            if (!(err <= 2e-5 * fmaxabs))
+                fprintf(stderr, "row %d logit %d: dlogits %.9g fd %.9g\n", i / QV, i % QV,
+                        dlogits[i], fd[i]);
+            assert_true(err <= 2e-5 * fmaxabs);
+        }
+        if (verbose()) fprintf(stderr, "  worst gradient error %.3g of max |g| %.3g\n", worst, fmaxabs);
+        // clipped rows carry only the entropy gradient: with ent_coef 0 none
+        if (ents[k] == 0.0f)
+            for (int j = 0; j < QV; j++) assert_true(dlogits[2 * QV + j] == 0.0f && dlogits[5 * QV + j] == 0.0f);
+        // the masked-out row: exactly zero, and its logits do not matter
+        for (int j = 0; j < QV; j++) assert_true(dlogits[6 * QV + j] == 0.0f);
+        for (int j = 0; j < QV; j++) logits[6 * QV + j] = NAN;
+        float dl2[QN * QV];
+        float loss2 = ppo_policy_loss(dl2, logits, actions, old_logp, adv, mask, QN, QV, temps[k],
+                                      0.2f, ents[k], 9.0, NULL);
+        assert_true(loss2 == loss);
+        assert_true(memcmp(dl2, dlogits, sizeof dl2) == 0);
+        // stats: sums added to the previous contents
+        if (verbose())
+            fprintf(stderr, "  stats loss %.9g/%.9g ent %.9g/%.9g akl %.9g/%.9g ratio %.9g/%.9g\n",
+                    st.policy_loss - 1.0, hs[0], st.entropy - 2.0, hs[1], st.approx_kl - 4.0, hs[3],
+                    st.ratio_mean - 5.0, hs[4]);
+        assert_true(fabs(st.policy_loss - 1.0 - hs[0]) <= 2e-6 * S);
+        assert_true(fabs(st.entropy - 2.0 - hs[1]) <= 6 * 2e-6);
+        assert_true(st.clipfrac == 3.0 + 2.0 && hs[2] == 2.0);
+        assert_true(fabs(st.approx_kl - 4.0 - hs[3]) <= 6e-6);
+        // approx_kl by hand: 0.5 sum log(ratio)^2 over the six rows
+        double akl = 0.0;
+        for (int n = 0; n < QN - 1; n++) akl += 0.5 * log(ratios[n]) * log(ratios[n]);
+        assert_true(fabs(hs[3] - akl) <= 1e-5);
+        assert_true(fabs(st.ratio_mean - 5.0 - (0.93 + 1.08 + 1.60 + 0.50 + 1.50 + 0.60)) <= 1e-5);
+        assert_true(st.tokens == 6.0 + 6.0);
+        assert_true(st.value_loss == 7.0);  // not the policy loss's business
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PPO clipped value loss
+// ---------------------------------------------------------------------------
+
+static double ref_value_loss(const double *v, const float *old, const float *R,
+                             const unsigned char *mask, int N, double c, double vf, double norm) {
+    double s = 0.0;
+    for (int n = 0; n < N; n++) {
+        if (!mask[n]) continue;
+        double vc = old[n] + fmin(fmax(v[n] - old[n], -c), c);
+        s += 0.5 * fmax((v[n] - R[n]) * (v[n] - R[n]), (vc - R[n]) * (vc - R[n]));
+    }
+    return vf * s / norm;
+}
+
+// cliprange 0.2, vf_coef 0.5, norm 7:
+//   0: inside (v - old = 0.1): g = v - R
+//   1: above, clipped branch larger (v 1.5, old 1, R 2): constant, g = 0
+//   2: above, unclipped larger (R 0): g = v - R
+//   3: below, clipped larger (v .2, old 1, R -1): g = 0
+//   4: below, unclipped larger (R 1.5): g = v - R
+//   5: inside, R below: g = v - R          6: off the mask
+// Against central differences of the double loss (quadratic: exact up to
+// rounding, h = 1e-4 keeps every row in its regime), within 1e-6 absolute
+// (gradients are O(0.1), floats); by hand: vf * (v - R) / norm or 0.
+static void test_ppo_value_loss_gradient(void **state) {
+    (void)state;
+    enum { N = 7 };
+    const float v[N] = {1.0f, 1.5f, 1.5f, 0.2f, 0.2f, -0.35f, 3.0f};
+    const float old[N] = {0.9f, 1.0f, 1.0f, 1.0f, 1.0f, -0.3f, NAN};
+    const float R[N] = {2.0f, 2.0f, 0.0f, -1.0f, 1.5f, -2.0f, 0.0f};
+    const unsigned char mask[N] = {1, 1, 1, 1, 1, 1, 0};
+    const double c = 0.2, vf = 0.5, norm = 7.0;
+    float dv[N];
+    for (int n = 0; n < N; n++) dv[n] = 99.0f;
+    PPOStats st = {.value_loss = 1.0, .value_clipfrac = 2.0, .policy_loss = 3.0};
+    float loss = ppo_value_loss(dv, v, old, R, mask, N, 0.2f, 0.5f, norm, &st);
+    double vd[N];
+    for (int n = 0; n < N; n++) vd[n] = v[n];
+    double want = ref_value_loss(vd, old, R, mask, N, c, vf, norm);
+    assert_true(fabs(loss - want) <= 1e-6 * want);
+    const double expect[N] = {1.0 - 2.0, 0.0, 1.5, 0.0, 0.2 - 1.5, -0.35 + 2.0, 0.0};
+    for (int n = 0; n < N; n++) {
+        double h = 1e-4, save = vd[n];
+        vd[n] = save + h;
+        double fp = ref_value_loss(vd, old, R, mask, N, c, vf, norm);
+        vd[n] = save - h;
+        double fm = ref_value_loss(vd, old, R, mask, N, c, vf, norm);
+        vd[n] = save;
+        double fd = (fp - fm) / (2 * h);
+        if (verbose()) fprintf(stderr, "row %d dv %.9g fd %.9g hand %.9g\n", n, dv[n], fd, vf * expect[n] / norm);
+        assert_true(fabs(dv[n] - fd) <= 1e-6);
+        assert_true(fabs(dv[n] - vf * expect[n] / norm) <= 1e-7);
+    }
+    assert_true(dv[1] == 0.0f && dv[3] == 0.0f && dv[6] == 0.0f);
+    // stats: vf * 0.5 * sum of the larger squares, clipfrac counts rows 1, 3
+    assert_true(fabs(st.value_loss - 1.0 - want * norm) <= 1e-6);
+    assert_true(st.value_clipfrac == 2.0 + 2.0);
+    assert_true(st.policy_loss == 3.0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_logprobs_entropy_match_double),
+        cmocka_unit_test(test_bt_loss_value_gradient_stats),
+        cmocka_unit_test(test_bt_loss_through_value_head),
+        cmocka_unit_test(test_kl_estimators),
+        cmocka_unit_test(test_gae_hand_values),
+        cmocka_unit_test(test_whiten),
+        cmocka_unit_test(test_kl_controller_hand_values),
+        cmocka_unit_test(test_ppo_policy_loss_gradient_all_regimes),
+        cmocka_unit_test(test_ppo_value_loss_gradient),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
