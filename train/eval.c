@@ -1,9 +1,835 @@
-// rlhf eval (skeleton, being written).
+// rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE] [--section.key=value ...]
+// Held-out measurements of one checkpoint, chosen from what it is and what
+// the config points at: language-model loss and perplexity (data.dir/val.h5
+// or --text), greedy task accuracy (sft.test_file), reward-model pairwise
+// accuracy (reward.test_file), and for a policy the reward-model reward of
+// its greedy answers and its KL to a reference (ppo.*). Each measurement is
+// the one the training stage logs, computed the same way, so a fresh eval of
+// a final checkpoint reproduces the stage's last evaluation. Ends with one
+// machine-readable line: RESULT stage=... key=value ... (measured keys only).
+// Never writes a checkpoint; --json writes the results atomically.
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "chat.h"
+#include "checkpoint.h"
 #include "commands.h"
 #include "common.h"
+#include "config.h"
+#include "evaluate.h"
+#include "gpt.h"
+#include "jsonl.h"
+#include "ppo.h"
+#include "run.h"
+#include "sampling.h"
+#include "tasks.h"
+#include "tokenizer.h"
+
+#define USAGE                                                                               \
+    "usage: rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE] "                 \
+    "[--section.key=value ...]"
+
+// Logits of one LM batch stay under this many floats (B is lowered for
+// large vocabularies and contexts).
+#define LM_LOGITS_BUDGET (1L << 26)
+// Greedy task decoding runs this many prompts at once (as `rlhf sft` does).
+#define TASK_BATCH 64
+
+typedef struct {
+    const char *ckpt, *config, *text, *ref, *json;
+    const char **overrides;
+    int n_overrides;
+} EvalArgs;
+
+// What was measured; NaN = not measured.
+typedef struct {
+    double val_loss, ppl, lm_tokens;
+    double accuracy, task_graded;
+    double family_acc[TASKS_MAX_FAMILIES];
+    long family_total[TASKS_MAX_FAMILIES];
+    double rm_accuracy, rm_margin, rm_mean, rm_std, rm_pairs;
+    double reward, reward_raw, policy_accuracy, reward_prompts;
+    double kl, kl_k3, kl_length;
+} Results;
+
+static void results_init(Results *r) {
+    memset(r, 0, sizeof *r);
+    r->val_loss = r->ppl = r->lm_tokens = NAN;
+    r->accuracy = r->task_graded = NAN;
+    r->rm_accuracy = r->rm_margin = r->rm_mean = r->rm_std = r->rm_pairs = NAN;
+    r->reward = r->reward_raw = r->policy_accuracy = r->reward_prompts = NAN;
+    r->kl = r->kl_k3 = r->kl_length = NAN;
+}
+
+// --- arguments -------------------------------------------------------------------
+
+// "--name VALUE" or "--name=VALUE" at argv[*i]; returns the value or NULL.
+static const char *option_value(int argc, char **argv, int *i, const char *name) {
+    const char *a = argv[*i] + 2;
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n] != '\0') return NULL;
+    if (*i + 1 >= argc) die("option '--%s' needs a value; hint: %s", name, USAGE);
+    return argv[++*i];
+}
+
+static void args_parse(EvalArgs *a, int argc, char **argv) {
+    memset(a, 0, sizeof *a);
+    a->overrides = mallocCheck((size_t)(argc + 1) * sizeof(char *));
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *v;
+        if (strncmp(arg, "--", 2) != 0) {
+            if (npos == 0) a->ckpt = arg;
+            else if (npos == 1) a->config = arg;
+            else die("unexpected argument '%s'; hint: %s", arg, USAGE);
+            npos++;
+        } else if ((v = option_value(argc, argv, &i, "text"))) {
+            a->text = v;
+        } else if ((v = option_value(argc, argv, &i, "ref"))) {
+            a->ref = v;
+        } else if ((v = option_value(argc, argv, &i, "json"))) {
+            a->json = v;
+        } else if (strchr(arg, '=') && memchr(arg, '.', (size_t)(strchr(arg, '=') - arg))) {
+            a->overrides[a->n_overrides++] = arg;
+        } else {
+            die("unknown option '%s'; hint: %s", arg, USAGE);
+        }
+    }
+    if (npos < 2) die("%s; hint: %s", npos ? "no CONFIG given" : "no checkpoint given", USAGE);
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return path[0] && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// --- models ------------------------------------------------------------------------
+
+// Loads the model of a checkpoint as stored (with its value head when it has
+// one), its tokenizer, and /state/reward_norm when present.
+static int load_eval_model(const char *path, GPT *m, Tokenizer *tok, CkptMeta *meta,
+                           double reward_norm[2], int *has_norm) {
+    Ckpt *ck = ckpt_open(path, meta);
+    if (!ck) return -1;
+    int rc = 0;
+    GPTConfig c;
+    if (!ckpt_has_model(ck, ""))
+        rc = rlhf_fail("%s is a '%s' file without a model; hint: give a checkpoint written by "
+                       "pretrain, sft, reward or ppo", path, meta->stage);
+    if (rc == 0) rc = ckpt_read_model_config(ck, "", &c);
+    if (rc == 0) {
+        gpt_build(m, &c);
+        rc = ckpt_read_model(ck, "", m, 0);
+        if (rc != 0) gpt_free(m);
+    }
+    if (rc == 0 && (rc = ckpt_read_tokenizer(ck, tok)) != 0) gpt_free(m);
+    *has_norm = 0;
+    if (rc == 0 && ckpt_has_state(ck, "reward_norm")) {
+        if (ckpt_read_f64(ck, "reward_norm", reward_norm, 2) == 0) {
+            *has_norm = 1;
+        } else {
+            gpt_free(m);
+            tokenizer_free(tok);
+            rc = -1;
+        }
+    }
+    ckpt_close(ck);
+    if (rc != 0) ckpt_meta_free(meta);
+    return rc;
+}
+
+// --- language-model loss -----------------------------------------------------------
+
+// Mean next-token loss over windows at offsets 0, T, 2T, ... of tokens[0..n):
+// each window predicts tokens[o+1 .. o+len] from tokens[o .. o+len-1] with
+// len = T, or what is left when `partial` (then every token but the first
+// is predicted once). At most max_windows windows (0 = no limit). Full
+// windows run B at a time.
+static double lm_loss(GPT *m, const int *tokens, size_t n, int B, long max_windows, int partial,
+                      long *windows_out, size_t *predicted_out) {
+    const int T = m->config.block_size;
+    int *x = mallocCheck((size_t)B * T * sizeof(int)), *y = mallocCheck((size_t)B * T * sizeof(int));
+    double sum = 0.0;
+    size_t predicted = 0;
+    long windows = 0;
+    size_t o = 0;
+    while (o + 1 < n && (max_windows == 0 || windows < max_windows)) {
+        int b = 0;
+        // gather full windows
+        while (b < B && o + (size_t)T < n && (max_windows == 0 || windows < max_windows)) {
+            memcpy(x + (size_t)b * T, tokens + o, (size_t)T * sizeof(int));
+            memcpy(y + (size_t)b * T, tokens + o + 1, (size_t)T * sizeof(int));
+            b++;
+            windows++;
+            o += (size_t)T;
+        }
+        if (b > 0) {
+            gpt_forward(m, x, b, T, 1);
+            sum += (double)gpt_lm_loss(m, y, NULL) * b * T;
+            predicted += (size_t)b * T;
+            continue;
+        }
+        // a last, shorter window
+        if (!partial) break;
+        int len = (int)(n - 1 - o);
+        memcpy(x, tokens + o, (size_t)len * sizeof(int));
+        memcpy(y, tokens + o + 1, (size_t)len * sizeof(int));
+        gpt_forward(m, x, 1, len, 1);
+        sum += (double)gpt_lm_loss(m, y, NULL) * len;
+        predicted += (size_t)len;
+        windows++;
+        o += (size_t)len;
+    }
+    free(x);
+    free(y);
+    *windows_out = windows;
+    *predicted_out = predicted;
+    return predicted ? sum / (double)predicted : NAN;
+}
+
+// Rows per LM batch: the config's batch size, lowered to keep the logits small.
+static int lm_batch(const GPT *m, const Config *cfg) {
+    long per_row = (long)m->config.block_size * m->config.vocab_size;
+    long B = cfg->train.batch_size, cap = LM_LOGITS_BUDGET / per_row;
+    if (cap < 1) cap = 1;
+    return (int)(B < cap ? B : cap);
+}
+
+static int eval_lm_text(GPT *m, const Tokenizer *tok, const Config *cfg, const char *path,
+                        Results *res) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rlhf_fail("--text %s: cannot open: %s; hint: check the path", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *text = mallocCheck(cap);
+    size_t got;
+    while ((got = fread(text + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) text = reallocCheck(text, cap *= 2);
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(text);
+        return rlhf_fail("--text %s: read error; hint: check the file", path);
+    }
+    if (n == 0) {
+        free(text);
+        return rlhf_fail("--text %s: the file is empty; hint: give a text file to score", path);
+    }
+    // the text is one document: it starts after an end-of-text token, as
+    // documents do in the training shards; every text token is predicted
+    int *ids = mallocCheck((n + 1) * sizeof(int));
+    ids[0] = tok->eot;
+    long k = tokenizer_encode(tok, text, n, ids + 1, (long)n);
+    free(text);
+    if (k < 0) {
+        free(ids);
+        return rlhf_fail("--text %s does not encode with this checkpoint's tokenizer: %s", path,
+                         rlhf_errmsg);
+    }
+    ASSERT(k <= (long)n);
+    long windows;
+    size_t predicted;
+    double loss = lm_loss(m, ids, (size_t)k + 1, lm_batch(m, cfg), 0, 1, &windows, &predicted);
+    free(ids);
+    res->val_loss = loss;
+    res->ppl = exp(loss);
+    res->lm_tokens = (double)predicted;
+    printf("lm loss      %s: %zu tokens in %ld windows of up to %d: loss %.4f, perplexity %.3f\n",
+           path, predicted, windows, m->config.block_size, loss, exp(loss));
+    return 0;
+}
+
+static int eval_lm_shard(GPT *m, const Tokenizer *tok, const Config *cfg, Results *res) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/val.h5", cfg->data.dir);
+    if (!file_exists(path)) {
+        printf("lm loss      skipped: no token shard %s (hint: set data.dir to the directory "
+               "'rlhf prepare' wrote, or pass --text FILE)\n", path);
+        return 0;
+    }
+    int *tokens, vocab;
+    size_t n;
+    uint64_t hash;
+    if (shard_read(path, &tokens, &n, &vocab, &hash) != 0) return -1;
+    const int T = m->config.block_size;
+    if (vocab != tok->vocab_size || hash != tokenizer_hash(tok)) {
+        printf("lm loss      skipped: %s was made with another tokenizer (vocab %d, this "
+               "checkpoint's %d) (hint: set data.dir to this lineage's data)\n", path, vocab,
+               tok->vocab_size);
+    } else if (n < (size_t)T + 1) {
+        printf("lm loss      skipped: %s holds %zu tokens, fewer than one window of %d\n", path, n,
+               T + 1);
+    } else {
+        // sequential, non-overlapping: the windows `rlhf pretrain` evaluates on
+        const int B = lm_batch(m, cfg);
+        long windows;
+        size_t predicted;
+        double loss = lm_loss(m, tokens, n, B, cfg->train.eval_steps * cfg->train.batch_size, 0,
+                              &windows, &predicted);
+        res->val_loss = loss;
+        res->ppl = exp(loss);
+        res->lm_tokens = (double)predicted;
+        size_t all = (n - 1) / (size_t)T;
+        printf("lm loss      %s: %zu tokens in %ld windows of %d (%s; train.eval_steps x "
+               "batch_size = %lld): loss %.4f, perplexity %.3f\n", path, predicted, windows, T,
+               (size_t)windows >= all ? "the whole shard" : "a prefix of the shard",
+               (long long)(cfg->train.eval_steps * cfg->train.batch_size), loss, exp(loss));
+    }
+    free(tokens);
+    return 0;
+}
+
+// --- task accuracy ------------------------------------------------------------------
+
+static int eval_tasks(GPT *m, const Tokenizer *tok, const Config *cfg, Results *res) {
+    SftSet set;
+    if (jsonl_read_sft(cfg->sft.test_file, &set) != 0) return -1;
+    long n = set.n < cfg->sft.eval_examples ? set.n : cfg->sft.eval_examples;
+    const char **prompts = mallocCheck((size_t)n * sizeof(char *));
+    const char **families = mallocCheck((size_t)n * sizeof(char *));
+    for (long i = 0; i < n; i++) {
+        prompts[i] = set.ex[i].turns[0].text;
+        families[i] = set.ex[i].family;
+    }
+    TasksTally tally;
+    tasks_tally_init(&tally);
+    evaluate_tasks(m, tok, prompts, families, n, (int)cfg->sft.max_new_tokens, TASK_BATCH, &tally,
+                   NULL, NULL);
+    long graded = 0, correct = 0;
+    for (int f = 0; f < TASKS_MAX_FAMILIES; f++) {
+        graded += tally.total[f];
+        correct += tally.correct[f];
+        res->family_total[f] = tally.total[f];
+        res->family_acc[f] = tasks_tally_accuracy(&tally, f);
+    }
+    res->accuracy = tasks_tally_accuracy(&tally, -1);
+    res->task_graded = (double)graded;
+    printf("tasks        %s: first %ld examples, greedy, up to %lld new tokens: accuracy "
+           "%.1f%% (%ld/%ld graded", cfg->sft.test_file, n, (long long)cfg->sft.max_new_tokens,
+           100 * res->accuracy, correct, graded);
+    if (tally.ungraded) printf("; %ld ungraded: no task family or too long", tally.ungraded);
+    printf(")\n");
+    tasks_tally_print(&tally, stdout);
+    free(prompts);
+    free(families);
+    jsonl_free_sft(&set);
+    return 0;
+}
+
+// --- reward model -------------------------------------------------------------------
+
+static int eval_reward_model(GPT *rm, const Tokenizer *tok, const Config *cfg, const double *norm,
+                             Results *res) {
+    PrefSet set;
+    if (jsonl_read_prefs(cfg->reward.test_file, &set) != 0) return -1;
+    const int T = rm->config.block_size;
+    // pairs whose score would be read past the context are skipped, as in training
+    const char **prompts = mallocCheck((size_t)set.n * sizeof(char *));
+    const char **chosen = mallocCheck((size_t)set.n * sizeof(char *));
+    const char **rejected = mallocCheck((size_t)set.n * sizeof(char *));
+    int *no_eot = mallocCheck((size_t)set.n * sizeof(int));
+    const PrefExample **kept = mallocCheck((size_t)set.n * sizeof(PrefExample *));
+    int *ids = mallocCheck(((size_t)T + 1) * sizeof(int));
+    long n = 0, skipped = 0;
+    for (long i = 0; i < set.n; i++) {
+        const PrefExample *e = &set.ex[i];
+        long a = chat_encode_pair(tok, e->prompt, e->chosen, 0, ids, T + 1);
+        long b = chat_encode_pair(tok, e->prompt, e->rejected, e->rejected_no_eot, ids, T + 1);
+        if (a < 0 || b < 0) {
+            rlhf_fail("%s:%d: %s", set.path, e->line, rlhf_errmsg);
+            free(ids);
+            free(prompts);
+            free(chosen);
+            free(rejected);
+            free(no_eot);
+            free(kept);
+            jsonl_free_prefs(&set);
+            return -1;
+        }
+        if (a > T || b > T) {
+            skipped++;
+            continue;
+        }
+        prompts[n] = e->prompt;
+        chosen[n] = e->chosen;
+        rejected[n] = e->rejected;
+        no_eot[n] = e->rejected_no_eot;
+        kept[n] = e;
+        n++;
+    }
+    free(ids);
+    if (n == 0) {
+        printf("reward model skipped: no pair of %s fits in the context of %d tokens\n",
+               cfg->reward.test_file, T);
+    } else {
+        float *rc = mallocCheck((size_t)n * sizeof(float)), *rr = mallocCheck((size_t)n * sizeof(float));
+        int batch = 2 * (int)cfg->train.batch_size;
+        reward_scores(rm, tok, prompts, chosen, NULL, n, batch, rc, NULL);
+        reward_scores(rm, tok, prompts, rejected, no_eot, n, batch, rr, NULL);
+        double right = 0, margin = 0, sum = 0, sq = 0;
+        for (long i = 0; i < n; i++) {
+            right += rc[i] > rr[i];
+            margin += (double)rc[i] - rr[i];
+            sum += (double)rc[i] + rr[i];
+        }
+        double mean = sum / (2.0 * n);
+        for (long i = 0; i < n; i++)
+            sq += (rc[i] - mean) * (rc[i] - mean) + (rr[i] - mean) * (rr[i] - mean);
+        res->rm_accuracy = right / n;
+        res->rm_margin = margin / n;
+        res->rm_mean = mean;
+        res->rm_std = sqrt(sq / (2.0 * n));
+        res->rm_pairs = (double)n;
+        printf("reward model %s: %ld pairs (%ld skipped as longer than %d tokens): pairwise "
+               "accuracy %.1f%%, mean margin %.4f; rewards mean %.4f std %.4f", cfg->reward.test_file,
+               n, skipped, T, 100 * res->rm_accuracy, res->rm_margin, mean, res->rm_std);
+        if (norm) printf(" (stored normalisation: mean %.4f std %.4f)", norm[0], norm[1]);
+        printf("\n");
+        // accuracy by how the rejected answer is wrong: which mistakes the RM sees
+        const char *kinds[32];
+        long kright[32] = {0}, ktotal[32] = {0};
+        int nk = 0;
+        for (long i = 0; i < n; i++) {
+            const char *k = kept[i]->rejected_kind[0] ? kept[i]->rejected_kind : "(unknown)";
+            int j = 0;
+            while (j < nk && strcmp(kinds[j], k) != 0) j++;
+            if (j == nk) {
+                if (nk == 32) continue;
+                kinds[nk++] = k;
+            }
+            ktotal[j]++;
+            kright[j] += rc[i] > rr[i];
+        }
+        for (int j = 0; j < nk; j++)
+            printf("  rejected %-16s %.3f  (%ld/%ld)\n", kinds[j], (double)kright[j] / ktotal[j],
+                   kright[j], ktotal[j]);
+        free(rc);
+        free(rr);
+    }
+    free(prompts);
+    free(chosen);
+    free(rejected);
+    free(no_eot);
+    free(kept);
+    jsonl_free_prefs(&set);
+    return 0;
+}
+
+// --- policy: reward-model reward and KL to a reference ----------------------------
+
+// Splits a lineage record "PATH sha256:HEX"; -1 if it is not of that form.
+static int parent_split(const char *parent, char *path, size_t n, char hex[65]) {
+    const char *tag = NULL;
+    for (const char *t = strstr(parent, " sha256:"); t; t = strstr(t + 1, " sha256:")) tag = t;
+    if (!tag || tag == parent || strlen(tag + 8) != 64 || (size_t)(tag - parent) + 1 > n) return -1;
+    memcpy(path, parent, (size_t)(tag - parent));
+    path[tag - parent] = '\0';
+    memcpy(hex, tag + 8, 65);
+    return 0;
+}
+
+// Loads the reward model of ppo.reward_model for scoring policy answers.
+static int load_reward_model(const char *path, const Tokenizer *tok, int T, GPT *rm,
+                             double norm[2], int *has_norm) {
+    Tokenizer rtok = {0};
+    CkptMeta meta = {0};
+    if (load_eval_model(path, rm, &rtok, &meta, norm, has_norm) != 0)
+        return rlhf_fail("ppo.reward_model: %s", rlhf_errmsg);
+    int rc = 0;
+    if (!rm->config.value_head)
+        rc = rlhf_fail("ppo.reward_model %s has no value head (stage '%s'); hint: give a "
+                       "checkpoint written by 'rlhf reward'", path, meta.stage);
+    else if (tokenizer_hash(&rtok) != tokenizer_hash(tok))
+        rc = rlhf_fail("ppo.reward_model %s uses another tokenizer than the checkpoint; hint: "
+                       "use a reward model of this lineage", path);
+    else if (rm->config.block_size != T)
+        rc = rlhf_fail("ppo.reward_model %s has context %d, the policy %d; hint: use a reward "
+                       "model of this lineage", path, rm->config.block_size, T);
+    tokenizer_free(&rtok);
+    ckpt_meta_free(&meta);
+    if (rc != 0) gpt_free(rm);
+    return rc;
+}
+
+// Greedy answers to the first ppo.eval_prompts test prompts (those that
+// leave room for max_new_tokens, as `rlhf ppo` filters them), scored by the
+// reward model; then, with a reference, the sequence-level KL k1 (and k3)
+// on responses sampled at ppo.temperature. Same batches, seed and order
+// as the held-out evaluation of `rlhf ppo`.
+static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, const char *ckpt_parent,
+                       const char *ref_arg, const char *stage, Results *res) {
+    const int T = policy->config.block_size, V = policy->config.vocab_size;
+    PPOParams pp = {
+        .sampling = {(float)cfg->ppo.temperature, (int)cfg->ppo.top_k, (float)cfg->ppo.top_p},
+        .max_new = (int)cfg->ppo.max_new_tokens,
+    };
+    if (pp.max_new >= T)
+        return rlhf_fail("ppo.max_new_tokens=%d must be below the context %d; hint: lower it",
+                         pp.max_new, T);
+    GPT rm;
+    double norm[2] = {0.0, 1.0};
+    int has_norm;
+    if (load_reward_model(cfg->ppo.reward_model, tok, T, &rm, norm, &has_norm) != 0) return -1;
+    if (!has_norm)
+        printf("note: %s has no /state/reward_norm; rewards are reported unnormalised\n",
+               cfg->ppo.reward_model);
+    PromptSet set;
+    if (jsonl_read_prompts(cfg->ppo.test_file, &set) != 0) {
+        gpt_free(&rm);
+        return -1;
+    }
+    long cap = set.n < cfg->ppo.eval_prompts ? set.n : cfg->ppo.eval_prompts;
+    int **ids = mallocCheck((size_t)set.n * sizeof(int *));
+    int *lens = mallocCheck((size_t)set.n * sizeof(int));
+    const char **prompts = mallocCheck((size_t)set.n * sizeof(char *));
+    const char **families = mallocCheck((size_t)set.n * sizeof(char *));
+    int *buf = mallocCheck((size_t)T * sizeof(int));
+    long n = 0, skipped = 0;
+    int rc = 0;
+    for (long i = 0; i < set.n && n < cap; i++) {
+        long len = chat_encode_prompt(tok, set.ex[i].prompt, buf, T);
+        if (len < 0) {
+            rc = rlhf_fail("%s:%d: %s", set.path, set.ex[i].line, rlhf_errmsg);
+            break;
+        }
+        if (len + pp.max_new - 1 > T) {
+            skipped++;
+            continue;
+        }
+        ids[n] = mallocCheck((size_t)len * sizeof(int));
+        memcpy(ids[n], buf, (size_t)len * sizeof(int));
+        lens[n] = (int)len;
+        prompts[n] = set.ex[i].prompt;
+        families[n] = set.ex[i].family;
+        n++;
+    }
+    free(buf);
+    if (rc == 0 && n == 0)
+        rc = rlhf_fail("%s: no prompt leaves room for ppo.max_new_tokens=%d in the context of %d; "
+                       "hint: lower ppo.max_new_tokens", set.path, pp.max_new, T);
+    const int P = (int)cfg->ppo.rollout_batch;
+    GPT ref;
+    int have_ref = 0;
+    if (rc == 0) {
+        // greedy answers, graded and scored
+        char **responses = mallocCheck((size_t)n * sizeof(char *));
+        int *ended = mallocCheck((size_t)n * sizeof(int)), *no_eot = mallocCheck((size_t)n * sizeof(int));
+        const char **sprompts = mallocCheck((size_t)n * sizeof(char *));
+        float *scores = mallocCheck((size_t)n * sizeof(float));
+        TasksTally tally;
+        tasks_tally_init(&tally);
+        evaluate_tasks(policy, tok, prompts, families, n, pp.max_new, P, &tally, responses, ended);
+        long scored = 0;
+        for (long i = 0; i < n; i++) {
+            if (!responses[i]) continue;
+            sprompts[scored] = prompts[i];
+            responses[scored] = responses[i];
+            no_eot[scored] = !ended[i];
+            scored++;
+        }
+        reward_scores(&rm, tok, sprompts, (const char *const *)responses, no_eot, scored, P,
+                      scores, NULL);
+        double raw = 0.0, normed = 0.0;
+        for (long i = 0; i < scored; i++) {
+            raw += scores[i];
+            normed += (scores[i] - norm[0]) / norm[1];
+            free(responses[i]);
+        }
+        res->reward_raw = scored ? raw / scored : NAN;
+        res->reward = scored ? normed / scored : NAN;
+        res->reward_prompts = (double)scored;
+        res->policy_accuracy = tasks_tally_accuracy(&tally, -1);
+        printf("reward       %s: %ld prompts (%ld skipped as too long), greedy answers scored by "
+               "%s: reward %.4f normalised (raw %.4f); their task accuracy %.1f%%\n",
+               cfg->ppo.test_file, scored, skipped, cfg->ppo.reward_model, res->reward,
+               res->reward_raw, 100 * res->policy_accuracy);
+        free(responses);
+        free(ended);
+        free(no_eot);
+        free(sprompts);
+        free(scores);
+
+        // the reference: --ref, else the parent of a ppo checkpoint
+        char ref_path[4096] = "", want[65] = "";
+        const char *how = "--ref";
+        if (ref_arg) {
+            snprintf(ref_path, sizeof ref_path, "%s", ref_arg);
+        } else if (!strcmp(stage, "ppo") && ckpt_parent[0] &&
+                   parent_split(ckpt_parent, ref_path, sizeof ref_path, want) == 0) {
+            how = "the parent in the lineage";
+            if (!file_exists(ref_path)) {
+                printf("kl           skipped: the parent %s no longer exists (hint: pass --ref "
+                       "CKPT)\n", ref_path);
+                ref_path[0] = '\0';
+            }
+        } else {
+            printf("kl           skipped: no reference (hint: pass --ref CKPT, e.g. the SFT "
+                   "checkpoint this policy started from)\n");
+        }
+        if (ref_path[0]) {
+            Tokenizer rtok = {0};
+            CkptMeta rmeta = {0};
+            double unused[2];
+            int unused_norm;
+            if (load_eval_model(ref_path, &ref, &rtok, &rmeta, unused, &unused_norm) != 0) {
+                rc = rlhf_fail("reference: %s", rlhf_errmsg);
+            } else {
+                have_ref = 1;
+                if (ref.config.value_head)
+                    rc = rlhf_fail("reference %s is a reward model or critic (stage '%s'); hint: "
+                                   "pass --ref with the SFT checkpoint the policy started from",
+                                   ref_path, rmeta.stage);
+                else if (tokenizer_hash(&rtok) != tokenizer_hash(tok) ||
+                    ref.config.vocab_size != V || ref.config.block_size != T)
+                    rc = rlhf_fail("reference %s has another tokenizer or context than the "
+                                   "checkpoint; hint: pass --ref with a checkpoint of this "
+                                   "lineage", ref_path);
+                tokenizer_free(&rtok);
+                ckpt_meta_free(&rmeta);
+            }
+            char have[65];
+            const char *check = "";
+            if (rc == 0 && want[0])
+                check = file_sha256(ref_path, have) == 0 && !strcmp(have, want)
+                            ? ", sha256 matches"
+                            : ", sha256 DIFFERS from the lineage record: the file changed since";
+            if (rc == 0) {
+                Rollout ro;
+                rollout_build(&ro, P, T, V, tok->eot, tok->pad);
+                KVCache kv;
+                kvcache_build(&kv, &policy->config, P, T);
+                Sampler smp;
+                sampler_build(&smp, V);
+                Rng rng;
+                rng_init(&rng, (uint64_t)cfg->train.seed + 1);
+                long *order = mallocCheck((size_t)P * sizeof(long));
+                float *k1 = mallocCheck((size_t)P * sizeof(float)), *k3 = mallocCheck((size_t)P * sizeof(float));
+                double s1 = 0, s3 = 0, len = 0;
+                for (long i0 = 0; i0 < n; i0 += P) {
+                    int b = (int)(n - i0 < P ? n - i0 : P);
+                    ppo_generate(&ro, policy, &kv, &smp, (const int *const *)ids + i0, lens + i0,
+                                 b, &pp, &rng);
+                    for (int r = 0; r < b; r++) order[r] = r;
+                    ppo_score(&ro, policy, &ref, NULL, NULL, &pp, order, b);
+                    rollout_kl(&ro, k1, k3);
+                    for (int r = 0; r < b; r++) {
+                        s1 += k1[r];
+                        s3 += k3[r];
+                        len += ro.rlen[r];
+                    }
+                }
+                res->kl = s1 / n;
+                res->kl_k3 = s3 / n;
+                res->kl_length = len / n;
+                printf("kl           to %s (%s%s): k1 %.4f per sequence (k3 %.4f) on %ld responses "
+                       "sampled at temperature %g, mean length %.1f tokens\n", ref_path, how, check,
+                       res->kl, res->kl_k3, n, cfg->ppo.temperature, res->kl_length);
+                free(order);
+                free(k1);
+                free(k3);
+                sampler_free(&smp);
+                kvcache_free(&kv);
+                rollout_free(&ro);
+            }
+        }
+    }
+    if (have_ref) gpt_free(&ref);
+    for (long i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+    free(lens);
+    free(prompts);
+    free(families);
+    jsonl_free_prompts(&set);
+    gpt_free(&rm);
+    return rc;
+}
+
+// --- output ------------------------------------------------------------------------------
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+// ", "KEY": VALUE" (JSON has no inf: a perplexity that overflows is null).
+static void json_number(FILE *f, const char *key, double v) {
+    if (isfinite(v)) fprintf(f, ", \"%s\": %.9g", key, v);
+    else fprintf(f, ", \"%s\": null", key);
+}
+
+typedef struct {
+    const char *key;
+    double value;
+} Field;
+
+// The RESULT keys, in order; the JSON file has these and a few more.
+static int result_fields(const Results *r, Field *out) {
+    Field all[] = {{"val_loss", r->val_loss},       {"ppl", r->ppl},
+                   {"accuracy", r->accuracy},       {"rm_accuracy", r->rm_accuracy},
+                   {"rm_margin", r->rm_margin},     {"reward", r->reward},
+                   {"kl", r->kl}};
+    int n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!isnan(all[i].value)) out[n++] = all[i];
+    return n;
+}
+
+static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta, const Results *r) {
+    size_t len = strlen(path) + 8;
+    char *tmp = mallocCheck(len);
+    snprintf(tmp, len, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        rlhf_fail("--json %s: cannot write: %s; hint: check the directory", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    fprintf(f, "{\"checkpoint\": ");
+    json_string(f, a->ckpt);
+    fprintf(f, ", \"config\": ");
+    json_string(f, a->config);
+    fprintf(f, ", \"stage\": ");
+    json_string(f, meta->stage);
+    fprintf(f, ", \"step\": %lld", (long long)meta->step);
+    Field main_fields[8];
+    int n = result_fields(r, main_fields);
+    for (int i = 0; i < n; i++) json_number(f, main_fields[i].key, main_fields[i].value);
+    Field extra[] = {{"lm_tokens", r->lm_tokens},           {"task_graded", r->task_graded},
+                     {"rm_pairs", r->rm_pairs},             {"rm_reward_mean", r->rm_mean},
+                     {"rm_reward_std", r->rm_std},          {"reward_raw", r->reward_raw},
+                     {"reward_prompts", r->reward_prompts}, {"reward_prompts_accuracy", r->policy_accuracy},
+                     {"kl_k3", r->kl_k3},                   {"kl_response_length", r->kl_length}};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (!isnan(extra[i].value)) json_number(f, extra[i].key, extra[i].value);
+    if (!isnan(r->accuracy)) {
+        fprintf(f, ", \"accuracy_by_family\": {");
+        int first = 1;
+        for (int fam = 0; fam < tasks_n_families; fam++) {
+            if (!r->family_total[fam]) continue;
+            fprintf(f, "%s\"%s\": %.9g", first ? "" : ", ", tasks_families[fam].name,
+                    r->family_acc[fam]);  // a ratio: always finite
+            first = 0;
+        }
+        fprintf(f, "}");
+    }
+    fprintf(f, "}\n");
+    int bad = ferror(f) != 0;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        rlhf_fail("--json %s: write failed: %s; hint: check the disk", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+// --- the command ---------------------------------------------------------------------
 
 int cmd_eval(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    die("eval is not implemented yet");
+    EvalArgs a;
+    args_parse(&a, argc, argv);
+    Config cfg;
+    config_init(&cfg);
+    if (config_load(&cfg, a.config) != 0) die_last();
+    for (int i = 0; i < a.n_overrides; i++)
+        if (config_set(&cfg, a.overrides[i]) != 0) die_last();
+    if (config_validate(&cfg) != 0) die_last();
+    if (cfg.train.threads > 0) {
+#ifdef _OPENMP
+        omp_set_num_threads((int)cfg.train.threads);
+#endif
+        openblas_set_num_threads((int)cfg.train.threads);
+    }
+
+    GPT m;
+    Tokenizer tok = {0};
+    CkptMeta meta = {0};
+    double norm[2];
+    int has_norm;
+    if (load_eval_model(a.ckpt, &m, &tok, &meta, norm, &has_norm) != 0) die_last();
+    const int is_rm = m.config.value_head;
+    printf("# rlhf eval %s: stage %s, step %lld; config %s\n", a.ckpt, meta.stage,
+           (long long)meta.step, a.config);
+    print_model_summary(&m, &tok);
+    fflush(stdout);
+
+    Results r;
+    results_init(&r);
+
+    // language model: a reward model's trunk no longer predicts text
+    if (a.text) {
+        if (eval_lm_text(&m, &tok, &cfg, a.text, &r) != 0) die_last();
+    } else if (is_rm) {
+        printf("lm loss      skipped: a reward model (value head) is not a language model "
+               "(pass --text FILE to measure it anyway)\n");
+    } else if (eval_lm_shard(&m, &tok, &cfg, &r) != 0) {
+        die_last();
+    }
+    fflush(stdout);
+
+    if (!is_rm) {
+        int policy = !strcmp(meta.stage, "sft") || !strcmp(meta.stage, "ppo");
+        if (file_exists(cfg.sft.test_file)) {
+            if (eval_tasks(&m, &tok, &cfg, &r) != 0) die_last();
+        } else if (policy) {
+            printf("tasks        skipped: sft.test_file '%s' not found (hint: set "
+                   "--sft.test_file=DIR/sft_test.jsonl from 'rlhf tasks')\n", cfg.sft.test_file);
+        }
+        fflush(stdout);
+        if (cfg.ppo.reward_model[0]) {
+            if (!file_exists(cfg.ppo.test_file))
+                printf("reward       skipped: ppo.test_file '%s' not found (hint: set "
+                       "--ppo.test_file=DIR/ppo_test.jsonl from 'rlhf tasks')\n", cfg.ppo.test_file);
+            else if (eval_policy(&m, &tok, &cfg, meta.parent, a.ref, meta.stage, &r) != 0)
+                die_last();
+        } else if (policy) {
+            printf("reward       skipped: ppo.reward_model is empty (hint: "
+                   "--ppo.reward_model=CKPT to score answers and measure the KL)\n");
+        }
+    } else {
+        if (file_exists(cfg.reward.test_file)) {
+            if (eval_reward_model(&m, &tok, &cfg, has_norm ? norm : NULL, &r) != 0) die_last();
+        } else {
+            printf("reward model skipped: reward.test_file '%s' not found (hint: set "
+                   "--reward.test_file=DIR/pref_test.jsonl from 'rlhf tasks')\n",
+                   cfg.reward.test_file);
+        }
+        if (a.ref) printf("note: --ref is ignored for a reward model\n");
+    }
+
+    Field fields[8];
+    int nf = result_fields(&r, fields);
+    printf("RESULT stage=%s", meta.stage);
+    for (int i = 0; i < nf; i++) printf(" %s=%.6g", fields[i].key, fields[i].value);
+    printf("\n");
+    fflush(stdout);
+    if (a.json && write_json(a.json, &a, &meta, &r) != 0) die_last();
+
+    free(a.overrides);
+    ckpt_meta_free(&meta);
+    tokenizer_free(&tok);
+    gpt_free(&m);
+    config_free(&cfg);
+    return 0;
 }
