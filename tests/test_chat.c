@@ -1,0 +1,306 @@
+// Checks the chat template of src/chat.c with char and BPE tokenizers
+// trained here: token layout and loss flags of single- and multi-turn
+// examples, prompts and scoring pairs, truncated output, encoding errors;
+// and reward_scores of src/evaluate.c, whose score must not depend on the
+// padding its batch adds.
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat.h"
+#include "common.h"
+#include "evaluate.h"
+#include "gpt.h"
+#include "jsonl.h"
+#include "ref_gpt.h"
+#include "tokenizer.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stacktrace=1"; }
+#endif
+
+static const char CORPUS[] =
+    "what is 2+3? 5. what is 7+1? 8. the quick brown fox jumps over the lazy dog.\n"
+    "say hello. hello! say bye. bye! what is the capital of france? paris.\n"
+    "what is 4+4? 8. the dog sleeps. the fox runs. hello there, how are you?\n";
+
+static Tokenizer train(int type) {
+    Tokenizer tok;
+    const size_t n = sizeof CORPUS - 1;
+    if (tokenizer_train(&tok, type, (const uint8_t *)CORPUS, n, 256 + 20 + 4) != 0)
+        fail_msg("tokenizer_train: %s", rlhf_errmsg);
+    return tok;
+}
+
+// Encodes text alone into a fresh array (caller frees); *n gets the length.
+static int *encode(const Tokenizer *tok, const char *text, long *n) {
+    *n = tokenizer_encode(tok, (const uint8_t *)text, strlen(text), NULL, 0);
+    assert_true(*n >= 1);
+    int *ids = mallocCheck((size_t)*n * sizeof(int));
+    assert_int_equal(tokenizer_encode(tok, (const uint8_t *)text, strlen(text), ids, *n), *n);
+    return ids;
+}
+
+// Builds the expected ids and loss flags of a conversation by hand:
+// user turns are <|user|> text <|assistant|> (no loss), assistant turns
+// are text <|endoftext|> (loss on every token, the end-of-text included).
+static long expected(const Tokenizer *tok, const Turn *turns, int n_turns, int *ids,
+                     unsigned char *loss) {
+    long n = 0, k;
+    for (int t = 0; t < n_turns; t++) {
+        int user = turns[t].role == TURN_USER;
+        if (user) ids[n] = tok->user, loss[n++] = 0;
+        int *x = encode(tok, turns[t].text, &k);
+        for (long i = 0; i < k; i++) ids[n] = x[i], loss[n++] = !user;
+        free(x);
+        if (user) ids[n] = tok->assistant, loss[n++] = 0;
+        else ids[n] = tok->eot, loss[n++] = 1;
+    }
+    return n;
+}
+
+// The four specials are distinct (pad never equals end-of-text) and lie
+// outside the plain vocabulary, for both tokenizer types; text that spells
+// a special's name encodes to plain tokens.
+static void test_specials_distinct(void **state) {
+    (void)state;
+    for (int type = 0; type < 2; type++) {
+        Tokenizer tok = train(type == 0 ? TOKENIZER_CHAR : TOKENIZER_BPE);
+        const int sp[4] = {tok.eot, tok.user, tok.assistant, tok.pad};
+        for (int i = 0; i < 4; i++) {
+            assert_true(sp[i] >= 0 && sp[i] < tok.vocab_size);
+            for (int j = i + 1; j < 4; j++) assert_int_not_equal(sp[i], sp[j]);
+        }
+        assert_int_not_equal(tok.pad, tok.eot);
+        long n;
+        int *x = encode(&tok, "<|endoftext|><|pad|><|user|><|assistant|>", &n);
+        for (long i = 0; i < n; i++)
+            for (int j = 0; j < 4; j++) assert_int_not_equal(x[i], sp[j]);
+        free(x);
+        tokenizer_free(&tok);
+    }
+}
+
+// One turn: <|user|> prompt <|assistant|> response <|endoftext|>, loss on
+// the response tokens and the end-of-text only. chat_encode_prompt gives
+// the prefix up to <|assistant|>; chat_encode_pair the same ids as the
+// example (with the end-of-text) or without it (no_eot).
+static void test_single_turn_layout(void **state) {
+    (void)state;
+    for (int type = 0; type < 2; type++) {
+        Tokenizer tok = train(type == 0 ? TOKENIZER_CHAR : TOKENIZER_BPE);
+        Turn turns[2] = {{TURN_USER, "what is 2+3?"}, {TURN_ASSISTANT, "5."}};
+        SftExample ex = {.turns = turns, .n_turns = 2, .family = "", .answer = ""};
+        int want[128], ids[128];
+        unsigned char wl[128], loss[128];
+        long n = expected(&tok, turns, 2, want, wl);
+        long got = chat_encode_example(&tok, &ex, ids, loss, 128);
+        assert_int_equal(got, n);
+        assert_memory_equal(ids, want, (size_t)n * sizeof(int));
+        assert_memory_equal(loss, wl, (size_t)n);
+        // shape by hand: first <|user|>, then <|assistant|> at q-1, last <|endoftext|>
+        long q = chat_encode_prompt(&tok, "what is 2+3?", ids, 128);
+        assert_true(q >= 3 && q < n);
+        assert_int_equal(ids[0], tok.user);
+        assert_int_equal(ids[q - 1], tok.assistant);
+        assert_memory_equal(ids, want, (size_t)q * sizeof(int));
+        for (long i = 0; i < n; i++) assert_int_equal(wl[i], i >= q);
+        assert_int_equal(want[n - 1], tok.eot);
+        // scoring pairs
+        assert_int_equal(chat_encode_pair(&tok, "what is 2+3?", "5.", 0, ids, 128), n);
+        assert_memory_equal(ids, want, (size_t)n * sizeof(int));
+        assert_int_equal(chat_encode_pair(&tok, "what is 2+3?", "5.", 1, ids, 128), n - 1);
+        assert_memory_equal(ids, want, (size_t)(n - 1) * sizeof(int));
+        // an empty response is just the end-of-text
+        assert_int_equal(chat_encode_pair(&tok, "what is 2+3?", "", 0, ids, 128), q + 1);
+        assert_int_equal(ids[q], tok.eot);
+        tokenizer_free(&tok);
+    }
+}
+
+// Three exchanges: each user turn opens with <|user|> and closes with
+// <|assistant|>, each response ends with <|endoftext|>; loss on responses
+// and their end-of-text only (the flags are hand-built, expected()). The
+// count of loss tokens equals the sum of the responses' lengths + 3.
+static void test_multi_turn_layout(void **state) {
+    (void)state;
+    for (int type = 0; type < 2; type++) {
+        Tokenizer tok = train(type == 0 ? TOKENIZER_CHAR : TOKENIZER_BPE);
+        Turn turns[6] = {{TURN_USER, "say hello."},  {TURN_ASSISTANT, "hello!"},
+                         {TURN_USER, "what is 7+1?"}, {TURN_ASSISTANT, "8."},
+                         {TURN_USER, "say bye."},     {TURN_ASSISTANT, "bye!"}};
+        SftExample ex = {.turns = turns, .n_turns = 6, .family = "", .answer = ""};
+        int want[256], ids[256];
+        unsigned char wl[256], loss[256];
+        long n = expected(&tok, turns, 6, want, wl);
+        assert_int_equal(chat_encode_example(&tok, &ex, ids, loss, 256), n);
+        assert_memory_equal(ids, want, (size_t)n * sizeof(int));
+        assert_memory_equal(loss, wl, (size_t)n);
+        int users = 0, assistants = 0, eots = 0;
+        long with_loss = 0, resp = 0;
+        for (long i = 0; i < n; i++) {
+            users += ids[i] == tok.user;
+            assistants += ids[i] == tok.assistant;
+            eots += ids[i] == tok.eot;
+            with_loss += loss[i];
+            if (ids[i] == tok.eot) assert_int_equal(loss[i], 1);
+            if (ids[i] == tok.user || ids[i] == tok.assistant) assert_int_equal(loss[i], 0);
+        }
+        for (int t = 1; t < 6; t += 2) {
+            long k;
+            free(encode(&tok, turns[t].text, &k));
+            resp += k;
+        }
+        assert_true(users == 3 && assistants == 3 && eots == 3);
+        assert_int_equal(with_loss, resp + 3);
+        tokenizer_free(&tok);
+    }
+}
+
+// Output buffers of every size below the full length: each function
+// returns the full length, writes exactly the first max ids (and flags),
+// and nothing past them; max 0 with NULL buffers measures.
+static void test_truncated_output(void **state) {
+    (void)state;
+    for (int type = 0; type < 2; type++) {
+        Tokenizer tok = train(type == 0 ? TOKENIZER_CHAR : TOKENIZER_BPE);
+        Turn turns[4] = {{TURN_USER, "what is 4+4?"}, {TURN_ASSISTANT, "8."},
+                         {TURN_USER, "the dog sleeps."}, {TURN_ASSISTANT, "the fox runs."}};
+        SftExample ex = {.turns = turns, .n_turns = 4, .family = "", .answer = ""};
+        int full[256], ids[260];
+        unsigned char fl[256], loss[260];
+        const long n = chat_encode_example(&tok, &ex, full, fl, 256);
+        const long np = chat_encode_pair(&tok, "hello there, how are you?", "bye!", 0, NULL, 0);
+        const long nq = chat_encode_prompt(&tok, "hello there, how are you?", NULL, 0);
+        assert_true(n > 8 && np > 8 && nq > 4);
+        assert_int_equal(chat_encode_example(&tok, &ex, NULL, NULL, 0), n);
+        int fp[256], fq[256];
+        assert_int_equal(chat_encode_pair(&tok, "hello there, how are you?", "bye!", 0, fp, 256), np);
+        assert_int_equal(chat_encode_prompt(&tok, "hello there, how are you?", fq, 256), nq);
+        for (long max = 0; max < n; max++) {
+            for (int i = 0; i < 260; i++) ids[i] = -7, loss[i] = 0xAB;
+            assert_int_equal(chat_encode_example(&tok, &ex, ids, loss, max), n);
+            for (long i = 0; i < max; i++) assert_true(ids[i] == full[i] && loss[i] == fl[i]);
+            for (long i = max; i < 260; i++) assert_true(ids[i] == -7 && loss[i] == 0xAB);
+        }
+        for (long max = 0; max < np; max++) {
+            for (int i = 0; i < 260; i++) ids[i] = -7;
+            assert_int_equal(chat_encode_pair(&tok, "hello there, how are you?", "bye!", 0, ids, max), np);
+            for (long i = 0; i < max; i++) assert_int_equal(ids[i], fp[i]);
+            for (long i = max; i < 260; i++) assert_int_equal(ids[i], -7);
+        }
+        for (long max = 0; max < nq; max++) {
+            for (int i = 0; i < 260; i++) ids[i] = -7;
+            assert_int_equal(chat_encode_prompt(&tok, "hello there, how are you?", ids, max), nq);
+            for (long i = 0; i < max; i++) assert_int_equal(ids[i], fq[i]);
+            for (long i = max; i < 260; i++) assert_int_equal(ids[i], -7);
+        }
+        tokenizer_free(&tok);
+    }
+}
+
+// A char tokenizer lacks bytes its corpus never held (here 0x01 and the
+// UTF-8 of "é"): every encoder returns -1 with a reason, in a prompt and
+// in a response.
+static void test_encoding_error(void **state) {
+    (void)state;
+    Tokenizer tok = train(TOKENIZER_CHAR);
+    int ids[64];
+    unsigned char loss[64];
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(chat_encode_prompt(&tok, "caf\xc3\xa9", ids, 64), -1);
+    assert_true(rlhf_errmsg[0] != '\0');
+    assert_int_equal(chat_encode_pair(&tok, "ok", "a\x01", 0, ids, 64), -1);
+    Turn turns[2] = {{TURN_USER, "fine"}, {TURN_ASSISTANT, "caf\xc3\xa9"}};
+    SftExample ex = {.turns = turns, .n_turns = 2, .family = "", .answer = ""};
+    assert_int_equal(chat_encode_example(&tok, &ex, ids, loss, 64), -1);
+    tokenizer_free(&tok);
+}
+
+// ---------------------------------------------------------------------------
+// reward_scores: the reward is read at the same position whatever the padding
+// ---------------------------------------------------------------------------
+
+enum { RT = 48 };
+
+// A random reward model over the char vocabulary. The score of a pair is
+// the value at its last token (the end-of-text unless no_eot): the same
+// when scored alone, in batches with longer pairs (more right padding,
+// batch sizes 2 and 4), and as gpt_forward of its ids alone. Causal
+// attention makes padding invisible in exact arithmetic; in floats the
+// padded forward runs other sgemm shapes, so the bound is 1e-5 (values
+// O(1), float accumulation over C = 16 channels and two layers) and
+// bit-identity is reported in verbose mode. no_eot changes the score
+// (another last token); a pair longer than the context is scored on its
+// first RT tokens and counted as truncated.
+static void test_reward_scores_padding_invariant(void **state) {
+    (void)state;
+    Tokenizer tok = train(TOKENIZER_CHAR);
+    GPTConfig c = {.n_layer = 2, .n_head = 2, .n_embd = 16, .block_size = RT,
+                   .vocab_size = tok.vocab_size, .value_head = 1};
+    GPT rm;
+    gpt_build(&rm, &c);
+    ref_randomize_params(&rm, 601);
+    const char *prompts[4] = {"say bye.", "what is the capital of france?", "say hello.",
+                              "the quick brown fox jumps over the lazy dog, twice over."};
+    const char *responses[4] = {"bye!", "paris, it is.", "hello!",
+                                "the lazy dog sleeps on and on and on and on."};
+    const int no_eot[4] = {0, 0, 1, 0};
+    float alone[4], batched[4], pairs2[4];
+    long trunc = -1;
+    for (int i = 0; i < 4; i++) reward_scores(&rm, &tok, prompts + i, responses + i, no_eot + i, 1, 1, alone + i, NULL);
+    reward_scores(&rm, &tok, prompts, responses, no_eot, 4, 4, batched, &trunc);
+    assert_int_equal(trunc, 1);  // the last pair exceeds RT tokens
+    reward_scores(&rm, &tok, prompts, responses, no_eot, 4, 2, pairs2, NULL);
+    int identical = 1;
+    for (int i = 0; i < 4; i++) {
+        if (getenv("RLHF_TEST_VERBOSE"))
+            fprintf(stderr, "pair %d: alone %.9g batch4 %.9g batch2 %.9g\n", i, alone[i], batched[i], pairs2[i]);
+        assert_true(fabsf(alone[i] - batched[i]) <= 1e-5f);
+        assert_true(fabsf(alone[i] - pairs2[i]) <= 1e-5f);
+        identical &= alone[i] == batched[i] && alone[i] == pairs2[i];
+    }
+    if (getenv("RLHF_TEST_VERBOSE")) fprintf(stderr, "bit-identical: %s\n", identical ? "yes" : "no");
+    // direct: the value at the last token of the encoded pair
+    for (int i = 0; i < 4; i++) {
+        int ids[256];
+        long n = chat_encode_pair(&tok, prompts[i], responses[i], no_eot[i], ids, 256);
+        assert_true(n > 1);
+        if (i < 3) assert_true(n <= RT);
+        else assert_true(n > RT);
+        int T = n < RT ? (int)n : RT;
+        gpt_forward(&rm, ids, 1, T, 0);
+        assert_true(fabsf(rm.acts.values[T - 1] - alone[i]) <= 1e-5f);
+        if (!no_eot[i]) assert_int_equal(ids[n - 1], tok.eot);
+    }
+    // the end-of-text is part of what is scored
+    const int with_eot[1] = {0};
+    float s_eot;
+    reward_scores(&rm, &tok, prompts + 2, responses + 2, with_eot, 1, 1, &s_eot, NULL);
+    assert_true(fabsf(s_eot - alone[2]) > 1e-4f);
+    float s_null;
+    reward_scores(&rm, &tok, prompts + 2, responses + 2, NULL, 1, 1, &s_null, NULL);
+    assert_true(s_null == s_eot);
+    gpt_free(&rm);
+    tokenizer_free(&tok);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_specials_distinct),
+        cmocka_unit_test(test_single_turn_layout),
+        cmocka_unit_test(test_multi_turn_layout),
+        cmocka_unit_test(test_truncated_output),
+        cmocka_unit_test(test_encoding_error),
+        cmocka_unit_test(test_reward_scores_padding_invariant),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
