@@ -1,4 +1,5 @@
-// rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE] [--section.key=value ...]
+// rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE] [--show N]
+//                       [--section.key=value ...]
 // Held-out measurements of one checkpoint, chosen from what it is and what
 // the config points at: language-model loss and perplexity (data.dir/val.h5
 // or --text), greedy task accuracy (sft.test_file), reward-model pairwise
@@ -35,7 +36,7 @@
 #include "tokenizer.h"
 
 #define USAGE                                                                               \
-    "usage: rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE] "                 \
+    "usage: rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE] [--show N] "      \
     "[--section.key=value ...]"
 
 // Logits of one LM batch stay under this many floats (B is lowered for
@@ -46,6 +47,7 @@
 
 typedef struct {
     const char *ckpt, *config, *text, *ref, *json;
+    long show;  // held-out task examples to print with the model's answers
     const char **overrides;
     int n_overrides;
 } EvalArgs;
@@ -59,6 +61,10 @@ typedef struct {
     double rm_accuracy, rm_margin, rm_mean, rm_std, rm_pairs;
     double reward, reward_raw, policy_accuracy, reward_prompts;
     double kl, kl_k3, kl_length;
+    // the first --show task examples: owned strings
+    long n_shown;
+    char **shown_prompt, **shown_expected, **shown_response, **shown_family;
+    int *shown_correct;
 } Results;
 
 static void results_init(Results *r) {
@@ -68,6 +74,21 @@ static void results_init(Results *r) {
     r->rm_accuracy = r->rm_margin = r->rm_mean = r->rm_std = r->rm_pairs = NAN;
     r->reward = r->reward_raw = r->policy_accuracy = r->reward_prompts = NAN;
     r->kl = r->kl_k3 = r->kl_length = NAN;
+}
+
+static void results_free(Results *r) {
+    for (long i = 0; i < r->n_shown; i++) {
+        free(r->shown_prompt[i]);
+        free(r->shown_expected[i]);
+        free(r->shown_response[i]);
+        free(r->shown_family[i]);
+    }
+    free(r->shown_prompt);
+    free(r->shown_expected);
+    free(r->shown_response);
+    free(r->shown_family);
+    free(r->shown_correct);
+    memset(r, 0, sizeof *r);
 }
 
 // --- arguments -------------------------------------------------------------------
@@ -100,6 +121,11 @@ static void args_parse(EvalArgs *a, int argc, char **argv) {
             a->ref = v;
         } else if ((v = option_value(argc, argv, &i, "json"))) {
             a->json = v;
+        } else if ((v = option_value(argc, argv, &i, "show"))) {
+            char *end;
+            a->show = strtol(v, &end, 10);
+            if (end == v || *end || a->show < 0)
+                die("--show '%s' is not a count; hint: --show 5 prints five examples", v);
         } else if (strchr(arg, '=') && memchr(arg, '.', (size_t)(strchr(arg, '=') - arg))) {
             a->overrides[a->n_overrides++] = arg;
         } else {
@@ -294,7 +320,7 @@ static int eval_lm_shard(GPT *m, const Tokenizer *tok, const Config *cfg, Result
 
 // --- task accuracy ------------------------------------------------------------------
 
-static int eval_tasks(GPT *m, const Tokenizer *tok, const Config *cfg, Results *res) {
+static int eval_tasks(GPT *m, const Tokenizer *tok, const Config *cfg, long show, Results *res) {
     SftSet set;
     if (jsonl_read_sft(cfg->sft.test_file, &set) != 0) return -1;
     long n = set.n < cfg->sft.eval_examples ? set.n : cfg->sft.eval_examples;
@@ -306,8 +332,9 @@ static int eval_tasks(GPT *m, const Tokenizer *tok, const Config *cfg, Results *
     }
     TasksTally tally;
     tasks_tally_init(&tally);
+    char **responses = show > 0 ? mallocCheck((size_t)(n ? n : 1) * sizeof(char *)) : NULL;
     evaluate_tasks(m, tok, prompts, families, n, (int)cfg->sft.max_new_tokens, TASK_BATCH, &tally,
-                   NULL, NULL);
+                   responses, NULL);
     long graded = 0, correct = 0;
     for (int f = 0; f < TASKS_MAX_FAMILIES; f++) {
         graded += tally.total[f];
@@ -323,6 +350,35 @@ static int eval_tasks(GPT *m, const Tokenizer *tok, const Config *cfg, Results *
     if (tally.ungraded) printf("; %ld ungraded: no task family or too long", tally.ungraded);
     printf(")\n");
     tasks_tally_print(&tally, stdout);
+    if (responses) {
+        long k = show < n ? show : n;
+        res->n_shown = k;
+        res->shown_prompt = mallocCheck((size_t)(k ? k : 1) * sizeof(char *));
+        res->shown_expected = mallocCheck((size_t)(k ? k : 1) * sizeof(char *));
+        res->shown_response = mallocCheck((size_t)(k ? k : 1) * sizeof(char *));
+        res->shown_family = mallocCheck((size_t)(k ? k : 1) * sizeof(char *));
+        res->shown_correct = mallocCheck((size_t)(k ? k : 1) * sizeof(int));
+        printf("first %ld answers:\n", k);
+        for (long i = 0; i < n; i++) {
+            if (i >= k) {
+                free(responses[i]);
+                continue;
+            }
+            const SftExample *e = &set.ex[i];
+            const char *expected = e->answer[0] ? e->answer : e->turns[1].text;
+            // NULL: the prompt did not fit with room for an answer
+            int g = responses[i] ? tasks_grade(e->family, prompts[i], responses[i]) : -1;
+            res->shown_prompt[i] = strdup_check(prompts[i]);
+            res->shown_expected[i] = strdup_check(expected);
+            res->shown_response[i] = responses[i] ? responses[i] : strdup_check("");
+            res->shown_family[i] = strdup_check(e->family);
+            res->shown_correct[i] = g;
+            printf("  %-5s [%s] %s => %s%s%s\n", g == 1 ? "ok" : g == 0 ? "wrong" : "-",
+                   e->family[0] ? e->family : "?", prompts[i], res->shown_response[i],
+                   g == 0 ? "   expected: " : "", g == 0 ? expected : "");
+        }
+        free(responses);
+    }
     free(prompts);
     free(families);
     jsonl_free_sft(&set);
@@ -730,6 +786,23 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
         }
         fprintf(f, "}");
     }
+    if (r->n_shown > 0) {
+        fprintf(f, ", \"examples\": [");
+        for (long i = 0; i < r->n_shown; i++) {
+            fprintf(f, "%s{\"family\": ", i ? ", " : "");
+            json_string(f, r->shown_family[i]);
+            fprintf(f, ", \"prompt\": ");
+            json_string(f, r->shown_prompt[i]);
+            fprintf(f, ", \"expected\": ");
+            json_string(f, r->shown_expected[i]);
+            fprintf(f, ", \"response\": ");
+            json_string(f, r->shown_response[i]);
+            fprintf(f, ", \"correct\": %s}", r->shown_correct[i] == 1   ? "true"
+                                              : r->shown_correct[i] == 0 ? "false"
+                                                                         : "null");
+        }
+        fprintf(f, "]");
+    }
     fprintf(f, "}\n");
     int bad = ferror(f) != 0;
     bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
@@ -791,7 +864,7 @@ int cmd_eval(int argc, char **argv) {
     if (!is_rm) {
         int policy = !strcmp(meta.stage, "sft") || !strcmp(meta.stage, "ppo");
         if (file_exists(cfg.sft.test_file)) {
-            if (eval_tasks(&m, &tok, &cfg, &r) != 0) die_last();
+            if (eval_tasks(&m, &tok, &cfg, a.show, &r) != 0) die_last();
         } else if (policy) {
             printf("tasks        skipped: sft.test_file '%s' not found (hint: set "
                    "--sft.test_file=DIR/sft_test.jsonl from 'rlhf tasks')\n", cfg.sft.test_file);
@@ -826,6 +899,7 @@ int cmd_eval(int argc, char **argv) {
     fflush(stdout);
     if (a.json && write_json(a.json, &a, &meta, &r) != 0) die_last();
 
+    results_free(&r);
     free(a.overrides);
     ckpt_meta_free(&meta);
     tokenizer_free(&tok);
