@@ -271,7 +271,8 @@ static int generate_alone(GPT *m, const int *prompt, int len, int max_new, int e
 // (no near-ties here: the top two logits differ by > 1e-3, checked, while
 // the cache and the full pass agree to ~1e-6). With eot = the first token
 // that appears for the first time at k >= 1, the row stops right after it:
-// out_len k + 1, the eot kept, the same tokens before, -1 after.
+// out_len k + 1, the eot kept, the same tokens before, -1 after; with
+// eot = the first token, after one token.
 static void test_generate_stops_at_eot(void **state) {
     (void)state;
     GPT m;
@@ -307,6 +308,10 @@ static void test_generate_stops_at_eot(void **state) {
     assert_int_equal(generate_alone(&m, prompt, 3, MAXN, eot, out2), k + 1);
     for (int j = 0; j <= k; j++) assert_int_equal(out2[j], out[j]);
     for (int j = k + 1; j < MAXN; j++) assert_int_equal(out2[j], -1);
+    // the very first token may end the row
+    assert_int_equal(generate_alone(&m, prompt, 3, MAXN, out[0], out2), 1);
+    assert_int_equal(out2[0], out[0]);
+    for (int j = 1; j < MAXN; j++) assert_int_equal(out2[j], -1);
     gpt_free(&m);
 }
 
