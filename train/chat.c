@@ -6,10 +6,16 @@
 // reply (at least min(max_new_tokens, block_size/4) tokens), the oldest
 // turns are dropped. The KV cache keeps the longest unchanged prefix between
 // turns, so only new tokens are fed. "/reset" forgets the conversation,
-// "/quit" or end of input ends. Options are the keys of [sample].
+// "/quit" or end of input ends. Options are the keys of [sample] (and any
+// --section.key=value; --train.threads=N sets the thread count).
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "chat.h"
 #include "checkpoint.h"
@@ -71,9 +77,12 @@ int cmd_chat(int argc, char **argv) {
     if (parse_options(&cfg, "sample", argc, argv, &ckpt, 1) != 1)
         die("no checkpoint given; hint: %s", USAGE);
     if (config_validate(&cfg) != 0) die_last();
-    if (cfg.sample.max_new_tokens < 1)
-        die("max_new_tokens=%lld must be at least 1; hint: --max_new_tokens 64",
-            (long long)cfg.sample.max_new_tokens);
+    if (cfg.train.threads > 0) {
+#ifdef _OPENMP
+        omp_set_num_threads((int)cfg.train.threads);
+#endif
+        openblas_set_num_threads((int)cfg.train.threads);
+    }
     // a tokenizer file opens fine but holds no model: say so plainly
     CkptMeta meta = {0};
     Ckpt *ck = ckpt_open(ckpt, &meta);
