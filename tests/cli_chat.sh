@@ -58,4 +58,6 @@ run_fails "$R" chat
 run_fails "$R" chat "$D/nope.h5"
 run_fails "$R" chat "$D/data/tokenizer.h5"
 run_fails "$R" chat "$C" --bogus 1
+run_fails "$R" chat "$C" --temperature
+run_fails "$R" chat "$C" "$C"
 echo "cli_chat: ok"
