@@ -520,21 +520,196 @@ static int load_reward_model(const char *path, const Tokenizer *tok, int T, GPT 
     return rc;
 }
 
-// Greedy answers to the first ppo.eval_prompts test prompts (those that
-// leave room for max_new_tokens, as `rlhf ppo` filters them), scored by the
-// reward model; then, with a reference, the sequence-level KL k1 (and k3)
-// on responses sampled at ppo.temperature. Same batches, seed and order
-// as the held-out evaluation of `rlhf ppo`.
-static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, const char *ckpt_parent,
-                       const char *ref_arg, const char *stage, Results *res) {
+// The first ppo.eval_prompts test prompts that leave room for
+// max_new_tokens (`rlhf ppo` filters them the same way), encoded.
+typedef struct {
+    long n, skipped;
+    int **ids;  // owned
+    int *lens;
+    const char **text, **family;  // into the PromptSet
+} PolicyPrompts;
+
+static void policy_prompts_free(PolicyPrompts *pp) {
+    for (long i = 0; i < pp->n; i++) free(pp->ids[i]);
+    free(pp->ids);
+    free(pp->lens);
+    free(pp->text);
+    free(pp->family);
+}
+
+static int policy_prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_new,
+                                 long cap, PolicyPrompts *pp) {
+    memset(pp, 0, sizeof *pp);
+    pp->ids = mallocCheck((size_t)set->n * sizeof(int *));
+    pp->lens = mallocCheck((size_t)set->n * sizeof(int));
+    pp->text = mallocCheck((size_t)set->n * sizeof(char *));
+    pp->family = mallocCheck((size_t)set->n * sizeof(char *));
+    int *buf = mallocCheck((size_t)T * sizeof(int));
+    int rc = 0;
+    for (long i = 0; i < set->n && pp->n < cap; i++) {
+        long len = chat_encode_prompt(tok, set->ex[i].prompt, buf, T);
+        if (len < 0) {
+            rc = rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
+            break;
+        }
+        if (len + max_new - 1 > T) {
+            pp->skipped++;
+            continue;
+        }
+        pp->ids[pp->n] = mallocCheck((size_t)len * sizeof(int));
+        memcpy(pp->ids[pp->n], buf, (size_t)len * sizeof(int));
+        pp->lens[pp->n] = (int)len;
+        pp->text[pp->n] = set->ex[i].prompt;
+        pp->family[pp->n] = set->ex[i].family;
+        pp->n++;
+    }
+    free(buf);
+    if (rc == 0 && pp->n == 0)
+        rc = rlhf_fail("%s: no prompt leaves room for ppo.max_new_tokens=%d in the context of %d; "
+                       "hint: lower ppo.max_new_tokens", set->path, max_new, T);
+    if (rc != 0) policy_prompts_free(pp);
+    return rc;
+}
+
+// Greedy answers, graded and scored by the reward model (raw and
+// normalised with norm = {mean, std}), in batches of P.
+static void policy_reward(GPT *policy, GPT *rm, const Tokenizer *tok, const PolicyPrompts *pp,
+                          int max_new, int P, const double norm[2], Results *res) {
+    const long n = pp->n;
+    char **responses = mallocCheck((size_t)n * sizeof(char *));
+    int *ended = mallocCheck((size_t)n * sizeof(int)), *no_eot = mallocCheck((size_t)n * sizeof(int));
+    const char **prompts = mallocCheck((size_t)n * sizeof(char *));
+    float *scores = mallocCheck((size_t)n * sizeof(float));
+    TasksTally tally;
+    tasks_tally_init(&tally);
+    evaluate_tasks(policy, tok, pp->text, pp->family, n, max_new, P, &tally, responses, ended);
+    long scored = 0;  // prompts without room for the answer have no response
+    for (long i = 0; i < n; i++) {
+        if (!responses[i]) continue;
+        prompts[scored] = pp->text[i];
+        responses[scored] = responses[i];
+        no_eot[scored] = !ended[i];
+        scored++;
+    }
+    reward_scores(rm, tok, prompts, (const char *const *)responses, no_eot, scored, P, scores, NULL);
+    double raw = 0.0, normed = 0.0;
+    for (long i = 0; i < scored; i++) {
+        raw += scores[i];
+        normed += (scores[i] - norm[0]) / norm[1];
+        free(responses[i]);
+    }
+    res->reward_raw = scored ? raw / scored : NAN;
+    res->reward = scored ? normed / scored : NAN;
+    res->reward_prompts = (double)scored;
+    res->policy_accuracy = tasks_tally_accuracy(&tally, -1);
+    free(responses);
+    free(ended);
+    free(no_eot);
+    free(prompts);
+    free(scores);
+}
+
+// Sequence-level KL to ref on responses sampled at the rollout settings:
+// ppo_generate + ppo_score + rollout_kl over batches of P, the rng seeded
+// with train.seed + 1 as `rlhf ppo` seeds its held-out evaluation.
+static void policy_kl(GPT *policy, GPT *ref, const Tokenizer *tok, const PolicyPrompts *pp,
+                      const PPOParams *params, int P, uint64_t seed, Results *res) {
     const int T = policy->config.block_size, V = policy->config.vocab_size;
-    PPOParams pp = {
+    Rollout ro;
+    rollout_build(&ro, P, T, V, tok->eot, tok->pad);
+    KVCache kv;
+    kvcache_build(&kv, &policy->config, P, T);
+    Sampler smp;
+    sampler_build(&smp, V);
+    Rng rng;
+    rng_init(&rng, seed);
+    long *order = mallocCheck((size_t)P * sizeof(long));
+    float *k1 = mallocCheck((size_t)P * sizeof(float)), *k3 = mallocCheck((size_t)P * sizeof(float));
+    double s1 = 0, s3 = 0, len = 0;
+    for (long i0 = 0; i0 < pp->n; i0 += P) {
+        int b = (int)(pp->n - i0 < P ? pp->n - i0 : P);
+        ppo_generate(&ro, policy, &kv, &smp, (const int *const *)pp->ids + i0, pp->lens + i0, b,
+                     params, &rng);
+        for (int r = 0; r < b; r++) order[r] = r;
+        ppo_score(&ro, policy, ref, NULL, NULL, params, order, b);
+        rollout_kl(&ro, k1, k3);
+        for (int r = 0; r < b; r++) {
+            s1 += k1[r];
+            s3 += k3[r];
+            len += ro.rlen[r];
+        }
+    }
+    res->kl = s1 / pp->n;
+    res->kl_k3 = s3 / pp->n;
+    res->kl_length = len / pp->n;
+    free(order);
+    free(k1);
+    free(k3);
+    sampler_free(&smp);
+    kvcache_free(&kv);
+    rollout_free(&ro);
+}
+
+// The reference for the KL: --ref, else the parent of a ppo checkpoint
+// while its file exists. Fills path (empty: none, with a note printed) and
+// want (the recorded sha256, empty for --ref); *how says which it was.
+static void reference_choose(const char *ref_arg, const char *stage, const char *parent,
+                             char *path, size_t n, char want[65], const char **how) {
+    path[0] = want[0] = '\0';
+    *how = "--ref";
+    if (ref_arg) {
+        snprintf(path, n, "%s", ref_arg);
+    } else if (!strcmp(stage, "ppo") && parent[0] && parent_split(parent, path, n, want) == 0) {
+        *how = "the parent in the lineage";
+        if (!file_exists(path)) {
+            printf("kl           skipped: the parent %s no longer exists (hint: pass --ref CKPT)\n",
+                   path);
+            path[0] = '\0';
+        }
+    } else {
+        printf("kl           skipped: no reference (hint: pass --ref CKPT, e.g. the SFT "
+               "checkpoint this policy started from)\n");
+    }
+}
+
+// Loads a reference policy that can stand beside the checkpoint's.
+static int load_reference(const char *path, const Tokenizer *tok, const GPT *policy, GPT *ref) {
+    Tokenizer rtok = {0};
+    CkptMeta meta = {0};
+    double unused[2];
+    int unused_norm;
+    if (load_eval_model(path, ref, &rtok, &meta, unused, &unused_norm) != 0)
+        return rlhf_fail("reference: %s", rlhf_errmsg);
+    int rc = 0;
+    if (ref->config.value_head)
+        rc = rlhf_fail("reference %s is a reward model or critic (stage '%s'); hint: pass --ref "
+                       "with the SFT checkpoint the policy started from", path, meta.stage);
+    else if (tokenizer_hash(&rtok) != tokenizer_hash(tok) ||
+             ref->config.vocab_size != policy->config.vocab_size ||
+             ref->config.block_size != policy->config.block_size)
+        rc = rlhf_fail("reference %s has another tokenizer or context than the checkpoint; hint: "
+                       "pass --ref with a checkpoint of this lineage", path);
+    tokenizer_free(&rtok);
+    ckpt_meta_free(&meta);
+    if (rc != 0) gpt_free(ref);
+    return rc;
+}
+
+// For a policy and ppo.reward_model: the reward of its greedy answers to
+// ppo.test_file prompts and, with a reference, its KL to it. Same batches
+// (ppo.rollout_batch), seed and order as the held-out evaluation of
+// `rlhf ppo`, so a final ppo checkpoint reproduces its last eval_reward
+// (raw) and eval_kl_k1.
+static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, const char *parent,
+                       const char *ref_arg, const char *stage, Results *res) {
+    const int T = policy->config.block_size, P = (int)cfg->ppo.rollout_batch;
+    PPOParams params = {
         .sampling = {(float)cfg->ppo.temperature, (int)cfg->ppo.top_k, (float)cfg->ppo.top_p},
         .max_new = (int)cfg->ppo.max_new_tokens,
     };
-    if (pp.max_new >= T)
+    if (params.max_new >= T)
         return rlhf_fail("ppo.max_new_tokens=%d must be below the context %d; hint: lower it",
-                         pp.max_new, T);
+                         params.max_new, T);
     GPT rm;
     double norm[2] = {0.0, 1.0};
     int has_norm;
@@ -543,173 +718,44 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
         printf("note: %s has no /state/reward_norm; rewards are reported unnormalised\n",
                cfg->ppo.reward_model);
     PromptSet set;
+    PolicyPrompts pp;
     if (jsonl_read_prompts(cfg->ppo.test_file, &set) != 0) {
         gpt_free(&rm);
         return -1;
     }
-    long cap = set.n < cfg->ppo.eval_prompts ? set.n : cfg->ppo.eval_prompts;
-    int **ids = mallocCheck((size_t)set.n * sizeof(int *));
-    int *lens = mallocCheck((size_t)set.n * sizeof(int));
-    const char **prompts = mallocCheck((size_t)set.n * sizeof(char *));
-    const char **families = mallocCheck((size_t)set.n * sizeof(char *));
-    int *buf = mallocCheck((size_t)T * sizeof(int));
-    long n = 0, skipped = 0;
-    int rc = 0;
-    for (long i = 0; i < set.n && n < cap; i++) {
-        long len = chat_encode_prompt(tok, set.ex[i].prompt, buf, T);
-        if (len < 0) {
-            rc = rlhf_fail("%s:%d: %s", set.path, set.ex[i].line, rlhf_errmsg);
-            break;
-        }
-        if (len + pp.max_new - 1 > T) {
-            skipped++;
-            continue;
-        }
-        ids[n] = mallocCheck((size_t)len * sizeof(int));
-        memcpy(ids[n], buf, (size_t)len * sizeof(int));
-        lens[n] = (int)len;
-        prompts[n] = set.ex[i].prompt;
-        families[n] = set.ex[i].family;
-        n++;
+    if (policy_prompts_encode(&set, tok, T, params.max_new, cfg->ppo.eval_prompts, &pp) != 0) {
+        jsonl_free_prompts(&set);
+        gpt_free(&rm);
+        return -1;
     }
-    free(buf);
-    if (rc == 0 && n == 0)
-        rc = rlhf_fail("%s: no prompt leaves room for ppo.max_new_tokens=%d in the context of %d; "
-                       "hint: lower ppo.max_new_tokens", set.path, pp.max_new, T);
-    const int P = (int)cfg->ppo.rollout_batch;
-    GPT ref;
-    int have_ref = 0;
-    if (rc == 0) {
-        // greedy answers, graded and scored
-        char **responses = mallocCheck((size_t)n * sizeof(char *));
-        int *ended = mallocCheck((size_t)n * sizeof(int)), *no_eot = mallocCheck((size_t)n * sizeof(int));
-        const char **sprompts = mallocCheck((size_t)n * sizeof(char *));
-        float *scores = mallocCheck((size_t)n * sizeof(float));
-        TasksTally tally;
-        tasks_tally_init(&tally);
-        evaluate_tasks(policy, tok, prompts, families, n, pp.max_new, P, &tally, responses, ended);
-        long scored = 0;
-        for (long i = 0; i < n; i++) {
-            if (!responses[i]) continue;
-            sprompts[scored] = prompts[i];
-            responses[scored] = responses[i];
-            no_eot[scored] = !ended[i];
-            scored++;
-        }
-        reward_scores(&rm, tok, sprompts, (const char *const *)responses, no_eot, scored, P,
-                      scores, NULL);
-        double raw = 0.0, normed = 0.0;
-        for (long i = 0; i < scored; i++) {
-            raw += scores[i];
-            normed += (scores[i] - norm[0]) / norm[1];
-            free(responses[i]);
-        }
-        res->reward_raw = scored ? raw / scored : NAN;
-        res->reward = scored ? normed / scored : NAN;
-        res->reward_prompts = (double)scored;
-        res->policy_accuracy = tasks_tally_accuracy(&tally, -1);
-        printf("reward       %s: %ld prompts (%ld skipped as too long), greedy answers scored by "
-               "%s: reward %.4f normalised (raw %.4f); their task accuracy %.1f%%\n",
-               cfg->ppo.test_file, scored, skipped, cfg->ppo.reward_model, res->reward,
-               res->reward_raw, 100 * res->policy_accuracy);
-        free(responses);
-        free(ended);
-        free(no_eot);
-        free(sprompts);
-        free(scores);
-
-        // the reference: --ref, else the parent of a ppo checkpoint
-        char ref_path[4096] = "", want[65] = "";
-        const char *how = "--ref";
-        if (ref_arg) {
-            snprintf(ref_path, sizeof ref_path, "%s", ref_arg);
-        } else if (!strcmp(stage, "ppo") && ckpt_parent[0] &&
-                   parent_split(ckpt_parent, ref_path, sizeof ref_path, want) == 0) {
-            how = "the parent in the lineage";
-            if (!file_exists(ref_path)) {
-                printf("kl           skipped: the parent %s no longer exists (hint: pass --ref "
-                       "CKPT)\n", ref_path);
-                ref_path[0] = '\0';
-            }
-        } else {
-            printf("kl           skipped: no reference (hint: pass --ref CKPT, e.g. the SFT "
-                   "checkpoint this policy started from)\n");
-        }
-        if (ref_path[0]) {
-            Tokenizer rtok = {0};
-            CkptMeta rmeta = {0};
-            double unused[2];
-            int unused_norm;
-            if (load_eval_model(ref_path, &ref, &rtok, &rmeta, unused, &unused_norm) != 0) {
-                rc = rlhf_fail("reference: %s", rlhf_errmsg);
-            } else {
-                have_ref = 1;
-                if (ref.config.value_head)
-                    rc = rlhf_fail("reference %s is a reward model or critic (stage '%s'); hint: "
-                                   "pass --ref with the SFT checkpoint the policy started from",
-                                   ref_path, rmeta.stage);
-                else if (tokenizer_hash(&rtok) != tokenizer_hash(tok) ||
-                    ref.config.vocab_size != V || ref.config.block_size != T)
-                    rc = rlhf_fail("reference %s has another tokenizer or context than the "
-                                   "checkpoint; hint: pass --ref with a checkpoint of this "
-                                   "lineage", ref_path);
-                tokenizer_free(&rtok);
-                ckpt_meta_free(&rmeta);
-            }
-            char have[65];
-            const char *check = "";
-            if (rc == 0 && want[0])
-                check = file_sha256(ref_path, have) == 0 && !strcmp(have, want)
-                            ? ", sha256 matches"
-                            : ", sha256 DIFFERS from the lineage record: the file changed since";
-            if (rc == 0) {
-                Rollout ro;
-                rollout_build(&ro, P, T, V, tok->eot, tok->pad);
-                KVCache kv;
-                kvcache_build(&kv, &policy->config, P, T);
-                Sampler smp;
-                sampler_build(&smp, V);
-                Rng rng;
-                rng_init(&rng, (uint64_t)cfg->train.seed + 1);
-                long *order = mallocCheck((size_t)P * sizeof(long));
-                float *k1 = mallocCheck((size_t)P * sizeof(float)), *k3 = mallocCheck((size_t)P * sizeof(float));
-                double s1 = 0, s3 = 0, len = 0;
-                for (long i0 = 0; i0 < n; i0 += P) {
-                    int b = (int)(n - i0 < P ? n - i0 : P);
-                    ppo_generate(&ro, policy, &kv, &smp, (const int *const *)ids + i0, lens + i0,
-                                 b, &pp, &rng);
-                    for (int r = 0; r < b; r++) order[r] = r;
-                    ppo_score(&ro, policy, &ref, NULL, NULL, &pp, order, b);
-                    rollout_kl(&ro, k1, k3);
-                    for (int r = 0; r < b; r++) {
-                        s1 += k1[r];
-                        s3 += k3[r];
-                        len += ro.rlen[r];
-                    }
-                }
-                res->kl = s1 / n;
-                res->kl_k3 = s3 / n;
-                res->kl_length = len / n;
-                printf("kl           to %s (%s%s): k1 %.4f per sequence (k3 %.4f) on %ld responses "
-                       "sampled at temperature %g, mean length %.1f tokens\n", ref_path, how, check,
-                       res->kl, res->kl_k3, n, cfg->ppo.temperature, res->kl_length);
-                free(order);
-                free(k1);
-                free(k3);
-                sampler_free(&smp);
-                kvcache_free(&kv);
-                rollout_free(&ro);
-            }
-        }
-    }
-    if (have_ref) gpt_free(&ref);
-    for (long i = 0; i < n; i++) free(ids[i]);
-    free(ids);
-    free(lens);
-    free(prompts);
-    free(families);
-    jsonl_free_prompts(&set);
+    policy_reward(policy, &rm, tok, &pp, params.max_new, P, norm, res);
     gpt_free(&rm);
+    printf("reward       %s: %ld prompts (%ld skipped as too long), greedy answers scored by %s: "
+           "reward %.4f normalised (raw %.4f); their task accuracy %.1f%%\n", cfg->ppo.test_file,
+           (long)res->reward_prompts, pp.skipped, cfg->ppo.reward_model, res->reward,
+           res->reward_raw, 100 * res->policy_accuracy);
+    fflush(stdout);
+
+    char ref_path[4096], want[65];
+    const char *how;
+    reference_choose(ref_arg, stage, parent, ref_path, sizeof ref_path, want, &how);
+    int rc = 0;
+    GPT ref;
+    if (ref_path[0] && (rc = load_reference(ref_path, tok, policy, &ref)) == 0) {
+        char have[65];
+        const char *check = "";
+        if (want[0])
+            check = file_sha256(ref_path, have) == 0 && !strcmp(have, want)
+                        ? ", sha256 matches"
+                        : ", sha256 DIFFERS from the lineage record: the file changed since";
+        policy_kl(policy, &ref, tok, &pp, &params, P, (uint64_t)cfg->train.seed + 1, res);
+        printf("kl           to %s (%s%s): k1 %.4f per sequence (k3 %.4f) on %ld responses "
+               "sampled at temperature %g, mean length %.1f tokens\n", ref_path, how, check,
+               res->kl, res->kl_k3, pp.n, cfg->ppo.temperature, res->kl_length);
+        gpt_free(&ref);
+    }
+    policy_prompts_free(&pp);
+    jsonl_free_prompts(&set);
     return rc;
 }
 
