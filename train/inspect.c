@@ -361,6 +361,28 @@ static void print_model(const char *title, const GPT *m) {
     if (nonfinite) printf("  WARNING: %d tensors hold NaN or Inf values\n", nonfinite);
 }
 
+// The stored [model] keys need not be the model's shape: a stage started
+// from checkpoint.init takes the shape from that file. Says so when they differ.
+static void print_shape_note(const char *json, const GPTConfig *c) {
+    ConfigEntries ce = {0};
+    if (json && config_entries_parse(json, &ce) == 0) {
+        const char *keys[4] = {"n_layer", "n_head", "n_embd", "block_size"};
+        long have[4] = {c->n_layer, c->n_head, c->n_embd, c->block_size}, want[4];
+        int found = 0, differ = 0;
+        for (int i = 0; i < 4; i++) {
+            const ConfigEntry *e = config_entry_find(&ce, "model", keys[i]);
+            if (!e) continue;
+            found++;
+            want[i] = strtol(e->value, NULL, 10);
+            differ |= want[i] != have[i];
+        }
+        if (found == 4 && differ)
+            printf("  (the stored config's [model] says L=%ld H=%ld C=%ld T=%ld: the shape came "
+                   "from checkpoint.init)\n", want[0], want[1], want[2], want[3]);
+    }
+    free(ce.e);
+}
+
 // Loads the model under prefix; returns -1 with a reason.
 static int read_model(Ckpt *ck, const char *prefix, GPT *m) {
     GPTConfig c;
@@ -553,6 +575,7 @@ int cmd_inspect(int argc, char **argv) {
     print_config(meta.config_json);
     if (has_model) {
         print_model("model", &model);
+        print_shape_note(meta.config_json, &model.config);
         print_optimizer("optimizer", &opt, has_opt);
     } else {
         printf("model      none (a %s file holds no parameters)\n", meta.stage);
