@@ -102,7 +102,8 @@ $(OUT)/bench/%: $(OUT)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # test: every tests/test_*.c binary and tests/*.sh script, with a summary
-test: deps-check all
+test: deps
+	@$(MAKE) --no-print-directory all
 	@RLHF_BIN=$(BIN) RLHF_BUILD=$(OUT) PYTHON=$(PYTHON) ./tests/run.sh $(TEST_BIN)
 
 # bench: measured on the fast build

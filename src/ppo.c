@@ -54,7 +54,7 @@ void ppo_generate(Rollout *ro, GPT *policy, KVCache *kv, Sampler *s,
     for (int b = 0; b < P; b++) {
         int *row = row_tokens(ro, b);
         const int q = plens[b], r = ro->rlen[b];
-        ASSERT(q + r <= L + 1 && r >= 1);
+        ASSERT(q + r <= L && r >= 1);
         memcpy(row, prompts[b], (size_t)q * sizeof(int));
         memcpy(row + q, out + (size_t)b * max_new, (size_t)r * sizeof(int));
         for (int t = q + r; t <= L; t++) row[t] = ro->pad;

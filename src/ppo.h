@@ -52,7 +52,8 @@ void rollout_build(Rollout *ro, int P, int T, int V, int eot, int pad);
 void rollout_free(Rollout *ro);
 
 // Samples a response for each of P <= ro->P prompts (prompts[b], plens[b]
-// tokens, plens[b] + max_new - 1 <= T) and fills tokens, qlen, rlen, ended,
+// tokens, plens[b] + max_new <= T, so that the reward model can read every
+// token of the longest row) and fills tokens, qlen, rlen, ended,
 // mask; sets ro->n = P. The functions below work on those n rows.
 void ppo_generate(Rollout *ro, GPT *policy, KVCache *kv, Sampler *s,
                   const int *const *prompts, const int *plens, int P, const PPOParams *pp,

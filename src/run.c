@@ -319,6 +319,7 @@ void print_model_summary(const GPT *m, const Tokenizer *tok) {
     printf("# tokenizer: %s, %d tokens (eot %d, user %d, assistant %d, pad %d)\n",
            tok->type == TOKENIZER_BPE ? "bpe" : "char", tok->vocab_size, tok->eot, tok->user,
            tok->assistant, tok->pad);
+    fflush(stdout);
 }
 
 int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head) {

@@ -4,14 +4,13 @@
 // unit ratios when the policy equals the reference, the rewards, GAE and
 // whitening of ppo_advantages, and the direction of one PPO update. The
 // loss formulas themselves are checked in test_losses.c.
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,82 +477,42 @@ static void test_update_follows_advantage(void **state) {
 // A response that fills the context
 // ---------------------------------------------------------------------------
 
-static sigjmp_buf abort_jump;
-static void on_abort(int sig) {
-    (void)sig;
-    siglongjmp(abort_jump, 1);
-}
-
-// ppo_score with SIGABRT turned into a return value: 1 if it aborted.
-static int score_catching_abort(Rollout *ro, Models *M, const PPOParams *pp, const long *order) {
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_abort;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGABRT, &sa, &old);
-    volatile int jumped = 0;
-    if (sigsetjmp(abort_jump, 1) == 0)
-        ppo_score(ro, &M->policy, &M->ref, &M->critic, &M->rm, pp, order, 1);
-    else
-        jumped = 1;
-    sigaction(SIGABRT, &old, NULL);
-    return jumped;
-}
-
-// Rows at the end of the context. ppo_generate accepts
-// plens[b] + max_new - 1 <= T (ppo.h; the ppo driver keeps exactly those
-// prompts), and a response that never ends (no end-of-text id) runs
-// max_new tokens:
-//  - a prompt of T - max_new tokens gives a row of exactly T tokens: the
-//    score is the reward model at position T - 1 (double reference, 1e-4);
-//  - a prompt of T - max_new + 1 tokens gives T + 1 tokens: the policy and
-//    critic need T positions, but the reward model must read all T + 1 to
-//    score the last one. ppo_score must handle such a row (or the contract
-//    must exclude it) instead of tripping an assertion; an abort inside
-//    ppo_score is caught here and reported as a failure.
+// A row that fills the context: ppo_generate accepts plens[b] + max_new <= T
+// (ppo.h; the ppo driver keeps exactly those prompts), and a response that
+// never ends (no end-of-text id) runs max_new tokens, so a prompt of
+// T - max_new tokens gives a row of exactly T tokens. Its score is the
+// reward model at position T - 1 (double reference, 1e-4).
 static void test_score_row_filling_context(void **state) {
     (void)state;
     PPOParams pp = default_params();
-    int aborted = 0, finite = 1;
-    for (int extra = 0; extra < 2; extra++) {
-        Models M;
-        models_build(&M, 851, 851);
-        const int Q = MT - MAX_NEW + extra;
-        int prompt[MT];
-        for (int t = 0; t < Q; t++) prompt[t] = t % EOT;
-        const int *rows[1] = {prompt};
-        const int lens[1] = {Q};
-        Rollout ro;
-        rollout_build(&ro, 1, MT, MV, -1, PAD);  // no end-of-text: max_new tokens
-        KVCache kv;
-        kvcache_build(&kv, &M.policy.config, 1, MT);
-        Sampler s;
-        sampler_build(&s, MV);
-        Rng rng;
-        rng_init(&rng, 852);
-        ppo_generate(&ro, &M.policy, &kv, &s, rows, lens, 1, &pp, &rng);
-        assert_int_equal(ro.qlen[0] + ro.rlen[0], MT + extra);
-        const long order[1] = {0};
-        if (extra == 0) {
-            ppo_score(&ro, &M.policy, &M.ref, &M.critic, &M.rm, &pp, order, 1);
-            double *prm = ref_params_to_double(&M.rm), values[MT];
-            ref_gpt_forward(&M.rm.config, M.rm.info, prm, ro.tokens, NULL, NULL, 1, MT, NULL, values);
-            assert_true(fabs(ro.score_raw[0] - values[MT - 1]) <= 1e-4);
-            free(prm);
-        } else {
-            aborted = score_catching_abort(&ro, &M, &pp, order);
-            if (aborted)
-                fprintf(stderr, "ppo_score aborted on a row of qlen + rlen = T + 1 = %d tokens: "
-                                "the reward model was asked for T + 1 positions\n", MT + 1);
-            finite = !aborted && isfinite(ro.score[0]);
-        }
-        sampler_free(&s);
-        kvcache_free(&kv);
-        rollout_free(&ro);
-        models_free(&M);
-    }
-    assert_false(aborted);
-    assert_true(finite);
+    Models M;
+    models_build(&M, 851, 851);
+    const int Q = MT - MAX_NEW;
+    int prompt[MT];
+    for (int t = 0; t < Q; t++) prompt[t] = t % EOT;
+    const int *rows[1] = {prompt};
+    const int lens[1] = {Q};
+    Rollout ro;
+    rollout_build(&ro, 1, MT, MV, -1, PAD);  // no end-of-text: max_new tokens
+    KVCache kv;
+    kvcache_build(&kv, &M.policy.config, 1, MT);
+    Sampler s;
+    sampler_build(&s, MV);
+    Rng rng;
+    rng_init(&rng, 852);
+    ppo_generate(&ro, &M.policy, &kv, &s, rows, lens, 1, &pp, &rng);
+    assert_int_equal(ro.qlen[0] + ro.rlen[0], MT);
+    const long order[1] = {0};
+    ppo_score(&ro, &M.policy, &M.ref, &M.critic, &M.rm, &pp, order, 1);
+    double *prm = ref_params_to_double(&M.rm), values[MT];
+    ref_gpt_forward(&M.rm.config, M.rm.info, prm, ro.tokens, NULL, NULL, 1, MT, NULL, values);
+    assert_true(fabs(ro.score_raw[0] - values[MT - 1]) <= 1e-4);
+    assert_true(isfinite(ro.score[0]));
+    free(prm);
+    sampler_free(&s);
+    kvcache_free(&kv);
+    rollout_free(&ro);
+    models_free(&M);
 }
 
 int main(void) {

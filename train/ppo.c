@@ -42,7 +42,7 @@ static int encode_prompts(const PromptSet *set, const Tokenizer *tok, int T, int
             free(buf);
             return rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
         }
-        if (len + max_new - 1 > T) {
+        if (len + max_new > T) {  // the reward model reads prompt + response
             (*skipped)++;
             continue;
         }

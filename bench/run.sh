@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# make bench: training-step throughput and MFU for the tiny and small shapes.
+# Runs 1-3 are under the machine's OpenBLAS settings, as tests and CI use;
+# run 4 unsets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for that command alone, so
+# OpenBLAS may pick the CPU's widest kernels. Each run measures its own
+# sgemm peak: compare MFU within a run, not across runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=build/fast/bench/bench_train
+mkdir -p bench/out
+out=bench/out/bench-$(date +%Y%m%d-%H%M%S).txt
+{
+    echo "# $(date -Is) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+    echo "# OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
+    echo; echo "## 1. default: all cores, libgomp's default wait policy"
+    "$B" --steps 20
+    echo; echo "## 2. OMP_WAIT_POLICY=passive (threads sleep at once between parallel regions)"
+    OMP_WAIT_POLICY=passive "$B" --steps 20
+    echo; echo "## 3. one thread"
+    OMP_NUM_THREADS=1 "$B" --steps 10
+    echo; echo "## 4. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (OpenBLAS picks its kernel)"
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$B" --steps 20
+} | tee "$out"
+echo "saved $out"

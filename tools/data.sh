@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# make data: the default corpus (Debian's fortunes, tokenized into
+# data/gen/fortunes) and the task data (data/gen/tasks). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RLHF=${RLHF_BIN:-./rlhf}
+if [ ! -f data/gen/tasks/sft_train.jsonl ]; then
+    "$RLHF" tasks --out data/gen/tasks
+fi
+if [ ! -f data/gen/fortunes/train.h5 ]; then
+    "$RLHF" prepare configs/pretrain_fortunes.ini | grep '^# \(corpus\|tokenizer\|wrote\)'
+fi
+echo "data: data/gen/fortunes (corpus shards) and data/gen/tasks (SFT, preference, PPO JSONL) ready"

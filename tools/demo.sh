@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# make demo: the whole pipeline on the bundled defaults, then one table.
+#   data -> pretrain -> SFT -> reward model -> PPO -> eval of every stage
+# Runs go to checkpoints/demo/ (a previous demo is moved to checkpoints/demo.old).
+# Set DEMO_FAST=1 for a quick smoke run of the same pipeline (few steps).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RLHF=${RLHF_BIN:-./rlhf}
+D=checkpoints/demo
+if [ -d "$D" ]; then rm -rf "$D.old"; mv "$D" "$D.old"; fi
+mkdir -p "$D"
+log=$D/demo.log
+steps=()
+if [ "${DEMO_FAST:-0}" = 1 ]; then
+    steps=(--train.max_steps=20 --train.eval_interval=10)
+fi
+t_all=$SECONDS
+stage() {  # name, command...: runs one stage, logs it, prints its wall time
+    local name=$1; shift
+    local t0=$SECONDS
+    echo "== $name: $*" | tee -a "$log"
+    if ! "$@" >>"$log" 2>&1; then
+        echo "demo: stage '$name' failed; the last lines of $log:" >&2
+        tail -n 15 "$log" >&2
+        exit 1
+    fi
+    echo "   $name done in $((SECONDS - t0)) s" | tee -a "$log"
+}
+
+RLHF_BIN=$RLHF ./tools/data.sh | tee -a "$log"
+stage pretrain "$RLHF" pretrain configs/pretrain_fortunes.ini --checkpoint.dir=$D/pretrain "${steps[@]}"
+stage sft "$RLHF" sft configs/sft_tasks.ini --checkpoint.init=$D/pretrain/latest.h5 \
+    --checkpoint.dir=$D/sft "${steps[@]}"
+stage reward "$RLHF" reward configs/reward_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
+    --checkpoint.dir=$D/reward "${steps[@]}"
+ppo_steps=()
+[ "${DEMO_FAST:-0}" = 1 ] && ppo_steps=(--train.max_steps=4 --train.eval_interval=2)
+stage ppo "$RLHF" ppo configs/ppo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
+    --ppo.reward_model=$D/reward/latest.h5 --checkpoint.dir=$D/ppo "${ppo_steps[@]}"
+
+# one evaluation per stage on held-out data, all with the same settings
+for s in pretrain sft reward ppo; do
+    stage "eval $s" "$RLHF" eval $D/$s/latest.h5 configs/eval_tasks.ini \
+        --ppo.reward_model=$D/reward/latest.h5 --ref=$D/sft/latest.h5 --json $D/eval_$s.json
+done
+/usr/bin/python3 tools/demo_table.py $D | tee $D/table.md
+echo "demo: done in $((SECONDS - t_all)) s; logs in $log, checkpoints in $D/"
