@@ -300,7 +300,7 @@ static void attention_decode(float *out, float *att, const float *qkv, const flo
                              const float *vc, int B, int T, int C, int NH, int pos) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (omp_worth((long)B * (pos + 1) * C))
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             const float *q = qkv + (size_t)b * 3 * C + h * hs;

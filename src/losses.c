@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ops.h"
 
 // log-sum-exp of z = row / temperature
 static float row_lse(const float *row, int V, float inv_t) {
@@ -29,7 +30,7 @@ static float row_entropy(const float *row, int V, float inv_t, float lse) {
 void logprobs_from_logits(float *logp, float *entropy, const float *logits, const int *actions,
                           const unsigned char *mask, int N, int V, float temperature) {
     const float inv_t = 1.0f / temperature;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * V))
     for (int n = 0; n < N; n++) {
         if (mask && !mask[n]) {
             logp[n] = 0.0f;

@@ -15,7 +15,7 @@
 
 void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe,
                      int B, int T, int C) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (omp_worth((long)B * T * C))
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             float *o = out + ((size_t)b * T + t) * C;
@@ -31,7 +31,7 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *in
                       int B, int T, int C) {
     // Scatter-add into rows chosen by token id: threads split the channels,
     // never the rows, so no two threads touch one float and order is fixed.
-#pragma omp parallel
+#pragma omp parallel if (omp_worth((long)B * T * C))
     {
         int nth = 1, ith = 0;
 #ifdef _OPENMP
@@ -56,7 +56,7 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *in
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * C))
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float s = 0.0f;
@@ -79,7 +79,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
                         const float *inp, const float *weight, const float *mean,
                         const float *rstd, int N, int C) {
     // pass 1, parallel over rows: the input gradient
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * C))
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         const float *d = dout + (size_t)n * C;
@@ -102,7 +102,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
     }
     // pass 2, parallel over channels: weight and bias gradients, each a sum
     // over rows in row order
-#pragma omp parallel
+#pragma omp parallel if (omp_worth((long)N * C))
     {
         int nth = 1, ith = 0;
 #ifdef _OPENMP
@@ -129,7 +129,7 @@ void matmul_forward(float *out, const float *add, const float *inp, const float 
     float beta = 0.0f;
     if (add || bias) {
         beta = 1.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * OC))
         for (int n = 0; n < N; n++) {
             float *o = out + (size_t)n * OC;
             const float *a = add ? add + (size_t)n * OC : NULL;
@@ -149,7 +149,7 @@ void matmul_forward(float *out, const float *add, const float *inp, const float 
 
 // dbias (OC) += column sums of dout (N,OC); threads split the columns.
 static void column_sums_add(float *dbias, const float *dout, int N, int OC) {
-#pragma omp parallel
+#pragma omp parallel if (omp_worth((long)N * OC))
     {
         int nth = 1, ith = 0;
 #ifdef _OPENMP
@@ -198,7 +198,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
     float scale = 1.0f / sqrtf((float)hs);
     // One (batch, head) pair per task; sgemm runs single-threaded inside an
     // OpenMP region, so the pairs spread over the threads.
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (omp_worth((long)B * NH * T * T))
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             const float *q = qkv + (size_t)b * T * C3 + h * hs;
@@ -221,7 +221,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                         const float *att, int B, int T, int C, int NH) {
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (omp_worth((long)B * NH * T * T))
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             int ith = 0;
@@ -271,7 +271,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
 static inline float tanh_via_exp(float u) { return 1.0f - 2.0f / (1.0f + fast_expf(2.0f * u)); }
 
 void gelu_forward(float *out, const float *inp, long N) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (omp_worth(N))
     for (long i = 0; i < N; i++) {
         float x = inp[i];
         float th = tanh_via_exp(GELU_K * (x + GELU_A * x * x * x));
@@ -280,7 +280,7 @@ void gelu_forward(float *out, const float *inp, long N) {
 }
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, long N) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (omp_worth(N))
     for (long i = 0; i < N; i++) {
         float x = inp[i];
         float th = tanh_via_exp(GELU_K * (x + GELU_A * x * x * x));
@@ -302,7 +302,7 @@ static inline float logsumexp_row(const float *row, int V) {
 
 void crossentropy_forward(float *losses, const float *logits, const int *targets, int N,
                           int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * V))
     for (int n = 0; n < N; n++) {
         const float *row = logits + (size_t)n * V;
         losses[n] = targets[n] < 0 ? 0.0f : logsumexp_row(row, V) - row[targets[n]];
@@ -311,7 +311,7 @@ void crossentropy_forward(float *losses, const float *logits, const int *targets
 
 void crossentropy_backward(float *dlogits, const float *logits, const int *targets,
                            const float *dlosses, int N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * V))
     for (int n = 0; n < N; n++) {
         const float *row = logits + (size_t)n * V;
         float *d = dlogits + (size_t)n * V;
@@ -329,7 +329,7 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
 
 void value_forward(float *out, const float *inp, const float *weight, const float *bias,
                    int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * C))
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float s = 0.0f;
@@ -341,7 +341,7 @@ void value_forward(float *out, const float *inp, const float *weight, const floa
 
 void value_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                     const float *inp, const float *weight, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * C))
     for (int n = 0; n < N; n++) {
         float *di = dinp + (size_t)n * C;
         float d = dout[n];

@@ -63,6 +63,13 @@ void value_forward(float *out, const float *inp, const float *weight, const floa
 void value_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                     const float *inp, const float *weight, int N, int C);
 
+// Whether a loop of `work` (roughly floats touched) is worth waking the
+// OpenMP threads: below this a parallel region costs more in wake-up and
+// barrier than it saves, and on a loaded machine much more. Used in `if`
+// clauses, so results never depend on it (no reduction crosses threads).
+#define OMP_MIN_WORK 32768L
+static inline int omp_worth(long work) { return work >= OMP_MIN_WORK; }
+
 // Vectorisable exp for float, relative error below 2e-7 on [-87, 88];
 // saturates outside. Used by softmax and GELU so that OpenMP SIMD loops
 // need no libm call.

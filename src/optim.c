@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ops.h"
 
 void adamw_build(AdamW *opt, size_t n, float beta1, float beta2, float eps,
                  float weight_decay) {
@@ -32,6 +33,9 @@ void adamw_step(AdamW *opt, GPT *model, float lr, const uint8_t *trainable) {
     opt->lr = lr;
     const float b1 = opt->beta1, b2 = opt->beta2, eps = opt->eps;
     const float bc1 = (float)(1.0 - pow(b1, (double)opt->t)), bc2 = (float)(1.0 - pow(b2, (double)opt->t));
+    // one parallel region for all tensors; threads move on without waiting
+    // at the end of each tensor (every element is touched by one thread)
+#pragma omp parallel if (omp_worth((long)model->num_params))
     for (int p = 0; p < NUM_PARAM_TENSORS; p++) {
         const ParamInfo *pi = &model->info[p];
         if (!pi->size || (trainable && !trainable[p])) continue;
@@ -39,7 +43,7 @@ void adamw_step(AdamW *opt, GPT *model, float lr, const uint8_t *trainable) {
         float *w = model->params_memory + pi->offset, *g = model->grads_memory + pi->offset;
         float *m = opt->m + pi->offset, *v = opt->v + pi->offset;
         const long n = (long)pi->size;
-#pragma omp parallel for simd schedule(static)
+#pragma omp for simd schedule(static) nowait
         for (long i = 0; i < n; i++) {
             float gi = g[i];
             float mi = b1 * m[i] + (1.0f - b1) * gi;
@@ -59,7 +63,7 @@ float grad_norm(const GPT *model) {
     double partial[NBLK];
     const float *g = model->grads_memory;
     const long n = (long)model->num_params, blk = (n + NBLK - 1) / NBLK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_worth(n))
     for (long b = 0; b < NBLK; b++) {
         long lo = b * blk, hi = lo + blk < n ? lo + blk : n;
         double s = 0.0;
@@ -77,7 +81,7 @@ float grad_clip(GPT *model, float max_norm) {
         float s = max_norm / norm;  // norm > max_norm > 0 here
         float *g = model->grads_memory;
         const long n = (long)model->num_params;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (omp_worth(n))
         for (long i = 0; i < n; i++) g[i] *= s;
     }
     return norm;

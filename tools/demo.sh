@@ -42,6 +42,7 @@ stage ppo "$RLHF" ppo configs/ppo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
 for s in pretrain sft reward ppo; do
     stage "eval $s" "$RLHF" eval $D/$s/latest.h5 configs/eval_tasks.ini \
         --ppo.reward_model=$D/reward/latest.h5 --ref=$D/sft/latest.h5 --json $D/eval_$s.json
+    grep '^RESULT' "$log" | tail -n 1 >"$D/eval_$s.result"
 done
-/usr/bin/python3 tools/demo_table.py $D | tee $D/table.md
+./tools/demo_table.sh "$D" | tee "$D/table.md"
 echo "demo: done in $((SECONDS - t_all)) s; logs in $log, checkpoints in $D/"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# demo_table.sh DIR: the demo's summary table (Markdown) from the RESULT
+# lines `rlhf eval` wrote to DIR/eval_<stage>.result.
+set -euo pipefail
+D=$1
+echo "| stage | checkpoint | val loss | task accuracy | RM accuracy | mean reward | KL to SFT |"
+echo "|---|---|---|---|---|---|---|"
+for s in pretrain sft reward ppo; do
+    f=$D/eval_$s.result
+    [ -f "$f" ] || continue
+    awk -v stage="$s" -v ckpt="$D/$s/latest.h5" '
+        function get(k) { return (k in v) ? v[k] : "" }
+        function pct(x) { return x == "" ? "–" : sprintf("%.1f%%", 100 * x) }
+        function num(x, fmt) { return x == "" ? "–" : sprintf(fmt, x) }
+        {
+            for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            printf "| %s | %s | %s | %s | %s | %s | %s |\n", stage, ckpt,
+                num(get("val_loss"), "%.3f"), pct(get("accuracy")), pct(get("rm_accuracy")),
+                num(get("reward"), "%.3f"), num(get("kl"), "%.3f")
+        }' "$f"
+done
