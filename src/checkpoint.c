@@ -887,6 +887,12 @@ int ckpt_write_optimizer(Ckpt *ck, const char *prefix, const AdamW *opt, const G
     return rc;
 }
 
+int ckpt_has_optimizer(Ckpt *ck, const char *prefix) {
+    char group[PATH_MAX_LEN];
+    path_join(group, prefix, "optimizer");
+    return object_type(ck->file, group) == H5I_GROUP;
+}
+
 int ckpt_read_optimizer(Ckpt *ck, const char *prefix, AdamW *opt, const GPT *m) {
     ASSERT(ck && !ck->tmp && opt && m && opt->n == m->num_params);
     char group[PATH_MAX_LEN];

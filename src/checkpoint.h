@@ -68,6 +68,8 @@ int ckpt_read_model_config(Ckpt *ck, const char *prefix, GPTConfig *c);
 // If the file has no value head but m does, the head is left as it is
 // (zero after gpt_build) when allow_missing_head, an error otherwise.
 int ckpt_read_model(Ckpt *ck, const char *prefix, GPT *m, int allow_missing_head);
+// Whether PREFIX/optimizer exists (a file written without AdamW state has none).
+int ckpt_has_optimizer(Ckpt *ck, const char *prefix);
 // Reads moments into an AdamW built for m (opt->n == m->num_params).
 int ckpt_read_optimizer(Ckpt *ck, const char *prefix, AdamW *opt, const GPT *m);
 // Reads and finishes a tokenizer (tokenizer_finish).

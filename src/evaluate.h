@@ -1,11 +1,16 @@
 // Held-out measurements shared by the stages and `rlhf eval`: exact-match
-// task accuracy with greedy decoding, and reward-model scoring. Each runs
-// the model in batches; none of them changes the model's parameters.
+// task accuracy with greedy decoding, reward-model scoring, a reward
+// model's pairwise accuracy on preference pairs, and a policy's reward and
+// KL to its reference. Each runs the models in batches; none of them
+// changes a model's parameters, and none prints.
 #ifndef RLHF_EVALUATE_H
 #define RLHF_EVALUATE_H
 
+#include <stdint.h>
+
 #include "gpt.h"
 #include "jsonl.h"
+#include "ppo.h"
 #include "tasks.h"
 #include "tokenizer.h"
 
@@ -33,5 +38,78 @@ void reward_scores(GPT *rm, const Tokenizer *tok, const char *const *prompts,
 // Reads the scalar head at position last[b] of each row of the last
 // forward (values (B,T)) into out (B).
 void values_at(const GPT *m, const int *last, float *out);
+
+// --- preference pairs --------------------------------------------------------
+
+// A reward model on preference pairs. NaN statistics when no pair was scored.
+typedef struct {
+    long pairs;               // pairs scored
+    long skipped;             // pairs whose chosen or rejected side exceeds the context
+    double accuracy;          // share of pairs with r(chosen) > r(rejected)
+    double margin;            // mean r(chosen) - r(rejected)
+    double mean, std;         // over all 2 * pairs rewards
+} PairResult;
+
+// Per-pair rewards behind a PairResult: pair i came from set->ex[example[i]].
+// Arrays of n entries, owned; free with pair_scores_free.
+typedef struct {
+    long n;
+    long *example;
+    float *chosen, *rejected;
+} PairScores;
+
+// Scores the first max_pairs (<= 0: all) pairs of set that fit the context
+// of rm (both sides at most block_size tokens; the others are counted in
+// skipped and not scored) with reward_scores in batches of `batch`: all
+// chosen sides, then all rejected ones. scores, if not NULL, receives the
+// rewards of each scored pair. Returns -1 with a reason ("PATH:LINE: ...")
+// when a pair does not encode; out and scores are then left empty.
+int evaluate_pairs(GPT *rm, const Tokenizer *tok, const PrefSet *set, long max_pairs, int batch,
+                   PairResult *out, PairScores *scores);
+void pair_scores_free(PairScores *s);
+
+// --- policy prompts, reward and KL -------------------------------------------
+
+// Prompts encoded with the chat template (<|user|>prompt<|assistant|>),
+// each leaving room for max_new response tokens: len + max_new <= T, the
+// contract of ppo_generate, so the reward model reads every token.
+typedef struct {
+    long n;                    // prompts kept
+    long skipped;              // prompts too long for the context with max_new
+    int **ids;                 // (n) owned, lens[i] ids each
+    int *lens;                 // (n)
+    const PromptExample **ex;  // (n) into the PromptSet, which must outlive this
+} EncodedPrompts;
+
+// Encodes the prompts of set in order until cap (<= 0: no limit) are kept,
+// counting those without room in skipped. Returns -1 with a reason when a
+// prompt does not encode or none fits; p is then empty (freeing it is
+// harmless). Free with prompts_free.
+int prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_new, long cap,
+                   EncodedPrompts *p);
+void prompts_free(EncodedPrompts *p);
+
+// What evaluate_policy measured; NaN (and scored 0) for a part skipped.
+typedef struct {
+    double accuracy;           // greedy answers, graded per task family
+    long scored;               // greedy answers scored by the reward model
+    double reward_raw;         // their mean reward-model score
+    double reward;             // the same, normalised as (score - mean) / std
+    double kl_k1, kl_k3;       // per sequence, mean over sampled responses
+    double length;             // mean sampled response length, tokens
+} EvalPolicyResult;
+
+// A policy on the first n prompts, in batches of `batch`:
+//  - rm != NULL: greedy answers (up to params->max_new tokens), graded into
+//    tally (initialised here; may be NULL) and scored by rm, normalised with
+//    reward_norm = {mean, std} (NULL: {0, 1});
+//  - ref != NULL: responses sampled at params->sampling with an rng seeded
+//    with `seed` (ppo_generate), and their sequence KL to ref (ppo_score +
+//    rollout_kl); only params->sampling and max_new are read.
+// The same inputs give the same numbers, whichever command asks.
+void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
+                     const EncodedPrompts *prompts, long n, const PPOParams *params, int batch,
+                     uint64_t seed, const double *reward_norm, EvalPolicyResult *out,
+                     TasksTally *tally);
 
 #endif

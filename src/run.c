@@ -196,12 +196,12 @@ int run_ckpt_end(Run *r, Ckpt *ck, int64_t step) {
 }
 
 int parse_options(Config *cfg, const char *section, int argc, char **argv,
-                  const char **positional, int max_positional) {
+                  const char **positional, int max_positional, const char *usage) {
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
-            if (npos >= max_positional) die("unexpected argument '%s'", a);
+            if (npos >= max_positional) die("unexpected argument '%s'; hint: %s", a, usage);
             positional[npos++] = a;
             continue;
         }
@@ -213,7 +213,7 @@ int parse_options(Config *cfg, const char *section, int argc, char **argv,
             const char *value = eq ? eq + 1 : NULL;
             size_t klen = eq ? (size_t)(eq - key) : strlen(key);
             if (!value) {
-                if (i + 1 >= argc) die("option '%s' needs a value", a);
+                if (i + 1 >= argc) die("option '%s' needs a value; hint: %s", a, usage);
                 value = argv[++i];
             }
             size_t n = strlen(section) + klen + strlen(value) + 3;

@@ -45,8 +45,19 @@ EOF
 run "$R" eval "$D/reward/latest.h5" "$CFG"
 close "$(result_key rm_accuracy)" "$(metric "$D/reward/metrics.csv" test_accuracy)" 1e-5 ||
     fail "rm_accuracy"
-close "$(result_key rm_margin)" "$(metric "$D/reward/metrics.csv" test_margin)" 1e-4 ||
+close "$(result_key rm_margin)" "$(metric "$D/reward/metrics.csv" test_margin)" 1e-5 ||
     fail "rm_margin"
+# both score through evaluate_pairs in batches of 2 x batch_size: the same
+# numbers, equal in the 9 significant digits the CSV and the JSON hold
+run "$R" eval "$D/reward/latest.h5" "$CFG" --json "$D/rm.json"
+"$PY" - "$D/rm.json" "$D/reward/metrics.csv" <<'EOF' || fail "rm numbers"
+import csv, json, sys
+j = json.load(open(sys.argv[1]))
+last = [r for r in csv.DictReader(open(sys.argv[2])) if r["test_margin"] != ""][-1]
+for jk, mk in (("rm_accuracy", "test_accuracy"), ("rm_margin", "test_margin"),
+               ("rm_reward_mean", "reward_mean"), ("rm_reward_std", "reward_std")):
+    assert j[jk] == float(last[mk]), (jk, j[jk], last[mk])
+EOF
 [ -z "$(result_key val_loss)" ] || fail "a reward model gets no LM loss"
 grep -q '^  rejected ' "$D/out" || fail "accuracy by rejection kind"
 
@@ -66,6 +77,13 @@ assert abs(j["kl_k3"] - float(last["eval_kl_k3"])) <= 1e-5
 # the normalisation is affine, so the mean normalises like one score
 assert abs(j["reward"] - (j["reward_raw"] - mean) / std) <= 1e-4 * max(1, abs(j["reward"]))
 EOF
+# a prompt is kept when it leaves room for max_new_tokens: len + 8 <= 48
+# (<|user|> + 38 characters + <|assistant|> = 40 ids fits, 41 does not)
+a38=$(printf 'a%.0s' {1..38})
+printf '{"prompt": "%s"}\n{"prompt": "%sa"}\n' "$a38" "$a38" >"$D/edge.jsonl"
+run "$R" eval "$D/ppo/latest.h5" "$CFG" --ppo.test_file="$D/edge.jsonl"
+grep -q '^reward .*: 1 prompts (1 skipped as too long)' "$D/out" || fail "len + max_new <= T"
+grep -q '^kl .* on 1 responses' "$D/out" || fail "KL on the prompt that fits"
 run_fails "$R" eval "$D/ppo/latest.h5" "$CFG" --ref "$D/reward/latest.h5"   # not a policy
 run "$R" eval "$D/ppo/latest.h5" "$CFG" --ref "$D/sft/step_000002.h5"
 grep -q "^kl .*to $D/sft/step_000002.h5 (--ref)" "$D/out" || fail "--ref"

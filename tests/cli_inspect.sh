@@ -76,6 +76,18 @@ rm "$D/pretrain/"step_*.h5
 run "$R" inspect "$D/reward/latest.h5"
 grep -q "<- $D/pretrain/latest.h5  (missing" "$D/out" || fail "missing ancestor not reported"
 
+# --- optimizer state: absent is "none stored", damaged is an error -----------------
+"$PY" - "$D/sft/latest.h5" "$D/noopt.h5" "$D/badopt.h5" <<'EOF' || fail "h5py optimizer edit"
+import h5py, shutil, sys
+shutil.copy(sys.argv[1], sys.argv[2])
+shutil.copy(sys.argv[1], sys.argv[3])
+del h5py.File(sys.argv[2], "r+")["optimizer"]
+del h5py.File(sys.argv[3], "r+")["optimizer/v"]
+EOF
+run "$R" inspect "$D/noopt.h5"
+grep -q '^optimizer  none stored' "$D/out" || fail "absent optimizer: $(grep optimizer "$D/out")"
+run_fails "$R" inspect "$D/badopt.h5"
+
 # --- bad input: one line, a hint, exit 1 ---------------------------------------------
 run_fails "$R" inspect "$D/nope.h5"
 run_fails "$R" inspect "$D/corpus.txt"

@@ -73,18 +73,8 @@ static void history_free(History *h) {
 int cmd_chat(int argc, char **argv) {
     Config cfg;
     config_init(&cfg);
-    // the argument shapes parse_options would reject without a usage hint
-    for (int i = 1, npos = 0; i < argc; i++) {
-        if (strncmp(argv[i], "--", 2) != 0) {
-            if (++npos > 1) die("unexpected argument '%s'; hint: %s", argv[i], USAGE);
-        } else if (!strchr(argv[i], '=') && i + 1 >= argc) {
-            die("option '%s' needs a value; hint: %s", argv[i], USAGE);
-        } else if (!strchr(argv[i], '=')) {
-            i++;
-        }
-    }
     const char *ckpt = NULL;
-    if (parse_options(&cfg, "sample", argc, argv, &ckpt, 1) != 1)
+    if (parse_options(&cfg, "sample", argc, argv, &ckpt, 1, USAGE) != 1)
         die("no checkpoint given; hint: %s", USAGE);
     if (config_validate(&cfg) != 0) die_last();
     if (cfg.train.threads > 0) {

@@ -21,7 +21,6 @@
 #include <omp.h>
 #endif
 
-#include "chat.h"
 #include "checkpoint.h"
 #include "commands.h"
 #include "common.h"
@@ -31,7 +30,6 @@
 #include "jsonl.h"
 #include "ppo.h"
 #include "run.h"
-#include "sampling.h"
 #include "tasks.h"
 #include "tokenizer.h"
 
@@ -387,79 +385,40 @@ static int eval_tasks(GPT *m, const Tokenizer *tok, const Config *cfg, long show
 
 // --- reward model -------------------------------------------------------------------
 
+// Pairwise accuracy, margin and reward statistics as `rlhf reward` logs
+// them (batches of 2 * train.batch_size), then accuracy by rejection kind.
 static int eval_reward_model(GPT *rm, const Tokenizer *tok, const Config *cfg, const double *norm,
                              Results *res) {
     PrefSet set;
     if (jsonl_read_prefs(cfg->reward.test_file, &set) != 0) return -1;
     const int T = rm->config.block_size;
-    // pairs whose score would be read past the context are skipped, as in training
-    const char **prompts = mallocCheck((size_t)set.n * sizeof(char *));
-    const char **chosen = mallocCheck((size_t)set.n * sizeof(char *));
-    const char **rejected = mallocCheck((size_t)set.n * sizeof(char *));
-    int *no_eot = mallocCheck((size_t)set.n * sizeof(int));
-    const PrefExample **kept = mallocCheck((size_t)set.n * sizeof(PrefExample *));
-    int *ids = mallocCheck(((size_t)T + 1) * sizeof(int));
-    long n = 0, skipped = 0;
-    for (long i = 0; i < set.n; i++) {
-        const PrefExample *e = &set.ex[i];
-        long a = chat_encode_pair(tok, e->prompt, e->chosen, 0, ids, T + 1);
-        long b = chat_encode_pair(tok, e->prompt, e->rejected, e->rejected_no_eot, ids, T + 1);
-        if (a < 0 || b < 0) {
-            rlhf_fail("%s:%d: %s", set.path, e->line, rlhf_errmsg);
-            free(ids);
-            free(prompts);
-            free(chosen);
-            free(rejected);
-            free(no_eot);
-            free(kept);
-            jsonl_free_prefs(&set);
-            return -1;
-        }
-        if (a > T || b > T) {
-            skipped++;
-            continue;
-        }
-        prompts[n] = e->prompt;
-        chosen[n] = e->chosen;
-        rejected[n] = e->rejected;
-        no_eot[n] = e->rejected_no_eot;
-        kept[n] = e;
-        n++;
+    PairResult pr;
+    PairScores ps;
+    if (evaluate_pairs(rm, tok, &set, 0, 2 * (int)cfg->train.batch_size, &pr, &ps) != 0) {
+        jsonl_free_prefs(&set);
+        return -1;
     }
-    free(ids);
-    if (n == 0) {
+    if (pr.pairs == 0) {
         printf("reward model skipped: no pair of %s fits in the context of %d tokens\n",
                cfg->reward.test_file, T);
     } else {
-        float *rc = mallocCheck((size_t)n * sizeof(float)), *rr = mallocCheck((size_t)n * sizeof(float));
-        int batch = 2 * (int)cfg->train.batch_size;
-        reward_scores(rm, tok, prompts, chosen, NULL, n, batch, rc, NULL);
-        reward_scores(rm, tok, prompts, rejected, no_eot, n, batch, rr, NULL);
-        double right = 0, margin = 0, sum = 0, sq = 0;
-        for (long i = 0; i < n; i++) {
-            right += rc[i] > rr[i];
-            margin += (double)rc[i] - rr[i];
-            sum += (double)rc[i] + rr[i];
-        }
-        double mean = sum / (2.0 * n);
-        for (long i = 0; i < n; i++)
-            sq += (rc[i] - mean) * (rc[i] - mean) + (rr[i] - mean) * (rr[i] - mean);
-        res->rm_accuracy = right / n;
-        res->rm_margin = margin / n;
-        res->rm_mean = mean;
-        res->rm_std = sqrt(sq / (2.0 * n));
-        res->rm_pairs = (double)n;
+        res->rm_accuracy = pr.accuracy;
+        res->rm_margin = pr.margin;
+        res->rm_mean = pr.mean;
+        res->rm_std = pr.std;
+        res->rm_pairs = (double)pr.pairs;
         printf("reward model %s: %ld pairs (%ld skipped as longer than %d tokens): pairwise "
                "accuracy %.1f%%, mean margin %.4f; rewards mean %.4f std %.4f", cfg->reward.test_file,
-               n, skipped, T, 100 * res->rm_accuracy, res->rm_margin, mean, res->rm_std);
+               pr.pairs, pr.skipped, T, 100 * pr.accuracy, pr.margin, pr.mean, pr.std);
         if (norm) printf(" (stored normalisation: mean %.4f std %.4f)", norm[0], norm[1]);
         printf("\n");
         // accuracy by how the rejected answer is wrong: which mistakes the RM sees
         const char *kinds[32];
         long kright[32] = {0}, ktotal[32] = {0};
         int nk = 0;
-        for (long i = 0; i < n; i++) {
-            const char *k = kept[i]->rejected_kind[0] ? kept[i]->rejected_kind : "(unknown)";
+        for (long i = 0; i < ps.n; i++) {
+            const PrefExample *e = &set.ex[ps.example[i]];
+            const char *k = e->rejected_kind[0] ? e->rejected_kind : "(unknown)";
             int j = 0;
             while (j < nk && strcmp(kinds[j], k) != 0) j++;
             if (j == nk) {
@@ -467,19 +426,13 @@ static int eval_reward_model(GPT *rm, const Tokenizer *tok, const Config *cfg, c
                 kinds[nk++] = k;
             }
             ktotal[j]++;
-            kright[j] += rc[i] > rr[i];
+            kright[j] += ps.chosen[i] > ps.rejected[i];
         }
         for (int j = 0; j < nk; j++)
             printf("  rejected %-16s %.3f  (%ld/%ld)\n", kinds[j], (double)kright[j] / ktotal[j],
                    kright[j], ktotal[j]);
-        free(rc);
-        free(rr);
     }
-    free(prompts);
-    free(chosen);
-    free(rejected);
-    free(no_eot);
-    free(kept);
+    pair_scores_free(&ps);
     jsonl_free_prefs(&set);
     return 0;
 }
@@ -518,136 +471,6 @@ static int load_reward_model(const char *path, const Tokenizer *tok, int T, GPT 
     ckpt_meta_free(&meta);
     if (rc != 0) gpt_free(rm);
     return rc;
-}
-
-// The first ppo.eval_prompts test prompts that leave room for
-// max_new_tokens (`rlhf ppo` filters them the same way), encoded.
-typedef struct {
-    long n, skipped;
-    int **ids;  // owned
-    int *lens;
-    const char **text, **family;  // into the PromptSet
-} PolicyPrompts;
-
-static void policy_prompts_free(PolicyPrompts *pp) {
-    for (long i = 0; i < pp->n; i++) free(pp->ids[i]);
-    free(pp->ids);
-    free(pp->lens);
-    free(pp->text);
-    free(pp->family);
-}
-
-static int policy_prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_new,
-                                 long cap, PolicyPrompts *pp) {
-    memset(pp, 0, sizeof *pp);
-    pp->ids = mallocCheck((size_t)set->n * sizeof(int *));
-    pp->lens = mallocCheck((size_t)set->n * sizeof(int));
-    pp->text = mallocCheck((size_t)set->n * sizeof(char *));
-    pp->family = mallocCheck((size_t)set->n * sizeof(char *));
-    int *buf = mallocCheck((size_t)T * sizeof(int));
-    int rc = 0;
-    for (long i = 0; i < set->n && pp->n < cap; i++) {
-        long len = chat_encode_prompt(tok, set->ex[i].prompt, buf, T);
-        if (len < 0) {
-            rc = rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
-            break;
-        }
-        if (len + max_new - 1 > T) {
-            pp->skipped++;
-            continue;
-        }
-        pp->ids[pp->n] = mallocCheck((size_t)len * sizeof(int));
-        memcpy(pp->ids[pp->n], buf, (size_t)len * sizeof(int));
-        pp->lens[pp->n] = (int)len;
-        pp->text[pp->n] = set->ex[i].prompt;
-        pp->family[pp->n] = set->ex[i].family;
-        pp->n++;
-    }
-    free(buf);
-    if (rc == 0 && pp->n == 0)
-        rc = rlhf_fail("%s: no prompt leaves room for ppo.max_new_tokens=%d in the context of %d; "
-                       "hint: lower ppo.max_new_tokens", set->path, max_new, T);
-    if (rc != 0) policy_prompts_free(pp);
-    return rc;
-}
-
-// Greedy answers, graded and scored by the reward model (raw and
-// normalised with norm = {mean, std}), in batches of P.
-static void policy_reward(GPT *policy, GPT *rm, const Tokenizer *tok, const PolicyPrompts *pp,
-                          int max_new, int P, const double norm[2], Results *res) {
-    const long n = pp->n;
-    char **responses = mallocCheck((size_t)n * sizeof(char *));
-    int *ended = mallocCheck((size_t)n * sizeof(int)), *no_eot = mallocCheck((size_t)n * sizeof(int));
-    const char **prompts = mallocCheck((size_t)n * sizeof(char *));
-    float *scores = mallocCheck((size_t)n * sizeof(float));
-    TasksTally tally;
-    tasks_tally_init(&tally);
-    evaluate_tasks(policy, tok, pp->text, pp->family, n, max_new, P, &tally, responses, ended);
-    long scored = 0;  // prompts without room for the answer have no response
-    for (long i = 0; i < n; i++) {
-        if (!responses[i]) continue;
-        prompts[scored] = pp->text[i];
-        responses[scored] = responses[i];
-        no_eot[scored] = !ended[i];
-        scored++;
-    }
-    reward_scores(rm, tok, prompts, (const char *const *)responses, no_eot, scored, P, scores, NULL);
-    double raw = 0.0, normed = 0.0;
-    for (long i = 0; i < scored; i++) {
-        raw += scores[i];
-        normed += (scores[i] - norm[0]) / norm[1];
-        free(responses[i]);
-    }
-    res->reward_raw = scored ? raw / scored : NAN;
-    res->reward = scored ? normed / scored : NAN;
-    res->reward_prompts = (double)scored;
-    res->policy_accuracy = tasks_tally_accuracy(&tally, -1);
-    free(responses);
-    free(ended);
-    free(no_eot);
-    free(prompts);
-    free(scores);
-}
-
-// Sequence-level KL to ref on responses sampled at the rollout settings:
-// ppo_generate + ppo_score + rollout_kl over batches of P, the rng seeded
-// with train.seed + 1 as `rlhf ppo` seeds its held-out evaluation.
-static void policy_kl(GPT *policy, GPT *ref, const Tokenizer *tok, const PolicyPrompts *pp,
-                      const PPOParams *params, int P, uint64_t seed, Results *res) {
-    const int T = policy->config.block_size, V = policy->config.vocab_size;
-    Rollout ro;
-    rollout_build(&ro, P, T, V, tok->eot, tok->pad);
-    KVCache kv;
-    kvcache_build(&kv, &policy->config, P, T);
-    Sampler smp;
-    sampler_build(&smp, V);
-    Rng rng;
-    rng_init(&rng, seed);
-    long *order = mallocCheck((size_t)P * sizeof(long));
-    float *k1 = mallocCheck((size_t)P * sizeof(float)), *k3 = mallocCheck((size_t)P * sizeof(float));
-    double s1 = 0, s3 = 0, len = 0;
-    for (long i0 = 0; i0 < pp->n; i0 += P) {
-        int b = (int)(pp->n - i0 < P ? pp->n - i0 : P);
-        ppo_generate(&ro, policy, &kv, &smp, (const int *const *)pp->ids + i0, pp->lens + i0, b,
-                     params, &rng);
-        for (int r = 0; r < b; r++) order[r] = r;
-        ppo_score(&ro, policy, ref, NULL, NULL, params, order, b);
-        rollout_kl(&ro, k1, k3);
-        for (int r = 0; r < b; r++) {
-            s1 += k1[r];
-            s3 += k3[r];
-            len += ro.rlen[r];
-        }
-    }
-    res->kl = s1 / pp->n;
-    res->kl_k3 = s3 / pp->n;
-    res->kl_length = len / pp->n;
-    free(order);
-    free(k1);
-    free(k3);
-    sampler_free(&smp);
-    kvcache_free(&kv);
-    rollout_free(&ro);
 }
 
 // The reference for the KL: --ref, else the parent of a ppo checkpoint
@@ -718,22 +541,28 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
         printf("note: %s has no /state/reward_norm; rewards are reported unnormalised\n",
                cfg->ppo.reward_model);
     PromptSet set;
-    PolicyPrompts pp;
+    EncodedPrompts pp;
     if (jsonl_read_prompts(cfg->ppo.test_file, &set) != 0) {
         gpt_free(&rm);
         return -1;
     }
-    if (policy_prompts_encode(&set, tok, T, params.max_new, cfg->ppo.eval_prompts, &pp) != 0) {
+    if (prompts_encode(&set, tok, T, params.max_new, cfg->ppo.eval_prompts, &pp) != 0) {
         jsonl_free_prompts(&set);
         gpt_free(&rm);
         return -1;
     }
-    policy_reward(policy, &rm, tok, &pp, params.max_new, P, norm, res);
+    const uint64_t seed = (uint64_t)cfg->train.seed + 1;  // as `rlhf ppo` seeds its evaluation
+    EvalPolicyResult e;
+    evaluate_policy(policy, NULL, &rm, tok, &pp, pp.n, &params, P, seed, norm, &e, NULL);
     gpt_free(&rm);
+    res->reward = e.reward;
+    res->reward_raw = e.reward_raw;
+    res->reward_prompts = (double)e.scored;
+    res->policy_accuracy = e.accuracy;
     printf("reward       %s: %ld prompts (%ld skipped as too long), greedy answers scored by %s: "
            "reward %.4f normalised (raw %.4f); their task accuracy %.1f%%\n", cfg->ppo.test_file,
-           (long)res->reward_prompts, pp.skipped, cfg->ppo.reward_model, res->reward,
-           res->reward_raw, 100 * res->policy_accuracy);
+           e.scored, pp.skipped, cfg->ppo.reward_model, res->reward, res->reward_raw,
+           100 * res->policy_accuracy);
     fflush(stdout);
 
     char ref_path[4096], want[65];
@@ -748,13 +577,16 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
             check = file_sha256(ref_path, have) == 0 && !strcmp(have, want)
                         ? ", sha256 matches"
                         : ", sha256 DIFFERS from the lineage record: the file changed since";
-        policy_kl(policy, &ref, tok, &pp, &params, P, (uint64_t)cfg->train.seed + 1, res);
+        evaluate_policy(policy, &ref, NULL, tok, &pp, pp.n, &params, P, seed, NULL, &e, NULL);
+        res->kl = e.kl_k1;
+        res->kl_k3 = e.kl_k3;
+        res->kl_length = e.length;
         printf("kl           to %s (%s%s): k1 %.4f per sequence (k3 %.4f) on %ld responses "
                "sampled at temperature %g, mean length %.1f tokens\n", ref_path, how, check,
                res->kl, res->kl_k3, pp.n, cfg->ppo.temperature, res->kl_length);
         gpt_free(&ref);
     }
-    policy_prompts_free(&pp);
+    prompts_free(&pp);
     jsonl_free_prompts(&set);
     return rc;
 }

@@ -396,17 +396,12 @@ static int read_model(Ckpt *ck, const char *prefix, GPT *m) {
 }
 
 // The AdamW state under prefix, read with the model: *stored is 0 when the
-// file has none (not an error), and the function returns -1 when it is
-// there but unreadable.
+// file has none (not an error; opt is then built and zero), and the
+// function returns -1 when it is there but unreadable.
 static int read_optimizer(Ckpt *ck, const char *prefix, const GPT *m, AdamW *opt, int *stored) {
     adamw_build(opt, m->num_params, 0, 0, 0, 0);
-    *stored = 1;
-    if (ckpt_read_optimizer(ck, prefix, opt, m) == 0) return 0;
-    // the one reason that is not damage: the group is absent
-    if (strstr(rlhf_errmsg, "optimizer is missing")) {
-        *stored = 0;
-        return 0;
-    }
+    *stored = ckpt_has_optimizer(ck, prefix);
+    if (!*stored || ckpt_read_optimizer(ck, prefix, opt, m) == 0) return 0;
     adamw_free(opt);
     return -1;
 }

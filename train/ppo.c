@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
 #include "checkpoint.h"
 #include "commands.h"
 #include "common.h"
@@ -18,54 +17,6 @@
 #include "ppo.h"
 #include "run.h"
 #include "seqs.h"
-
-typedef struct {
-    long n;
-    int **ids;  // encoded prompts (template applied)
-    int *lens;
-    const PromptExample **ex;
-} Prompts;
-
-// Encodes prompts that leave room for max_new response tokens; counts the
-// rest. Fails if none fits.
-static int encode_prompts(const PromptSet *set, const Tokenizer *tok, int T, int max_new,
-                          Prompts *p, long *skipped) {
-    p->ids = mallocCheck((size_t)set->n * sizeof(int *));
-    p->lens = mallocCheck((size_t)set->n * sizeof(int));
-    p->ex = mallocCheck((size_t)set->n * sizeof(PromptExample *));
-    p->n = 0;
-    *skipped = 0;
-    int *buf = mallocCheck((size_t)T * sizeof(int));
-    for (long i = 0; i < set->n; i++) {
-        long len = chat_encode_prompt(tok, set->ex[i].prompt, buf, T);
-        if (len < 0) {
-            free(buf);
-            return rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
-        }
-        if (len + max_new > T) {  // the reward model reads prompt + response
-            (*skipped)++;
-            continue;
-        }
-        p->ids[p->n] = mallocCheck((size_t)len * sizeof(int));
-        memcpy(p->ids[p->n], buf, (size_t)len * sizeof(int));
-        p->lens[p->n] = (int)len;
-        p->ex[p->n] = &set->ex[i];
-        p->n++;
-    }
-    free(buf);
-    if (p->n == 0)
-        return rlhf_fail("%s: every prompt is longer than the context allows with "
-                         "ppo.max_new_tokens=%d (block_size %d); hint: lower max_new_tokens",
-                         set->path, max_new, T);
-    return 0;
-}
-
-static void prompts_free(Prompts *p) {
-    for (long i = 0; i < p->n; i++) free(p->ids[i]);
-    free(p->ids);
-    free(p->lens);
-    free(p->ex);
-}
 
 // The four models and what trains them.
 typedef struct {
@@ -177,79 +128,12 @@ static int save_ppo(Run *run, int64_t step, const Models *M, const uint64_t data
     return run_ckpt_end(run, ck, step);
 }
 
-// Held-out evaluation: greedy answers graded and scored by the reward
-// model, and the KL to the reference on sampled answers.
-typedef struct {
-    double accuracy, reward, kl_k1, kl_k3, length;
-} EvalResult;
-
-static EvalResult evaluate_policy(Models *M, const Prompts *test, long n, const PPOParams *pp,
-                                  Rollout *ro, KVCache *kv, Sampler *smp, Rng *rng,
-                                  TasksTally *tally) {
-    EvalResult res = {0};
-    const char **prompts = mallocCheck((size_t)n * sizeof(char *));
-    const char **families = mallocCheck((size_t)n * sizeof(char *));
-    char **responses = mallocCheck((size_t)n * sizeof(char *));
-    int *ended = mallocCheck((size_t)n * sizeof(int));
-    int *no_eot = mallocCheck((size_t)n * sizeof(int));
-    float *scores = mallocCheck((size_t)n * sizeof(float));
-    for (long i = 0; i < n; i++) {
-        prompts[i] = test->ex[i]->prompt;
-        families[i] = test->ex[i]->family;
-    }
-    tasks_tally_init(tally);
-    evaluate_tasks(&M->policy, &M->tok, prompts, families, n, pp->max_new, ro->P, tally,
-                   responses, ended);
-    res.accuracy = tasks_tally_accuracy(tally, -1);
-    long scored = 0;
-    for (long i = 0; i < n; i++) {
-        if (!responses[i]) continue;  // did not fit: counted as ungraded
-        prompts[scored] = prompts[i];
-        responses[scored] = responses[i];
-        no_eot[scored] = !ended[i];
-        scored++;
-    }
-    reward_scores(&M->rm, &M->tok, prompts, (const char *const *)responses, no_eot, scored,
-                  ro->P, scores, NULL);
-    for (long i = 0; i < scored; i++) res.reward += scores[i] / (scored ? scored : 1);
-    for (long i = 0; i < scored; i++) free(responses[i]);
-
-    // KL on sampled responses, in rollout-sized batches
-    long *order = mallocCheck((size_t)ro->P * sizeof(long));
-    float *k1 = mallocCheck((size_t)ro->P * sizeof(float)), *k3 = mallocCheck((size_t)ro->P * sizeof(float));
-    long counted = 0;
-    for (long i0 = 0; i0 < n; i0 += ro->P) {
-        int P = (int)(n - i0 < ro->P ? n - i0 : ro->P);
-        ppo_generate(ro, &M->policy, kv, smp, (const int *const *)test->ids + i0,
-                     test->lens + i0, P, pp, rng);
-        for (int b = 0; b < P; b++) order[b] = b;
-        ppo_score(ro, &M->policy, &M->ref, NULL, NULL, pp, order, P);
-        rollout_kl(ro, k1, k3);
-        for (int b = 0; b < P; b++) {
-            res.kl_k1 += k1[b];
-            res.kl_k3 += k3[b];
-            res.length += ro->rlen[b];
-        }
-        counted += P;
-    }
-    res.kl_k1 /= counted;
-    res.kl_k3 /= counted;
-    res.length /= counted;
-    free(order);
-    free(k1);
-    free(k3);
-    free(prompts);
-    free(families);
-    free(responses);
-    free(ended);
-    free(no_eot);
-    free(scores);
-    return res;
-}
-
-static void log_eval(Run *run, const char *when, const EvalResult *e, const TasksTally *t) {
+// Held-out evaluation (evaluate_policy): greedy answers graded and scored
+// by the reward model (eval_reward is the raw score), and the KL to the
+// reference on sampled answers.
+static void log_eval(Run *run, const char *when, const EvalPolicyResult *e, const TasksTally *t) {
     metrics_set(&run->metrics, "eval_accuracy", e->accuracy);
-    metrics_set(&run->metrics, "eval_reward", e->reward);
+    metrics_set(&run->metrics, "eval_reward", e->reward_raw);
     metrics_set(&run->metrics, "eval_kl_k1", e->kl_k1);
     metrics_set(&run->metrics, "eval_kl_k3", e->kl_k3);
     for (int f = 0; f < tasks_n_families; f++) {
@@ -259,7 +143,7 @@ static void log_eval(Run *run, const char *when, const EvalResult *e, const Task
         metrics_set(&run->metrics, name, tasks_tally_accuracy(t, f));
     }
     run_print(run, "%s: held-out accuracy %.1f%%, reward %.3f, KL k1 %.3f k3 %.3f, length %.1f",
-              when, 100 * e->accuracy, e->reward, e->kl_k1, e->kl_k3, e->length);
+              when, 100 * e->accuracy, e->reward_raw, e->kl_k1, e->kl_k3, e->length);
 }
 
 int cmd_ppo(int argc, char **argv) {
@@ -293,17 +177,16 @@ int cmd_ppo(int argc, char **argv) {
     if (jsonl_read_prompts(cfg->ppo.prompts_file, &train_set) != 0 ||
         jsonl_read_prompts(cfg->ppo.test_file, &test_set) != 0)
         die_last();
-    Prompts train, test;
-    long skipped, tskipped;
-    if (encode_prompts(&train_set, &M.tok, T, pp.max_new, &train, &skipped) != 0 ||
-        encode_prompts(&test_set, &M.tok, T, pp.max_new, &test, &tskipped) != 0)
+    EncodedPrompts train, test;
+    if (prompts_encode(&train_set, &M.tok, T, pp.max_new, 0, &train) != 0 ||
+        prompts_encode(&test_set, &M.tok, T, pp.max_new, 0, &test) != 0)
         die_last();
     const long n_eval = test.n < cfg->ppo.eval_prompts ? test.n : cfg->ppo.eval_prompts;
     if (run_begin(&run, step) != 0) die_last();
     print_model_summary(&M.policy, &M.tok);
     printf("# ppo prompts: train %ld (%ld skipped as too long), test %ld (%ld skipped), "
-           "evaluating on %ld; reward normalisation mean %.4f std %.4f\n", train.n, skipped,
-           test.n, tskipped, n_eval, pp.reward_mean, pp.reward_std);
+           "evaluating on %ld; reward normalisation mean %.4f std %.4f\n", train.n, train.skipped,
+           test.n, test.skipped, n_eval, pp.reward_mean, pp.reward_std);
     fflush(stdout);
 
     Rollout ro;
@@ -315,7 +198,6 @@ int cmd_ppo(int argc, char **argv) {
     Rng rng;
     rng_init(&rng, (uint64_t)cfg->train.seed);
     if (run.resume) memcpy(rng.s, data_state, sizeof rng.s);
-    Rng eval_rng;
     EpochOrder prompt_order;
     epoch_order_init(&prompt_order, train.n, (uint64_t)cfg->train.seed);
     int64_t cursor = (int64_t)data_state[4];
@@ -327,10 +209,12 @@ int cmd_ppo(int argc, char **argv) {
     const int64_t max_steps = cfg->train.max_steps;
     const float critic_lr_peak = cfg->ppo.critic_lr > 0 ? (float)cfg->ppo.critic_lr : (float)cfg->optim.lr;
     TasksTally tally;
+    const uint64_t eval_seed = (uint64_t)cfg->train.seed + 1;  // `rlhf eval` uses it too
 
     if (step == 0) {
-        rng_init(&eval_rng, (uint64_t)cfg->train.seed + 1);
-        EvalResult e0 = evaluate_policy(&M, &test, n_eval, &pp, &ro, &kv, &smp, &eval_rng, &tally);
+        EvalPolicyResult e0;
+        evaluate_policy(&M.policy, &M.ref, &M.rm, &M.tok, &test, n_eval, &pp, P, eval_seed,
+                        M.reward_norm, &e0, &tally);
         metrics_set(&run.metrics, "step", 0);
         log_eval(&run, "before PPO (step 0)", &e0, &tally);
         metrics_commit(&run.metrics);
@@ -426,8 +310,9 @@ int cmd_ppo(int argc, char **argv) {
         metrics_set(&run.metrics, "time_s", now_seconds() - run.t_start);
         metrics_set(&run.metrics, "generate_s", t_gen);
         if (eval_now) {
-            rng_init(&eval_rng, (uint64_t)cfg->train.seed + 1);
-            EvalResult e = evaluate_policy(&M, &test, n_eval, &pp, &ro, &kv, &smp, &eval_rng, &tally);
+            EvalPolicyResult e;
+            evaluate_policy(&M.policy, &M.ref, &M.rm, &M.tok, &test, n_eval, &pp, P, eval_seed,
+                            M.reward_norm, &e, &tally);
             char when[64];
             snprintf(when, sizeof when, "step %lld", (long long)s1);
             log_eval(&run, when, &e, &tally);

@@ -64,46 +64,6 @@ static int pad_rows(const SeqSet *s, const long *rows, int n, int pad, int *x, i
     return T;
 }
 
-// Scores of sequences rows[0..n) in batches of B.
-static void score_rows(GPT *m, const SeqSet *s, const long *rows, long n, int B, int pad,
-                       int *x, int *last, float *out) {
-    for (long i = 0; i < n; i += B) {
-        int b = (int)(n - i < B ? n - i : B);
-        int T = pad_rows(s, rows + i, b, pad, x, last);
-        gpt_forward(m, x, b, T, 0);
-        values_at(m, last, out + i);
-    }
-}
-
-typedef struct {
-    double accuracy, margin, mean, std;
-} PairStats;
-
-// Accuracy and margin over the first n pairs of s, and the mean/std of all
-// their rewards.
-static PairStats pair_stats(GPT *m, const SeqSet *s, long n, int B, int pad, int *x, int *last) {
-    long *rows = mallocCheck((size_t)2 * n * sizeof(long));
-    float *r = mallocCheck((size_t)2 * n * sizeof(float));
-    for (long i = 0; i < 2 * n; i++) rows[i] = i;
-    score_rows(m, s, rows, 2 * n, 2 * B, pad, x, last, r);
-    PairStats st = {0};
-    double sum = 0.0, sq = 0.0;
-    for (long i = 0; i < n; i++) {
-        st.accuracy += r[2 * i] > r[2 * i + 1];
-        st.margin += r[2 * i] - r[2 * i + 1];
-    }
-    for (long i = 0; i < 2 * n; i++) sum += r[i];
-    double mean = sum / (2.0 * n);
-    for (long i = 0; i < 2 * n; i++) sq += (r[i] - mean) * (r[i] - mean);
-    st.accuracy /= n;
-    st.margin /= n;
-    st.mean = mean;
-    st.std = sqrt(sq / (2.0 * n));
-    free(rows);
-    free(r);
-    return st;
-}
-
 int cmd_reward(int argc, char **argv) {
     Run run;
     if (run_init(&run, "reward", argc, argv) != 0) die_last();
@@ -131,12 +91,15 @@ int cmd_reward(int argc, char **argv) {
     if (jsonl_read_prefs(cfg->reward.train_file, &train_set) != 0 ||
         jsonl_read_prefs(cfg->reward.test_file, &test_set) != 0)
         die_last();
+    // the test pairs are tokenized only to check them up front and count
+    // those that fit; evaluate_pairs encodes them again when it scores
     SeqSet train, test;
     long skipped, tskipped;
     if (tokenize_pairs(&train_set, &tok, T, &train, &skipped) != 0 ||
         tokenize_pairs(&test_set, &tok, T, &test, &tskipped) != 0)
         die_last();
     const long n_pairs = train.n / 2, n_test = test.n / 2;
+    seqs_free(&test);
     if (run_begin(&run, step) != 0) die_last();
     print_model_summary(&model, &tok);
     printf("# reward pairs: train %ld (%ld skipped as longer than %d tokens), test %ld (%ld "
@@ -203,7 +166,8 @@ int cmd_reward(int argc, char **argv) {
             metrics_set(&run.metrics, "time_s", now_seconds() - run.t_start);
         }
         if (eval_now) {
-            PairStats ts = pair_stats(&model, &test, n_test, B, tok.pad, x, last);
+            PairResult ts;
+            if (evaluate_pairs(&model, &tok, &test_set, 0, 2 * B, &ts, NULL) != 0) die_last();
             metrics_set(&run.metrics, "test_accuracy", ts.accuracy);
             metrics_set(&run.metrics, "test_margin", ts.margin);
             metrics_set(&run.metrics, "reward_mean", ts.mean);
@@ -220,8 +184,8 @@ int cmd_reward(int argc, char **argv) {
         }
         if (save_now) {
             // normalisation for PPO: rewards of (up to 2000 of) the training pairs
-            long n_norm = n_pairs < 2000 ? n_pairs : 2000;
-            PairStats ns = pair_stats(&model, &train, n_norm, B, tok.pad, x, last);
+            PairResult ns;
+            if (evaluate_pairs(&model, &tok, &train_set, 2000, 2 * B, &ns, NULL) != 0) die_last();
             double norm_stats[2] = {ns.mean, ns.std > 1e-6 ? ns.std : 1.0};
             data_state[4] = (uint64_t)cursor;
             Ckpt *ck = run_ckpt_begin(&run, step + 1);
@@ -233,7 +197,7 @@ int cmd_reward(int argc, char **argv) {
             }
             if (run_ckpt_end(&run, ck, step + 1) != 0) die_last();
             if (last_step)
-                printf("# reward normalisation (train, %ld pairs): mean %.4f std %.4f\n", n_norm,
+                printf("# reward normalisation (train, %ld pairs): mean %.4f std %.4f\n", ns.pairs,
                        norm_stats[0], norm_stats[1]);
         }
     }
@@ -247,7 +211,6 @@ int cmd_reward(int argc, char **argv) {
     free(dvalues);
     epoch_order_free(&order);
     seqs_free(&train);
-    seqs_free(&test);
     jsonl_free_prefs(&train_set);
     jsonl_free_prefs(&test_set);
     adamw_free(&opt);

@@ -3,6 +3,9 @@
 // Streams text from a checkpoint with the KV cache. Options are the keys of
 // the [sample] config section. Generation longer than the context keeps
 // going: the cache is refilled from the last half-context of tokens.
+// `--logits FILE` instead writes the next-token logits after the prompt (for
+// checking the model outside C, e.g. notebooks/01_checkpoint.ipynb) and exits.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,13 +17,72 @@
 #include "sampling.h"
 #include "tokenizer.h"
 
+#define USAGE                                                                              \
+    "usage: rlhf sample CKPT [--prompt TEXT] [--max_new_tokens N] [--temperature T] "       \
+    "[--top_k K] [--top_p P] [--seed S] [--num_samples N] [--logits FILE]"
+
+// Takes `--logits FILE` / `--logits=FILE` out of argv (the rest goes to
+// parse_options); returns the new argc. *path stays NULL when absent.
+static int take_logits_option(int argc, char **argv, const char **path) {
+    int k = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--logits") == 0) {
+            if (i + 1 >= argc || argv[i + 1][0] == '\0')
+                die("--logits needs a file name; hint: %s", USAGE);
+            *path = argv[++i];
+        } else if (strncmp(argv[i], "--logits=", 9) == 0) {
+            if (argv[i][9] == '\0') die("--logits needs a file name; hint: %s", USAGE);
+            *path = argv[i] + 9;
+        } else {
+            argv[k++] = argv[i];
+        }
+    }
+    return k;
+}
+
+// Writes the next-token logits after ids[0..n) to path, one value per line
+// (%.9g, enough digits to round-trip a float): first from a full forward
+// (last position), then from the KV-cache path, each section under a '#'
+// line. Written to PATH.tmp and renamed, so no partial file is left.
+static int write_logits(const char *path, GPT *m, const int *ids, int n) {
+    const int V = m->config.vocab_size;
+    gpt_forward(m, ids, 1, n, 1);
+    const float *full = m->acts.logits + (size_t)(n - 1) * V;
+    KVCache kv;
+    kvcache_build(&kv, &m->config, 1, n);
+    for (int pos = 0; pos < n; pos++) gpt_decode_step(m, &kv, &ids[pos], pos);
+    size_t tlen = strlen(path) + 5;
+    char *tmp = mallocCheck(tlen);
+    snprintf(tmp, tlen, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int rc = 0;
+    if (!f) {
+        rc = rlhf_fail("cannot write %s (via %s); hint: check that its directory exists and is "
+                       "writable", path, tmp);
+    } else {
+        fprintf(f, "# next-token logits after a prompt of %d tokens, V=%d\n", n, V);
+        fprintf(f, "# full forward, last position\n");
+        for (int v = 0; v < V; v++) fprintf(f, "%.9g\n", full[v]);
+        fprintf(f, "# kv cache\n");
+        for (int v = 0; v < V; v++) fprintf(f, "%.9g\n", kv.logits[v]);
+        if (ferror(f) | fclose(f))
+            rc = rlhf_fail("writing %s failed; hint: is the disk full?", tmp);
+        else if (rename(tmp, path) != 0)
+            rc = rlhf_fail("cannot rename %s to %s; hint: check the directory", tmp, path);
+        if (rc != 0) remove(tmp);
+    }
+    free(tmp);
+    kvcache_free(&kv);
+    return rc;
+}
+
 int cmd_sample(int argc, char **argv) {
     Config cfg;
     config_init(&cfg);
-    const char *ckpt = NULL;
-    if (parse_options(&cfg, "sample", argc, argv, &ckpt, 1) != 1)
-        die("usage: rlhf sample CKPT [--prompt TEXT] [--max_new_tokens N] [--temperature T] "
-            "[--top_k K] [--top_p P] [--seed S] [--num_samples N]");
+    const char *ckpt = NULL, *logits_path = NULL;
+    argc = take_logits_option(argc, argv, &logits_path);
+    if (parse_options(&cfg, "sample", argc, argv, &ckpt, 1, USAGE) != 1)
+        die("no checkpoint given; hint: %s", USAGE);
     if (config_validate(&cfg) != 0) die_last();
     GPT m;
     Tokenizer tok = {0};
@@ -41,6 +103,15 @@ int cmd_sample(int argc, char **argv) {
             die("prompt is %ld tokens, the context holds %d with room to generate; hint: "
                 "shorten the prompt", total, T);
         n = (int)total;
+    }
+    if (logits_path) {
+        int rc = write_logits(logits_path, &m, ids, n);
+        free(ids);
+        tokenizer_free(&tok);
+        gpt_free(&m);
+        config_free(&cfg);
+        if (rc != 0) die_last();
+        return 0;
     }
     SamplerParams sp = {(float)cfg.sample.temperature, (int)cfg.sample.top_k,
                         (float)cfg.sample.top_p};
