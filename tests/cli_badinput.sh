@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Bad input of every kind through the command line: each must give exit 1,
+# exactly one stderr line "rlhf: error: ..." naming the problem, no crash
+# (no signal, no sanitizer report), and leave every file already on disk
+# (a whole pipeline's run directories, data and task files) byte-identical.
+# Covers corpora, configs, overrides, checkpoints (truncated, random,
+# foreign, forged), JSONL, run directories, commands and a NaN loss.
+cd "$(dirname "$0")/.."
+source tests/cli_pipeline.bash
+pipeline_build
+
+# snapshot: sha256 of every file (and the target of every link) already on
+# disk; stamp: the same files' inode, size and mtime (cheap, after every call:
+# a write or a replacement changes one of them)
+OLD=(pretrain sft reward ppo data tasks corpus.txt tiny.ini)
+snapshot() {
+    (cd "$D" && {
+        find "${OLD[@]}" -type f -print0 | xargs -0 sha256sum
+        find "${OLD[@]}" -type l -printf '%p -> %l\n'
+    } | sort)
+}
+stamp() { (cd "$D" && find "${OLD[@]}" -printf '%p %i %s %T@ %l\n' | sort); }
+snapshot >"$D/before"
+stamp >"$D/stamp"
+[ "$(grep -c 'step_000004.h5' "$D/before")" -ge 8 ] || fail "snapshot misses the checkpoints"
+
+# bad PATTERN CMD...: exit 1, one stderr line "rlhf: error: " matching the
+# extended regex PATTERN, nothing on disk changed
+n_bad=0
+bad() {
+    local pattern=$1
+    shift
+    n_bad=$((n_bad + 1))
+    "$@" >"$D/out" 2>"$D/err" </dev/null
+    local rc=$?
+    [ $rc -lt 128 ] || fail "crash (exit $rc) from: $*: $(tail -3 "$D/err")"
+    [ $rc -eq 1 ] || fail "expected exit 1, got $rc from: $*: $(tail -3 "$D/err")"
+    [ "$(wc -l <"$D/err")" -eq 1 ] || { cat "$D/err" >&2; fail "expected one stderr line from: $*"; }
+    grep -q '^rlhf: error: ' "$D/err" || fail "no 'rlhf: error: ' prefix from: $*: $(cat "$D/err")"
+    grep -Eq -- "$pattern" "$D/err" || fail "error from: $* does not match '$pattern': $(cat "$D/err")"
+    stamp | cmp -s - "$D/stamp" ||
+        fail "files on disk changed after: $*: $(stamp | diff "$D/stamp" - | head -4)"
+}
+T=$D/tiny.ini
+P=$D/pretrain/latest.h5
+S=$D/sft/latest.h5
+
+# --- corpora (prepare into the existing data dir: it must stay as it is) -------
+: >"$D/empty.txt"
+printf '\n\n   \n\n' >"$D/blank.txt"
+mkdir "$D/bindir"
+head -c 4096 /dev/urandom | tr -d '\n' | tr '\001' '\000' >"$D/bindir/blob.bin"
+printf '\000binary' >>"$D/bindir/blob.bin"
+gzip -c "$D/corpus.txt" | head -c 1500 >"$D/cut.gz"
+head -c 500 /dev/urandom >"$D/noise.gz"
+bad "corpus path '$D/missing.txt' does not exist" "$R" prepare "$T" --data.corpus="$D/missing.txt"
+bad 'holds no documents' "$R" prepare "$T" --data.corpus="$D/empty.txt"
+bad 'holds no documents' "$R" prepare "$T" --data.corpus="$D/blank.txt"
+bad 'holds no documents \(0 files read, 1 skipped\)' "$R" prepare "$T" --data.corpus="$D/bindir"
+bad 'looks binary' "$R" prepare "$T" --data.corpus="$D/bindir/blob.bin"
+bad 'truncated gzip' "$R" prepare "$T" --data.corpus="$D/cut.gz"
+bad 'gzip' "$R" prepare "$T" --data.corpus="$D/noise.gz"
+# a bpe vocabulary larger than the text can give
+bad 'vocab_size 100000 is more than this text allows' \
+    "$R" prepare "$T" --data.tokenizer=bpe --data.vocab_size=100000
+
+# --- configs and overrides --------------------------------------------------
+printf '[model]\nn_layer = 1\nn_lyer = 2\n' >"$D/key.ini"
+printf '[model]\nn_layer = 1\n[modle]\nn_head = 2\n' >"$D/sec.ini"
+printf '[train]\nbatch_size = four\n' >"$D/type.ini"
+printf '[optim]\nlr = 1e-3x\n' >"$D/float.ini"
+printf '[train]\nshuffle = maybe\n' >"$D/bool.ini"
+printf 'n_layer = 1\n' >"$D/nosec.ini"
+printf '[model]\nn_layer = 1\nn_layer = 2\n' >"$D/dup.ini"
+for stage in prepare pretrain sft reward ppo; do
+    bad "key.ini:3: unknown key 'n_lyer' in \[model\]" "$R" $stage "$D/key.ini"
+done
+bad "sec.ini:3: unknown section \[modle\]" "$R" pretrain "$D/sec.ini"
+bad "type.ini:2: .*batch_size = 'four' is not an integer" "$R" pretrain "$D/type.ini"
+bad "float.ini:2: .*lr = '1e-3x'" "$R" pretrain "$D/float.ini"
+bad "bool.ini:2: .*'maybe' is not a boolean" "$R" pretrain "$D/bool.ini"
+bad "nosec.ini:1: " "$R" pretrain "$D/nosec.ini"
+bad "dup.ini:3: .*set twice" "$R" pretrain "$D/dup.ini"
+bad "$D/tasks: .*directory" "$R" pretrain "$D/tasks"           # a directory as config
+bad "$D/none.ini: cannot open" "$R" sft "$D/none.ini"
+bad "cannot parse" "$R" pretrain "$P"                          # a checkpoint as config
+bad "unknown key 'bogus' in \[train\]" "$R" pretrain "$T" --train.bogus=1 --checkpoint.dir="$D/x"
+bad "unknown section \[bogus\]" "$R" sft "$T" --bogus.key=1 --checkpoint.dir="$D/x"
+bad "max_steps = '1.5' is not an integer" "$R" pretrain "$T" --train.max_steps=1.5 --checkpoint.dir="$D/x"
+bad "'nan' is not a finite number" "$R" pretrain "$T" --optim.lr=nan --checkpoint.dir="$D/x"
+bad "n_embd = 17 is not a multiple of model.n_head = 2" \
+    "$R" pretrain "$T" --model.n_embd=17 --checkpoint.dir="$D/x"
+bad "batch_size = 0" "$R" reward "$T" --train.batch_size=0 --checkpoint.dir="$D/x"
+bad "unknown option '--nope'" "$R" pretrain "$T" --nope
+bad "unexpected argument" "$R" pretrain "$T" "$T"
+# a model too large for memory is refused, not crashed on
+bad "out of memory" "$R" pretrain "$T" --model.n_embd=1000000 --model.n_head=1 --checkpoint.dir="$D/x"
+[ -e "$D/x/latest.h5" ] && fail "a failed start left a checkpoint in $D/x"
+
+# --- sample: a prompt longer than the context (T = 48) ----------------------
+long=$(printf 'a%.0s' {1..200})
+bad "prompt is 200 tokens, the context holds 48" "$R" sample "$P" --prompt "$long"
+bad "not in the vocabulary" "$R" sample "$P" --prompt "$(printf 'caf\xc3\xa9')"
+bad "top_p = 2" "$R" sample "$P" --top_p 2
+
+# --- checkpoints: truncated, random bytes, foreign and forged HDF5 ------------
+head -c 30000 "$P" >"$D/trunc.h5"
+head -c 100 "$P" >"$D/head.h5"
+: >"$D/zero.h5"
+head -c 50000 /dev/urandom >"$D/random.h5"
+"$PY" - "$D" "$D/pretrain/step_000004.h5" <<'EOF' || fail "h5py could not write the forged files"
+import h5py, shutil, sys
+import numpy as np
+d, src = sys.argv[1:3]
+with h5py.File(d + "/foreign.h5", "w") as f:   # plausible names, no rlhf.c attributes
+    f.attrs["stage"] = "pretrain"
+    f["model/transformer.wte.weight"] = np.zeros((101, 16), "f4")
+def forge(name, edit):
+    shutil.copy(src, d + "/" + name)
+    with h5py.File(d + "/" + name, "r+") as f:
+        edit(f)
+def reshape(f):
+    del f["model/transformer.wte.weight"]
+    f["model/transformer.wte.weight"] = np.zeros((101, 17), "f4")
+forge("shape.h5", reshape)
+forge("notensor.h5", lambda f: f.__delitem__("model/transformer.ln_f.bias"))
+forge("huge.h5", lambda f: f["model"].attrs.__setitem__("n_layer", 1000000))
+forge("version.h5", lambda f: f.attrs.__setitem__("format_version", 99))
+forge("notok.h5", lambda f: f.__delitem__("tokenizer"))
+EOF
+declare -A why=([trunc.h5]='truncated' [head.h5]='truncated' [zero.h5]='not an HDF5 file'
+    [random.h5]='not an HDF5 file' [foreign.h5]='foreign HDF5'
+    [shape.h5]='wte.weight has shape \[101, 17\], expected \[101, 16\]'
+    [notensor.h5]='ln_f.bias is missing' [huge.h5]='invalid config' [version.h5]='format_version 99'
+    [notok.h5]='tokenizer is missing')
+for f in "${!why[@]}"; do
+    w=${why[$f]}
+    bad "$w" "$R" sample "$D/$f" --max_new_tokens 5
+    bad "$w" "$R" inspect "$D/$f"
+    bad "$w" "$R" eval "$D/$f" "$T"
+    bad "$w" "$R" chat "$D/$f"
+    bad "$w" "$R" sft "$T" --checkpoint.init="$D/$f" --checkpoint.dir="$D/x"
+done
+for f in trunc.h5 random.h5 foreign.h5; do
+    w=${why[$f]}
+    bad "$w" "$R" reward "$T" --checkpoint.init="$D/$f" --checkpoint.dir="$D/x"
+    bad "$w" "$R" ppo "$T" --checkpoint.init="$D/$f" --checkpoint.dir="$D/x"
+    bad "$w" "$R" ppo "$T" --checkpoint.init="$S" --ppo.reward_model="$D/$f" --checkpoint.dir="$D/x"
+    bad "$w" "$R" eval "$D/ppo/latest.h5" "$T" --ppo.reward_model="$D/$f"
+done
+bad "is a directory" "$R" sample "$D/pretrain"
+bad "no value head" "$R" ppo "$T" --checkpoint.init="$S" --ppo.reward_model="$S" --checkpoint.dir="$D/x"
+[ -e "$D/x/latest.h5" ] && fail "a failed start left a checkpoint in $D/x"
+
+# --- JSONL: the message names FILE:LINE ----------------------------------------
+{ head -n 3 "$D/tasks/sft_train.jsonl"; echo '{"prompt": "x", "response": '; } >"$D/s_json.jsonl"
+{ head -n 2 "$D/tasks/sft_train.jsonl"; echo '{"prompt": "x"}'; } >"$D/s_field.jsonl"
+{ head -n 2 "$D/tasks/pref_train.jsonl"; echo '{"prompt": "x", "chosen": "y"}'; } >"$D/p_field.jsonl"
+{ head -n 4 "$D/tasks/pref_train.jsonl"; echo 'not json'; } >"$D/p_json.jsonl"
+{ head -n 1 "$D/tasks/ppo_train.jsonl"; echo '{"answer": "4"}'; } >"$D/q_field.jsonl"
+{ head -n 2 "$D/tasks/ppo_train.jsonl"; echo '["prompt"]'; } >"$D/q_array.jsonl"
+{ head -n 2 "$D/tasks/ppo_train.jsonl"; echo '{"prompt": 5}'; } >"$D/q_type.jsonl"
+: >"$D/none.jsonl"
+SI=(--checkpoint.init="$P" --checkpoint.dir="$D/x")
+RI=(--checkpoint.init="$S" --checkpoint.dir="$D/x")
+bad "$D/s_json.jsonl:4: bad JSON" "$R" sft "$T" "${SI[@]}" --sft.train_file="$D/s_json.jsonl"
+bad "$D/s_field.jsonl:3: missing field \"response\"" "$R" sft "$T" "${SI[@]}" --sft.train_file="$D/s_field.jsonl"
+bad "$D/s_field.jsonl:3: " "$R" sft "$T" "${SI[@]}" --sft.test_file="$D/s_field.jsonl"
+bad "$D/none.jsonl:1: no examples" "$R" sft "$T" "${SI[@]}" --sft.train_file="$D/none.jsonl"
+bad "$D/p_field.jsonl:3: missing field \"rejected\"" "$R" reward "$T" "${RI[@]}" --reward.train_file="$D/p_field.jsonl"
+bad "$D/p_json.jsonl:5: bad JSON" "$R" reward "$T" "${RI[@]}" --reward.test_file="$D/p_json.jsonl"
+bad "$D/q_field.jsonl:2: missing field \"prompt\"" "$R" ppo "$T" "${RI[@]}" --ppo.prompts_file="$D/q_field.jsonl"
+bad "$D/q_array.jsonl:3: .*array" "$R" ppo "$T" "${RI[@]}" --ppo.prompts_file="$D/q_array.jsonl"
+bad "$D/q_type.jsonl:3: .*number" "$R" ppo "$T" "${RI[@]}" --ppo.test_file="$D/q_type.jsonl"
+bad "$D/missing.jsonl: cannot open" "$R" reward "$T" "${RI[@]}" --reward.train_file="$D/missing.jsonl"
+# the same with --resume in the existing run directories: still nothing touched
+bad "$D/s_field.jsonl:3: " "$R" sft "$T" --checkpoint.dir="$D/sft" --resume --sft.train_file="$D/s_field.jsonl"
+bad "$D/p_field.jsonl:3: " "$R" reward "$T" --checkpoint.dir="$D/reward" --resume --reward.train_file="$D/p_field.jsonl"
+bad "$D/q_field.jsonl:2: " "$R" ppo "$T" --checkpoint.dir="$D/ppo" --checkpoint.init="$S" --resume --ppo.prompts_file="$D/q_field.jsonl"
+[ -e "$D/x/latest.h5" ] && fail "a failed start left a checkpoint in $D/x"
+
+# --- run directories ------------------------------------------------------------
+for stage in pretrain sft reward ppo; do
+    bad "cannot resume: .*no such file" "$R" $stage "$T" --checkpoint.init="$S" --checkpoint.dir="$D/none_$stage" --resume
+    [ -e "$D/none_$stage/latest.h5" ] && fail "$stage --resume without a run made a checkpoint"
+    # a fresh start where a run already is: refused, the old files untouched (snapshot)
+    bad "'$D/$stage' already holds a run \(latest.h5\); hint: pass --resume" \
+        "$R" $stage "$T" --checkpoint.init="$S" --checkpoint.dir="$D/$stage"
+done
+bad "cannot resume: .*holds a 'pretrain' checkpoint, this is 'sft'" \
+    "$R" sft "$T" --checkpoint.dir="$D/pretrain" --resume
+# a run whose latest.h5 is damaged or dangles: --resume says so, nothing written
+mkdir "$D/broken" "$D/dangling"
+cp "$D/trunc.h5" "$D/broken/step_000004.h5"
+ln -s step_000004.h5 "$D/broken/latest.h5"
+ln -s step_000009.h5 "$D/dangling/latest.h5"
+bad "cannot resume: .*truncated" "$R" pretrain "$T" --checkpoint.dir="$D/broken" --resume
+bad "cannot resume: .*no such file" "$R" pretrain "$T" --checkpoint.dir="$D/dangling" --resume
+cmp -s "$D/trunc.h5" "$D/broken/step_000004.h5" || fail "a failed resume changed the damaged file"
+[ "$(ls "$D/broken")" = "$(printf 'latest.h5\nstep_000004.h5')" ] || fail "a failed resume wrote into its directory: $(ls "$D/broken")"
+
+# --- commands -------------------------------------------------------------------
+bad "unknown command 'bogus'; hint: run 'rlhf help'" "$R" bogus
+bad "unknown command" "$R" --resume
+bad "usage: rlhf pretrain" "$R" pretrain
+bad "usage: rlhf sample" "$R" sample
+
+# --- NaN loss: lr 1e30 makes the second step's loss NaN -------------------------
+# (progress lines come first on stderr; the error is the last line and the only one)
+cp -a "$D/pretrain" "$D/nan"   # a copy of a finished run, continued to 8 steps
+(cd "$D/nan" && sha256sum step_*.h5) >"$D/nan.sums"
+for args in "--checkpoint.dir=$D/nanfresh --checkpoint.every=1" \
+            "--checkpoint.dir=$D/nan --resume --train.max_steps=8"; do
+    # shellcheck disable=SC2086
+    "$R" pretrain "$T" --optim.lr=1e30 $args >"$D/out" 2>"$D/err"
+    rc=$?
+    [ $rc -eq 1 ] || fail "NaN loss ($args): exit $rc: $(tail -2 "$D/err")"
+    [ "$(grep -c '^rlhf: error: ' "$D/err")" -eq 1 ] && tail -n 1 "$D/err" | grep -q '^rlhf: error: loss is -\?nan at step' ||
+        fail "NaN loss ($args): $(tail -2 "$D/err")"
+    grep -Eq 'Sanitizer|runtime error' "$D/err" && fail "sanitizer report on NaN loss"
+done
+# the fresh run kept its finite step 1 and nothing after it
+[ "$(readlink "$D/nanfresh/latest.h5")" = step_000001.h5 ] || fail "NaN run: latest.h5 is not step 1"
+compgen -G "$D/nanfresh/*.tmp" >/dev/null && fail "NaN run left a .tmp"
+run "$R" inspect "$D/nanfresh/latest.h5"
+# the continued run kept every checkpoint it had, bit for bit
+(cd "$D/nan" && sha256sum -c --quiet "$D/nan.sums") || fail "NaN loss changed an existing checkpoint"
+[ "$(readlink "$D/nan/latest.h5")" = step_000004.h5 ] || fail "NaN loss moved latest.h5"
+
+snapshot | cmp -s - "$D/before" || fail "files on disk changed: $(snapshot | diff "$D/before" - | head -4)"
+echo "cli_badinput: ok ($n_bad bad inputs refused)"
