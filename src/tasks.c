@@ -210,7 +210,8 @@ static const char *const ADD_P[] = {"add: ", "what is ", "sum: ", NULL};
 
 static void add_generate(Rng *rng, char *prompt, char *answer) {
     int t = (int)rng_below(rng, (uint64_t)count_strings(ADD_P));
-    int a = (int)rng_below(rng, 100), b = (int)rng_below(rng, 100);
+    // operands below 50: two-digit sums with and without carries
+    int a = (int)rng_below(rng, 50), b = (int)rng_below(rng, 50);
     snprintf(prompt, TASKS_TEXT_MAX, "%s%d + %d%s", ADD_P[t], a, b, t == 1 ? "?" : "");
     snprintf(answer, TASKS_TEXT_MAX, "%d", a + b);
 }
@@ -297,7 +298,8 @@ static const char *const SEQUENCE_P[] = {"continue: ", "next number: ", "what co
 
 static void sequence_generate(Rng *rng, char *prompt, char *answer) {
     int t = (int)rng_below(rng, (uint64_t)count_strings(SEQUENCE_P));
-    int start = (int)rng_below(rng, 100), step = 1 + (int)rng_below(rng, 12);
+    // terms and answer stay below 100: start < 50, step 1..9, at most 5 shown
+    int start = (int)rng_below(rng, 50), step = 1 + (int)rng_below(rng, 9);
     int shown = 3 + (int)rng_below(rng, 3);
     const char *sep = rng_below(rng, 2) ? ", " : " ";
     int len = snprintf(prompt, TASKS_TEXT_MAX, "%s", SEQUENCE_P[t]);
