@@ -65,7 +65,7 @@ class Checkpoint:
         if not p:
             return None
         path, _, sha = p.rpartition(" sha256:")
-        return (path, sha) if path else (p, "")
+        return (resolve(path), sha) if path else (resolve(p), "")
 
     def param_table(self):
         """Rows (name, shape, size, mean, std, max|x|), in file order."""
@@ -368,3 +368,16 @@ def rlhf_bin():
         if os.path.exists(p):
             return p
     return "rlhf"
+
+
+def resolve(path):
+    """A path stored in a checkpoint (config values, parent) as given on the
+    rlhf command line: a relative one is tried from the repository root, then
+    from the current directory. Empty stays empty."""
+    if not path or os.path.isabs(path):
+        return path
+    for base in (repo_root(), os.getcwd()):
+        p = os.path.join(base, path)
+        if os.path.exists(p):
+            return p
+    return os.path.join(repo_root(), path)
