@@ -438,6 +438,31 @@ static void test_attention_backward_fd(void **state) {
     free(c.out); free(c.att); free(c.qkv); free(c.r); free(scratch); free(dqkv); free(g);
 }
 
+// The same check across row blocks (T = 150 > ATT_BLOCK = 64, last block
+// partial): dq from the row blocks, dk and dv from the column blocks.
+enum { LB = 1, LT = 150, LC = 4, LNH = 1 };
+
+static double att_long_loss(void *p) {
+    AttCtx *c = p;
+    attention_forward(c->out, c->att, c->qkv, LB, LT, LC, LNH);
+    return dot_rd(c->r, c->out, LB * LT * LC);
+}
+
+static void test_attention_backward_fd_blocks(void **state) {
+    (void)state;
+    RefRng rng;
+    ref_rng_init(&rng, 17);
+    const int NQ = LB * LT * 3 * LC, NO = LB * LT * LC;
+    AttCtx c = {fvec(NO), fvec((long)LB * LNH * LT * LT), fvec(NQ), fvec(NO)};
+    fill_normal(c.qkv, NQ, &rng, 0, 1);
+    fill_uniform(c.r, NO, &rng, -1, 1);
+    att_long_loss(&c);
+    float *scratch = fvec((long)max_threads() * LT * LT), *dqkv = fvec(NQ);
+    attention_backward(dqkv, scratch, c.r, c.qkv, c.att, LB, LT, LC, LNH);
+    check_grad("attention dqkv (3 blocks)", c.qkv, dqkv, NQ, att_long_loss, &c);
+    free(c.out); free(c.att); free(c.qkv); free(c.r); free(scratch); free(dqkv);
+}
+
 // Causality: with the loss on position t0 only, nothing at a later position
 // (its q, k or v) may receive gradient, and changing a later position's qkv
 // must not change any output at positions <= t0. Both must hold exactly:
@@ -492,17 +517,18 @@ static void test_attention_causal(void **state) {
 // probabilities (<= 1) times O(1) values; float softmax with fast_expf
 // (2e-7) and sgemm sums of T terms give ~1e-6 relative error, so 1e-5 of
 // (sum_j p_j |v_j|) for out and 1e-5 absolute for probabilities in [0, 1].
-static void test_attention_forward_naive(void **state) {
-    (void)state;
+// T = 11 is one row block; T = 150 spans three blocks of the causal
+// blocking in attention_forward (ATT_BLOCK = 64), the last one partial.
+static void attention_forward_naive_case(int B, int T, int C, int NH, uint64_t seed) {
     RefRng rng;
-    ref_rng_init(&rng, 9);
-    enum { B = 3, T = 11, C = 12, NH = 3, hs = C / NH };
-    float *out = fvec(B * T * C), *att = fvec(B * NH * T * T), *qkv = fvec(B * T * 3 * C);
+    ref_rng_init(&rng, seed);
+    const int hs = C / NH;
+    float *out = fvec(B * T * C), *att = fvec((long)B * NH * T * T), *qkv = fvec(B * T * 3 * C);
     fill_normal(qkv, B * T * 3 * C, &rng, 0, 1.2);
     fill_value(out, B * T * C, NAN);
     fill_value(att, B * NH * T * T, NAN);
     attention_forward(out, att, qkv, B, T, C, NH);
-    double p[T];
+    double *p = calloc((size_t)T, sizeof(double));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++)
             for (int t = 0; t < T; t++) {
@@ -535,7 +561,13 @@ static void test_attention_forward_naive(void **state) {
                     }
                 }
             }
-    free(out); free(att); free(qkv);
+    free(p); free(out); free(att); free(qkv);
+}
+
+static void test_attention_forward_naive(void **state) {
+    (void)state;
+    attention_forward_naive_case(3, 11, 12, 3, 9);
+    attention_forward_naive_case(2, 150, 8, 2, 19);
 }
 
 // ---------------------------------------------------------------------------
@@ -790,6 +822,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_backward_fd),
         cmocka_unit_test(test_attention_forward_naive),
         cmocka_unit_test(test_attention_backward_fd),
+        cmocka_unit_test(test_attention_backward_fd_blocks),
         cmocka_unit_test(test_attention_causal),
         cmocka_unit_test(test_gelu_forward_naive),
         cmocka_unit_test(test_gelu_backward_fd),
