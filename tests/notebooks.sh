@@ -32,6 +32,22 @@ notebooks/tiny_pipeline.sh "$D/run" || fail "tiny pipeline"
 export RLHF_CKPT_DIR=$D/run OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export PYDEVD_DISABLE_FILE_VALIDATION=1  # quiets the kernel's debugger note
 
+# --- rlhf sample --logits: two sections of V values; bad use is one line + hint
+CK=$D/run/sft/latest.h5
+"$RLHF_BIN" sample "$CK" --prompt "abc" --logits "$D/logits.txt" >"$D/out.txt" 2>&1 ||
+    fail "sample --logits: $(cat "$D/out.txt")"
+[ ! -s "$D/out.txt" ] || fail "sample --logits printed text (it must not sample)"
+V=$("$PY" -c "import h5py, sys; print(h5py.File(sys.argv[1], 'r')['model'].attrs['vocab_size'])" "$CK")
+[ "$(grep -vc '^#' "$D/logits.txt")" -eq $((2 * V)) ] || fail "logits file: expected 2 x $V values"
+[ "$(grep -c '^# \(full forward\|kv cache\)' "$D/logits.txt")" -eq 2 ] || fail "logits file sections"
+for bad in "--logits" "--logits=" "--logits $D/no/such/dir/x.txt"; do
+    # shellcheck disable=SC2086  # split on purpose
+    "$RLHF_BIN" sample "$CK" $bad >"$D/out.txt" 2>"$D/err.txt" && fail "sample $bad succeeded"
+    [ "$(wc -l <"$D/err.txt")" -eq 1 ] && grep -q hint "$D/err.txt" ||
+        fail "sample $bad: expected one line with a hint, got: $(cat "$D/err.txt")"
+done
+[ ! -e "$D/no" ] || fail "a failed --logits left files"
+
 # execute NOTEBOOK OUTNAME: runs it into $D/out/OUTNAME.ipynb; fails on any error
 execute() {
     "$PY" -m nbconvert --to notebook --execute --ExecutePreprocessor.timeout=120 \
