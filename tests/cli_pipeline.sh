@@ -237,7 +237,8 @@ for run, stage in (("pretrain", "pretrain"), ("sft", "sft"), ("reward", "reward"
             assert parent == "", (p, parent)
         else:
             path, hexd = parent.rsplit(" sha256:", 1)
-            assert path == f"{D}/{want}/latest.h5", (p, parent)
+            # the init path as given (DIR/latest.h5) or the step file it names
+            assert os.path.realpath(path) == os.path.realpath(f"{D}/{want}/latest.h5"), (p, parent)
             assert hexd == sha(path), (p, "parent sha256 does not match the file")
 # the chains back to the root
 for run, chain in (("ppo", ["ppo", "sft", "pretrain"]), ("reward", ["reward", "sft", "pretrain"])):
