@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: training-step throughput and MFU for the tiny and small shapes.
-# Runs 1-3 are under the machine's OpenBLAS settings, as tests and CI use;
-# run 4 unsets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for that command alone, so
+# Runs 1-4 are under the machine's OpenBLAS settings, as tests and CI use
+# (run 4 with a busy-looping process beside it, as on a machine in use);
+# run 5 unsets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for that command alone, so
 # OpenBLAS may pick the CPU's widest kernels. Each run measures its own
 # sgemm peak: compare MFU within a run, not across runs.
 set -euo pipefail
@@ -18,7 +19,12 @@ out=bench/out/bench-$(date +%Y%m%d-%H%M%S).txt
     OMP_WAIT_POLICY=passive "$B" --steps 20
     echo; echo "## 3. one thread"
     OMP_NUM_THREADS=1 "$B" --steps 10
-    echo; echo "## 4. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (OpenBLAS picks its kernel)"
+    echo; echo "## 4. a competing process keeps one core busy: default wait policy, then passive"
+    sh -c 'while :; do :; done' & hog=$!
+    "$B" --steps 10 || true
+    OMP_WAIT_POLICY=passive "$B" --steps 10 || true
+    kill $hog; wait $hog 2>/dev/null || true
+    echo; echo "## 5. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (OpenBLAS picks its kernel)"
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$B" --steps 20
 } | tee "$out"
 echo "saved $out"

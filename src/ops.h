@@ -75,7 +75,9 @@ static inline int omp_worth(long work) { return work >= OMP_MIN_WORK; }
 // need no libm call.
 static inline float fast_expf(float x) {
     // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln2 / 2
+    const float in = x;
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    x = x == x ? x : 0.0f;  // NaN: compute on 0 (no undefined int conversion) ...
     const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to int
     float n = (x * 1.44269504088896341f + shifter) - shifter;
     float r = x - n * 0.693145751953125f;  // ln2 split in two for accuracy
@@ -91,7 +93,7 @@ static inline float fast_expf(float x) {
     // scale by 2^n through the exponent bits
     union { float f; int i; } u = {p};
     u.i += (int)n * (1 << 23);  // |n| <= 127: no overflow, no shift of a negative
-    return u.f;
+    return in == in ? u.f : in;  // ... and hand the NaN back, so NaN losses show
 }
 
 #endif

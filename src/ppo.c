@@ -112,6 +112,11 @@ static void minibatch_logp(Rollout *ro, GPT *m, int n, int Lm, const PPOParams *
 void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const PPOParams *pp,
                const long *order, int mb) {
     int *last = mallocCheck((size_t)mb * sizeof(int));
+    // positions off the mask stay 0, whatever earlier batches left there
+    const size_t PL = (size_t)ro->n * ro->L;
+    memset(ro->logp, 0, PL * sizeof(float));
+    memset(ro->ref_logp, 0, PL * sizeof(float));
+    memset(ro->values, 0, PL * sizeof(float));
     for (int i0 = 0; i0 < ro->n; i0 += mb) {
         const long *rows = order + i0;
         int n = ro->n - i0 < mb ? ro->n - i0 : mb;

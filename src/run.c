@@ -1,5 +1,6 @@
 // Shared plumbing of the training commands; see run.h. Knows files,
 // directories and terminals, not math.
+#define _XOPEN_SOURCE 700  // realpath
 #include "run.h"
 
 #include <cblas.h>
@@ -104,12 +105,20 @@ int run_begin(Run *r, int64_t start_step) {
 }
 
 int run_set_parent(Run *r, const char *path) {
+    // record the file itself, not a name that moves (DIR/latest.h5 is a
+    // symlink that a continuing run re-points)
+    char *real = realpath(path, NULL);
+    if (!real) return rlhf_fail("cannot resolve '%s': %s", path, strerror(errno));
     char hex[65];
-    if (file_sha256(path, hex) != 0) return -1;
+    if (file_sha256(real, hex) != 0) {
+        free(real);
+        return -1;
+    }
     free(r->parent);
-    size_t n = strlen(path) + 80;
+    size_t n = strlen(real) + 80;
     r->parent = mallocCheck(n);
-    snprintf(r->parent, n, "%s sha256:%s", path, hex);
+    snprintf(r->parent, n, "%s sha256:%s", real, hex);
+    free(real);
     return 0;
 }
 
@@ -337,7 +346,7 @@ int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.h5", cfg->data.dir);
     if (load_tokenizer_file(path, tok) != 0)
-        return rlhf_fail("%s; hint: run 'rlhf prepare' with this config first", rlhf_errmsg);
+        return rlhf_fail("%s (run 'rlhf prepare' with this config first)", rlhf_errmsg);
     GPTConfig c = {.n_layer = (int)cfg->model.n_layer, .n_head = (int)cfg->model.n_head,
                    .n_embd = (int)cfg->model.n_embd, .block_size = (int)cfg->model.block_size,
                    .vocab_size = tok->vocab_size, .value_head = value_head};
@@ -352,7 +361,7 @@ int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
     CkptMeta meta = {0};
     Ckpt *ck = ckpt_open(path, &meta);
     if (!ck) {
-        rlhf_fail("cannot resume: %s; hint: run without --resume to start fresh", rlhf_errmsg);
+        rlhf_fail("cannot resume (to start fresh, run without --resume): %s", rlhf_errmsg);
         free(path);
         return -1;
     }

@@ -187,21 +187,21 @@ bad "$D/q_field.jsonl:2: " "$R" ppo "$T" --checkpoint.dir="$D/ppo" --checkpoint.
 
 # --- run directories ------------------------------------------------------------
 for stage in pretrain sft reward ppo; do
-    bad "cannot resume: .*no such file" "$R" $stage "$T" --checkpoint.init="$S" --checkpoint.dir="$D/none_$stage" --resume
+    bad "cannot resume.*no such file" "$R" $stage "$T" --checkpoint.init="$S" --checkpoint.dir="$D/none_$stage" --resume
     [ -e "$D/none_$stage/latest.h5" ] && fail "$stage --resume without a run made a checkpoint"
     # a fresh start where a run already is: refused, the old files untouched (snapshot)
     bad "'$D/$stage' already holds a run \(latest.h5\); hint: pass --resume" \
         "$R" $stage "$T" --checkpoint.init="$S" --checkpoint.dir="$D/$stage"
 done
-bad "cannot resume: .*holds a 'pretrain' checkpoint, this is 'sft'" \
+bad "cannot resume.*holds a 'pretrain' checkpoint, this is 'sft'" \
     "$R" sft "$T" --checkpoint.dir="$D/pretrain" --resume
 # a run whose latest.h5 is damaged or dangles: --resume says so, nothing written
 mkdir "$D/broken" "$D/dangling"
 cp "$D/trunc.h5" "$D/broken/step_000004.h5"
 ln -s step_000004.h5 "$D/broken/latest.h5"
 ln -s step_000009.h5 "$D/dangling/latest.h5"
-bad "cannot resume: .*truncated" "$R" pretrain "$T" --checkpoint.dir="$D/broken" --resume
-bad "cannot resume: .*no such file" "$R" pretrain "$T" --checkpoint.dir="$D/dangling" --resume
+bad "cannot resume.*truncated" "$R" pretrain "$T" --checkpoint.dir="$D/broken" --resume
+bad "cannot resume.*no such file" "$R" pretrain "$T" --checkpoint.dir="$D/dangling" --resume
 cmp -s "$D/trunc.h5" "$D/broken/step_000004.h5" || fail "a failed resume changed the damaged file"
 [ "$(ls "$D/broken")" = "$(printf 'latest.h5\nstep_000004.h5')" ] || fail "a failed resume wrote into its directory: $(ls "$D/broken")"
 

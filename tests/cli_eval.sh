@@ -63,7 +63,7 @@ grep -q '^  rejected ' "$D/out" || fail "accuracy by rejection kind"
 
 # --- ppo: held-out reward (raw and normalised) and KL to the parent ---------------
 run "$R" eval "$D/ppo/latest.h5" "$CFG" --json "$D/ppo.json"
-grep -q "^kl .*to $D/sft/latest.h5 (the parent in the lineage, sha256 matches)" "$D/out" ||
+grep -Eq "^kl .*to $(realpath "$D")/sft/step_0*4.h5 \(the parent in the lineage, sha256 matches\)" "$D/out" ||
     fail "reference = the parent"
 "$PY" - "$D/ppo.json" "$D/ppo/metrics.csv" "$D/reward/latest.h5" <<'EOF' || fail "ppo numbers"
 import csv, h5py, json, sys

@@ -42,8 +42,8 @@ done
 # --- ppo: critic with its head, lineage ppo <- sft <- pretrain, state ---------
 run "$R" inspect "$D/ppo/latest.h5"
 grep -Eq '^     ppo +step 4 ' "$D/out" || fail "ppo lineage head"
-grep -Eq "^  <- sft +step 4 +$D/sft/latest.h5  sha256 matches" "$D/out" || fail "sft ancestor"
-grep -Eq "^  <- pretrain +step 4 +$D/pretrain/latest.h5  sha256 matches" "$D/out" ||
+grep -Eq "^  <- sft +step 4 +$(realpath "$D")/sft/step_0*4.h5  sha256 matches" "$D/out" || fail "sft ancestor"
+grep -Eq "^  <- pretrain +step 4 +$(realpath "$D")/pretrain/step_0*4.h5  sha256 matches" "$D/out" ||
     fail "pretrain ancestor"
 grep -q '^critic     L=1 H=2 C=16 T=48 V=[0-9]*, value head: yes' "$D/out" || fail "critic section"
 [ "$(grep -c '^  heads/value\.' "$D/out")" -eq 2 ] || fail "critic value head rows"
@@ -74,7 +74,7 @@ run "$R" inspect "$D/ppo/latest.h5"
 grep -Eq "^  <- sft .*sha256 DIFFERS" "$D/out" || fail "changed parent not reported"
 rm "$D/pretrain/"step_*.h5
 run "$R" inspect "$D/reward/latest.h5"
-grep -q "<- $D/pretrain/latest.h5  (missing" "$D/out" || fail "missing ancestor not reported"
+grep -Eq "<- $(realpath "$D")/pretrain/step_0*4.h5  \(missing" "$D/out" || fail "missing ancestor not reported"
 
 # --- optimizer state: absent is "none stored", damaged is an error -----------------
 "$PY" - "$D/sft/latest.h5" "$D/noopt.h5" "$D/badopt.h5" <<'EOF' || fail "h5py optimizer edit"

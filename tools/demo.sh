@@ -36,7 +36,8 @@ stage reward "$RLHF" reward configs/reward_tasks.ini --checkpoint.init=$D/sft/la
 ppo_steps=()
 [ "${DEMO_FAST:-0}" = 1 ] && ppo_steps=(--train.max_steps=4 --train.eval_interval=2)
 stage ppo "$RLHF" ppo configs/ppo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
-    --ppo.reward_model=$D/reward/latest.h5 --checkpoint.dir=$D/ppo "${ppo_steps[@]}"
+    --ppo.reward_model=$D/reward/latest.h5 --checkpoint.dir=$D/ppo \
+    --ppo.dump_rollouts=$D/ppo/rollouts.h5 "${ppo_steps[@]}"
 
 # one evaluation per stage on held-out data, all with the same settings
 for s in pretrain sft reward ppo; do
