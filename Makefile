@@ -39,7 +39,7 @@ CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS_$(BUILD)) $(OMP_FL
 LDFLAGS := $(LDFLAGS_$(BUILD)) $(OMP_FLAGS)
 LDLIBS = $(PKG_LIBS) -lm
 
-OUT := build/$(BUILD)
+OUT := build/$(BUILD)$(if $(NO_OMP),-noomp)
 LIB_SRC := $(wildcard src/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 LIB := $(OUT)/librlhf.a
