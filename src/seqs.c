@@ -79,3 +79,51 @@ long epoch_order_at(EpochOrder *o, int64_t k) {
     }
     return o->perm[k % o->n];
 }
+
+void batch_stream_init(BatchStream *bs, long n, const int *lengths, int B, int G, uint64_t seed) {
+    ASSERT(B >= 1 && G >= 1);
+    epoch_order_init(&bs->order, n, seed);
+    bs->lengths = lengths;
+    bs->B = B;
+    bs->G = G;
+    bs->seed = seed;
+    bs->items = mallocCheck((size_t)G * B * sizeof(long));
+    bs->keys = mallocCheck((size_t)G * B * sizeof(int64_t));
+    bs->pool = mallocCheck((size_t)G * B * sizeof(long));
+    bs->perm = mallocCheck((size_t)G * sizeof(int));
+    bs->group = -1;
+}
+
+void batch_stream_free(BatchStream *bs) {
+    epoch_order_free(&bs->order);
+    free(bs->items);
+    free(bs->keys);
+    free(bs->pool);
+    free(bs->perm);
+    memset(bs, 0, sizeof *bs);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void batch_stream_get(BatchStream *bs, int64_t k, long *rows) {
+    const int64_t group = k / bs->G, per_group = (int64_t)bs->G * bs->B;
+    if (bs->group != group) {
+        // key = length * per_group + position in the stream: distinct keys,
+        // so the sorted order is unique whatever qsort does with ties
+        for (int64_t i = 0; i < per_group; i++) {
+            bs->pool[i] = epoch_order_at(&bs->order, group * per_group + i);
+            bs->keys[i] = (int64_t)bs->lengths[bs->pool[i]] * per_group + i;
+        }
+        qsort(bs->keys, (size_t)per_group, sizeof(int64_t), cmp_i64);
+        for (int64_t i = 0; i < per_group; i++) bs->items[i] = bs->pool[bs->keys[i] % per_group];
+        for (int g = 0; g < bs->G; g++) bs->perm[g] = g;
+        Rng rng;
+        rng_init(&rng, bs->seed ^ (0xd1b54a32d192ed03ULL * (uint64_t)(group + 1)));
+        rng_shuffle(&rng, bs->perm, bs->G);
+        bs->group = group;
+    }
+    memcpy(rows, bs->items + (size_t)bs->perm[k % bs->G] * bs->B, (size_t)bs->B * sizeof(long));
+}

@@ -42,4 +42,27 @@ void epoch_order_init(EpochOrder *o, long n, uint64_t seed);
 void epoch_order_free(EpochOrder *o);
 long epoch_order_at(EpochOrder *o, int64_t k);
 
+// Batches of items of similar length, so that right-padding wastes little:
+// the epoch-order stream of items is cut into groups of G batches; each
+// group's G*B items are sorted by length (ties by stream position) and cut
+// into G batches, which are served in a seeded random order. On the task
+// data this takes the share of real tokens from ~60% (random batches) to
+// ~90%. Batch k depends on k alone, so k is all the state a resume needs.
+typedef struct {
+    EpochOrder order;
+    const int *lengths;  // per item, not owned
+    int B, G;
+    uint64_t seed;
+    long *items;         // (G*B) the current group, sorted by length
+    int64_t *keys;       // (G*B) sort keys (scratch)
+    long *pool;          // (G*B) the group in stream order (scratch)
+    int *perm;           // (G) serving order of its batches
+    int64_t group;       // group held in items, -1 before the first
+} BatchStream;
+
+void batch_stream_init(BatchStream *bs, long n, const int *lengths, int B, int G, uint64_t seed);
+void batch_stream_free(BatchStream *bs);
+// Writes the B items of batch k into rows.
+void batch_stream_get(BatchStream *bs, int64_t k, long *rows);
+
 #endif

@@ -235,6 +235,64 @@ static void test_epoch_order(void **state) {
     epoch_order_free(&one);
 }
 
+// Length-grouped batches: batch k depends on k alone; a group of G batches
+// holds exactly the G*B items of its stretch of the epoch-order stream; each
+// batch is a run of the group sorted by length, so lengths within a batch
+// spread far less than in stream-order batches.
+static void test_batch_stream(void **state) {
+    (void)state;
+    enum { N = 103, B = 4, G = 5, K = 60 };
+    int lengths[N];
+    for (int i = 0; i < N; i++) lengths[i] = 10 + (int)((i * 37u) % 50u);
+    BatchStream bs;
+    batch_stream_init(&bs, N, lengths, B, G, 99);
+    long rows[K][B];
+    for (int k = 0; k < K; k++) batch_stream_get(&bs, k, rows[k]);
+    // any query order gives the same batches
+    BatchStream again;
+    batch_stream_init(&again, N, lengths, B, G, 99);
+    for (int k = K - 1; k >= 0; k -= 7) {
+        long r[B];
+        batch_stream_get(&again, k, r);
+        assert_memory_equal(r, rows[k], sizeof r);
+    }
+    // groups are permutations of their stream positions
+    EpochOrder order;
+    epoch_order_init(&order, N, 99);
+    for (int g = 0; g < K / G; g++) {
+        long want[G * B], got[G * B];
+        for (int i = 0; i < G * B; i++) want[i] = epoch_order_at(&order, (int64_t)g * G * B + i);
+        for (int b = 0; b < G; b++) memcpy(got + b * B, rows[g * G + b], sizeof rows[0]);
+        for (int i = 0; i < G * B; i++) {
+            int found = 0;
+            for (int j = 0; j < G * B && !found; j++)
+                if (got[j] == want[i]) {
+                    got[j] = -1;  // each stream position used once
+                    found = 1;
+                }
+            assert_true(found);
+        }
+    }
+    // spread of lengths inside batches: sorted runs beat stream order
+    double spread = 0, spread_stream = 0;
+    for (int k = 0; k < K; k++) {
+        int lo = 1 << 30, hi = 0, slo = 1 << 30, shi = 0;
+        for (int i = 0; i < B; i++) {
+            int L = lengths[rows[k][i]], S = lengths[epoch_order_at(&order, (int64_t)k * B + i)];
+            lo = L < lo ? L : lo;
+            hi = L > hi ? L : hi;
+            slo = S < slo ? S : slo;
+            shi = S > shi ? S : shi;
+        }
+        spread += hi - lo;
+        spread_stream += shi - slo;
+    }
+    assert_true(spread < 0.5 * spread_stream);
+    epoch_order_free(&order);
+    batch_stream_free(&bs);
+    batch_stream_free(&again);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sequential_sweep_wraps),
@@ -242,6 +300,7 @@ int main(void) {
         cmocka_unit_test(test_shuffled_reproducible_from_state),
         cmocka_unit_test(test_seqs_batch_padding),
         cmocka_unit_test(test_epoch_order),
+        cmocka_unit_test(test_batch_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,8 +112,15 @@ int cmd_reward(int argc, char **argv) {
     float *r = mallocCheck((size_t)2 * B * sizeof(float));
     float *dr = mallocCheck((size_t)2 * B * sizeof(float));
     float *dvalues = mallocCheck((size_t)2 * B * T * sizeof(float));
-    EpochOrder order;
-    epoch_order_init(&order, n_pairs, (uint64_t)cfg->train.seed);
+    // batches of pairs of similar lengths (8 batches per group), little padding
+    int *lengths = mallocCheck((size_t)n_pairs * sizeof(int));
+    for (long p = 0; p < n_pairs; p++) {
+        long a = seqs_len(&train, 2 * p), b = seqs_len(&train, 2 * p + 1);
+        lengths[p] = (int)(a > b ? a : b);
+    }
+    long *pairs = mallocCheck((size_t)B * sizeof(long));
+    BatchStream stream;
+    batch_stream_init(&stream, n_pairs, lengths, B, 8, (uint64_t)cfg->train.seed);
     int64_t cursor = (int64_t)data_state[4];
     const int64_t max_steps = cfg->train.max_steps;
     const float margin = (float)cfg->reward.margin;
@@ -125,11 +132,11 @@ int cmd_reward(int argc, char **argv) {
         gpt_zero_grad(&model);
         double loss = 0.0, acc = 0.0, gap = 0.0, tokens = 0.0;
         for (int a = 0; a < accum; a++) {
-            // rows: B chosen then B rejected, of B pairs in epoch order
+            // rows: B chosen then B rejected
+            batch_stream_get(&stream, cursor++, pairs);
             for (int i = 0; i < B; i++) {
-                long p = epoch_order_at(&order, cursor++);
-                rows[i] = 2 * p;
-                rows[B + i] = 2 * p + 1;
+                rows[i] = 2 * pairs[i];
+                rows[B + i] = 2 * pairs[i] + 1;
             }
             int Tb = pad_rows(&train, rows, 2 * B, tok.pad, x, last);
             gpt_forward(&model, x, 2 * B, Tb, 0);
@@ -209,7 +216,9 @@ int cmd_reward(int argc, char **argv) {
     free(r);
     free(dr);
     free(dvalues);
-    epoch_order_free(&order);
+    batch_stream_free(&stream);
+    free(lengths);
+    free(pairs);
     seqs_free(&train);
     jsonl_free_prefs(&train_set);
     jsonl_free_prefs(&test_set);

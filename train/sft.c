@@ -129,8 +129,11 @@ int cmd_sft(int argc, char **argv) {
     float *w = mallocCheck(cap * sizeof(float));
     long *rows = mallocCheck((size_t)B * sizeof(long));
     int *Ts = mallocCheck((size_t)accum * sizeof(int));
-    EpochOrder order;
-    epoch_order_init(&order, train.n, (uint64_t)cfg->train.seed);
+    // batches of similar lengths (8 batches per group) waste little on padding
+    int *lengths = mallocCheck((size_t)train.n * sizeof(int));
+    for (long i = 0; i < train.n; i++) lengths[i] = (int)seqs_len(&train, i);
+    BatchStream stream;
+    batch_stream_init(&stream, train.n, lengths, B, 8, (uint64_t)cfg->train.seed);
     int64_t cursor = (int64_t)data_state[4];
     const int64_t max_steps = cfg->train.max_steps;
 
@@ -142,8 +145,7 @@ int cmd_sft(int argc, char **argv) {
         // every loss-carrying token of the step
         double n_loss = 0.0, n_tokens = 0.0;
         for (int a = 0; a < accum; a++) {
-            for (int r = 0; r < B; r++)
-                rows[r] = epoch_order_at(&order, cursor++);
+            batch_stream_get(&stream, cursor++, rows);
             Ts[a] = seqs_batch(&train, rows, B, tok.pad, x + a * cap, y + a * cap, mask + a * cap);
             for (int i = 0; i < B * Ts[a]; i++) n_loss += mask[a * cap + i];
             n_tokens += (double)B * Ts[a];
@@ -213,7 +215,8 @@ int cmd_sft(int argc, char **argv) {
     free(w);
     free(rows);
     free(Ts);
-    epoch_order_free(&order);
+    batch_stream_free(&stream);
+    free(lengths);
     free(eval_prompts);
     free(eval_families);
     seqs_free(&train);
