@@ -13,6 +13,19 @@
 
 #include "common.h"
 
+// [lo, hi): this thread's even share of n items inside a parallel region
+// (all of them outside one). Used where threads split columns so that every
+// sum runs over rows in row order, whatever the thread count.
+static void thread_range(int n, int *lo, int *hi) {
+    int nth = 1, ith = 0;
+#ifdef _OPENMP
+    nth = omp_get_num_threads();
+    ith = omp_get_thread_num();
+#endif
+    *lo = (int)((long)n * ith / nth);
+    *hi = (int)((long)n * (ith + 1) / nth);
+}
+
 void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe,
                      int B, int T, int C) {
 #pragma omp parallel for collapse(2) schedule(static) if (omp_worth((long)B * T * C))
@@ -33,12 +46,8 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *in
     // never the rows, so no two threads touch one float and order is fixed.
 #pragma omp parallel if (omp_worth((long)B * T * C))
     {
-        int nth = 1, ith = 0;
-#ifdef _OPENMP
-        nth = omp_get_num_threads();
-        ith = omp_get_thread_num();
-#endif
-        int c0 = (int)((long)C * ith / nth), c1 = (int)((long)C * (ith + 1) / nth);
+        int c0, c1;
+        thread_range(C, &c0, &c1);
         for (int b = 0; b < B; b++) {
             for (int t = 0; t < T; t++) {
                 const float *d = dout + ((size_t)b * T + t) * C;
@@ -104,12 +113,8 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
     // over rows in row order
 #pragma omp parallel if (omp_worth((long)N * C))
     {
-        int nth = 1, ith = 0;
-#ifdef _OPENMP
-        nth = omp_get_num_threads();
-        ith = omp_get_thread_num();
-#endif
-        int c0 = (int)((long)C * ith / nth), c1 = (int)((long)C * (ith + 1) / nth);
+        int c0, c1;
+        thread_range(C, &c0, &c1);
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * C;
             const float *d = dout + (size_t)n * C;
@@ -151,12 +156,8 @@ void matmul_forward(float *out, const float *add, const float *inp, const float 
 static void column_sums_add(float *dbias, const float *dout, int N, int OC) {
 #pragma omp parallel if (omp_worth((long)N * OC))
     {
-        int nth = 1, ith = 0;
-#ifdef _OPENMP
-        nth = omp_get_num_threads();
-        ith = omp_get_thread_num();
-#endif
-        int c0 = (int)((long)OC * ith / nth), c1 = (int)((long)OC * (ith + 1) / nth);
+        int c0, c1;
+        thread_range(OC, &c0, &c1);
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * OC;
 #pragma omp simd

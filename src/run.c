@@ -428,3 +428,39 @@ int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const To
     }
     return run_ckpt_end(r, ck, step);
 }
+
+int start_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int value_head,
+                   const char *init_example, int64_t *step, uint64_t data_state[5]) {
+    const Config *cfg = &r->cfg;
+    if (r->resume) return resume_training(r, m, opt, tok, step, data_state);
+    if (init_example && !cfg->checkpoint.init[0])
+        return rlhf_fail("%s starts from a checkpoint, but checkpoint.init is empty; hint: "
+                         "--checkpoint.init=%s", r->stage, init_example);
+    if (start_model(r, m, tok, value_head) != 0) return -1;
+    adamw_build(opt, m->num_params, (float)cfg->optim.beta1, (float)cfg->optim.beta2,
+                (float)cfg->optim.eps, (float)cfg->optim.weight_decay);
+    *step = 0;
+    memset(data_state, 0, 5 * sizeof(uint64_t));
+    return 0;
+}
+
+StepPlan run_step_plan(const Run *r, int64_t step) {
+    const Config *cfg = &r->cfg;
+    const int64_t s1 = step + 1;
+    StepPlan p;
+    p.last = s1 == cfg->train.max_steps;
+    p.eval = p.last || (cfg->train.eval_interval > 0 && s1 % cfg->train.eval_interval == 0);
+    p.log = p.eval || s1 % cfg->train.log_interval == 0;
+    p.save = p.last || (cfg->checkpoint.every > 0 && s1 % cfg->checkpoint.every == 0);
+    return p;
+}
+
+void run_log_step(Run *r, int64_t step, double loss, double lr, double grad_norm,
+                  double tokens_per_s) {
+    metrics_set(&r->metrics, "step", (double)step);
+    metrics_set(&r->metrics, "loss", loss);
+    metrics_set(&r->metrics, "lr", lr);
+    metrics_set(&r->metrics, "grad_norm", grad_norm);
+    metrics_set(&r->metrics, "tokens_per_s", tokens_per_s);
+    metrics_set(&r->metrics, "time_s", now_seconds() - r->t_start);
+}

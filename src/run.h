@@ -97,6 +97,27 @@ int write_training_state(Ckpt *ck, const GPT *m, const AdamW *opt, const Tokeniz
 int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const Tokenizer *tok,
                   const uint64_t data_state[5]);
 
+// The model and optimizer of a single-model stage: with --resume, all of
+// DIR/latest.h5 (resume_training); else start_model plus a fresh AdamW from
+// [optim]. init_example: when not NULL, checkpoint.init is required and the
+// error for an empty one suggests --checkpoint.init=init_example.
+int start_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int value_head,
+                   const char *init_example, int64_t *step, uint64_t data_state[5]);
+
+// What to do after optimizer step `step` (0-based): log a metrics row
+// (every log_interval steps and whenever evaluating), evaluate (every
+// eval_interval steps), save (every checkpoint.every steps); all three at the
+// last step.
+typedef struct {
+    int last, log, eval, save;
+} StepPlan;
+StepPlan run_step_plan(const Run *r, int64_t step);
+
+// Sets the metrics every training stage logs for step (1-based): step,
+// loss, lr, grad_norm, tokens_per_s, time_s.
+void run_log_step(Run *r, int64_t step, double loss, double lr, double grad_norm,
+                  double tokens_per_s);
+
 // Prints the model shape, parameter count and tokenizer to stdout.
 void print_model_summary(const GPT *m, const Tokenizer *tok);
 

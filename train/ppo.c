@@ -287,8 +287,7 @@ int cmd_ppo(int argc, char **argv) {
         double dt = now_seconds() - t0;
 
         const int64_t s1 = step + 1;
-        int last = s1 == max_steps;
-        int eval_now = last || (cfg->train.eval_interval > 0 && s1 % cfg->train.eval_interval == 0);
+        StepPlan plan = run_step_plan(&run, step);
         metrics_set(&run.metrics, "step", (double)s1);
         metrics_set(&run.metrics, "reward_raw", raw);
         metrics_set(&run.metrics, "reward", nrm);
@@ -309,14 +308,14 @@ int cmd_ppo(int argc, char **argv) {
         metrics_set(&run.metrics, "lr", lr);
         metrics_set(&run.metrics, "time_s", now_seconds() - run.t_start);
         metrics_set(&run.metrics, "generate_s", t_gen);
-        if (eval_now) {
+        if (plan.eval) {
             EvalPolicyResult e;
             evaluate_policy(&M.policy, &M.ref, &M.rm, &M.tok, &test, n_eval, &pp, P, eval_seed,
                             M.reward_norm, &e, &tally);
             char when[64];
             snprintf(when, sizeof when, "step %lld", (long long)s1);
             log_eval(&run, when, &e, &tally);
-            if (last) tasks_tally_print(&tally, stdout);
+            if (plan.last) tasks_tally_print(&tally, stdout);
         }
         metrics_commit(&run.metrics);
         char extra[160];
@@ -344,7 +343,7 @@ int cmd_ppo(int argc, char **argv) {
                 die_last();
             free(mask);
         }
-        if (last || (cfg->checkpoint.every > 0 && s1 % cfg->checkpoint.every == 0)) {
+        if (plan.save) {
             memcpy(data_state, rng.s, sizeof rng.s);
             data_state[4] = (uint64_t)cursor;
             if (save_ppo(&run, s1, &M, data_state) != 0) die_last();

@@ -56,15 +56,7 @@ int cmd_pretrain(int argc, char **argv) {
     AdamW opt;
     int64_t step = 0;
     uint64_t data_state[DATALOADER_STATE_U64];
-    int have_data_state = 0;
-    if (run.resume) {
-        if (resume_training(&run, &model, &opt, &tok, &step, data_state) != 0) die_last();
-        have_data_state = 1;
-    } else {
-        if (start_model(&run, &model, &tok, 0) != 0) die_last();
-        adamw_build(&opt, model.num_params, (float)cfg->optim.beta1, (float)cfg->optim.beta2,
-                    (float)cfg->optim.eps, (float)cfg->optim.weight_decay);
-    }
+    if (start_training(&run, &model, &opt, &tok, 0, NULL, &step, data_state) != 0) die_last();
     if (T > model.config.block_size)
         die("model.block_size %d exceeds the checkpoint's context %d; hint: lower it", T,
             model.config.block_size);
@@ -78,7 +70,7 @@ int cmd_pretrain(int argc, char **argv) {
                         (uint64_t)cfg->train.seed) != 0 ||
         dataloader_init(&val, valset.tokens, valset.n, B, T, 0, 0) != 0)
         die_last();
-    if (have_data_state) dataloader_set_state(&dl, data_state);
+    if (run.resume) dataloader_set_state(&dl, data_state);
     if (run_begin(&run, step) != 0) die_last();
     print_model_summary(&model, &tok);
     printf("# train %zu tokens, val %zu tokens, %d tokens per step\n", train.n, valset.n,
@@ -110,32 +102,21 @@ int cmd_pretrain(int argc, char **argv) {
         double dt = now_seconds() - t0;
         double tok_s = (double)B * T * accum / dt;
 
-        int last = step + 1 == max_steps;
-        int log_now = (step + 1) % cfg->train.log_interval == 0 || last;
-        int eval_now = last || (cfg->train.eval_interval > 0 &&
-                                (step + 1) % cfg->train.eval_interval == 0);
-        int save_now = last || (cfg->checkpoint.every > 0 && (step + 1) % cfg->checkpoint.every == 0);
-        if (log_now || eval_now) {
-            metrics_set(&run.metrics, "step", (double)step + 1);
-            metrics_set(&run.metrics, "loss", loss);
-            metrics_set(&run.metrics, "lr", lr);
-            metrics_set(&run.metrics, "grad_norm", norm);
-            metrics_set(&run.metrics, "tokens_per_s", tok_s);
-            metrics_set(&run.metrics, "time_s", now_seconds() - run.t_start);
-        }
+        StepPlan plan = run_step_plan(&run, step);
+        if (plan.log) run_log_step(&run, step + 1, loss, lr, norm, tok_s);
         char extra[64] = "";
-        if (eval_now) {
+        if (plan.eval) {
             double vl = evaluate(&model, &val, x, y, (int)cfg->train.eval_steps);
             metrics_set(&run.metrics, "val_loss", vl);
             run_print(&run, "step %lld: train loss %.4f, val loss %.4f (ppl %.2f)",
                       (long long)step + 1, loss, vl, exp(vl));
         }
-        if (log_now || eval_now) {
+        if (plan.log) {
             metrics_commit(&run.metrics);
             snprintf(extra, sizeof extra, "norm %.2f", norm);
             run_progress(&run, step, max_steps, loss, lr, tok_s, extra);
         }
-        if (save_now) {
+        if (plan.save) {
             dataloader_get_state(&dl, data_state);
             if (save_training(&run, step + 1, &model, &opt, &tok, data_state) != 0) die_last();
         }

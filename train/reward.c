@@ -74,17 +74,10 @@ int cmd_reward(int argc, char **argv) {
     Tokenizer tok = {0};
     AdamW opt;
     int64_t step = 0;
-    uint64_t data_state[5] = {0};
-    if (run.resume) {
-        if (resume_training(&run, &model, &opt, &tok, &step, data_state) != 0) die_last();
-    } else {
-        if (!cfg->checkpoint.init[0])
-            die("reward starts from an SFT model: checkpoint.init is empty; hint: "
-                "--checkpoint.init=checkpoints/sft/latest.h5");
-        if (start_model(&run, &model, &tok, 1) != 0) die_last();
-        adamw_build(&opt, model.num_params, (float)cfg->optim.beta1, (float)cfg->optim.beta2,
-                    (float)cfg->optim.eps, (float)cfg->optim.weight_decay);
-    }
+    uint64_t data_state[5];
+    if (start_training(&run, &model, &opt, &tok, 1, "checkpoints/sft/latest.h5", &step,
+                       data_state) != 0)
+        die_last();
     if (!model.config.value_head) die("%s has no value head", cfg->checkpoint.init);
     const int T = model.config.block_size;
     PrefSet train_set, test_set;
@@ -157,22 +150,13 @@ int cmd_reward(int argc, char **argv) {
         adamw_step(&opt, &model, lr, NULL);
         double tok_s = tokens / (now_seconds() - t0);
 
-        int last_step = step + 1 == max_steps;
-        int log_now = (step + 1) % cfg->train.log_interval == 0 || last_step;
-        int eval_now = last_step || (cfg->train.eval_interval > 0 &&
-                                     (step + 1) % cfg->train.eval_interval == 0);
-        int save_now = last_step || (cfg->checkpoint.every > 0 && (step + 1) % cfg->checkpoint.every == 0);
-        if (log_now || eval_now) {
-            metrics_set(&run.metrics, "step", (double)step + 1);
-            metrics_set(&run.metrics, "loss", loss);
-            metrics_set(&run.metrics, "lr", lr);
-            metrics_set(&run.metrics, "grad_norm", norm);
+        StepPlan plan = run_step_plan(&run, step);
+        if (plan.log) {
+            run_log_step(&run, step + 1, loss, lr, norm, tok_s);
             metrics_set(&run.metrics, "accuracy", acc);
             metrics_set(&run.metrics, "margin", gap);
-            metrics_set(&run.metrics, "tokens_per_s", tok_s);
-            metrics_set(&run.metrics, "time_s", now_seconds() - run.t_start);
         }
-        if (eval_now) {
+        if (plan.eval) {
             PairResult ts;
             if (evaluate_pairs(&model, &tok, &test_set, 0, 2 * B, &ts, NULL) != 0) die_last();
             metrics_set(&run.metrics, "test_accuracy", ts.accuracy);
@@ -183,13 +167,13 @@ int cmd_reward(int argc, char **argv) {
                       "%.3f, reward mean %.3f std %.3f", (long long)step + 1, loss, 100 * acc,
                       100 * ts.accuracy, ts.margin, ts.mean, ts.std);
         }
-        if (log_now || eval_now) {
+        if (plan.log) {
             metrics_commit(&run.metrics);
             char extra[64];
             snprintf(extra, sizeof extra, "acc %.0f%% margin %.2f", 100 * acc, gap);
             run_progress(&run, step, max_steps, loss, lr, tok_s, extra);
         }
-        if (save_now) {
+        if (plan.save) {
             // normalisation for PPO: rewards of (up to 2000 of) the training pairs
             PairResult ns;
             if (evaluate_pairs(&model, &tok, &train_set, 2000, 2 * B, &ns, NULL) != 0) die_last();
@@ -203,7 +187,7 @@ int cmd_reward(int argc, char **argv) {
                 die_last();
             }
             if (run_ckpt_end(&run, ck, step + 1) != 0) die_last();
-            if (last_step)
+            if (plan.last)
                 printf("# reward normalisation (train, %ld pairs): mean %.4f std %.4f\n", ns.pairs,
                        norm_stats[0], norm_stats[1]);
         }

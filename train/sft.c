@@ -84,17 +84,10 @@ int cmd_sft(int argc, char **argv) {
     Tokenizer tok = {0};
     AdamW opt;
     int64_t step = 0;
-    uint64_t data_state[5] = {0};
-    if (run.resume) {
-        if (resume_training(&run, &model, &opt, &tok, &step, data_state) != 0) die_last();
-    } else {
-        if (!cfg->checkpoint.init[0])
-            die("sft starts from a pretrained model: checkpoint.init is empty; hint: "
-                "--checkpoint.init=checkpoints/pretrain/latest.h5");
-        if (start_model(&run, &model, &tok, 0) != 0) die_last();
-        adamw_build(&opt, model.num_params, (float)cfg->optim.beta1, (float)cfg->optim.beta2,
-                    (float)cfg->optim.eps, (float)cfg->optim.weight_decay);
-    }
+    uint64_t data_state[5];
+    if (start_training(&run, &model, &opt, &tok, 0, "checkpoints/pretrain/latest.h5", &step,
+                       data_state) != 0)
+        die_last();
     const int T = model.config.block_size;
     SftSet train_set, test_set;
     if (jsonl_read_sft(cfg->sft.train_file, &train_set) != 0 ||
@@ -164,20 +157,12 @@ int cmd_sft(int argc, char **argv) {
         adamw_step(&opt, &model, lr, NULL);
         double tok_s = n_tokens / (now_seconds() - t0);
 
-        int last = step + 1 == max_steps;
-        int log_now = (step + 1) % cfg->train.log_interval == 0 || last;
-        int eval_now = last || (cfg->train.eval_interval > 0 &&
-                                (step + 1) % cfg->train.eval_interval == 0);
-        if (log_now || eval_now) {
-            metrics_set(&run.metrics, "step", (double)step + 1);
-            metrics_set(&run.metrics, "loss", loss);
-            metrics_set(&run.metrics, "lr", lr);
-            metrics_set(&run.metrics, "grad_norm", norm);
+        StepPlan plan = run_step_plan(&run, step);
+        if (plan.log) {
+            run_log_step(&run, step + 1, loss, lr, norm, tok_s);
             metrics_set(&run.metrics, "loss_token_frac", n_loss / n_tokens);
-            metrics_set(&run.metrics, "tokens_per_s", tok_s);
-            metrics_set(&run.metrics, "time_s", now_seconds() - run.t_start);
         }
-        if (eval_now) {
+        if (plan.eval) {
             double tl = test_loss(&model, &test, B, tok.pad, x, y, mask, w, rows);
             TasksTally tally;
             tasks_tally_init(&tally);
@@ -194,15 +179,15 @@ int cmd_sft(int argc, char **argv) {
             }
             run_print(&run, "step %lld: train loss %.4f, test loss %.4f, task accuracy %.1f%% "
                       "(%ld graded)", (long long)step + 1, loss, tl, 100 * acc, n_eval - tally.ungraded);
-            if (last) tasks_tally_print(&tally, stdout);
+            if (plan.last) tasks_tally_print(&tally, stdout);
         }
-        if (log_now || eval_now) {
+        if (plan.log) {
             metrics_commit(&run.metrics);
             char extra[64];
             snprintf(extra, sizeof extra, "loss tokens %.0f%%", 100 * n_loss / n_tokens);
             run_progress(&run, step, max_steps, loss, lr, tok_s, extra);
         }
-        if (last || (cfg->checkpoint.every > 0 && (step + 1) % cfg->checkpoint.every == 0)) {
+        if (plan.save) {
             data_state[4] = (uint64_t)cursor;
             if (save_training(&run, step + 1, &model, &opt, &tok, data_state) != 0) die_last();
         }
