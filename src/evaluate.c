@@ -286,9 +286,9 @@ static void policy_reward(GPT *policy, GPT *rm, const Tokenizer *tok, const Enco
 
 // Sequence-level KL to ref on responses sampled at params->sampling, in
 // batches of P rows, each scored in one minibatch.
-static void policy_kl(GPT *policy, GPT *ref, const Tokenizer *tok, const EncodedPrompts *pp,
-                      long n, const PPOParams *params, int P, uint64_t seed,
-                      EvalPolicyResult *out) {
+static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
+                      const EncodedPrompts *pp, long n, const PPOParams *params, int P,
+                      uint64_t seed, const double *norm, EvalPolicyResult *out) {
     const int T = policy->config.block_size, V = policy->config.vocab_size;
     Rollout ro;
     rollout_build(&ro, P, T, V, tok->eot, tok->pad);
@@ -300,23 +300,38 @@ static void policy_kl(GPT *policy, GPT *ref, const Tokenizer *tok, const Encoded
     rng_init(&rng, seed);
     long *order = mallocCheck((size_t)P * sizeof(long));
     float *k1 = mallocCheck((size_t)P * sizeof(float)), *k3 = mallocCheck((size_t)P * sizeof(float));
-    double s1 = 0, s3 = 0, len = 0;
+    // scores normalised here, not by ppo_score: no penalty for a missing end
+    PPOParams sp = *params;
+    sp.reward_mean = 0.0f;
+    sp.reward_std = 1.0f;
+    sp.no_eot_penalty = 0.0f;
+    const double mean = norm ? norm[0] : 0.0, std = norm ? norm[1] : 1.0;
+    TasksTally tally;
+    tasks_tally_init(&tally);
+    double s1 = 0, s3 = 0, len = 0, reward = 0;
     for (long i0 = 0; i0 < n; i0 += P) {
         int b = (int)(n - i0 < P ? n - i0 : P);
         ppo_generate(&ro, policy, &kv, &smp, (const int *const *)pp->ids + i0, pp->lens + i0, b,
-                     params, &rng);
+                     &sp, &rng);
         for (int r = 0; r < b; r++) order[r] = r;
-        ppo_score(&ro, policy, ref, NULL, NULL, params, order, b);
+        ppo_score(&ro, policy, ref, NULL, rm, &sp, order, b);
         rollout_kl(&ro, k1, k3);
         for (int r = 0; r < b; r++) {
             s1 += k1[r];
             s3 += k3[r];
             len += ro.rlen[r];
+            if (rm) reward += (ro.score_raw[r] - mean) / std;
+            const int *resp = ro.tokens + (size_t)r * (ro.L + 1) + ro.qlen[r];
+            char *text = tokenizer_decode(tok, resp, ro.rlen[r] - ro.ended[r], 0);
+            tasks_tally_add(&tally, pp->ex[i0 + r]->family, pp->ex[i0 + r]->prompt, text);
+            free(text);
         }
     }
     out->kl_k1 = n ? s1 / n : NAN;
     out->kl_k3 = n ? s3 / n : NAN;
     out->length = n ? len / n : NAN;
+    out->sample_accuracy = tasks_tally_accuracy(&tally, -1);
+    out->sample_reward = rm && n ? reward / n : NAN;
     free(order);
     free(k1);
     free(k3);
@@ -330,10 +345,10 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                      uint64_t seed, const double *reward_norm, EvalPolicyResult *out,
                      TasksTally *tally) {
     ASSERT(n >= 0 && n <= prompts->n && batch > 0);
-    *out = (EvalPolicyResult){NAN, 0, NAN, NAN, NAN, NAN, NAN};
+    *out = (EvalPolicyResult){NAN, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
     TasksTally local;
     if (rm)
         policy_reward(policy, rm, tok, prompts, n, params->max_new, batch, reward_norm, out,
                       tally ? tally : &local);
-    if (ref) policy_kl(policy, ref, tok, prompts, n, params, batch, seed, out);
+    if (ref) policy_kl(policy, ref, rm, tok, prompts, n, params, batch, seed, reward_norm, out);
 }

@@ -97,6 +97,8 @@ typedef struct {
     double reward;             // the same, normalised as (score - mean) / std
     double kl_k1, kl_k3;       // per sequence, mean over sampled responses
     double length;             // mean sampled response length, tokens
+    double sample_accuracy;    // sampled responses, graded per task family
+    double sample_reward;      // their mean normalised reward (rm != NULL)
 } EvalPolicyResult;
 
 // A policy on the first n prompts, in batches of `batch`:
@@ -104,8 +106,10 @@ typedef struct {
 //    tally (initialised here; may be NULL) and scored by rm, normalised with
 //    reward_norm = {mean, std} (NULL: {0, 1});
 //  - ref != NULL: responses sampled at params->sampling with an rng seeded
-//    with `seed` (ppo_generate), and their sequence KL to ref (ppo_score +
-//    rollout_kl); only params->sampling and max_new are read.
+//    with `seed` (ppo_generate), their sequence KL to ref (ppo_score +
+//    rollout_kl), their graded accuracy and (rm != NULL) their normalised
+//    reward: what PPO optimises, where greedy decoding shows the mode; only
+//    params->sampling and max_new are read.
 // The same inputs give the same numbers, whichever command asks.
 void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                      const EncodedPrompts *prompts, long n, const PPOParams *params, int batch,

@@ -125,10 +125,13 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
         scatter_f(ro, ro->logp, ro->mb_a, rows, n, Lm);
         minibatch_logp(ro, ref, n, Lm, pp, ro->mb_a);
         scatter_f(ro, ro->ref_logp, ro->mb_a, rows, n, Lm);
-        if (!critic || !rm) continue;
-        gpt_forward(critic, ro->mb_inputs, n, Lm, 0);
-        for (int i = 0; i < n * Lm; i++) ro->mb_a[i] = ro->mb_mask[i] ? critic->acts.values[i] : 0.0f;
-        scatter_f(ro, ro->values, ro->mb_a, rows, n, Lm);
+        if (critic) {
+            gpt_forward(critic, ro->mb_inputs, n, Lm, 0);
+            for (int i = 0; i < n * Lm; i++)
+                ro->mb_a[i] = ro->mb_mask[i] ? critic->acts.values[i] : 0.0f;
+            scatter_f(ro, ro->values, ro->mb_a, rows, n, Lm);
+        }
+        if (!rm) continue;
         // the reward model reads the whole sequence, final token included
         int W = gather_rows(ro, rows, n, 1) + 1;
         for (int i = 0; i < n; i++) last[i] = row_positions(ro, rows[i]);

@@ -71,7 +71,10 @@ j = json.load(open(sys.argv[1]))
 last = [r for r in csv.DictReader(open(sys.argv[2])) if r["eval_kl_k1"] != ""][-1]
 mean, std = h5py.File(sys.argv[3], "r")["state/reward_norm"][...]
 # same prompts, batches, seed and threads as the run's last evaluation
-assert abs(j["reward_raw"] - float(last["eval_reward"])) <= 1e-6, (j["reward_raw"], last["eval_reward"])
+assert abs(j["reward_raw"] - float(last["eval_reward_raw"])) <= 1e-6, (j["reward_raw"], last["eval_reward_raw"])
+assert abs(j["reward"] - float(last["eval_reward"])) <= 1e-6, (j["reward"], last["eval_reward"])
+assert abs(j["sample_accuracy"] - float(last["eval_sample_accuracy"])) <= 1e-9
+assert abs(j["sample_reward"] - float(last["eval_sample_reward"])) <= 1e-5
 assert abs(j["kl"] - float(last["eval_kl_k1"])) <= 1e-5, (j["kl"], last["eval_kl_k1"])
 assert abs(j["kl_k3"] - float(last["eval_kl_k3"])) <= 1e-5
 # the normalisation is affine, so the mean normalises like one score

@@ -59,6 +59,7 @@ typedef struct {
     double rm_accuracy, rm_margin, rm_mean, rm_std, rm_pairs;
     double reward, reward_raw, policy_accuracy, reward_prompts;
     double kl, kl_k3, kl_length;
+    double sample_accuracy, sample_reward;  // responses sampled at ppo.temperature
     // the first --show task examples: owned strings
     long n_shown;
     char **shown_prompt, **shown_expected, **shown_response, **shown_family;
@@ -72,6 +73,7 @@ static void results_init(Results *r) {
     r->rm_accuracy = r->rm_margin = r->rm_mean = r->rm_std = r->rm_pairs = NAN;
     r->reward = r->reward_raw = r->policy_accuracy = r->reward_prompts = NAN;
     r->kl = r->kl_k3 = r->kl_length = NAN;
+    r->sample_accuracy = r->sample_reward = NAN;
 }
 
 static void results_free(Results *r) {
@@ -554,7 +556,6 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
     const uint64_t seed = (uint64_t)cfg->train.seed + 1;  // as `rlhf ppo` seeds its evaluation
     EvalPolicyResult e;
     evaluate_policy(policy, NULL, &rm, tok, &pp, pp.n, &params, P, seed, norm, &e, NULL);
-    gpt_free(&rm);
     res->reward = e.reward;
     res->reward_raw = e.reward_raw;
     res->reward_prompts = (double)e.scored;
@@ -577,15 +578,20 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
             check = file_sha256(ref_path, have) == 0 && !strcmp(have, want)
                         ? ", sha256 matches"
                         : ", sha256 DIFFERS from the lineage record: the file changed since";
-        evaluate_policy(policy, &ref, NULL, tok, &pp, pp.n, &params, P, seed, NULL, &e, NULL);
+        evaluate_policy(policy, &ref, &rm, tok, &pp, pp.n, &params, P, seed, norm, &e, NULL);
         res->kl = e.kl_k1;
         res->kl_k3 = e.kl_k3;
         res->kl_length = e.length;
+        res->sample_accuracy = e.sample_accuracy;
+        res->sample_reward = e.sample_reward;
         printf("kl           to %s (%s%s): k1 %.4f per sequence (k3 %.4f) on %ld responses "
                "sampled at temperature %g, mean length %.1f tokens\n", ref_path, how, check,
                res->kl, res->kl_k3, pp.n, cfg->ppo.temperature, res->kl_length);
+        printf("sampled      the same responses: task accuracy %.1f%%, reward %.4f normalised\n",
+               100 * res->sample_accuracy, res->sample_reward);
         gpt_free(&ref);
     }
+    gpt_free(&rm);
     prompts_free(&pp);
     jsonl_free_prompts(&set);
     return rc;
@@ -619,7 +625,8 @@ static int result_fields(const Results *r, Field *out) {
     Field all[] = {{"val_loss", r->val_loss},       {"ppl", r->ppl},
                    {"accuracy", r->accuracy},       {"rm_accuracy", r->rm_accuracy},
                    {"rm_margin", r->rm_margin},     {"reward", r->reward},
-                   {"kl", r->kl}};
+                   {"kl", r->kl},                   {"sample_accuracy", r->sample_accuracy},
+                   {"sample_reward", r->sample_reward}};
     int n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!isnan(all[i].value)) out[n++] = all[i];
@@ -643,7 +650,7 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
     fprintf(f, ", \"stage\": ");
     json_string(f, meta->stage);
     fprintf(f, ", \"step\": %lld", (long long)meta->step);
-    Field main_fields[8];
+    Field main_fields[16];
     int n = result_fields(r, main_fields);
     for (int i = 0; i < n; i++) json_number(f, main_fields[i].key, main_fields[i].value);
     Field extra[] = {{"lm_tokens", r->lm_tokens},           {"task_graded", r->task_graded},

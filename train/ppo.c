@@ -129,21 +129,26 @@ static int save_ppo(Run *run, int64_t step, const Models *M, const uint64_t data
 }
 
 // Held-out evaluation (evaluate_policy): greedy answers graded and scored
-// by the reward model (eval_reward is the raw score), and the KL to the
-// reference on sampled answers.
+// by the reward model (eval_reward normalised, eval_reward_raw not), and
+// sampled answers graded, scored and compared with the reference (KL).
 static void log_eval(Run *run, const char *when, const EvalPolicyResult *e, const TasksTally *t) {
     metrics_set(&run->metrics, "eval_accuracy", e->accuracy);
-    metrics_set(&run->metrics, "eval_reward", e->reward_raw);
+    metrics_set(&run->metrics, "eval_reward", e->reward);
+    metrics_set(&run->metrics, "eval_reward_raw", e->reward_raw);
     metrics_set(&run->metrics, "eval_kl_k1", e->kl_k1);
     metrics_set(&run->metrics, "eval_kl_k3", e->kl_k3);
+    metrics_set(&run->metrics, "eval_sample_accuracy", e->sample_accuracy);
+    metrics_set(&run->metrics, "eval_sample_reward", e->sample_reward);
     for (int f = 0; f < tasks_n_families; f++) {
         if (!t->total[f]) continue;
         char name[64];
         snprintf(name, sizeof name, "eval_accuracy_%s", tasks_families[f].name);
         metrics_set(&run->metrics, name, tasks_tally_accuracy(t, f));
     }
-    run_print(run, "%s: held-out accuracy %.1f%%, reward %.3f, KL k1 %.3f k3 %.3f, length %.1f",
-              when, 100 * e->accuracy, e->reward_raw, e->kl_k1, e->kl_k3, e->length);
+    run_print(run, "%s: held-out greedy accuracy %.1f%% reward %.3f | sampled accuracy %.1f%% "
+              "reward %.3f | KL k1 %.3f k3 %.3f, length %.1f", when, 100 * e->accuracy,
+              e->reward, 100 * e->sample_accuracy, e->sample_reward, e->kl_k1, e->kl_k3,
+              e->length);
 }
 
 int cmd_ppo(int argc, char **argv) {
