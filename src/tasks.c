@@ -404,12 +404,12 @@ static int initials_solve(const char *prompt, char *answer) {
 #define K(kind) (1u << TASKS_REJ_##kind)
 const TaskFamily tasks_families[] = {
     {"reverse", "reverse: cat -> tac", reverse_generate, reverse_solve,
-     K(HALF_REVERSED) | K(WRONG_CASE) | K(DROP_DUP) | K(RAMBLING)},
+     K(HALF_REVERSED) | K(WRONG_CASE) | K(DROP_DUP) | K(SWAP) | K(RAMBLING)},
     {"upper", "uppercase: big dog -> BIG DOG", upper_generate, upper_solve,
      K(WRONG_CASE) | K(DROP_DUP) | K(RAMBLING)},
     {"add", "add: 23 + 58 -> 81", add_generate, add_solve, K(OFF_BY_ONE) | K(RAMBLING)},
     {"sort", "sort the letters: cat -> act", sort_generate, sort_solve,
-     K(HALF_REVERSED) | K(WRONG_CASE) | K(DROP_DUP) | K(RAMBLING)},
+     K(HALF_REVERSED) | K(WRONG_CASE) | K(DROP_DUP) | K(SWAP) | K(RAMBLING)},
     {"count", "count a in: banana -> 3", count_generate, count_solve,
      K(OFF_BY_ONE) | K(RAMBLING)},
     {"sequence", "continue: 3 7 11 15 -> 19", sequence_generate, sequence_solve,
@@ -417,7 +417,7 @@ const TaskFamily tasks_families[] = {
     {"repeat", "repeat 3 times: cat -> cat cat cat", repeat_generate, repeat_solve,
      K(OFF_BY_ONE) | K(DROP_DUP) | K(RAMBLING)},
     {"initials", "first letters: big red dog -> brd", initials_generate, initials_solve,
-     K(HALF_REVERSED) | K(WRONG_CASE) | K(DROP_DUP) | K(RAMBLING)},
+     K(HALF_REVERSED) | K(WRONG_CASE) | K(DROP_DUP) | K(SWAP) | K(RAMBLING)},
 };
 #undef K
 const int tasks_n_families = (int)(sizeof tasks_families / sizeof tasks_families[0]);
@@ -505,7 +505,7 @@ int tasks_grade(const char *family, const char *prompt, const char *response) {
 // falls back to a kind that always changes the text).
 
 static const char *const KIND_NAMES[TASKS_REJ_COUNT] = {
-    "off_by_one", "half_reversed", "wrong_case", "drop_dup", "rambling"};
+    "off_by_one", "half_reversed", "wrong_case", "drop_dup", "swap", "rambling"};
 
 const char *tasks_reject_kind_name(int kind) {
     ASSERT(kind >= 0 && kind < TASKS_REJ_COUNT);
@@ -577,6 +577,20 @@ static void rej_drop_dup(Rng *rng, const char *a, char *out) {
     drop_dup_at(rng, a, out, drop);
 }
 
+// Swaps two neighbouring non-space characters that differ (the slip a
+// model makes when it sorts or reverses almost right); out == a if none do.
+static void rej_swap(Rng *rng, const char *a, char *out) {
+    strcpy(out, a);
+    size_t n = strlen(a), k = 0;
+    for (size_t i = 0; i + 1 < n; i++) k += a[i] != ' ' && a[i + 1] != ' ' && a[i] != a[i + 1];
+    if (k == 0) return;
+    size_t pick = rng_below(rng, k), i = 0;
+    for (size_t seen = 0;; i++)
+        if (a[i] != ' ' && a[i + 1] != ' ' && a[i] != a[i + 1] && seen++ == pick) break;
+    out[i] = a[i + 1];
+    out[i + 1] = a[i];
+}
+
 static void rej_rambling(Rng *rng, const char *a, char *out) {
     int len = snprintf(out, TASKS_TEXT_MAX, "%s", a);
     if (rng_below(rng, 2)) {  // says it again
@@ -614,6 +628,7 @@ int tasks_make_rejected(Rng *rng, const TaskExample *ex, char *out, int *no_eot)
     case TASKS_REJ_HALF_REVERSED: rej_half_reversed(rng, a, out); break;
     case TASKS_REJ_WRONG_CASE: rej_wrong_case(rng, a, out); break;
     case TASKS_REJ_DROP_DUP: rej_drop_dup(rng, a, out); break;
+    case TASKS_REJ_SWAP: rej_swap(rng, a, out); break;
     default: rej_rambling(rng, a, out); break;
     }
     if (tasks_grade_index(ex->family, ex->prompt, out) != 0) {

@@ -34,6 +34,7 @@ typedef enum {
     TASKS_REJ_HALF_REVERSED,   // one half of the answer reversed
     TASKS_REJ_WRONG_CASE,      // letters in the wrong case
     TASKS_REJ_DROP_DUP,        // one character dropped or doubled
+    TASKS_REJ_SWAP,            // two neighbouring characters swapped
     TASKS_REJ_RAMBLING,        // correct answer + extra words, no end-of-text
     TASKS_REJ_COUNT
 } TaskRejectKind;

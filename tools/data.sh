@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RLHF=${RLHF_BIN:-./rlhf}
 if [ ! -f data/gen/tasks/sft_train.jsonl ]; then
-    "$RLHF" tasks --out data/gen/tasks
+    "$RLHF" tasks --out data/gen/tasks --n_train 60000
 fi
 if [ ! -f data/gen/fortunes/train.h5 ]; then
     "$RLHF" prepare configs/pretrain_fortunes.ini | grep '^# \(corpus\|tokenizer\|wrote\)'
