@@ -237,6 +237,19 @@ int prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_ne
     return rc;
 }
 
+double reward_auc(const float *score, const int *grade, const int *group, long n) {
+    double wins = 0.0, pairs = 0.0;
+    for (long i = 0; i < n; i++) {
+        if (grade[i] != 1) continue;
+        for (long j = 0; j < n; j++) {
+            if (grade[j] != 0 || group[j] != group[i]) continue;
+            wins += score[i] > score[j] ? 1.0 : (score[i] == score[j] ? 0.5 : 0.0);
+            pairs += 1.0;
+        }
+    }
+    return pairs > 0 ? wins / pairs : NAN;
+}
+
 // --- policy reward and KL -----------------------------------------------------------
 
 // Greedy answers to prompts[0..n), graded into tally and scored by rm.

@@ -39,6 +39,12 @@ void reward_scores(GPT *rm, const Tokenizer *tok, const char *const *prompts,
 // forward (values (B,T)) into out (B).
 void values_at(const GPT *m, const int *last, float *out);
 
+// How well scores track ground truth: over every pair of a correct and a
+// wrong response in the same group (e.g. task family), the share where the
+// correct one scores higher (ties count half), i.e. the AUC. grade[i] is 1
+// (correct), 0 (wrong) or < 0 (ungraded, left out). NaN without any pair.
+double reward_auc(const float *score, const int *grade, const int *group, long n);
+
 // --- preference pairs --------------------------------------------------------
 
 // A reward model on preference pairs. NaN statistics when no pair was scored.

@@ -211,6 +211,7 @@ int cmd_ppo(int argc, char **argv) {
     long *batch_src = mallocCheck((size_t)P * sizeof(long));
     long *order = mallocCheck((size_t)P * sizeof(long));
     float *k1 = mallocCheck((size_t)P * sizeof(float)), *k3 = mallocCheck((size_t)P * sizeof(float));
+    int *grades = mallocCheck((size_t)P * sizeof(int)), *families = mallocCheck((size_t)P * sizeof(int));
     const int64_t max_steps = cfg->train.max_steps;
     const float critic_lr_peak = cfg->ppo.critic_lr > 0 ? (float)cfg->ppo.critic_lr : (float)cfg->optim.lr;
     TasksTally tally;
@@ -254,17 +255,22 @@ int cmd_ppo(int argc, char **argv) {
             len += (double)ro.rlen[b] / P;
             ended += (double)ro.ended[b] / P;
             const PromptExample *ex = train.ex[batch_src[b]];
-            if (ex->family[0]) {
+            grades[b] = -1;
+            families[b] = ex->family[0] ? tasks_family_by_name(ex->family) : -1;
+            if (families[b] >= 0) {
                 const int *resp = ro.tokens + (size_t)b * (ro.L + 1) + ro.qlen[b];
                 char *text = tokenizer_decode(&M.tok, resp, ro.rlen[b] - ro.ended[b], 0);
-                int g = tasks_grade(ex->family, ex->prompt, text);
+                grades[b] = tasks_grade_index(families[b], ex->prompt, text);
                 free(text);
-                if (g >= 0) {
-                    correct += g;
+                if (grades[b] >= 0) {
+                    correct += grades[b];
                     graded++;
                 }
             }
         }
+        // does the reward model rank the policy's own right answers above
+        // its wrong ones (same family)? 0.5 = it cannot tell them apart
+        double rm_auc = reward_auc(ro.score_raw, grades, families, P);
         for (long i = 0; i < (long)P * ro.L; i++) {
             if (!ro.mask[i]) continue;
             double R = ro.returns[i], res = R - ro.values[i];
@@ -310,6 +316,7 @@ int cmd_ppo(int argc, char **argv) {
         metrics_set(&run.metrics, "response_length", len);
         metrics_set(&run.metrics, "eot_rate", ended);
         if (graded > 0) metrics_set(&run.metrics, "rollout_accuracy", correct / graded);
+        metrics_set(&run.metrics, "rollout_rm_auc", rm_auc);
         metrics_set(&run.metrics, "lr", lr);
         metrics_set(&run.metrics, "time_s", now_seconds() - run.t_start);
         metrics_set(&run.metrics, "generate_s", t_gen);
@@ -362,6 +369,8 @@ int cmd_ppo(int argc, char **argv) {
     free(order);
     free(k1);
     free(k3);
+    free(grades);
+    free(families);
     epoch_order_free(&prompt_order);
     sampler_free(&smp);
     kvcache_free(&kv);
