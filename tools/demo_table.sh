@@ -3,7 +3,7 @@
 # lines `rlhf eval` wrote to DIR/eval_<stage>.result.
 set -euo pipefail
 D=$1
-echo "| stage | checkpoint | val loss | task accuracy | RM accuracy | mean reward | KL to SFT |"
+echo "| stage | checkpoint | val loss | task accuracy (greedy / sampled) | RM accuracy | mean reward (greedy / sampled) | KL to SFT |"
 echo "|---|---|---|---|---|---|---|"
 for s in pretrain sft reward ppo; do
     f=$D/eval_$s.result
@@ -12,10 +12,13 @@ for s in pretrain sft reward ppo; do
         function get(k) { return (k in v) ? v[k] : "" }
         function pct(x) { return x == "" ? "–" : sprintf("%.1f%%", 100 * x) }
         function num(x, fmt) { return x == "" ? "–" : sprintf(fmt, x) }
+        function both_pct(a, b) { return a == "" ? "–" : (b == "" ? pct(a) : pct(a) " / " pct(b)) }
+        function both_num(a, b) { return a == "" ? "–" : (b == "" ? num(a, "%.3f") : num(a, "%.3f") " / " num(b, "%.3f")) }
         {
             for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
             printf "| %s | %s | %s | %s | %s | %s | %s |\n", stage, ckpt,
-                num(get("val_loss"), "%.3f"), pct(get("accuracy")), pct(get("rm_accuracy")),
-                num(get("reward"), "%.3f"), num(get("kl"), "%.3f")
+                num(get("val_loss"), "%.3f"),
+                both_pct(get("accuracy"), get("sample_accuracy")), pct(get("rm_accuracy")),
+                both_num(get("reward"), get("sample_reward")), num(get("kl"), "%.3f")
         }' "$f"
 done
