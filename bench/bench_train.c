@@ -3,7 +3,7 @@
 // as ms/step, tokens/s and model-FLOPs utilisation against that sgemm rate.
 // Numbers only; nothing here asserts a speed.
 //
-// usage: bench_train [--steps N] [--config tiny|small|all] [--profile]
+// usage: bench_train [--steps N] [--config tiny|small|all]
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>

@@ -1166,6 +1166,34 @@ int ckpt_read_f64(Ckpt *ck, const char *name, double *data, size_t n) {
     return state_read(ck, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data, n);
 }
 
+int ckpt_write_str(Ckpt *ck, const char *name, const char *text) {
+    return state_write(ck, name, H5T_STD_U8LE, H5T_NATIVE_UCHAR, text, strlen(text));
+}
+
+int ckpt_read_str(Ckpt *ck, const char *name, char **text) {
+    ASSERT(ck && !ck->tmp);
+    *text = NULL;
+    char path[PATH_MAX_LEN];
+    if (state_path(ck, name, path)) return -1;
+    hsize_t n;
+    hid_t d = dset_open(ck, path, H5T_STD_U8LE, 1, NULL, &n,
+                        "the checkpoint was written by another stage or version");
+    if (d < 0) return -1;
+    char *buf = mallocCheck((size_t)n + 1);
+    if (dset_read(ck, d, path, H5T_NATIVE_UCHAR, buf) != 0) {
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\0';
+    if (memchr(buf, '\0', (size_t)n)) {
+        free(buf);
+        return rlhf_fail("%s %s: %s holds a NUL byte; hint: the file was edited", ck->kind,
+                         ck->path, path);
+    }
+    *text = buf;
+    return 0;
+}
+
 int ckpt_has_state(Ckpt *ck, const char *name) {
     char path[PATH_MAX_LEN];
     if (!name[0] || strlen(name) > PATH_MAX_LEN - 16) return 0;

@@ -51,7 +51,8 @@ int ckpt_write_metrics(Ckpt *ck, const Metrics *mt);
 int ckpt_write_i64(Ckpt *ck, const char *name, const int64_t *data, size_t n);
 int ckpt_write_u64(Ckpt *ck, const char *name, const uint64_t *data, size_t n);
 int ckpt_write_f64(Ckpt *ck, const char *name, const double *data, size_t n);
-// Closes, fsyncs, renames PATH.tmp to PATH, fsyncs the directory, frees ck.
+// Closes, fsyncs, renames PATH.tmp to PATH, fsyncs the directory, frees ck
+// (also on failure, after removing PATH.tmp: never ckpt_abort after it).
 int ckpt_commit(Ckpt *ck);
 // Closes and removes PATH.tmp; frees ck. Safe on NULL.
 void ckpt_abort(Ckpt *ck);
@@ -81,6 +82,10 @@ int ckpt_read_metrics(Ckpt *ck, Metrics *mt);
 int ckpt_read_i64(Ckpt *ck, const char *name, int64_t *data, size_t n);
 int ckpt_read_u64(Ckpt *ck, const char *name, uint64_t *data, size_t n);
 int ckpt_read_f64(Ckpt *ck, const char *name, double *data, size_t n);
+// A text under /state (stored as its bytes, uint8); read returns a malloc'd
+// NUL-terminated copy (caller frees).
+int ckpt_write_str(Ckpt *ck, const char *name, const char *text);
+int ckpt_read_str(Ckpt *ck, const char *name, char **text);
 // Whether /state/NAME exists.
 int ckpt_has_state(Ckpt *ck, const char *name);
 

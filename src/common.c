@@ -88,13 +88,15 @@ int mkdir_p(const char *path) {
         *s = 0;
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
             free(p);
-            return rlhf_fail("cannot create directory '%s': %s", path, strerror(errno));
+            return rlhf_fail("cannot create directory '%s': %s; hint: check the path and "
+                             "its permissions", path, strerror(errno));
         }
         *s = '/';
     }
     int rc = 0;
     if (mkdir(p, 0777) != 0 && errno != EEXIST)
-        rc = rlhf_fail("cannot create directory '%s': %s", path, strerror(errno));
+        rc = rlhf_fail("cannot create directory '%s': %s; hint: check the path and its "
+                       "permissions", path, strerror(errno));
     free(p);
     return rc;
 }

@@ -591,11 +591,15 @@ static int check_choice(const char *name, const char *v, const char *choices) {
 #define CHOICE(sec, key, choices) \
     if (check_choice(#sec "." #key, cfg->sec.key, choices)) return -1
 
+#define INT_IN(sec, key, lo, hi) \
+    if (check_int(#sec "." #key, cfg->sec.key, lo, hi)) return -1
+
 int config_validate(const Config *cfg) {
-    POS_INT(model, n_layer);
-    POS_INT(model, n_head);
-    POS_INT(model, n_embd);
-    POS_INT(model, block_size);
+    // the largest shapes a checkpoint may hold (checkpoint.c checks the same)
+    INT_IN(model, n_layer, 1, 4096);
+    INT_IN(model, n_head, 1, 1 << 16);
+    INT_IN(model, n_embd, 1, 1 << 16);
+    INT_IN(model, block_size, 1, 1 << 20);
     if (cfg->model.n_embd % cfg->model.n_head != 0)
         return rlhf_fail("config: model.n_embd = %" PRId64 " is not a multiple of model.n_head = "
                          "%" PRId64 "; hint: pick n_embd = n_head * head size",
@@ -635,6 +639,7 @@ int config_validate(const Config *cfg) {
     POS_INT(sft, max_new_tokens);
 
     POS_INT(ppo, rollout_batch);
+    NONNEG_INT(ppo, eval_prompts);
     POS_INT(ppo, max_new_tokens);
     FLOAT_IN(ppo, temperature, 0.0, true, INFINITY, false);
     NONNEG_INT(ppo, top_k);

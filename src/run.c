@@ -62,6 +62,15 @@ static void warn_if_busy(void) {
                "(or fewer --train.threads) is faster then\n", busy, cores);
 }
 
+void run_set_threads(const Config *cfg) {
+    int threads = (int)cfg->train.threads;
+    if (threads <= 0) return;
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    openblas_set_num_threads(threads);
+}
+
 int run_init(Run *r, const char *stage, int argc, char **argv) {
     memset(r, 0, sizeof *r);
     r->stage = stage;
@@ -95,13 +104,7 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
             return -1;
     if (config_validate(&r->cfg) != 0) return -1;
 
-    int threads = (int)r->cfg.train.threads;
-    if (threads > 0) {
-#ifdef _OPENMP
-        omp_set_num_threads(threads);
-#endif
-        openblas_set_num_threads(threads);
-    }
+    run_set_threads(&r->cfg);
     warn_if_busy();
     printf("# rlhf %s, config %s%s\n", stage, path, r->resume ? " (resuming)" : "");
     config_print(&r->cfg, stdout);
@@ -144,21 +147,56 @@ int run_begin(Run *r, int64_t start_step) {
     return rc;
 }
 
-int run_set_parent(Run *r, const char *path) {
-    // record the file itself, not a name that moves (DIR/latest.h5 is a
-    // symlink that a continuing run re-points)
+char *lineage_record(const char *path) {
+    // the file itself, not a name that moves (DIR/latest.h5 is a symlink
+    // that a continuing run re-points)
     char *real = realpath(path, NULL);
-    if (!real) return rlhf_fail("cannot resolve '%s': %s", path, strerror(errno));
+    if (!real) {
+        rlhf_fail("cannot resolve '%s': %s; hint: check the path", path, strerror(errno));
+        return NULL;
+    }
     char hex[65];
     if (file_sha256(real, hex) != 0) {
         free(real);
-        return -1;
+        return NULL;
     }
-    free(r->parent);
     size_t n = strlen(real) + 80;
-    r->parent = mallocCheck(n);
-    snprintf(r->parent, n, "%s sha256:%s", real, hex);
+    char *rec = mallocCheck(n);
+    snprintf(rec, n, "%s sha256:%s", real, hex);
     free(real);
+    return rec;
+}
+
+int lineage_split(const char *record, char *path, size_t n, char hex[65]) {
+    const char *tag = NULL;
+    for (const char *t = strstr(record, " sha256:"); t; t = strstr(t + 1, " sha256:")) tag = t;
+    if (!tag || tag == record || strlen(tag + 8) != 64 || (size_t)(tag - record) + 1 > n)
+        return -1;
+    memcpy(path, record, (size_t)(tag - record));
+    path[tag - record] = '\0';
+    memcpy(hex, tag + 8, 65);
+    return 0;
+}
+
+int lineage_check(const char *record, const char *what, char *path, size_t n) {
+    char want[65], have[65];
+    if (lineage_split(record, path, n, want) != 0)
+        return rlhf_fail("%s is recorded as '%.80s', not 'PATH sha256:HEX'; hint: the "
+                         "checkpoint was edited", what, record);
+    if (file_sha256(path, have) != 0)
+        return rlhf_fail("%s %s is gone (%s); hint: restore it to resume this run", what, path,
+                         rlhf_errmsg);
+    if (strcmp(have, want) != 0)
+        return rlhf_fail("%s %s changed since this run started (sha256 differs); hint: "
+                         "restore the original file to resume exactly", what, path);
+    return 0;
+}
+
+int run_set_parent(Run *r, const char *path) {
+    char *rec = lineage_record(path);
+    if (!rec) return -1;
+    free(r->parent);
+    r->parent = rec;
     return 0;
 }
 
@@ -190,8 +228,13 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-// Removes step files older than the newest `keep` (names sort by step).
+// Removes step files older than the newest `keep` (names sort by step),
+// never the one latest.h5 names (a crash may have left higher steps behind).
 static void prune(const char *dir, int keep) {
+    char *latest = join_path(dir, "latest.h5"), target[64] = "";
+    ssize_t tn = readlink(latest, target, sizeof target - 1);
+    target[tn > 0 ? tn : 0] = '\0';
+    free(latest);
     DIR *d = opendir(dir);
     if (!d) return;
     char **names = NULL;
@@ -205,7 +248,7 @@ static void prune(const char *dir, int keep) {
     closedir(d);
     if (n) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
-        if (i + (size_t)keep < n) {
+        if (i + (size_t)keep < n && strcmp(names[i], target) != 0) {
             char *p = join_path(dir, names[i]);
             unlink(p);
             free(p);
@@ -224,10 +267,11 @@ static int fsync_dir(const char *dir) {
 }
 
 int run_ckpt_end(Run *r, Ckpt *ck, int64_t step) {
-    if (ckpt_write_metrics(ck, &r->metrics) != 0 || ckpt_commit(ck) != 0) {
+    if (ckpt_write_metrics(ck, &r->metrics) != 0) {
         ckpt_abort(ck);
         return -1;
     }
+    if (ckpt_commit(ck) != 0) return -1;  // it has removed the tmp and freed ck
     // latest.h5 -> step_NNNNNN.h5, swapped in by rename so it never dangles
     const char *dir = r->cfg.checkpoint.dir;
     char name[64];
@@ -236,7 +280,8 @@ int run_ckpt_end(Run *r, Ckpt *ck, int64_t step) {
     unlink(tmp);
     int rc = 0;
     if (symlink(name, tmp) != 0 || rename(tmp, latest) != 0)
-        rc = rlhf_fail("cannot update '%s': %s", latest, strerror(errno));
+        rc = rlhf_fail("cannot update '%s': %s; hint: check that the run directory is "
+                       "writable", latest, strerror(errno));
     fsync_dir(dir);
     free(tmp);
     free(latest);
@@ -323,11 +368,11 @@ int save_tokenizer_file(const char *path, const Tokenizer *tok, const char *conf
     meta.parent = "";
     Ckpt *ck = ckpt_create(path, &meta);
     if (!ck) return -1;
-    if (ckpt_write_tokenizer(ck, tok) != 0 || ckpt_commit(ck) != 0) {
+    if (ckpt_write_tokenizer(ck, tok) != 0) {
         ckpt_abort(ck);
         return -1;
     }
-    return 0;
+    return ckpt_commit(ck);  // on failure it has removed the tmp and freed ck
 }
 
 int load_tokenizer_file(const char *path, Tokenizer *tok) {
@@ -371,6 +416,13 @@ void print_model_summary(const GPT *m, const Tokenizer *tok) {
     fflush(stdout);
 }
 
+void run_adopt_model(Run *r, const GPTConfig *c) {
+    r->cfg.model.n_layer = c->n_layer;
+    r->cfg.model.n_head = c->n_head;
+    r->cfg.model.n_embd = c->n_embd;
+    r->cfg.model.block_size = c->block_size;
+}
+
 int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head) {
     const Config *cfg = &r->cfg;
     if (cfg->checkpoint.init[0]) {
@@ -378,9 +430,10 @@ int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head) {
         if (run_set_parent(r, cfg->checkpoint.init) != 0) return -1;
         const GPTConfig *c = &m->config;
         if (c->n_layer != cfg->model.n_layer || c->n_head != cfg->model.n_head ||
-            c->n_embd != cfg->model.n_embd)
-            printf("# note: [model] shape comes from %s (L=%d H=%d C=%d), not the config\n",
-                   cfg->checkpoint.init, c->n_layer, c->n_head, c->n_embd);
+            c->n_embd != cfg->model.n_embd || c->block_size != cfg->model.block_size)
+            printf("# note: [model] comes from %s (L=%d H=%d C=%d T=%d), not the config\n",
+                   cfg->checkpoint.init, c->n_layer, c->n_head, c->n_embd, c->block_size);
+        run_adopt_model(r, c);
         return 0;
     }
     char path[4096];
@@ -393,6 +446,13 @@ int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head) {
     gpt_build(m, &c);
     gpt_init_weights(m, (unsigned long long)cfg->train.seed);
     return 0;
+}
+
+void run_adopt_resume(Run *r, const CkptMeta *meta, const char *path, int64_t *step) {
+    *step = meta->step;
+    free(r->parent);
+    r->parent = strdup_check(meta->parent);
+    printf("# resuming %s at step %lld\n", path, (long long)meta->step);
 }
 
 int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
@@ -413,6 +473,7 @@ int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
     if (rc == 0) rc = ckpt_read_model_config(ck, "", &c);
     if (rc == 0) {
         gpt_build(m, &c);
+        run_adopt_model(r, &c);
         rc = ckpt_read_model(ck, "", m, 0);
     }
     if (rc == 0) {
@@ -433,12 +494,7 @@ int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
             printf("# note: saved with %lld threads, resuming with %d: results will not be "
                    "bit-identical to an uninterrupted run\n", (long long)threads, now);
     }
-    if (rc == 0) {
-        *step = meta.step;
-        free(r->parent);
-        r->parent = strdup_check(meta.parent);
-        printf("# resuming %s at step %lld\n", path, (long long)meta.step);
-    }
+    if (rc == 0) run_adopt_resume(r, &meta, path, step);
     ckpt_close(ck);
     ckpt_meta_free(&meta);
     free(path);

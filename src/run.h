@@ -31,6 +31,10 @@ typedef struct {
 int run_init(Run *r, const char *stage, int argc, char **argv);
 void run_free(Run *r);
 
+// Sets the OpenMP and OpenBLAS thread count from train.threads (0: leave
+// the defaults, all cores).
+void run_set_threads(const Config *cfg);
+
 // Path of the checkpoint to resume from (DIR/latest.h5); caller frees.
 char *run_latest_path(const Run *r);
 
@@ -40,6 +44,15 @@ int run_begin(Run *r, int64_t start_step);
 
 // Records the checkpoint this run started from (path + sha256) as lineage.
 int run_set_parent(Run *r, const char *path);
+
+// Lineage records "PATH sha256:HEX" name a file by its resolved path and
+// content. lineage_record makes one for path (NULL with a reason on
+// failure; caller frees). lineage_split takes one apart (-1 if malformed).
+// lineage_check verifies that the file still exists with that content,
+// writing its path to `path`; `what` names it in errors ("the reference").
+char *lineage_record(const char *path);
+int lineage_split(const char *record, char *path, size_t n, char hex[65]);
+int lineage_check(const char *record, const char *what, char *path, size_t n);
 
 // Begins DIR/step_NNNNNN.h5 with this run's stage, step, config and parent.
 Ckpt *run_ckpt_begin(Run *r, int64_t step);
@@ -63,8 +76,8 @@ void run_progress(Run *r, int64_t step, int64_t max_steps, double loss, double l
 // A line that stays (evaluation results, messages); clears a progress line.
 void run_print(Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-// Saves the tokenizer + model as a checkpoint at PATH (stage given), used by
-// `prepare` for the tokenizer file and by tests.
+// Saves a tokenizer alone as a checkpoint file (stage "tokenizer") at PATH,
+// as `prepare` does for DIR/tokenizer.h5.
 int save_tokenizer_file(const char *path, const Tokenizer *tok, const char *config_json);
 int load_tokenizer_file(const char *path, Tokenizer *tok);
 
@@ -73,6 +86,10 @@ int load_tokenizer_file(const char *path, Tokenizer *tok);
 // value head (from the file when present, else zero); 0 without one.
 int load_model_file(const char *path, GPT *m, int value_head, Tokenizer *tok,
                     CkptMeta *meta);
+
+// The [model] keys follow the model actually trained (taken from a
+// checkpoint), so that checkpoints store the config that was resolved.
+void run_adopt_model(Run *r, const GPTConfig *c);
 
 // --- single-model training state (pretrain, sft, reward) ---------------
 // The model to train: from checkpoint.init when set (shape and tokenizer
@@ -86,6 +103,10 @@ int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head);
 // checkpoint's stage must be this run's.
 int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
                     uint64_t data_state[5]);
+
+// Takes over a resumed checkpoint's step and lineage (and says so); for
+// stages that read the rest of their state themselves (ppo).
+void run_adopt_resume(Run *r, const CkptMeta *meta, const char *path, int64_t *step);
 
 // Writes what resume_training reads (model, optimizer, tokenizer, data
 // state, thread count) into an open checkpoint.

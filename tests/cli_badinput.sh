@@ -100,7 +100,7 @@ bad "unexpected argument" "$R" pretrain "$T" "$T"
 # then say so in a warning line of their own)
 IGNORE='^==[0-9]+==WARNING: AddressSanitizer failed to allocate' \
     bad "out of memory" env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_may_return_null=1" \
-    "$R" pretrain "$T" --model.n_embd=1000000 --model.n_head=1 --checkpoint.dir="$D/x"
+    "$R" pretrain "$T" --model.n_embd=65536 --model.n_layer=4096 --model.n_head=1 --checkpoint.dir="$D/x"
 [ -e "$D/x/latest.h5" ] && fail "a failed start left a checkpoint in $D/x"
 
 # --- sample: a prompt longer than the context (T = 48) ----------------------

@@ -77,12 +77,7 @@ int cmd_chat(int argc, char **argv) {
     if (parse_options(&cfg, "sample", argc, argv, &ckpt, 1, USAGE) != 1)
         die("no checkpoint given; hint: %s", USAGE);
     if (config_validate(&cfg) != 0) die_last();
-    if (cfg.train.threads > 0) {
-#ifdef _OPENMP
-        omp_set_num_threads((int)cfg.train.threads);
-#endif
-        openblas_set_num_threads((int)cfg.train.threads);
-    }
+    run_set_threads(&cfg);
     // a tokenizer file opens fine but holds no model: say so plainly
     CkptMeta meta = {0};
     Ckpt *ck = ckpt_open(ckpt, &meta);

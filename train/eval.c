@@ -441,16 +441,6 @@ static int eval_reward_model(GPT *rm, const Tokenizer *tok, const Config *cfg, c
 
 // --- policy: reward-model reward and KL to a reference ----------------------------
 
-// Splits a lineage record "PATH sha256:HEX"; -1 if it is not of that form.
-static int parent_split(const char *parent, char *path, size_t n, char hex[65]) {
-    const char *tag = NULL;
-    for (const char *t = strstr(parent, " sha256:"); t; t = strstr(t + 1, " sha256:")) tag = t;
-    if (!tag || tag == parent || strlen(tag + 8) != 64 || (size_t)(tag - parent) + 1 > n) return -1;
-    memcpy(path, parent, (size_t)(tag - parent));
-    path[tag - parent] = '\0';
-    memcpy(hex, tag + 8, 65);
-    return 0;
-}
 
 // Loads the reward model of ppo.reward_model for scoring policy answers.
 static int load_reward_model(const char *path, const Tokenizer *tok, int T, GPT *rm,
@@ -484,7 +474,7 @@ static void reference_choose(const char *ref_arg, const char *stage, const char 
     *how = "--ref";
     if (ref_arg) {
         snprintf(path, n, "%s", ref_arg);
-    } else if (!strcmp(stage, "ppo") && parent[0] && parent_split(parent, path, n, want) == 0) {
+    } else if (!strcmp(stage, "ppo") && parent[0] && lineage_split(parent, path, n, want) == 0) {
         *how = "the parent in the lineage";
         if (!file_exists(path)) {
             printf("kl           skipped: the parent %s no longer exists (hint: pass --ref CKPT)\n",
@@ -554,8 +544,16 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
         return -1;
     }
     const uint64_t seed = (uint64_t)cfg->train.seed + 1;  // as `rlhf ppo` seeds its evaluation
+    char ref_path[4096], want[65];
+    const char *how;
+    reference_choose(ref_arg, stage, parent, ref_path, sizeof ref_path, want, &how);
+    int rc = 0, have_ref = 0;
+    GPT ref;
+    if (ref_path[0]) have_ref = (rc = load_reference(ref_path, tok, policy, &ref)) == 0;
+    // one pass: greedy answers for accuracy and reward, sampled ones for KL
     EvalPolicyResult e;
-    evaluate_policy(policy, NULL, &rm, tok, &pp, pp.n, &params, P, seed, norm, &e, NULL);
+    evaluate_policy(policy, have_ref ? &ref : NULL, &rm, tok, &pp, pp.n, &params, P, seed, norm,
+                    &e, NULL);
     res->reward = e.reward;
     res->reward_raw = e.reward_raw;
     res->reward_prompts = (double)e.scored;
@@ -564,21 +562,13 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
            "reward %.4f normalised (raw %.4f); their task accuracy %.1f%%\n", cfg->ppo.test_file,
            e.scored, pp.skipped, cfg->ppo.reward_model, res->reward, res->reward_raw,
            100 * res->policy_accuracy);
-    fflush(stdout);
-
-    char ref_path[4096], want[65];
-    const char *how;
-    reference_choose(ref_arg, stage, parent, ref_path, sizeof ref_path, want, &how);
-    int rc = 0;
-    GPT ref;
-    if (ref_path[0] && (rc = load_reference(ref_path, tok, policy, &ref)) == 0) {
+    if (have_ref) {
         char have[65];
         const char *check = "";
         if (want[0])
             check = file_sha256(ref_path, have) == 0 && !strcmp(have, want)
                         ? ", sha256 matches"
                         : ", sha256 DIFFERS from the lineage record: the file changed since";
-        evaluate_policy(policy, &ref, &rm, tok, &pp, pp.n, &params, P, seed, norm, &e, NULL);
         res->kl = e.kl_k1;
         res->kl_k3 = e.kl_k3;
         res->kl_length = e.length;
@@ -591,6 +581,7 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
                100 * res->sample_accuracy, res->sample_reward);
         gpt_free(&ref);
     }
+    fflush(stdout);
     gpt_free(&rm);
     prompts_free(&pp);
     jsonl_free_prompts(&set);
@@ -713,12 +704,7 @@ int cmd_eval(int argc, char **argv) {
     for (int i = 0; i < a.n_overrides; i++)
         if (config_set(&cfg, a.overrides[i]) != 0) die_last();
     if (config_validate(&cfg) != 0) die_last();
-    if (cfg.train.threads > 0) {
-#ifdef _OPENMP
-        omp_set_num_threads((int)cfg.train.threads);
-#endif
-        openblas_set_num_threads((int)cfg.train.threads);
-    }
+    run_set_threads(&cfg);
 
     GPT m;
     Tokenizer tok = {0};
@@ -776,7 +762,7 @@ int cmd_eval(int argc, char **argv) {
         if (a.ref) printf("note: --ref is ignored for a reward model\n");
     }
 
-    Field fields[8];
+    Field fields[16];  // result_fields emits at most 9
     int nf = result_fields(&r, fields);
     printf("RESULT stage=%s", meta.stage);
     for (int i = 0; i < nf; i++) printf(" %s=%.6g", fields[i].key, fields[i].value);

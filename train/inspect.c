@@ -17,6 +17,7 @@
 #include "gpt.h"
 #include "metrics.h"
 #include "optim.h"
+#include "run.h"
 #include "tokenizer.h"
 
 #define LINEAGE_MAX_DEPTH 32
@@ -237,20 +238,6 @@ static void print_config(const char *json) {
 
 // --- lineage -------------------------------------------------------------------
 
-// Splits "PATH sha256:HEX" into path and hex; -1 if it is not of that form.
-static int parent_split(const char *parent, char *path, size_t n, char hex[65]) {
-    const char *tag = strstr(parent, " sha256:");
-    if (!tag) return -1;
-    const char *h;
-    for (const char *t = tag; t; t = strstr(t + 1, " sha256:")) tag = t;  // the last one
-    h = tag + 8;
-    if (strlen(h) != 64 || (size_t)(tag - parent) + 1 > n || tag == parent) return -1;
-    memcpy(path, parent, (size_t)(tag - parent));
-    path[tag - parent] = '\0';
-    memcpy(hex, h, 65);
-    return 0;
-}
-
 static void print_lineage(const char *path, const CkptMeta *meta) {
     printf("lineage    newest first\n");
     printf("     %-9s step %-7lld %s  (this file)\n", meta->stage, (long long)meta->step, path);
@@ -265,7 +252,7 @@ static void print_lineage(const char *path, const CkptMeta *meta) {
             break;
         }
         char ppath[4096], want[65], have[65];
-        if (parent_split(parent, ppath, sizeof ppath, want) != 0) {
+        if (lineage_split(parent, ppath, sizeof ppath, want) != 0) {
             printf("  <- unrecognised parent record '%s'\n", parent);
             break;
         }

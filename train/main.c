@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "config.h"
 #include "commands.h"
 
 typedef struct {
@@ -23,7 +24,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "CKPT CONFIG     loss / perplexity, task accuracy, RM accuracy, reward, KL"},
     {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics"},
     {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)"},
-    {"help", NULL, "                show this help"},
+    {"help", NULL, "[config]        this help, or every config key with its default"},
 };
 
 static void usage(FILE *out) {
@@ -39,8 +40,9 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
-        if (!commands[i].run) {
-            usage(stdout);
+        if (!commands[i].run) {  // help
+            if (argc > 2 && !strcmp(argv[2], "config")) config_print_help(stdout);
+            else usage(stdout);
             return 0;
         }
         return commands[i].run(argc - 1, argv + 1);

@@ -25,27 +25,20 @@ typedef struct {
     Tokenizer tok;
     KLController kl;
     double reward_norm[2];
+    char *rm_record;  // "PATH sha256:HEX" of the reward model (the parent names the reference)
 } Models;
 
-static int load_models(Run *run, Models *M, int64_t *step, uint64_t data_state[5]) {
-    const Config *cfg = &run->cfg;
-    if (!cfg->checkpoint.init[0])
-        return rlhf_fail("ppo starts from an SFT model: checkpoint.init is empty; hint: "
-                         "--checkpoint.init=checkpoints/sft/latest.h5");
-    if (!cfg->ppo.reward_model[0])
-        return rlhf_fail("ppo.reward_model is empty; hint: "
-                         "--ppo.reward_model=checkpoints/reward/latest.h5");
-    // reference: the SFT model, frozen; reward model: frozen
-    if (load_model_file(cfg->checkpoint.init, &M->ref, 0, &M->tok, NULL) != 0) return -1;
+// The frozen reward model (and its normalisation) from a checked file.
+static int load_reward_model(const char *path, Models *M) {
     Tokenizer rm_tok = {0};
     CkptMeta meta = {0};
-    Ckpt *ck = ckpt_open(cfg->ppo.reward_model, &meta);
+    Ckpt *ck = ckpt_open(path, &meta);
     if (!ck) return -1;
     GPTConfig rc;
     int rc_ok = ckpt_read_model_config(ck, "", &rc);
     if (rc_ok == 0 && !rc.value_head)
         rc_ok = rlhf_fail("%s has no value head (stage '%s'); hint: ppo.reward_model must be a "
-                          "checkpoint written by 'rlhf reward'", cfg->ppo.reward_model, meta.stage);
+                          "checkpoint written by 'rlhf reward'", path, meta.stage);
     if (rc_ok == 0) {
         gpt_build(&M->rm, &rc);
         rc_ok = ckpt_read_model(ck, "", &M->rm, 0);
@@ -54,39 +47,68 @@ static int load_models(Run *run, Models *M, int64_t *step, uint64_t data_state[5
     if (rc_ok == 0) rc_ok = ckpt_read_f64(ck, "reward_norm", M->reward_norm, 2);
     ckpt_close(ck);
     ckpt_meta_free(&meta);
-    if (rc_ok != 0) return -1;
-    if (tokenizer_hash(&rm_tok) != tokenizer_hash(&M->tok))
-        return rlhf_fail("%s and %s use different tokenizers; hint: train the reward model "
-                         "from this SFT lineage", cfg->ppo.reward_model, cfg->checkpoint.init);
+    if (rc_ok == 0 && tokenizer_hash(&rm_tok) != tokenizer_hash(&M->tok))
+        rc_ok = rlhf_fail("the reward model %s uses another tokenizer than the SFT model; hint: "
+                          "train the reward model from this SFT lineage", path);
     tokenizer_free(&rm_tok);
-    if (M->rm.config.block_size != M->ref.config.block_size)
-        return rlhf_fail("reward model context %d differs from the policy's %d",
-                         M->rm.config.block_size, M->ref.config.block_size);
+    if (rc_ok == 0 && M->rm.config.block_size != M->ref.config.block_size)
+        rc_ok = rlhf_fail("the reward model's context %d differs from the policy's %d; hint: "
+                          "train the reward model from this SFT lineage",
+                          M->rm.config.block_size, M->ref.config.block_size);
+    return rc_ok;
+}
 
+// Policy, reference, critic and reward model. A fresh run takes the files
+// of checkpoint.init and ppo.reward_model and records them by resolved path
+// and sha256; a resumed run reloads exactly those files (checked unchanged)
+// plus its own state, whatever the config's names point at now.
+static int load_models(Run *run, Models *M, int64_t *step, uint64_t data_state[5]) {
+    const Config *cfg = &run->cfg;
+    if (!cfg->checkpoint.init[0])
+        return rlhf_fail("ppo starts from an SFT model: checkpoint.init is empty; hint: "
+                         "--checkpoint.init=checkpoints/sft/latest.h5");
+    if (!cfg->ppo.reward_model[0])
+        return rlhf_fail("ppo.reward_model is empty; hint: "
+                         "--ppo.reward_model=checkpoints/reward/latest.h5");
     const float beta1 = (float)cfg->optim.beta1, beta2 = (float)cfg->optim.beta2;
     const float eps = (float)cfg->optim.eps, wd = (float)cfg->optim.weight_decay;
     M->kl = (KLController){cfg->ppo.kl_coef, cfg->ppo.kl_target, (double)cfg->ppo.kl_horizon};
+    char ref_path[4096], rm_path[4096];
+
     if (!run->resume) {
-        if (load_model_file(cfg->checkpoint.init, &M->policy, 0, NULL, NULL) != 0 ||
-            load_model_file(cfg->ppo.reward_model, &M->critic, 1, NULL, NULL) != 0 ||
-            run_set_parent(run, cfg->checkpoint.init) != 0)
+        if (run_set_parent(run, cfg->checkpoint.init) != 0 ||
+            !(M->rm_record = lineage_record(cfg->ppo.reward_model)) ||
+            lineage_check(run->parent, "the SFT model", ref_path, sizeof ref_path) != 0 ||
+            lineage_check(M->rm_record, "the reward model", rm_path, sizeof rm_path) != 0 ||
+            load_model_file(ref_path, &M->ref, 0, &M->tok, NULL) != 0 ||
+            load_reward_model(rm_path, M) != 0 ||
+            load_model_file(ref_path, &M->policy, 0, NULL, NULL) != 0 ||
+            load_model_file(rm_path, &M->critic, 1, NULL, NULL) != 0)
             return -1;
         adamw_build(&M->popt, M->policy.num_params, beta1, beta2, eps, wd);
         adamw_build(&M->copt, M->critic.num_params, beta1, beta2, eps, wd);
+        run_adopt_model(run, &M->policy.config);
         *step = 0;
         return 0;
     }
     char *path = run_latest_path(run);
-    ck = ckpt_open(path, &meta);
+    CkptMeta meta = {0};
+    Ckpt *ck = ckpt_open(path, &meta);
     if (!ck) {
-        rlhf_fail("cannot resume: %s", rlhf_errmsg);
+        rlhf_fail("cannot resume (to start fresh, run without --resume): %s", rlhf_errmsg);
         free(path);
         return -1;
     }
     GPTConfig pc, cc;
     int rc2 = strcmp(meta.stage, "ppo") == 0
                   ? 0
-                  : rlhf_fail("cannot resume: %s is a '%s' checkpoint, not ppo", path, meta.stage);
+                  : rlhf_fail("cannot resume: %s is a '%s' checkpoint, not ppo; hint: check "
+                              "checkpoint.dir", path, meta.stage);
+    if (rc2 == 0) rc2 = ckpt_read_str(ck, "reward_model", &M->rm_record);
+    if (rc2 == 0) rc2 = lineage_check(meta.parent, "the SFT model", ref_path, sizeof ref_path);
+    if (rc2 == 0) rc2 = lineage_check(M->rm_record, "the reward model", rm_path, sizeof rm_path);
+    if (rc2 == 0) rc2 = load_model_file(ref_path, &M->ref, 0, &M->tok, NULL);
+    if (rc2 == 0) rc2 = load_reward_model(rm_path, M);
     if (rc2 == 0) rc2 = ckpt_read_model_config(ck, "", &pc);
     if (rc2 == 0) rc2 = ckpt_read_model_config(ck, "critic", &cc);
     if (rc2 == 0) {
@@ -103,10 +125,8 @@ static int load_models(Run *run, Models *M, int64_t *step, uint64_t data_state[5
     if (rc2 == 0) rc2 = ckpt_read_f64(ck, "kl_coef", &M->kl.coef, 1);
     if (rc2 == 0) rc2 = ckpt_read_metrics(ck, &run->metrics);
     if (rc2 == 0) {
-        *step = meta.step;
-        free(run->parent);
-        run->parent = strdup_check(meta.parent);
-        printf("# resuming %s at step %lld\n", path, (long long)meta.step);
+        run_adopt_model(run, &M->policy.config);
+        run_adopt_resume(run, &meta, path, step);
     }
     ckpt_close(ck);
     ckpt_meta_free(&meta);
@@ -121,7 +141,8 @@ static int save_ppo(Run *run, int64_t step, const Models *M, const uint64_t data
         ckpt_write_model(ck, "critic", &M->critic) != 0 ||
         ckpt_write_optimizer(ck, "critic", &M->copt, &M->critic) != 0 ||
         ckpt_write_f64(ck, "kl_coef", &M->kl.coef, 1) != 0 ||
-        ckpt_write_f64(ck, "reward_norm", M->reward_norm, 2) != 0) {
+        ckpt_write_f64(ck, "reward_norm", M->reward_norm, 2) != 0 ||
+        ckpt_write_str(ck, "reward_model", M->rm_record) != 0) {
         ckpt_abort(ck);
         return -1;
     }
@@ -176,7 +197,8 @@ int cmd_ppo(int argc, char **argv) {
         .reward_mean = (float)M.reward_norm[0],
         .reward_std = (float)M.reward_norm[1],
     };
-    if (pp.max_new >= T) die("ppo.max_new_tokens=%d must be below the context %d", pp.max_new, T);
+    if (pp.max_new >= T)
+        die("ppo.max_new_tokens=%d must be below the context %d; hint: lower it", pp.max_new, T);
 
     PromptSet train_set, test_set;
     if (jsonl_read_prompts(cfg->ppo.prompts_file, &train_set) != 0 ||
@@ -315,7 +337,7 @@ int cmd_ppo(int argc, char **argv) {
         metrics_set(&run.metrics, "explained_variance", explained_var);
         metrics_set(&run.metrics, "response_length", len);
         metrics_set(&run.metrics, "eot_rate", ended);
-        if (graded > 0) metrics_set(&run.metrics, "rollout_accuracy", correct / graded);
+        metrics_set(&run.metrics, "rollout_accuracy", graded > 0 ? correct / graded : NAN);
         metrics_set(&run.metrics, "rollout_rm_auc", rm_auc);
         metrics_set(&run.metrics, "lr", lr);
         metrics_set(&run.metrics, "time_s", now_seconds() - run.t_start);
@@ -329,12 +351,17 @@ int cmd_ppo(int argc, char **argv) {
             log_eval(&run, when, &e, &tally);
             if (plan.last) tasks_tally_print(&tally, stdout);
         }
-        metrics_commit(&run.metrics);
-        char extra[160];
-        snprintf(extra, sizeof extra, "reward %.3f | kl %.3f | acc %.0f%% | len %.1f | clip %.2f",
-                 raw, kl1, graded > 0 ? 100 * correct / graded : 0.0, len, st.clipfrac / st.tokens);
-        run_progress(&run, step, max_steps, st.policy_loss / st.tokens, lr,
-                     tokens * cfg->ppo.ppo_epochs / dt, extra);
+        // a row (and a progress line) every log_interval steps; the values of
+        // the other steps are overwritten before the next row is committed
+        if (plan.log) {
+            metrics_commit(&run.metrics);
+            char extra[160];
+            snprintf(extra, sizeof extra, "reward %.3f | kl %.3f | acc %.0f%% | len %.1f | clip %.2f",
+                     raw, kl1, graded > 0 ? 100 * correct / graded : 0.0, len,
+                     st.clipfrac / st.tokens);
+            run_progress(&run, step, max_steps, st.policy_loss / st.tokens, lr,
+                         tokens * cfg->ppo.ppo_epochs / dt, extra);
+        }
 
         if (cfg->ppo.dump_rollouts[0]) {
             DumpColumn cols[] = {
@@ -386,6 +413,7 @@ int cmd_ppo(int argc, char **argv) {
     adamw_free(&M.popt);
     adamw_free(&M.copt);
     tokenizer_free(&M.tok);
+    free(M.rm_record);
     run_free(&run);
     return 0;
 }
