@@ -716,3 +716,60 @@ int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex) {
     if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
     return write_object(w, obj);
 }
+
+// --- a two-level JSON object --------------------------------------------
+
+int json_entries_parse(const char *json, JsonEntries *out) {
+    out->e = NULL;
+    out->n = 0;
+    cJSON *root = cJSON_Parse(json);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return rlhf_fail("not a JSON object of sections; hint: the text was not written by "
+                         "rlhf.c");
+    }
+    int n = 0;
+    const cJSON *sec, *kv;
+    cJSON_ArrayForEach(sec, root) {
+        if (!cJSON_IsObject(sec)) {
+            cJSON_Delete(root);
+            return rlhf_fail("JSON member \"%s\" is not an object of keys; hint: the text was "
+                             "not written by rlhf.c", sec->string ? sec->string : "?");
+        }
+        n += cJSON_GetArraySize(sec);
+    }
+    out->e = callocCheck((size_t)(n ? n : 1), sizeof *out->e);
+    cJSON_ArrayForEach(sec, root) {
+        cJSON_ArrayForEach(kv, sec) {
+            JsonEntry *e = &out->e[out->n++];
+            e->section = strdup_check(sec->string);
+            e->key = strdup_check(kv->string);
+            if (cJSON_IsString(kv)) {
+                e->value = strdup_check(kv->valuestring);
+            } else {
+                char *text = cJSON_PrintUnformatted(kv);
+                e->value = strdup_check(text ? text : "");
+                cJSON_free(text);
+            }
+        }
+    }
+    cJSON_Delete(root);
+    return 0;
+}
+
+const JsonEntry *json_entries_find(const JsonEntries *es, const char *section, const char *key) {
+    for (int i = 0; i < es->n; i++)
+        if (!strcmp(es->e[i].section, section) && !strcmp(es->e[i].key, key)) return &es->e[i];
+    return NULL;
+}
+
+void json_entries_free(JsonEntries *es) {
+    for (int i = 0; i < es->n; i++) {
+        free(es->e[i].section);
+        free(es->e[i].key);
+        free(es->e[i].value);
+    }
+    free(es->e);
+    es->e = NULL;
+    es->n = 0;
+}

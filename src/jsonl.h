@@ -112,4 +112,23 @@ int jsonl_write_sft(JsonlWriter *w, const SftExample *ex);
 int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex);
 int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex);
 
+// --- a two-level JSON object --------------------------------------------
+// {"section": {"key": scalar, ...}, ...} (what config_to_json writes),
+// flattened in file order. value holds a string's text, or a number, true,
+// false or null as cJSON prints it. Returns -1 with a reason when the text
+// is not JSON of that shape. Free with json_entries_free.
+typedef struct {
+    char *section, *key, *value;
+} JsonEntry;
+
+typedef struct {
+    JsonEntry *e;
+    int n;
+} JsonEntries;
+
+int json_entries_parse(const char *json, JsonEntries *out);
+// The entry section.key, or NULL.
+const JsonEntry *json_entries_find(const JsonEntries *es, const char *section, const char *key);
+void json_entries_free(JsonEntries *es);
+
 #endif

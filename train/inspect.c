@@ -15,6 +15,7 @@
 #include "common.h"
 #include "config.h"
 #include "gpt.h"
+#include "jsonl.h"
 #include "metrics.h"
 #include "optim.h"
 #include "run.h"
@@ -59,133 +60,7 @@ static const char *group_digits(char *buf, size_t n, unsigned long long v) {
 }
 
 // --- the stored config: JSON {"section": {"key": scalar}} as INI -----------------
-// A reader for exactly the shape config_to_json writes; anything else makes
-// the caller fall back to printing the raw JSON.
-
-typedef struct {
-    char section[64], key[64], value[1024];
-} ConfigEntry;
-
-typedef struct {
-    ConfigEntry *e;
-    int n, cap;
-} ConfigEntries;
-
-static void skip_ws(const char **p) {
-    while (**p == ' ' || **p == '\n' || **p == '\t' || **p == '\r') (*p)++;
-}
-
-// Reads a JSON string into out (UTF-8; \u escapes of the BMP only).
-static int json_string(const char **p, char *out, size_t cap) {
-    if (**p != '"') return -1;
-    size_t o = 0;
-    for ((*p)++; **p && **p != '"'; (*p)++) {
-        unsigned c = (unsigned char)**p;
-        if (c == '\\') {
-            (*p)++;
-            switch (**p) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case '"': case '\\': case '/': c = (unsigned char)**p; break;
-            case 'u': {
-                unsigned v = 0;
-                for (int i = 1; i <= 4; i++) {
-                    char h = (*p)[i];
-                    int d = h >= '0' && h <= '9' ? h - '0'
-                            : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                            : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
-                    if (d < 0) return -1;
-                    v = v * 16 + (unsigned)d;
-                }
-                *p += 4;
-                // encode as UTF-8 (surrogates are not expected in configs)
-                if (v < 0x80) {
-                    c = v;
-                } else {
-                    if (o + 3 >= cap) return -1;
-                    if (v < 0x800) {
-                        out[o++] = (char)(0xc0 | (v >> 6));
-                    } else {
-                        out[o++] = (char)(0xe0 | (v >> 12));
-                        out[o++] = (char)(0x80 | ((v >> 6) & 0x3f));
-                    }
-                    c = 0x80 | (v & 0x3f);
-                }
-                break;
-            }
-            default: return -1;
-            }
-        }
-        if (o + 1 >= cap) return -1;
-        out[o++] = (char)c;
-    }
-    if (**p != '"') return -1;
-    (*p)++;
-    out[o] = '\0';
-    return 0;
-}
-
-// A number, true, false or null, copied as written.
-static int json_scalar(const char **p, char *out, size_t cap) {
-    size_t o = 0;
-    while (**p && strchr("+-.0123456789eEtruefalsn", **p)) {
-        if (o + 1 >= cap) return -1;
-        out[o++] = *(*p)++;
-    }
-    out[o] = '\0';
-    return o ? 0 : -1;
-}
-
-static int config_entries_parse(const char *json, ConfigEntries *ce) {
-    const char *p = json;
-    skip_ws(&p);
-    if (*p++ != '{') return -1;
-    skip_ws(&p);
-    if (*p == '}') return 0;
-    for (;;) {
-        ConfigEntry cur;
-        skip_ws(&p);
-        if (json_string(&p, cur.section, sizeof cur.section)) return -1;
-        skip_ws(&p);
-        if (*p++ != ':') return -1;
-        skip_ws(&p);
-        if (*p++ != '{') return -1;
-        skip_ws(&p);
-        while (*p != '}') {
-            skip_ws(&p);
-            if (json_string(&p, cur.key, sizeof cur.key)) return -1;
-            skip_ws(&p);
-            if (*p++ != ':') return -1;
-            skip_ws(&p);
-            int rc = *p == '"' ? json_string(&p, cur.value, sizeof cur.value)
-                               : json_scalar(&p, cur.value, sizeof cur.value);
-            if (rc) return -1;
-            if (ce->n == ce->cap)
-                ce->e = reallocCheck(ce->e, (size_t)(ce->cap = ce->cap ? 2 * ce->cap : 64) *
-                                                sizeof *ce->e);
-            ce->e[ce->n++] = cur;
-            skip_ws(&p);
-            if (*p == ',') p++;
-            else if (*p != '}') return -1;
-            skip_ws(&p);
-        }
-        p++;
-        skip_ws(&p);
-        if (*p == '}') break;
-        if (*p++ != ',') return -1;
-    }
-    return 0;
-}
-
-static const ConfigEntry *config_entry_find(const ConfigEntries *ce, const char *section,
-                                            const char *key) {
-    for (int i = 0; i < ce->n; i++)
-        if (!strcmp(ce->e[i].section, section) && !strcmp(ce->e[i].key, key)) return &ce->e[i];
-    return NULL;
-}
+// Read with json_entries_parse; any other shape falls back to the raw JSON.
 
 // Numbers written by two builds may differ in form only ("1e-3" vs "0.001").
 static int values_equal(const char *a, const char *b) {
@@ -198,41 +73,41 @@ static int values_equal(const char *a, const char *b) {
 // INI sections with every stored key; keys that differ from this build's
 // defaults are marked with the default.
 static void print_config(const char *json) {
-    ConfigEntries stored = {0}, defaults = {0};
+    JsonEntries stored = {0}, defaults = {0};
     Config def;
     config_init(&def);
     char *def_json = config_to_json(&def);
     config_free(&def);
     if (!json || !json[0]) {
         printf("config     (none stored)\n");
-    } else if (config_entries_parse(json, &stored) != 0 ||
-               config_entries_parse(def_json, &defaults) != 0) {
+    } else if (json_entries_parse(json, &stored) != 0 ||
+               json_entries_parse(def_json, &defaults) != 0) {
         printf("config     (not in the expected shape; raw JSON)\n  %s\n", json);
     } else {
         int changed = 0;
         for (int i = 0; i < stored.n; i++) {
-            const ConfigEntry *d = config_entry_find(&defaults, stored.e[i].section, stored.e[i].key);
+            const JsonEntry *d = json_entries_find(&defaults, stored.e[i].section, stored.e[i].key);
             changed += !d || !values_equal(d->value, stored.e[i].value);
         }
         printf("config     %d keys, %d differ from the defaults (marked with ';')\n", stored.n,
                changed);
         const char *section = "";
         for (int i = 0; i < stored.n; i++) {
-            const ConfigEntry *e = &stored.e[i];
+            const JsonEntry *e = &stored.e[i];
             if (strcmp(section, e->section) != 0) {
                 printf("  [%s]\n", e->section);
                 section = e->section;
             }
             char line[1200];
             snprintf(line, sizeof line, "    %s =%s%s", e->key, e->value[0] ? " " : "", e->value);
-            const ConfigEntry *d = config_entry_find(&defaults, e->section, e->key);
+            const JsonEntry *d = json_entries_find(&defaults, e->section, e->key);
             if (!d) printf("%-44s ; not a key of this build\n", line);
             else if (!values_equal(d->value, e->value)) printf("%-44s ; default %s\n", line, d->value[0] ? d->value : "\"\"");
             else printf("%s\n", line);
         }
     }
-    free(stored.e);
-    free(defaults.e);
+    json_entries_free(&stored);
+    json_entries_free(&defaults);
     free(def_json);
 }
 
@@ -346,28 +221,6 @@ static void print_model(const char *title, const GPT *m) {
            group_digits(a, sizeof a, m->num_params),
            group_digits(b, sizeof b, gpt_num_flop_params(m)), m->num_params * 4.0 / 1e6);
     if (nonfinite) printf("  WARNING: %d tensors hold NaN or Inf values\n", nonfinite);
-}
-
-// The stored [model] keys need not be the model's shape: a stage started
-// from checkpoint.init takes the shape from that file. Says so when they differ.
-static void print_shape_note(const char *json, const GPTConfig *c) {
-    ConfigEntries ce = {0};
-    if (json && config_entries_parse(json, &ce) == 0) {
-        const char *keys[4] = {"n_layer", "n_head", "n_embd", "block_size"};
-        long have[4] = {c->n_layer, c->n_head, c->n_embd, c->block_size}, want[4];
-        int found = 0, differ = 0;
-        for (int i = 0; i < 4; i++) {
-            const ConfigEntry *e = config_entry_find(&ce, "model", keys[i]);
-            if (!e) continue;
-            found++;
-            want[i] = strtol(e->value, NULL, 10);
-            differ |= want[i] != have[i];
-        }
-        if (found == 4 && differ)
-            printf("  (the stored config's [model] says L=%ld H=%ld C=%ld T=%ld: the shape came "
-                   "from checkpoint.init)\n", want[0], want[1], want[2], want[3]);
-    }
-    free(ce.e);
 }
 
 // Loads the model under prefix; returns -1 with a reason.
@@ -557,7 +410,6 @@ int cmd_inspect(int argc, char **argv) {
     print_config(meta.config_json);
     if (has_model) {
         print_model("model", &model);
-        print_shape_note(meta.config_json, &model.config);
         print_optimizer("optimizer", &opt, has_opt);
     } else {
         printf("model      none (a %s file holds no parameters)\n", meta.stage);
