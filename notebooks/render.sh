@@ -23,7 +23,7 @@ elif [ -d checkpoints/demo ]; then
 else
     echo "render: no checkpoints/demo (make demo builds it); using a tiny pipeline in $OUT/tiny"
     rm -rf "$OUT/tiny"
-    notebooks/tiny_pipeline.sh "$OUT/tiny" 40
+    tools/tiny_pipeline.sh "$OUT/tiny" 40
     RLHF_CKPT_DIR=$PWD/$OUT/tiny
 fi
 export RLHF_CKPT_DIR

@@ -455,21 +455,39 @@ void run_adopt_resume(Run *r, const CkptMeta *meta, const char *path, int64_t *s
     printf("# resuming %s at step %lld\n", path, (long long)meta->step);
 }
 
-int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
-                    uint64_t data_state[5]) {
-    char *path = run_latest_path(r);
-    CkptMeta meta = {0};
-    Ckpt *ck = ckpt_open(path, &meta);
+Ckpt *run_open_resume(Run *r, CkptMeta *meta, char **path) {
+    *path = run_latest_path(r);
+    Ckpt *ck = ckpt_open(*path, meta);
     if (!ck) {
         rlhf_fail("cannot resume (to start fresh, run without --resume): %s", rlhf_errmsg);
-        free(path);
-        return -1;
+        return NULL;
     }
-    int rc = 0;
+    if (strcmp(meta->stage, r->stage) != 0) {
+        rlhf_fail("cannot resume: %s holds a '%s' checkpoint, this is '%s'; hint: check "
+                  "checkpoint.dir", *path, meta->stage, r->stage);
+        ckpt_close(ck);
+        return NULL;
+    }
+    int64_t threads = 0;
+    if (ckpt_read_i64(ck, "threads", &threads, 1) == 0) {
+        int now = 1;
+#ifdef _OPENMP
+        now = omp_get_max_threads();
+#endif
+        if (threads != now)
+            printf("# note: saved with %lld threads, resuming with %d: results will not be "
+                   "bit-identical to an uninterrupted run\n", (long long)threads, now);
+    }
+    return ck;
+}
+
+int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
+                    uint64_t data_state[5]) {
+    CkptMeta meta = {0};
+    char *path;
+    Ckpt *ck = run_open_resume(r, &meta, &path);
+    int rc = ck ? 0 : -1;
     GPTConfig c;
-    if (strcmp(meta.stage, r->stage) != 0)
-        rc = rlhf_fail("cannot resume: %s holds a '%s' checkpoint, this is '%s'; hint: check "
-                       "checkpoint.dir", path, meta.stage, r->stage);
     if (rc == 0) rc = ckpt_read_model_config(ck, "", &c);
     if (rc == 0) {
         gpt_build(m, &c);
@@ -484,18 +502,8 @@ int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
     if (rc == 0) rc = ckpt_read_tokenizer(ck, tok);
     if (rc == 0) rc = ckpt_read_u64(ck, "data", data_state, 5);
     if (rc == 0) rc = ckpt_read_metrics(ck, &r->metrics);
-    int64_t threads = 0;
-    if (rc == 0 && ckpt_read_i64(ck, "threads", &threads, 1) == 0) {
-        int now = 1;
-#ifdef _OPENMP
-        now = omp_get_max_threads();
-#endif
-        if (threads != now)
-            printf("# note: saved with %lld threads, resuming with %d: results will not be "
-                   "bit-identical to an uninterrupted run\n", (long long)threads, now);
-    }
     if (rc == 0) run_adopt_resume(r, &meta, path, step);
-    ckpt_close(ck);
+    if (ck) ckpt_close(ck);
     ckpt_meta_free(&meta);
     free(path);
     return rc;

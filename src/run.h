@@ -98,6 +98,12 @@ void run_adopt_model(Run *r, const GPTConfig *c);
 // the model with a scalar head (kept from the file when present, else 0).
 int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head);
 
+// Opens DIR/latest.h5 for --resume. Its stage must be this run's; a thread
+// count other than the saved one is noted (the run will not be bit-exact).
+// Returns the open checkpoint, with *meta and *path (the caller frees both,
+// also on failure), or NULL with the error set.
+Ckpt *run_open_resume(Run *r, CkptMeta *meta, char **path);
+
 // Restores everything of DIR/latest.h5 that an exact resume needs: model,
 // AdamW, tokenizer, step, data-loader state, metrics, lineage. The
 // checkpoint's stage must be this run's.

@@ -1,9 +1,9 @@
 # Sourced by tests/cli_*.sh (not a test itself): builds a whole tiny
-# pipeline in a fresh temp dir, in a few seconds: task data, a char
-# tokenizer and shards made from the task text, then pretrain -> sft ->
-# reward -> ppo, each a few steps of a 1-layer model on one thread (so
-# numbers are reproducible). Sets D (the dir, removed on exit), CFG (the
-# INI every stage and `rlhf eval` read) and R (the binary).
+# pipeline in a fresh temp dir with tools/tiny_pipeline.sh, in a few
+# seconds: task data, a char tokenizer and shards made from the task text,
+# then pretrain -> sft -> reward -> ppo, each 4 steps of a 1-layer model on
+# one thread (so numbers are reproducible). Sets D (the dir, removed on
+# exit), CFG (the INI every stage and `rlhf eval` read) and R (the binary).
 set -u
 R=${RLHF_BIN:-build/default/rlhf}
 PY=${PYTHON:-/usr/bin/python3}
@@ -26,59 +26,9 @@ run_fails() {
 }
 
 pipeline_build() {
-    "$R" tasks --out "$D/tasks" --n_train 200 --n_test 24 --seed 3 >/dev/null ||
-        fail "rlhf tasks"
-    # a corpus of task lines, one document each: every character the tasks use
-    sed 's/$/\n/' "$D/tasks/sft_train.jsonl" >"$D/corpus.txt"
+    TINY_LAYERS=1 TINY_DUMP=0 TINY_BPE=0 RLHF_BIN=$R tools/tiny_pipeline.sh "$D" 4 ||
+        fail "tiny pipeline (logs in $D)"
     CFG=$D/tiny.ini
-    cat >"$CFG" <<EOF
-[model]
-n_layer = 1
-n_head = 2
-n_embd = 16
-block_size = 48
-[data]
-corpus = $D/corpus.txt
-dir = $D/data
-tokenizer = char
-[train]
-batch_size = 4
-max_steps = 4
-eval_interval = 2
-eval_steps = 3
-log_interval = 1
-threads = 1
-[optim]
-warmup_steps = 1
-[sft]
-train_file = $D/tasks/sft_train.jsonl
-test_file = $D/tasks/sft_test.jsonl
-eval_examples = 12
-max_new_tokens = 8
-[reward]
-train_file = $D/tasks/pref_train.jsonl
-test_file = $D/tasks/pref_test.jsonl
-[ppo]
-prompts_file = $D/tasks/ppo_train.jsonl
-test_file = $D/tasks/ppo_test.jsonl
-reward_model = $D/reward/latest.h5
-rollout_batch = 4
-minibatches = 2
-ppo_epochs = 1
-max_new_tokens = 8
-eval_prompts = 8
-[checkpoint]
-every = 2
-EOF
-    "$R" prepare "$CFG" >"$D/prepare.log" 2>&1 || { tail -3 "$D/prepare.log"; fail "prepare"; }
-    "$R" pretrain "$CFG" --checkpoint.dir="$D/pretrain" >"$D/pretrain.log" 2>&1 ||
-        { tail -3 "$D/pretrain.log"; fail "pretrain"; }
-    "$R" sft "$CFG" --checkpoint.dir="$D/sft" --checkpoint.init="$D/pretrain/latest.h5" \
-        >"$D/sft.log" 2>&1 || { tail -3 "$D/sft.log"; fail "sft"; }
-    "$R" reward "$CFG" --checkpoint.dir="$D/reward" --checkpoint.init="$D/sft/latest.h5" \
-        >"$D/reward.log" 2>&1 || { tail -3 "$D/reward.log"; fail "reward"; }
-    "$R" ppo "$CFG" --checkpoint.dir="$D/ppo" --checkpoint.init="$D/sft/latest.h5" \
-        >"$D/ppo.log" 2>&1 || { tail -3 "$D/ppo.log"; fail "ppo"; }
 }
 
 # metric CSV COLUMN: the column's value in the last row that has one

@@ -28,7 +28,7 @@ PYEOF
 "$PY" -c "import nbconvert, ipykernel, matplotlib, h5py, numpy" 2>/dev/null ||
     fail "notebook packages missing; hint: make deps (Debian: jupyter-nbconvert python3-ipykernel python3-matplotlib python3-h5py python3-numpy)"
 
-notebooks/tiny_pipeline.sh "$D/run" || fail "tiny pipeline"
+tools/tiny_pipeline.sh "$D/run" || fail "tiny pipeline"
 export RLHF_CKPT_DIR=$D/run OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export PYDEVD_DISABLE_FILE_VALIDATION=1  # quiets the kernel's debugger note
 

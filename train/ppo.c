@@ -91,19 +91,11 @@ static int load_models(Run *run, Models *M, int64_t *step, uint64_t data_state[5
         *step = 0;
         return 0;
     }
-    char *path = run_latest_path(run);
     CkptMeta meta = {0};
-    Ckpt *ck = ckpt_open(path, &meta);
-    if (!ck) {
-        rlhf_fail("cannot resume (to start fresh, run without --resume): %s", rlhf_errmsg);
-        free(path);
-        return -1;
-    }
+    char *path;
+    Ckpt *ck = run_open_resume(run, &meta, &path);
     GPTConfig pc, cc;
-    int rc2 = strcmp(meta.stage, "ppo") == 0
-                  ? 0
-                  : rlhf_fail("cannot resume: %s is a '%s' checkpoint, not ppo; hint: check "
-                              "checkpoint.dir", path, meta.stage);
+    int rc2 = ck ? 0 : -1;
     if (rc2 == 0) rc2 = ckpt_read_str(ck, "reward_model", &M->rm_record);
     if (rc2 == 0) rc2 = lineage_check(meta.parent, "the SFT model", ref_path, sizeof ref_path);
     if (rc2 == 0) rc2 = lineage_check(M->rm_record, "the reward model", rm_path, sizeof rm_path);
@@ -128,7 +120,7 @@ static int load_models(Run *run, Models *M, int64_t *step, uint64_t data_state[5
         run_adopt_model(run, &M->policy.config);
         run_adopt_resume(run, &meta, path, step);
     }
-    ckpt_close(ck);
+    if (ck) ckpt_close(ck);
     ckpt_meta_free(&meta);
     free(path);
     return rc2;
