@@ -75,38 +75,72 @@ void values_at(const GPT *m, const int *last, float *out) {
     for (int b = 0; b < m->B; b++) out[b] = m->acts.values[(size_t)b * m->T + last[b]];
 }
 
-void reward_scores(GPT *rm, const Tokenizer *tok, const char *const *prompts,
-                   const char *const *responses, const int *no_eot, long n, int batch,
-                   float *scores, long *n_truncated) {
-    const int T = rm->config.block_size;
-    ASSERT(rm->config.value_head);
+// Scores n (prompt, response) pairs in right-padded batches: by the value
+// head at the last token (a reward model), or by the sum of the response
+// tokens' log-probabilities (a language model; the response starts after
+// the prompt's plen[r] template tokens).
+static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts,
+                        const char *const *responses, const int *no_eot, long n, int batch,
+                        float *scores, long *n_truncated) {
+    const int T = m->config.block_size, V = m->config.vocab_size;
+    const int by_value = m->config.value_head;
     int *ids = mallocCheck((size_t)batch * T * sizeof(int));
     int *inputs = mallocCheck((size_t)batch * T * sizeof(int));
     int *last = mallocCheck((size_t)batch * sizeof(int));
+    int *plen = mallocCheck((size_t)batch * sizeof(int));
+    int *scratch = mallocCheck((size_t)T * sizeof(int));
     if (n_truncated) *n_truncated = 0;
     for (long i0 = 0; i0 < n; i0 += batch) {
         int b = (int)(n - i0 < batch ? n - i0 : batch), longest = 1;
         for (int r = 0; r < b; r++) {
+            int *row = ids + (size_t)r * T;
             long len = chat_encode_pair(tok, prompts[i0 + r], responses[i0 + r],
-                                        no_eot ? no_eot[i0 + r] : 0, ids + (size_t)r * T, T);
-            if (len < 0) len = 1;  // unencodable text: score a stub, never crash
+                                        no_eot ? no_eot[i0 + r] : 0, row, T);
+            long pl = chat_encode_prompt(tok, prompts[i0 + r], scratch, T);  // its length
+            if (len < 0 || pl < 0) len = pl = 1;  // unencodable text: score a stub, never crash
             if (len > T) {
                 len = T;
                 if (n_truncated) (*n_truncated)++;
             }
             last[r] = (int)len - 1;
+            plen[r] = (int)(pl < len ? pl : len);
             longest = len > longest ? (int)len : longest;
         }
         // right-pad every row to the longest in this batch
         for (int r = 0; r < b; r++)
             for (int t = 0; t < longest; t++)
                 inputs[r * longest + t] = t <= last[r] ? ids[(size_t)r * T + t] : tok->pad;
-        gpt_forward(rm, inputs, b, longest, 0);
-        values_at(rm, last, scores + i0);
+        gpt_forward(m, inputs, b, longest, !by_value);
+        if (by_value) {
+            values_at(m, last, scores + i0);
+            continue;
+        }
+        for (int r = 0; r < b; r++) {
+            double sum = 0.0;
+            for (int t = plen[r]; t <= last[r]; t++) {
+                // logits at t - 1 predict the token at t
+                const float *z = m->acts.logits + ((size_t)r * longest + t - 1) * V;
+                float mx = z[0];
+                for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+                double se = 0.0;
+                for (int v = 0; v < V; v++) se += exp((double)z[v] - mx);
+                sum += (double)z[inputs[r * longest + t]] - mx - log(se);
+            }
+            scores[i0 + r] = (float)sum;
+        }
     }
     free(ids);
     free(inputs);
     free(last);
+    free(plen);
+    free(scratch);
+}
+
+void reward_scores(GPT *rm, const Tokenizer *tok, const char *const *prompts,
+                   const char *const *responses, const int *no_eot, long n, int batch,
+                   float *scores, long *n_truncated) {
+    ASSERT(rm->config.value_head);
+    pair_scores(rm, tok, prompts, responses, no_eot, n, batch, scores, n_truncated);
 }
 
 // --- preference pairs ----------------------------------------------------------
@@ -118,9 +152,9 @@ void pair_scores_free(PairScores *s) {
     memset(s, 0, sizeof *s);
 }
 
-int evaluate_pairs(GPT *rm, const Tokenizer *tok, const PrefSet *set, long max_pairs, int batch,
+int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pairs, int batch,
                    PairResult *out, PairScores *scores) {
-    const int T = rm->config.block_size;
+    const int T = m->config.block_size;
     *out = (PairResult){0, 0, NAN, NAN, NAN, NAN};
     if (scores) memset(scores, 0, sizeof *scores);
     const size_t cap = (size_t)(set->n > 0 ? set->n : 1);
@@ -160,8 +194,8 @@ int evaluate_pairs(GPT *rm, const Tokenizer *tok, const PrefSet *set, long max_p
     if (err == 0 && n > 0) {
         r_chosen = mallocCheck((size_t)n * sizeof(float));
         r_rejected = mallocCheck((size_t)n * sizeof(float));
-        reward_scores(rm, tok, prompts, chosen, NULL, n, batch, r_chosen, NULL);
-        reward_scores(rm, tok, prompts, rejected, no_eot, n, batch, r_rejected, NULL);
+        pair_scores(m, tok, prompts, chosen, NULL, n, batch, r_chosen, NULL);
+        pair_scores(m, tok, prompts, rejected, no_eot, n, batch, r_rejected, NULL);
         double right = 0, margin = 0, sum = 0, sq = 0;
         for (long i = 0; i < n; i++) {
             right += r_chosen[i] > r_rejected[i];

@@ -47,7 +47,7 @@ double reward_auc(const float *score, const int *grade, const int *group, long n
 
 // --- preference pairs --------------------------------------------------------
 
-// A reward model on preference pairs. NaN statistics when no pair was scored.
+// A model on preference pairs. NaN statistics when no pair was scored.
 typedef struct {
     long pairs;               // pairs scored
     long skipped;             // pairs whose chosen or rejected side exceeds the context
@@ -65,12 +65,15 @@ typedef struct {
 } PairScores;
 
 // Scores the first max_pairs (<= 0: all) pairs of set that fit the context
-// of rm (both sides at most block_size tokens; the others are counted in
-// skipped and not scored) with reward_scores in batches of `batch`: all
-// chosen sides, then all rejected ones. scores, if not NULL, receives the
-// rewards of each scored pair. Returns -1 with a reason ("PATH:LINE: ...")
-// when a pair does not encode; out and scores are then left empty.
-int evaluate_pairs(GPT *rm, const Tokenizer *tok, const PrefSet *set, long max_pairs, int batch,
+// of m (both sides at most block_size tokens; the others are counted in
+// skipped and not scored) in batches of `batch`: all chosen sides, then all
+// rejected ones. A reward model scores with reward_scores; a language model
+// (no value head) with its own log-likelihood of the response (and its
+// end-of-text), in nats: how the policy itself ranks the pair. scores, if
+// not NULL, receives the scores of each pair. Returns -1 with a reason
+// ("PATH:LINE: ...") when a pair does not encode; out and scores are then
+// left empty.
+int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pairs, int batch,
                    PairResult *out, PairScores *scores);
 void pair_scores_free(PairScores *s);
 

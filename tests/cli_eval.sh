@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rlhf eval reproduces what each stage measured on its final checkpoint
 # (val loss, task accuracy, RM pairwise accuracy and margin, PPO held-out
-# reward and KL: same data, batches, seeds and thread count), scores --text
+# reward and KL: same data, batches, seeds and thread count), ranks the
+# preference pairs by a language model's own likelihood, scores --text
 # files token by token, writes --json in agreement with the RESULT line, and
 # fails with one line on bad input.
 cd "$(dirname "$0")/.."
@@ -29,6 +30,11 @@ grep -q '^  all ' "$D/out" || fail "per-family table"
 grep -q "^reward .*scored by $D/reward/latest.h5" "$D/out" || fail "an sft policy gets an RM reward"
 grep -q '^kl .*skipped: no reference' "$D/out" || fail "no reference for an sft checkpoint"
 [ -z "$(result_key kl)" ] || fail "kl reported without a reference"
+# a language model ranks the preference pairs by its own likelihood
+grep -q "^likelihood   $D/tasks/pref_test.jsonl: .* pairs .*ranks chosen above rejected in" \
+    "$D/out" || fail "likelihood ranking of the pairs"
+"$PY" -c "import sys; sys.exit(not 0 <= float(sys.argv[1]) <= 1)" "$(result_key likelihood_accuracy)" ||
+    fail "likelihood_accuracy in [0, 1]"
 # the JSON file holds the RESULT values
 "$PY" - "$D/sft.json" "$(grep '^RESULT ' "$D/out")" <<'EOF' || fail "--json disagrees with RESULT"
 import json, sys
@@ -103,7 +109,7 @@ run_fails "$R" eval "$D/sft/latest.h5" "$CFG" --text "$D/empty.txt"
 
 # --- what is missing is skipped with a note, not an error ----------------------------
 run "$R" eval "$D/sft/latest.h5" "$CFG" --data.dir="$D/none" --sft.test_file="$D/none.jsonl" \
-    --ppo.reward_model=
+    --reward.test_file="$D/none.jsonl" --ppo.reward_model=
 grep -q '^lm loss .*skipped: no token shard' "$D/out" || fail "no shard note"
 grep -q '^tasks .*skipped' "$D/out" || fail "no test file note"
 [ "$(grep '^RESULT ' "$D/out")" = "RESULT stage=sft" ] || fail "RESULT with nothing measured"

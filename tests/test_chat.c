@@ -2,7 +2,7 @@
 // trained here: token layout and loss flags of single- and multi-turn
 // examples, prompts and scoring pairs, truncated output, encoding errors;
 // and reward_scores of src/evaluate.c, whose score must not depend on the
-// padding its batch adds.
+// padding its batch adds, and a language model's likelihood of a pair.
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -293,6 +293,69 @@ static void test_reward_scores_padding_invariant(void **state) {
     tokenizer_free(&tok);
 }
 
+// evaluate_pairs with a language model (no value head): each side's score
+// is its log-likelihood, the sum of log p(token) over the response and its
+// end-of-text (none for a rejected_no_eot side), whatever the batch adds as
+// padding. Checked against the double reference forward (tests/ref_gpt.c):
+// scores are sums of ~10-25 log-probs of O(1) logits computed in float, so
+// the bound is 1e-5 per unit of |score| (seen: ~1e-7).
+static void test_likelihood_pairs(void **state) {
+    (void)state;
+    Tokenizer tok = train(TOKENIZER_CHAR);
+    GPTConfig c = {.n_layer = 2, .n_head = 2, .n_embd = 16, .block_size = RT,
+                   .vocab_size = tok.vocab_size, .value_head = 0};
+    GPT m;
+    gpt_build(&m, &c);
+    ref_randomize_params(&m, 611);
+    char path[] = "/tmp/rlhf_test_pairs_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("{\"prompt\":\"say bye.\",\"chosen\":\"bye!\",\"rejected\":\"hello!\"}\n"
+          "{\"prompt\":\"what is 4+4?\",\"chosen\":\"8.\",\"rejected\":\"the dog sleeps. the "
+          "fox runs.\",\"rejected_no_eot\":true}\n"
+          "{\"prompt\":\"what is the capital of france?\",\"chosen\":\"paris.\",\"rejected\":"
+          "\"the fox.\"}\n", f);
+    fclose(f);
+    PrefSet set;
+    assert_int_equal(jsonl_read_prefs(path, &set), 0);
+    PairResult pr;
+    PairScores ps;
+    assert_int_equal(evaluate_pairs(&m, &tok, &set, 0, 4, &pr, &ps), 0);
+    assert_int_equal(pr.pairs, 3);
+    assert_int_equal(ps.n, 3);
+    double *params = ref_params_to_double(&m);
+    double right = 0;
+    for (long i = 0; i < 3; i++) {
+        const PrefExample *e = &set.ex[i];
+        for (int side = 0; side < 2; side++) {
+            int ids[RT], targets[RT];
+            float w[RT];
+            long n = chat_encode_pair(&tok, e->prompt, side ? e->rejected : e->chosen,
+                                      side ? e->rejected_no_eot : 0, ids, RT);
+            long pl = chat_encode_prompt(&tok, e->prompt, targets, RT);
+            assert_true(n <= RT && pl > 0 && pl < n);
+            for (long t = 0; t < n; t++) {
+                targets[t] = t >= pl - 1 && t + 1 < n ? ids[t + 1] : -1;
+                w[t] = 1.0f;
+            }
+            double ll = -ref_gpt_forward(&c, m.info, params, ids, targets, w, 1, (int)n, NULL, NULL);
+            float got = side ? ps.rejected[i] : ps.chosen[i];
+            if (getenv("RLHF_TEST_VERBOSE"))
+                fprintf(stderr, "pair %ld side %d: %.6f vs reference %.6f\n", i, side, got, ll);
+            assert_true(fabs(got - ll) <= 1e-5 * fmax(1.0, fabs(ll)));
+        }
+        right += ps.chosen[i] > ps.rejected[i];
+    }
+    assert_true(fabs(pr.accuracy - right / 3) < 1e-12);
+    free(params);
+    pair_scores_free(&ps);
+    jsonl_free_prefs(&set);
+    remove(path);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_specials_distinct),
@@ -301,6 +364,7 @@ int main(void) {
         cmocka_unit_test(test_truncated_output),
         cmocka_unit_test(test_encoding_error),
         cmocka_unit_test(test_reward_scores_padding_invariant),
+        cmocka_unit_test(test_likelihood_pairs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

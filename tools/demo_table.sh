@@ -13,12 +13,14 @@ for s in pretrain sft reward ppo; do
         function pct(x) { return x == "" ? "–" : sprintf("%.1f%%", 100 * x) }
         function num(x, fmt) { return x == "" ? "–" : sprintf(fmt, x) }
         function both_pct(a, b) { return a == "" ? "–" : (b == "" ? pct(a) : pct(a) " / " pct(b)) }
+        # a language model: how its own likelihood ranks the same pairs
+        function rm_col(r, l) { return r != "" ? pct(r) : (l == "" ? "–" : "– (own likelihood " pct(l) ")") }
         function both_num(a, b) { return a == "" ? "–" : (b == "" ? num(a, "%.3f") : num(a, "%.3f") " / " num(b, "%.3f")) }
         {
             for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
             printf "| %s | %s | %s | %s | %s | %s | %s |\n", stage, ckpt,
                 num(get("val_loss"), "%.3f"),
-                both_pct(get("accuracy"), get("sample_accuracy")), pct(get("rm_accuracy")),
+                both_pct(get("accuracy"), get("sample_accuracy")), rm_col(get("rm_accuracy"), get("likelihood_accuracy")),
                 both_num(get("reward"), get("sample_reward")), num(get("kl"), "%.3f")
         }' "$f"
 done

@@ -57,6 +57,7 @@ typedef struct {
     double family_acc[TASKS_MAX_FAMILIES];
     long family_total[TASKS_MAX_FAMILIES];
     double rm_accuracy, rm_margin, rm_mean, rm_std, rm_pairs;
+    double lik_accuracy;  // a language model's own ranking of the pairs
     double reward, reward_raw, policy_accuracy, reward_prompts;
     double kl, kl_k3, kl_length;
     double sample_accuracy, sample_reward;  // responses sampled at ppo.temperature
@@ -71,6 +72,7 @@ static void results_init(Results *r) {
     r->val_loss = r->ppl = r->lm_tokens = NAN;
     r->accuracy = r->task_graded = NAN;
     r->rm_accuracy = r->rm_margin = r->rm_mean = r->rm_std = r->rm_pairs = NAN;
+    r->lik_accuracy = NAN;
     r->reward = r->reward_raw = r->policy_accuracy = r->reward_prompts = NAN;
     r->kl = r->kl_k3 = r->kl_length = NAN;
     r->sample_accuracy = r->sample_reward = NAN;
@@ -387,23 +389,29 @@ static int eval_tasks(GPT *m, const Tokenizer *tok, const Config *cfg, long show
 
 // --- reward model -------------------------------------------------------------------
 
-// Pairwise accuracy, margin and reward statistics as `rlhf reward` logs
-// them (batches of 2 * train.batch_size), then accuracy by rejection kind.
-static int eval_reward_model(GPT *rm, const Tokenizer *tok, const Config *cfg, const double *norm,
-                             Results *res) {
+// Pairwise accuracy on the held-out preference pairs (batches of
+// 2 * train.batch_size), then accuracy by rejection kind. A reward model:
+// margin and reward statistics as `rlhf reward` logs them. A language model:
+// how its own log-likelihood ranks the pairs, the ceiling of what a reward
+// model built on its trunk has to learn.
+static int eval_pairs(GPT *m, const Tokenizer *tok, const Config *cfg, const double *norm,
+                      Results *res) {
     PrefSet set;
     if (jsonl_read_prefs(cfg->reward.test_file, &set) != 0) return -1;
-    const int T = rm->config.block_size;
+    const int T = m->config.block_size, is_rm = m->config.value_head;
+    const char *what = is_rm ? "reward model" : "likelihood  ";
     PairResult pr;
     PairScores ps;
-    if (evaluate_pairs(rm, tok, &set, 0, 2 * (int)cfg->train.batch_size, &pr, &ps) != 0) {
+    if (evaluate_pairs(m, tok, &set, 0, 2 * (int)cfg->train.batch_size, &pr, &ps) != 0) {
         jsonl_free_prefs(&set);
-        return -1;
+        if (is_rm) return -1;
+        printf("likelihood   skipped: %s\n", rlhf_errmsg);  // optional for a language model
+        return 0;
     }
     if (pr.pairs == 0) {
-        printf("reward model skipped: no pair of %s fits in the context of %d tokens\n",
+        printf("%s skipped: no pair of %s fits in the context of %d tokens\n", what,
                cfg->reward.test_file, T);
-    } else {
+    } else if (is_rm) {
         res->rm_accuracy = pr.accuracy;
         res->rm_margin = pr.margin;
         res->rm_mean = pr.mean;
@@ -414,6 +422,13 @@ static int eval_reward_model(GPT *rm, const Tokenizer *tok, const Config *cfg, c
                pr.pairs, pr.skipped, T, 100 * pr.accuracy, pr.margin, pr.mean, pr.std);
         if (norm) printf(" (stored normalisation: mean %.4f std %.4f)", norm[0], norm[1]);
         printf("\n");
+    } else {
+        res->lik_accuracy = pr.accuracy;
+        printf("likelihood   %s: %ld pairs (%ld skipped as longer than %d tokens): the model's "
+               "own log-likelihood ranks chosen above rejected in %.1f%%, mean margin %.3f nats\n",
+               cfg->reward.test_file, pr.pairs, pr.skipped, T, 100 * pr.accuracy, pr.margin);
+    }
+    if (pr.pairs > 0) {
         // accuracy by how the rejected answer is wrong: which mistakes the RM sees
         const char *kinds[32];
         long kright[32] = {0}, ktotal[32] = {0};
@@ -617,7 +632,8 @@ static int result_fields(const Results *r, Field *out) {
                    {"accuracy", r->accuracy},       {"rm_accuracy", r->rm_accuracy},
                    {"rm_margin", r->rm_margin},     {"reward", r->reward},
                    {"kl", r->kl},                   {"sample_accuracy", r->sample_accuracy},
-                   {"sample_reward", r->sample_reward}};
+                   {"sample_reward", r->sample_reward},
+                   {"likelihood_accuracy", r->lik_accuracy}};
     int n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!isnan(all[i].value)) out[n++] = all[i];
@@ -740,6 +756,8 @@ int cmd_eval(int argc, char **argv) {
             printf("tasks        skipped: sft.test_file '%s' not found (hint: set "
                    "--sft.test_file=DIR/sft_test.jsonl from 'rlhf tasks')\n", cfg.sft.test_file);
         }
+        if (file_exists(cfg.reward.test_file) && eval_pairs(&m, &tok, &cfg, NULL, &r) != 0)
+            die_last();
         fflush(stdout);
         if (cfg.ppo.reward_model[0]) {
             if (!file_exists(cfg.ppo.test_file))
@@ -753,7 +771,7 @@ int cmd_eval(int argc, char **argv) {
         }
     } else {
         if (file_exists(cfg.reward.test_file)) {
-            if (eval_reward_model(&m, &tok, &cfg, has_norm ? norm : NULL, &r) != 0) die_last();
+            if (eval_pairs(&m, &tok, &cfg, has_norm ? norm : NULL, &r) != 0) die_last();
         } else {
             printf("reward model skipped: reward.test_file '%s' not found (hint: set "
                    "--reward.test_file=DIR/pref_test.jsonl from 'rlhf tasks')\n",
@@ -762,7 +780,7 @@ int cmd_eval(int argc, char **argv) {
         if (a.ref) printf("note: --ref is ignored for a reward model\n");
     }
 
-    Field fields[16];  // result_fields emits at most 9
+    Field fields[16];  // result_fields emits at most 10
     int nf = result_fields(&r, fields);
     printf("RESULT stage=%s", meta.stage);
     for (int i = 0; i < nf; i++) printf(" %s=%.6g", fields[i].key, fields[i].value);
