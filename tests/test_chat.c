@@ -231,6 +231,16 @@ static void test_encoding_error(void **state) {
 
 enum { RT = 48 };
 
+// A random 2-layer model over tok's vocabulary with context RT.
+static GPT random_model(const Tokenizer *tok, int value_head, uint64_t seed) {
+    GPTConfig c = {.n_layer = 2, .n_head = 2, .n_embd = 16, .block_size = RT,
+                   .vocab_size = tok->vocab_size, .value_head = value_head};
+    GPT m;
+    gpt_build(&m, &c);
+    ref_randomize_params(&m, seed);
+    return m;
+}
+
 // A random reward model over the char vocabulary. The score of a pair is
 // the value at its last token (the end-of-text unless no_eot): the same
 // when scored alone, in batches with longer pairs (more right padding,
@@ -244,11 +254,7 @@ enum { RT = 48 };
 static void test_reward_scores_padding_invariant(void **state) {
     (void)state;
     Tokenizer tok = train(TOKENIZER_CHAR);
-    GPTConfig c = {.n_layer = 2, .n_head = 2, .n_embd = 16, .block_size = RT,
-                   .vocab_size = tok.vocab_size, .value_head = 1};
-    GPT rm;
-    gpt_build(&rm, &c);
-    ref_randomize_params(&rm, 601);
+    GPT rm = random_model(&tok, 1, 601);
     const char *prompts[4] = {"say bye.", "what is the capital of france?", "say hello.",
                               "the quick brown fox jumps over the lazy dog, twice over."};
     const char *responses[4] = {"bye!", "paris, it is.", "hello!",
@@ -302,11 +308,7 @@ static void test_reward_scores_padding_invariant(void **state) {
 static void test_likelihood_pairs(void **state) {
     (void)state;
     Tokenizer tok = train(TOKENIZER_CHAR);
-    GPTConfig c = {.n_layer = 2, .n_head = 2, .n_embd = 16, .block_size = RT,
-                   .vocab_size = tok.vocab_size, .value_head = 0};
-    GPT m;
-    gpt_build(&m, &c);
-    ref_randomize_params(&m, 611);
+    GPT m = random_model(&tok, 0, 611);
     char path[] = "/tmp/rlhf_test_pairs_XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -339,7 +341,7 @@ static void test_likelihood_pairs(void **state) {
                 targets[t] = t >= pl - 1 && t + 1 < n ? ids[t + 1] : -1;
                 w[t] = 1.0f;
             }
-            double ll = -ref_gpt_forward(&c, m.info, params, ids, targets, w, 1, (int)n, NULL, NULL);
+            double ll = -ref_gpt_forward(&m.config, m.info, params, ids, targets, w, 1, (int)n, NULL, NULL);
             float got = side ? ps.rejected[i] : ps.chosen[i];
             if (getenv("RLHF_TEST_VERBOSE"))
                 fprintf(stderr, "pair %ld side %d: %.6f vs reference %.6f\n", i, side, got, ll);

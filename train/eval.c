@@ -387,13 +387,13 @@ static int eval_tasks(GPT *m, const Tokenizer *tok, const Config *cfg, long show
     return 0;
 }
 
-// --- reward model -------------------------------------------------------------------
+// --- preference pairs ---------------------------------------------------------------
 
 // Pairwise accuracy on the held-out preference pairs (batches of
 // 2 * train.batch_size), then accuracy by rejection kind. A reward model:
 // margin and reward statistics as `rlhf reward` logs them. A language model:
-// how its own log-likelihood ranks the pairs, the ceiling of what a reward
-// model built on its trunk has to learn.
+// how its own log-likelihood ranks the pairs, a yardstick for a reward
+// model built on its trunk.
 static int eval_pairs(GPT *m, const Tokenizer *tok, const Config *cfg, const double *norm,
                       Results *res) {
     PrefSet set;
@@ -429,7 +429,7 @@ static int eval_pairs(GPT *m, const Tokenizer *tok, const Config *cfg, const dou
                cfg->reward.test_file, pr.pairs, pr.skipped, T, 100 * pr.accuracy, pr.margin);
     }
     if (pr.pairs > 0) {
-        // accuracy by how the rejected answer is wrong: which mistakes the RM sees
+        // accuracy by how the rejected answer is wrong: which mistakes the model sees
         const char *kinds[32];
         long kright[32] = {0}, ktotal[32] = {0};
         int nk = 0;
