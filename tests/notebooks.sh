@@ -71,4 +71,5 @@ execute 03_rlhf 03
 has 03 "4 rollout batches, 4 rows each"
 has 03 "REF_LOGP AGREE"
 has 03 "SFT greedy"
+has 03 "PAIRS: [0-9]* of "
 echo "notebooks: 4 executions ok"
