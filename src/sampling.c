@@ -19,6 +19,19 @@ void sampler_free(Sampler *s) {
     memset(s, 0, sizeof *s);
 }
 
+void token_stream_build(TokenStream *s, const GPTConfig *c, int T, SamplerParams sp,
+                        uint64_t seed) {
+    s->sp = sp;
+    rng_init(&s->rng, seed);
+    kvcache_build(&s->kv, c, 1, T);
+    sampler_build(&s->smp, c->vocab_size);
+}
+
+void token_stream_free(TokenStream *s) {
+    sampler_free(&s->smp);
+    kvcache_free(&s->kv);
+}
+
 static const float *sort_probs;  // qsort has no context argument
 
 // descending probability, ascending id on ties: a total order, so the

@@ -27,6 +27,24 @@ void sampler_free(Sampler *s);
 // greedy, so runs with equal seeds stay in step.
 int sample_token(Sampler *s, const float *logits, const SamplerParams *sp, Rng *rng);
 
+// One stream of tokens from one model (`sample`, `chat`): the sampling
+// settings and their RNG, a one-row KV cache of T positions, and the
+// sampler's scratch. build/free pair.
+typedef struct {
+    SamplerParams sp;
+    Rng rng;
+    KVCache kv;
+    Sampler smp;
+} TokenStream;
+
+void token_stream_build(TokenStream *s, const GPTConfig *c, int T, SamplerParams sp,
+                        uint64_t seed);
+void token_stream_free(TokenStream *s);
+// The next token, drawn from the logits of the last gpt_decode_step on s->kv.
+static inline int token_stream_sample(TokenStream *s) {
+    return sample_token(&s->smp, s->kv.logits, &s->sp, &s->rng);
+}
+
 // Generates up to max_new tokens after each of B prompts, all rows in
 // lockstep through kv (built for at least B rows and max(lens)+max_new-1
 // positions). prompts[b] has lens[b] >= 1 tokens. A row stops after it

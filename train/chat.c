@@ -90,7 +90,7 @@ int cmd_chat(int argc, char **argv) {
     GPT m;
     Tokenizer tok = {0};
     if (load_model_file(ckpt, &m, 0, &tok, NULL) != 0) die_last();
-    const int T = m.config.block_size, V = m.config.vocab_size;
+    const int T = m.config.block_size;
     const int max_new = (int)cfg.sample.max_new_tokens;
     const int tty = isatty(STDIN_FILENO);
     if (strcmp(meta.stage, "sft") != 0 && strcmp(meta.stage, "ppo") != 0)
@@ -101,14 +101,11 @@ int cmd_chat(int argc, char **argv) {
                 "forgets the conversation, /quit or Ctrl-D ends\n", ckpt, meta.stage,
                 (long long)meta.step, T);
 
-    SamplerParams sp = {(float)cfg.sample.temperature, (int)cfg.sample.top_k,
-                        (float)cfg.sample.top_p};
-    Rng rng;
-    rng_init(&rng, (uint64_t)cfg.sample.seed);
-    KVCache kv;
-    kvcache_build(&kv, &m.config, 1, T);
-    Sampler smp;
-    sampler_build(&smp, V);
+    TokenStream ts;
+    token_stream_build(&ts, &m.config, T,
+                       (SamplerParams){(float)cfg.sample.temperature, (int)cfg.sample.top_k,
+                                       (float)cfg.sample.top_p},
+                       (uint64_t)cfg.sample.seed);
     int *cached = mallocCheck((size_t)T * sizeof(int));  // tokens whose K/V the cache holds
     int ncached = 0;
     int *seq = mallocCheck((size_t)T * sizeof(int));      // this turn's input
@@ -178,7 +175,7 @@ int cmd_chat(int argc, char **argv) {
         while (p < ncached && p < n0 && cached[p] == seq[p]) p++;
         if (p >= n0) p = n0 - 1;
         for (; p < n0; p++) {
-            gpt_decode_step(&m, &kv, &seq[p], p);
+            gpt_decode_step(&m, &ts.kv, &seq[p], p);
             cached[p] = seq[p];
         }
         ncached = n0;
@@ -189,7 +186,7 @@ int cmd_chat(int argc, char **argv) {
         int g = 0, ended = 0;
         fputs("bot> ", stdout);
         for (; g < budget; g++) {
-            int next = sample_token(&smp, kv.logits, &sp, &rng);
+            int next = token_stream_sample(&ts);
             reply[g] = next;
             if (next == tok.eot) {
                 ended = 1;
@@ -206,7 +203,7 @@ int cmd_chat(int argc, char **argv) {
                 g++;
                 break;
             }
-            gpt_decode_step(&m, &kv, &next, ncached);
+            gpt_decode_step(&m, &ts.kv, &next, ncached);
             cached[ncached++] = next;
         }
         fputc('\n', stdout);
@@ -230,8 +227,7 @@ int cmd_chat(int argc, char **argv) {
     free(prompt);
     free(reply);
     free(turn);
-    sampler_free(&smp);
-    kvcache_free(&kv);
+    token_stream_free(&ts);
     tokenizer_free(&tok);
     gpt_free(&m);
     ckpt_meta_free(&meta);

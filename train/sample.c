@@ -87,7 +87,7 @@ int cmd_sample(int argc, char **argv) {
     GPT m;
     Tokenizer tok = {0};
     if (load_model_file(ckpt, &m, 0, &tok, NULL) != 0) die_last();
-    const int T = m.config.block_size, V = m.config.vocab_size;
+    const int T = m.config.block_size;
 
     const char *prompt = cfg.sample.prompt;
     size_t plen = strlen(prompt);
@@ -113,14 +113,11 @@ int cmd_sample(int argc, char **argv) {
         if (rc != 0) die_last();
         return 0;
     }
-    SamplerParams sp = {(float)cfg.sample.temperature, (int)cfg.sample.top_k,
-                        (float)cfg.sample.top_p};
-    Rng rng;
-    rng_init(&rng, (uint64_t)cfg.sample.seed);
-    KVCache kv;
-    kvcache_build(&kv, &m.config, 1, T);
-    Sampler smp;
-    sampler_build(&smp, V);
+    TokenStream ts;
+    token_stream_build(&ts, &m.config, T,
+                       (SamplerParams){(float)cfg.sample.temperature, (int)cfg.sample.top_k,
+                                       (float)cfg.sample.top_p},
+                       (uint64_t)cfg.sample.seed);
     int *window = mallocCheck((size_t)T * sizeof(int));
     for (int s = 0; s < cfg.sample.num_samples; s++) {
         if (s > 0) printf("\n---\n");
@@ -130,8 +127,8 @@ int cmd_sample(int argc, char **argv) {
         memcpy(window, ids, (size_t)n * sizeof(int));
         int pos = 0;
         for (int64_t g = 0; g < cfg.sample.max_new_tokens; g++) {
-            for (; pos < len; pos++) gpt_decode_step(&m, &kv, &window[pos], pos);
-            int next = sample_token(&smp, kv.logits, &sp, &rng);
+            for (; pos < len; pos++) gpt_decode_step(&m, &ts.kv, &window[pos], pos);
+            int next = token_stream_sample(&ts);
             if (next == tok.eot) break;
             int blen;
             const uint8_t *bytes = tokenizer_token_bytes(&tok, next, &blen);
@@ -150,8 +147,7 @@ int cmd_sample(int argc, char **argv) {
     }
     free(window);
     free(ids);
-    sampler_free(&smp);
-    kvcache_free(&kv);
+    token_stream_free(&ts);
     tokenizer_free(&tok);
     gpt_free(&m);
     config_free(&cfg);
