@@ -9,6 +9,7 @@
 
 #include "chat.h"
 #include "common.h"
+#include "losses.h"
 #include "sampling.h"
 
 void evaluate_tasks(GPT *m, const Tokenizer *tok, const char *const *prompts,
@@ -89,6 +90,7 @@ static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts
     int *last = mallocCheck((size_t)batch * sizeof(int));
     int *plen = mallocCheck((size_t)batch * sizeof(int));
     int *scratch = mallocCheck((size_t)T * sizeof(int));
+    float *logp = mallocCheck((size_t)T * sizeof(float));
     if (n_truncated) *n_truncated = 0;
     for (long i0 = 0; i0 < n; i0 += batch) {
         int b = (int)(n - i0 < batch ? n - i0 : batch), longest = 1;
@@ -116,16 +118,12 @@ static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts
             continue;
         }
         for (int r = 0; r < b; r++) {
+            // logits at t - 1 predict the token at t, for t in [plen, last]
+            const int n_resp = last[r] - plen[r] + 1, row = r * longest + plen[r];
+            logprobs_from_logits(logp, NULL, m->acts.logits + (size_t)(row - 1) * V,
+                                 inputs + row, NULL, n_resp, V, 1.0f);
             double sum = 0.0;
-            for (int t = plen[r]; t <= last[r]; t++) {
-                // logits at t - 1 predict the token at t
-                const float *z = m->acts.logits + ((size_t)r * longest + t - 1) * V;
-                float mx = z[0];
-                for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-                double se = 0.0;
-                for (int v = 0; v < V; v++) se += exp((double)z[v] - mx);
-                sum += (double)z[inputs[r * longest + t]] - mx - log(se);
-            }
+            for (int t = 0; t < n_resp; t++) sum += logp[t];
             scores[i0 + r] = (float)sum;
         }
     }
@@ -134,6 +132,7 @@ static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts
     free(last);
     free(plen);
     free(scratch);
+    free(logp);
 }
 
 void reward_scores(GPT *rm, const Tokenizer *tok, const char *const *prompts,
