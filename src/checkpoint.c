@@ -1327,8 +1327,19 @@ int rollout_dump_append(const char *path, int64_t step, int rows, int cols,
     }
     char group[64], dpath[PATH_MAX_LEN];
     snprintf(group, sizeof group, "/batch_%06lld", (long long)step);
-    // a resumed run may dump the same step again: the newer batch wins
-    if (link_exists(ck->file, group)) H5Ldelete(ck->file, group, H5P_DEFAULT);
+    // The file holds one history. A resumed run dumps again from its
+    // checkpoint's step: this batch and every later one (written before the
+    // interruption) are replaced, so no stale batch outlives the rewrite.
+    NameList l = {0, 0, NULL};
+    H5Literate(ck->file, H5_INDEX_NAME, H5_ITER_INC, NULL, name_collect, &l);
+    for (int i = 0; i < l.n; i++) {
+        long long s;
+        char tail;
+        if (sscanf(l.names[i], "batch_%lld%c", &s, &tail) == 1 && s >= step)
+            H5Ldelete(ck->file, l.names[i], H5P_DEFAULT);
+        free(l.names[i]);
+    }
+    free(l.names);
     int rc = group_ensure(ck, group, 1) || attr_put_i64(ck, group, "step", step) ? -1 : 0;
     for (int c = 0; c < ncolumns && !rc; c++) {
         const DumpColumn *col = &columns[c];

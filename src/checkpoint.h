@@ -104,8 +104,9 @@ int shard_read(const char *path, int **tokens, size_t *n, int *vocab_size,
 // --- rollout dumps (PPO) ---------------------------------------------------
 // Appends one batch as group /batch_NNNNNN with 2-D datasets (rows, cols)
 // of the given names; int32 for tokens/masks, float32 otherwise; a column
-// may have its own width. The file is created if missing. Not atomic (a
-// debugging aid, not a checkpoint).
+// may have its own width. The file is created if missing; batches already
+// there at `step` or later are dropped first (a resumed run rewrites them).
+// Not atomic (a debugging aid, not a checkpoint).
 typedef struct {
     const char *name;
     int is_int;           // 1: int32 data in `i`, 0: float32 data in `f`

@@ -131,6 +131,12 @@ for grp in ("model", "critic/model", "optimizer/m"):
         assert np.array_equal(ppo[grp][k][()], d[grp][k][()]), (grp, k)
 EOF
     fail "rollout dump"
+# a fresh run refuses to write into an existing dump, which stays as it was
+sum_before=$(sha256sum <"$D/rollouts.h5")
+run_fails "$R" ppo "$CFG" --checkpoint.dir="$D/ppo_dump2" --checkpoint.init="$D/sft/latest.h5" \
+    --ppo.dump_rollouts="$D/rollouts.h5"
+grep -q "already exists" "$D/err" || fail "fresh ppo over a dump: $(cat "$D/err")"
+[ "$(sha256sum <"$D/rollouts.h5")" = "$sum_before" ] || fail "a refused ppo run changed the dump"
 
 # --- every checkpoint from outside: attributes, lineage, names, shapes, metrics --
 "$PY" - "$D" <<'EOF' || fail "checkpoint contents"

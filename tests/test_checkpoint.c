@@ -925,6 +925,13 @@ static void test_rollout_dump_append(void **state) {
     H5Fclose(f);
     free(big);
     free(bigback);
+    // a resumed run dumping step 4 again drops the later batch 5 it will redo
+    assert_int_equal(rollout_dump_append(path, 4, 2, 3, cols, 2), 0);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(H5Lexists(f, "/batch_000003", H5P_DEFAULT) > 0);
+    assert_true(H5Lexists(f, "/batch_000004", H5P_DEFAULT) > 0);
+    assert_true(H5Lexists(f, "/batch_000005", H5P_DEFAULT) == 0);
+    H5Fclose(f);
     // appending to something that is not HDF5 is refused, the file untouched
     const char *txt = tmp_path("notes.txt");
     FILE *fp = fopen(txt, "w");

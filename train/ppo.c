@@ -6,6 +6,7 @@
 // task accuracy, reward-model reward, KL to the reference) runs before the
 // first step and every eval_interval steps.
 #include <math.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,11 @@ int cmd_ppo(int argc, char **argv) {
     };
     if (pp.max_new >= T)
         die("ppo.max_new_tokens=%d must be below the context %d; hint: lower it", pp.max_new, T);
+    // a fresh run never writes into another run's dump; a resumed one
+    // continues its own (rollout_dump_append drops the batches it redoes)
+    if (cfg->ppo.dump_rollouts[0] && !run.resume && access(cfg->ppo.dump_rollouts, F_OK) == 0)
+        die("ppo.dump_rollouts: '%s' already exists; hint: move it away, choose another file, "
+            "or pass --resume to continue the run that wrote it", cfg->ppo.dump_rollouts);
 
     PromptSet train_set, test_set;
     if (jsonl_read_prompts(cfg->ppo.prompts_file, &train_set) != 0 ||
