@@ -6,9 +6,9 @@
 // task accuracy, reward-model reward, KL to the reference) runs before the
 // first step and every eval_interval steps.
 #include <math.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "commands.h"
