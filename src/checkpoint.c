@@ -1166,6 +1166,18 @@ int ckpt_read_f64(Ckpt *ck, const char *name, double *data, size_t n) {
     return state_read(ck, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data, n);
 }
 
+int ckpt_write_data_state(Ckpt *ck, const DataState *d) {
+    const uint64_t u[5] = {d->rng[0], d->rng[1], d->rng[2], d->rng[3], d->cursor};
+    return ckpt_write_u64(ck, "data", u, 5);
+}
+int ckpt_read_data_state(Ckpt *ck, DataState *d) {
+    uint64_t u[5];
+    if (ckpt_read_u64(ck, "data", u, 5) != 0) return -1;
+    memcpy(d->rng, u, sizeof d->rng);
+    d->cursor = u[4];
+    return 0;
+}
+
 int ckpt_write_str(Ckpt *ck, const char *name, const char *text) {
     return state_write(ck, name, H5T_STD_U8LE, H5T_NATIVE_UCHAR, text, strlen(text));
 }
@@ -1253,6 +1265,23 @@ int shard_write(const char *path, const int *tokens, size_t n, int vocab_size,
         return -1;
     }
     return ckpt_commit(ck);
+}
+
+int shard_read_for(const char *dir, const char *name, const Tokenizer *tok, int **tokens,
+                   size_t *n) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int vocab;
+    uint64_t hash;
+    if (shard_read(path, tokens, n, &vocab, &hash) != 0) return -1;
+    if (vocab != tok->vocab_size || hash != tokenizer_hash(tok)) {
+        free(*tokens);
+        *tokens = NULL;
+        return rlhf_fail("%s was not made with the tokenizer of this run (vocab %d vs %d); "
+                         "hint: run 'rlhf prepare' again for data.dir=%s", path, vocab,
+                         tok->vocab_size, dir);
+    }
+    return 0;
 }
 
 int shard_read(const char *path, int **tokens, size_t *n, int *vocab_size,

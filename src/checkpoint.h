@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data.h"
 #include "gpt.h"
 #include "metrics.h"
 #include "optim.h"
@@ -88,6 +89,10 @@ int ckpt_write_str(Ckpt *ck, const char *name, const char *text);
 int ckpt_read_str(Ckpt *ck, const char *name, char **text);
 // Whether /state/NAME exists.
 int ckpt_has_state(Ckpt *ck, const char *name);
+// A stage's data stream as /state/data: five uint64, the rng words then the
+// cursor.
+int ckpt_write_data_state(Ckpt *ck, const DataState *d);
+int ckpt_read_data_state(Ckpt *ck, DataState *d);
 
 // sha256 of a file as 64 hex chars + NUL into out[65]; -1 on read failure.
 int file_sha256(const char *path, char out[65]);
@@ -100,6 +105,10 @@ int shard_write(const char *path, const int *tokens, size_t n, int vocab_size,
 // Reads a whole shard; *tokens is malloc'd (caller frees).
 int shard_read(const char *path, int **tokens, size_t *n, int *vocab_size,
                uint64_t *tokenizer_hash);
+// DIR/NAME, which must have been made with tok (else -1 with a hint to run
+// prepare again).
+int shard_read_for(const char *dir, const char *name, const Tokenizer *tok, int **tokens,
+                   size_t *n);
 
 // --- rollout dumps (PPO) ---------------------------------------------------
 // Appends one batch as group /batch_NNNNNN with 2-D datasets (rows, cols)

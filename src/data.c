@@ -39,12 +39,12 @@ void dataloader_next(DataLoader *dl, int *inputs, int *targets) {
 
 void dataloader_rewind(DataLoader *dl) { dl->cursor = 0; }
 
-void dataloader_get_state(const DataLoader *dl, uint64_t state[DATALOADER_STATE_U64]) {
-    memcpy(state, dl->rng.s, 4 * sizeof(uint64_t));
-    state[4] = (uint64_t)dl->cursor;
+void dataloader_get_state(const DataLoader *dl, DataState *state) {
+    memcpy(state->rng, dl->rng.s, sizeof state->rng);
+    state->cursor = (uint64_t)dl->cursor;
 }
 
-void dataloader_set_state(DataLoader *dl, const uint64_t state[DATALOADER_STATE_U64]) {
-    memcpy(dl->rng.s, state, 4 * sizeof(uint64_t));
-    dl->cursor = (int64_t)state[4];
+void dataloader_set_state(DataLoader *dl, const DataState *state) {
+    memcpy(dl->rng.s, state->rng, sizeof state->rng);
+    dl->cursor = (int64_t)state->cursor;
 }

@@ -28,9 +28,16 @@ void dataloader_next(DataLoader *dl, int *inputs, int *targets);
 // Back to the first batch of a sequential sweep (evaluation passes).
 void dataloader_rewind(DataLoader *dl);
 
-// State for checkpoints: 4 rng words + cursor.
-#define DATALOADER_STATE_U64 5
-void dataloader_get_state(const DataLoader *dl, uint64_t state[DATALOADER_STATE_U64]);
-void dataloader_set_state(DataLoader *dl, const uint64_t state[DATALOADER_STATE_U64]);
+// Where a training stage's data stream stands: the RNG it draws from (when
+// it has one) and how many items (windows, batches, prompts) it consumed.
+// Checkpoints store it as /state/data, five uint64: the rng words, then the
+// cursor.
+typedef struct {
+    uint64_t rng[4];
+    uint64_t cursor;
+} DataState;
+
+void dataloader_get_state(const DataLoader *dl, DataState *state);
+void dataloader_set_state(DataLoader *dl, const DataState *state);
 
 #endif

@@ -11,6 +11,77 @@
 #include "common.h"
 #include "losses.h"
 #include "sampling.h"
+#include "seqs.h"
+
+double evaluate_lm_loss(GPT *m, const int *tokens, size_t n, int B, long max_windows, int end,
+                        long *windows_out, size_t *predicted_out) {
+    const int T = m->config.block_size;
+    ASSERT(end != LM_WRAP || max_windows > 0);
+    int *x = mallocCheck((size_t)B * T * sizeof(int)), *y = mallocCheck((size_t)B * T * sizeof(int));
+    double sum = 0.0;  // of each pass's mean loss times its tokens
+    size_t predicted = 0, o = 0;
+    long windows = 0;
+    while (o + 1 < n && (max_windows == 0 || windows < max_windows)) {
+        int b = 0;
+        while (b < B && (max_windows == 0 || windows < max_windows)) {
+            if (o + (size_t)T >= n) {  // no full window left
+                if (end != LM_WRAP) break;
+                o = 0;
+            }
+            memcpy(x + (size_t)b * T, tokens + o, (size_t)T * sizeof(int));
+            memcpy(y + (size_t)b * T, tokens + o + 1, (size_t)T * sizeof(int));
+            b++;
+            windows++;
+            o += (size_t)T;
+        }
+        if (b > 0) {
+            gpt_forward(m, x, b, T, 1);
+            sum += (double)gpt_lm_loss(m, y, NULL) * b * T;
+            predicted += (size_t)b * T;
+            continue;
+        }
+        if (end != LM_PARTIAL) break;
+        const int len = (int)(n - 1 - o);  // a last, shorter window
+        memcpy(x, tokens + o, (size_t)len * sizeof(int));
+        memcpy(y, tokens + o + 1, (size_t)len * sizeof(int));
+        gpt_forward(m, x, 1, len, 1);
+        sum += (double)gpt_lm_loss(m, y, NULL) * len;
+        predicted += (size_t)len;
+        windows++;
+        o += (size_t)len;
+    }
+    free(x);
+    free(y);
+    if (windows_out) *windows_out = windows;
+    if (predicted_out) *predicted_out = predicted;
+    return predicted ? sum / (double)predicted : NAN;
+}
+
+double evaluate_sft_loss(GPT *m, const SeqSet *s, int B, int pad) {
+    const int T = m->config.block_size;
+    int *x = mallocCheck((size_t)B * T * sizeof(int)), *y = mallocCheck((size_t)B * T * sizeof(int));
+    unsigned char *mask = mallocCheck((size_t)B * T);
+    float *w = mallocCheck((size_t)B * T * sizeof(float));
+    long *rows = mallocCheck((size_t)B * sizeof(long));
+    double sum = 0.0, count = 0.0;
+    for (long i0 = 0; i0 < s->n; i0 += B) {
+        int b = (int)(s->n - i0 < B ? s->n - i0 : B);
+        for (int r = 0; r < b; r++) rows[r] = i0 + r;
+        int Tb = seqs_batch(s, rows, b, pad, x, y, mask);
+        for (int i = 0; i < b * Tb; i++) {
+            w[i] = mask[i];
+            count += mask[i];
+        }
+        gpt_forward(m, x, b, Tb, 1);
+        sum += gpt_lm_loss(m, y, w);
+    }
+    free(x);
+    free(y);
+    free(mask);
+    free(w);
+    free(rows);
+    return count > 0 ? sum / count : 0.0;
+}
 
 void evaluate_tasks(GPT *m, const Tokenizer *tok, const char *const *prompts,
                     const char *const *families, long n, int max_new, int batch,
@@ -110,8 +181,7 @@ static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts
         }
         // right-pad every row to the longest in this batch
         for (int r = 0; r < b; r++)
-            for (int t = 0; t < longest; t++)
-                inputs[r * longest + t] = t <= last[r] ? ids[(size_t)r * T + t] : tok->pad;
+            pad_row(inputs + r * longest, longest, ids + (size_t)r * T, last[r] + 1, tok->pad);
         gpt_forward(m, inputs, b, longest, !by_value);
         if (by_value) {
             values_at(m, last, scores + i0);
@@ -167,13 +237,13 @@ int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pa
     int err = 0;
     for (long i = 0; i < set->n && (max_pairs <= 0 || n < max_pairs); i++) {
         const PrefExample *e = &set->ex[i];
-        long a = chat_encode_pair(tok, e->prompt, e->chosen, 0, ids, T + 1);
-        long b = chat_encode_pair(tok, e->prompt, e->rejected, e->rejected_no_eot, ids, T + 1);
-        if (a < 0 || b < 0) {
-            err = rlhf_fail("%s:%d: %s", set->path, e->line, rlhf_errmsg);
+        long a, b;
+        int fits = pref_encode(set, i, tok, T, ids, &a, ids, &b);
+        if (fits < 0) {
+            err = -1;
             break;
         }
-        if (a > T || b > T) {  // the score must be read inside the context
+        if (!fits) {
             skipped++;
             continue;
         }
@@ -333,7 +403,8 @@ static void policy_reward(GPT *policy, GPT *rm, const Tokenizer *tok, const Enco
 // Sequence-level KL to ref on responses sampled at params->sampling, in
 // batches of P rows, each scored in one minibatch.
 static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
-                      const EncodedPrompts *pp, long n, const PPOParams *params, int P,
+                      const EncodedPrompts *pp, long n, const SamplerParams *sampling,
+                      int max_new, int P,
                       uint64_t seed, const double *norm, EvalPolicyResult *out) {
     const int T = policy->config.block_size, V = policy->config.vocab_size;
     Rollout ro;
@@ -347,10 +418,7 @@ static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
     long *order = mallocCheck((size_t)P * sizeof(long));
     float *k1 = mallocCheck((size_t)P * sizeof(float)), *k3 = mallocCheck((size_t)P * sizeof(float));
     // scores normalised here, not by ppo_score: no penalty for a missing end
-    PPOParams sp = *params;
-    sp.reward_mean = 0.0f;
-    sp.reward_std = 1.0f;
-    sp.no_eot_penalty = 0.0f;
+    const PPOParams sp = {.sampling = *sampling, .max_new = max_new, .reward_std = 1.0f};
     const double mean = norm ? norm[0] : 0.0, std = norm ? norm[1] : 1.0;
     TasksTally tally;
     tasks_tally_init(&tally);
@@ -387,14 +455,35 @@ static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
 }
 
 void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
-                     const EncodedPrompts *prompts, long n, const PPOParams *params, int batch,
-                     uint64_t seed, const double *reward_norm, EvalPolicyResult *out,
-                     TasksTally *tally) {
+                     const EncodedPrompts *prompts, long n, const SamplerParams *sampling,
+                     int max_new, int batch, uint64_t seed, const double *reward_norm,
+                     EvalPolicyResult *out, TasksTally *tally) {
     ASSERT(n >= 0 && n <= prompts->n && batch > 0);
     *out = (EvalPolicyResult){NAN, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
     TasksTally local;
     if (rm)
-        policy_reward(policy, rm, tok, prompts, n, params->max_new, batch, reward_norm, out,
+        policy_reward(policy, rm, tok, prompts, n, max_new, batch, reward_norm, out,
                       tally ? tally : &local);
-    if (ref) policy_kl(policy, ref, rm, tok, prompts, n, params, batch, seed, reward_norm, out);
+    if (ref)
+        policy_kl(policy, ref, rm, tok, prompts, n, sampling, max_new, batch, seed, reward_norm,
+                  out);
+}
+
+double rollout_grade(const Rollout *ro, const Tokenizer *tok, const PromptExample *const *ex,
+                     int *grades, int *families) {
+    double correct = 0, graded = 0;
+    for (int b = 0; b < ro->n; b++) {
+        grades[b] = -1;
+        families[b] = ex[b]->family[0] ? tasks_family_by_name(ex[b]->family) : -1;
+        if (families[b] < 0) continue;
+        const int *resp = ro->tokens + (size_t)b * (ro->L + 1) + ro->qlen[b];
+        char *text = tokenizer_decode(tok, resp, ro->rlen[b] - ro->ended[b], 0);
+        grades[b] = tasks_grade_index(families[b], ex[b]->prompt, text);
+        free(text);
+        if (grades[b] >= 0) {
+            correct += grades[b];
+            graded++;
+        }
+    }
+    return graded > 0 ? correct / graded : NAN;
 }

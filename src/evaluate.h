@@ -11,8 +11,33 @@
 #include "gpt.h"
 #include "jsonl.h"
 #include "ppo.h"
+#include "seqs.h"
 #include "tasks.h"
 #include "tokenizer.h"
+
+// Mean next-token loss over windows of T = block_size tokens at offsets 0,
+// T, 2T, ... of tokens[0..n): each window predicts tokens[o+1 .. o+T] from
+// tokens[o .. o+T-1], B windows per forward pass, at most max_windows
+// windows (0 = no limit). At the end of the tokens, LM_STOP stops, LM_WRAP
+// starts again at offset 0 (the sequential sweep of pretraining's
+// validation), LM_PARTIAL scores what is left as one shorter window (every
+// token but the first predicted once). windows and predicted (may be NULL)
+// receive the counts. NaN when nothing was predicted.
+enum { LM_STOP, LM_WRAP, LM_PARTIAL };
+double evaluate_lm_loss(GPT *m, const int *tokens, size_t n, int B, long max_windows, int end,
+                        long *windows, size_t *predicted);
+
+// Held-out settings that must agree wherever a measurement is taken, so
+// that `rlhf eval` reproduces what a stage logged: greedy task decoding
+// runs this many prompts at once, and sampled evaluations draw from an RNG
+// seeded with eval_seed(train.seed).
+#define EVAL_TASK_BATCH 64
+static inline uint64_t eval_seed(int64_t train_seed) { return (uint64_t)train_seed + 1; }
+
+// Teacher-forced loss per loss-carrying token (SFT: response tokens and
+// their end-of-text) over every sequence of s, B right-padded rows at a
+// time.
+double evaluate_sft_loss(GPT *m, const SeqSet *s, int B, int pad);
 
 // Generates a greedy answer (up to max_new tokens, stopping at end-of-text)
 // for each of n prompts, in batches of `batch`, and grades it with the
@@ -110,19 +135,27 @@ typedef struct {
     double sample_reward;      // their mean normalised reward (rm != NULL)
 } EvalPolicyResult;
 
-// A policy on the first n prompts, in batches of `batch`:
-//  - rm != NULL: greedy answers (up to params->max_new tokens), graded into
-//    tally (initialised here; may be NULL) and scored by rm, normalised with
-//    reward_norm = {mean, std} (NULL: {0, 1});
-//  - ref != NULL: responses sampled at params->sampling with an rng seeded
-//    with `seed` (ppo_generate), their sequence KL to ref (ppo_score +
+// A policy on the first n prompts, in batches of `batch`, answers of up to
+// max_new tokens:
+//  - rm != NULL: greedy answers, graded into tally (initialised here; may
+//    be NULL) and scored by rm, normalised with reward_norm = {mean, std}
+//    (NULL: {0, 1});
+//  - ref != NULL: responses sampled with `sampling` from an rng seeded with
+//    `seed` (ppo_generate), their sequence KL to ref (ppo_score +
 //    rollout_kl), their graded accuracy and (rm != NULL) their normalised
-//    reward: what PPO optimises, where greedy decoding shows the mode; only
-//    params->sampling and max_new are read.
+//    reward: what PPO optimises, where greedy decoding shows the mode.
 // The same inputs give the same numbers, whichever command asks.
 void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
-                     const EncodedPrompts *prompts, long n, const PPOParams *params, int batch,
-                     uint64_t seed, const double *reward_norm, EvalPolicyResult *out,
-                     TasksTally *tally);
+                     const EncodedPrompts *prompts, long n, const SamplerParams *sampling,
+                     int max_new, int batch, uint64_t seed, const double *reward_norm,
+                     EvalPolicyResult *out, TasksTally *tally);
+
+// Grades each rollout row's response (end-of-text dropped) against its
+// prompt: grades[b] = 1 right, 0 wrong, -1 ungraded (no task family, or a
+// prompt the grader cannot read); families[b] = the family index or -1.
+// ex[b] is row b's prompt. Returns the accuracy over graded rows (NaN when
+// none).
+double rollout_grade(const Rollout *ro, const Tokenizer *tok, const PromptExample *const *ex,
+                     int *grades, int *families);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "common.h"
 #include "gpt.h"
 
@@ -20,9 +21,10 @@ void rollout_build(Rollout *ro, int P, int T, int V, int eot, int pad) {
     ro->rlen = mallocCheck((size_t)P * sizeof(int));
     ro->ended = mallocCheck((size_t)P * sizeof(int));
     ro->mask = mallocCheck(PL);
-    float **f[] = {&ro->logp, &ro->ref_logp, &ro->values, &ro->rewards, &ro->advantages,
-                   &ro->returns, &ro->mb_a, &ro->mb_b, &ro->mb_c, &ro->mb_d, &ro->mb_grad};
+    float **f[] = {&ro->logp,   &ro->ref_logp, &ro->values,    &ro->rewards, &ro->advantages,
+                   &ro->returns, &ro->mb_out,  &ro->mb_old,    &ro->mb_target, &ro->mb_grad};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = callocCheck(PL, sizeof(float));
+    ro->seq = callocCheck((size_t)4 * T, sizeof(float));
     ro->score_raw = mallocCheck((size_t)P * sizeof(float));
     ro->score = mallocCheck((size_t)P * sizeof(float));
     ro->mb_inputs = mallocCheck((size_t)P * (T + 1) * sizeof(int));
@@ -35,8 +37,8 @@ void rollout_free(Rollout *ro) {
     void *p[] = {ro->tokens,  ro->qlen,       ro->rlen,     ro->ended,      ro->mask,
                  ro->logp,    ro->ref_logp,   ro->values,   ro->rewards,    ro->advantages,
                  ro->returns, ro->score_raw,  ro->score,    ro->mb_inputs,  ro->mb_actions,
-                 ro->mb_mask, ro->mb_a,       ro->mb_b,     ro->mb_c,       ro->mb_d,
-                 ro->mb_grad};
+                 ro->mb_mask, ro->mb_out,     ro->mb_old,   ro->mb_target,  ro->mb_grad,
+                 ro->seq};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
     memset(ro, 0, sizeof *ro);
 }
@@ -121,15 +123,15 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
         const long *rows = order + i0;
         int n = ro->n - i0 < mb ? ro->n - i0 : mb;
         int Lm = gather_rows(ro, rows, n, 0);
-        minibatch_logp(ro, policy, n, Lm, pp, ro->mb_a);
-        scatter_f(ro, ro->logp, ro->mb_a, rows, n, Lm);
-        minibatch_logp(ro, ref, n, Lm, pp, ro->mb_a);
-        scatter_f(ro, ro->ref_logp, ro->mb_a, rows, n, Lm);
+        minibatch_logp(ro, policy, n, Lm, pp, ro->mb_out);
+        scatter_f(ro, ro->logp, ro->mb_out, rows, n, Lm);
+        minibatch_logp(ro, ref, n, Lm, pp, ro->mb_out);
+        scatter_f(ro, ro->ref_logp, ro->mb_out, rows, n, Lm);
         if (critic) {
             gpt_forward(critic, ro->mb_inputs, n, Lm, 0);
             for (int i = 0; i < n * Lm; i++)
-                ro->mb_a[i] = ro->mb_mask[i] ? critic->acts.values[i] : 0.0f;
-            scatter_f(ro, ro->values, ro->mb_a, rows, n, Lm);
+                ro->mb_out[i] = ro->mb_mask[i] ? critic->acts.values[i] : 0.0f;
+            scatter_f(ro, ro->values, ro->mb_out, rows, n, Lm);
         }
         if (!rm) continue;
         // the reward model reads the whole sequence, final token included
@@ -149,7 +151,7 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
 
 void ppo_advantages(Rollout *ro, const PPOParams *pp, float kl_coef) {
     const int L = ro->L;
-    float *r = ro->mb_a, *v = ro->mb_b, *adv = ro->mb_c, *ret = ro->mb_d;
+    float *r = ro->seq, *v = r + L, *adv = v + L, *ret = adv + L;
     memset(ro->rewards, 0, (size_t)ro->n * L * sizeof(float));
     memset(ro->advantages, 0, (size_t)ro->n * L * sizeof(float));
     memset(ro->returns, 0, (size_t)ro->n * L * sizeof(float));
@@ -170,39 +172,29 @@ void ppo_advantages(Rollout *ro, const PPOParams *pp, float kl_coef) {
     if (pp->whiten) whiten(ro->advantages, ro->mask, (long)ro->n * L, 1);
 }
 
-void ppo_train_minibatch(Rollout *ro, const long *rows, int n, const PPOParams *pp,
-                         GPT *policy, AdamW *popt, float lr, GPT *critic, AdamW *copt,
-                         float critic_lr, float max_norm, PPOStats *stats) {
+int ppo_minibatch_grads(Rollout *ro, const long *rows, int n, const PPOParams *pp, GPT *policy,
+                        GPT *critic, PPOStats *stats) {
     const int Lm = gather_rows(ro, rows, n, 0);
     const int N = n * Lm;
     double tokens = 0.0;
     for (int i = 0; i < N; i++) tokens += ro->mb_mask[i];
-    if (tokens == 0.0) return;
-    float *old_logp = ro->mb_a, *adv = ro->mb_b;
-    gather_f(ro, old_logp, ro->logp, rows, n, Lm);
-    gather_f(ro, adv, ro->advantages, rows, n, Lm);
-
+    if (tokens == 0.0) return 0;
+    gather_f(ro, ro->mb_old, ro->logp, rows, n, Lm);
+    gather_f(ro, ro->mb_target, ro->advantages, rows, n, Lm);
     gpt_forward(policy, ro->mb_inputs, n, Lm, 1);
-    ppo_policy_loss(policy->acts.dlogits, policy->acts.logits, ro->mb_actions, old_logp, adv,
-                    ro->mb_mask, N, policy->config.vocab_size, logprob_temperature(pp),
-                    pp->cliprange, pp->ent_coef, tokens, stats);
-    gpt_zero_grad(policy);
+    ppo_policy_loss(policy->acts.dlogits, policy->acts.logits, ro->mb_actions, ro->mb_old,
+                    ro->mb_target, ro->mb_mask, N, policy->config.vocab_size,
+                    logprob_temperature(pp), pp->cliprange, pp->ent_coef, tokens, stats);
     gpt_backward(policy, policy->acts.dlogits, NULL);
-    grad_clip(policy, max_norm);
-    adamw_step(popt, policy, lr, NULL);
-
     if (critic) {
-        float *old_v = ro->mb_a, *ret = ro->mb_b;
-        gather_f(ro, old_v, ro->values, rows, n, Lm);
-        gather_f(ro, ret, ro->returns, rows, n, Lm);
+        gather_f(ro, ro->mb_old, ro->values, rows, n, Lm);
+        gather_f(ro, ro->mb_target, ro->returns, rows, n, Lm);
         gpt_forward(critic, ro->mb_inputs, n, Lm, 0);
-        ppo_value_loss(ro->mb_grad, critic->acts.values, old_v, ret, ro->mb_mask, N,
-                       pp->cliprange_value, pp->vf_coef, tokens, stats);
-        gpt_zero_grad(critic);
+        ppo_value_loss(ro->mb_grad, critic->acts.values, ro->mb_old, ro->mb_target, ro->mb_mask,
+                       N, pp->cliprange_value, pp->vf_coef, tokens, stats);
         gpt_backward(critic, NULL, ro->mb_grad);
-        grad_clip(critic, max_norm);
-        adamw_step(copt, critic, critic_lr, NULL);
     }
+    return 1;
 }
 
 void rollout_kl(const Rollout *ro, float *k1, float *k3) {
@@ -216,4 +208,48 @@ void rollout_kl(const Rollout *ro, float *k1, float *k3) {
         if (k1) k1[b] = (float)s1;
         if (k3) k3[b] = (float)s3;
     }
+}
+
+void rollout_stats(const Rollout *ro, const float *k1, const float *k3, RolloutStats *st) {
+    const int P = ro->n;
+    memset(st, 0, sizeof *st);
+    for (int b = 0; b < P; b++) {
+        st->reward_raw += ro->score_raw[b] / P;
+        st->reward += ro->score[b] / P;
+        st->kl_k1 += k1[b] / P;
+        st->kl_k3 += k3[b] / P;
+        st->length += (double)ro->rlen[b] / P;
+        st->eot_rate += (double)ro->ended[b] / P;
+    }
+    double ret_sum = 0, ret_sq = 0, res_sum = 0, res_sq = 0, tokens = 0;
+    for (long i = 0; i < (long)P * ro->L; i++) {
+        if (!ro->mask[i]) continue;
+        double R = ro->returns[i], res = R - ro->values[i];
+        ret_sum += R;
+        ret_sq += R * R;
+        res_sum += res;
+        res_sq += res * res;
+        tokens++;
+    }
+    double var_ret = ret_sq / tokens - (ret_sum / tokens) * (ret_sum / tokens);
+    double var_res = res_sq / tokens - (res_sum / tokens) * (res_sum / tokens);
+    st->explained_variance = var_ret > 0 ? 1.0 - var_res / var_ret : 0.0;
+    st->tokens = tokens;
+}
+
+int rollout_dump(const char *path, int64_t step, const Rollout *ro) {
+    const long PL = (long)ro->n * ro->L;
+    int *mask = mallocCheck((size_t)PL * sizeof(int));
+    for (long i = 0; i < PL; i++) mask[i] = ro->mask[i];
+    DumpColumn cols[] = {
+        {"tokens", 1, ro->tokens, NULL, ro->L + 1},   {"logp", 0, NULL, ro->logp, 0},
+        {"ref_logp", 0, NULL, ro->ref_logp, 0},       {"values", 0, NULL, ro->values, 0},
+        {"advantages", 0, NULL, ro->advantages, 0},   {"returns", 0, NULL, ro->returns, 0},
+        {"rewards", 0, NULL, ro->rewards, 0},         {"qlen", 1, ro->qlen, NULL, 1},
+        {"rlen", 1, ro->rlen, NULL, 1},               {"score_raw", 0, NULL, ro->score_raw, 1},
+        {"masks", 1, mask, NULL, 0},
+    };
+    int rc = rollout_dump_append(path, step, ro->n, ro->L, cols, (int)(sizeof cols / sizeof cols[0]));
+    free(mask);
+    return rc;
 }

@@ -2,7 +2,7 @@
 //   ppo_generate   sample responses from the policy (KV cache)
 //   ppo_score      policy / reference log-probs, critic values, reward score
 //   ppo_advantages per-token KL penalty + score, GAE, whitening
-//   ppo_train_minibatch   clipped policy and value updates
+//   ppo_minibatch_grads   gradients of the clipped policy and value losses
 // Policy, reference, critic and reward model are four GPTs of one type.
 // Positions: a row holds prompt ++ response; position t predicts token
 // t+1, and mask[t] = 1 where that token is a response token. Values,
@@ -41,10 +41,15 @@ typedef struct {
     float *returns;        // (P, L)
     float *score_raw;      // (P) reward-model output
     float *score;          // (P) normalised, with the no-end penalty
-    // minibatch scratch
-    int *mb_inputs, *mb_actions;
+    // minibatch scratch, (P, L) each unless said
+    int *mb_inputs;        // (P, L+1) the rows' tokens
+    int *mb_actions;       // tokens each position predicts
     unsigned char *mb_mask;
-    float *mb_a, *mb_b, *mb_c, *mb_d, *mb_grad;
+    float *mb_out;         // a scoring pass's log-probs or values, before they go to the rows
+    float *mb_old;         // rollout-time log-probs (policy update) or values (critic update)
+    float *mb_target;      // advantages (policy update) or returns (critic update)
+    float *mb_grad;        // value-loss gradient
+    float *seq;            // (4, L) one response's rewards, values, advantages, returns
 } Rollout;
 
 // Buffers for P rows of up to T positions, V-sized gradient scratch.
@@ -71,13 +76,33 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
 // response token), GAE advantages and returns, then whitening.
 void ppo_advantages(Rollout *ro, const PPOParams *pp, float kl_coef);
 
-// One clipped update of the policy (and of the critic, when critic is not
-// NULL) on rows[0..n): forward, loss, backward, clip, AdamW. Adds to stats.
-void ppo_train_minibatch(Rollout *ro, const long *rows, int n, const PPOParams *pp,
-                         GPT *policy, AdamW *popt, float lr, GPT *critic, AdamW *copt,
-                         float critic_lr, float max_norm, PPOStats *stats);
+// The gradients of one clipped update on rows[0..n): the policy's (and the
+// critic's, when critic is not NULL) forward, loss and backward, added to
+// their gradients; the caller clips and applies them. Adds to stats.
+// Returns 0 (nothing accumulated) when the rows hold no response token.
+int ppo_minibatch_grads(Rollout *ro, const long *rows, int n, const PPOParams *pp, GPT *policy,
+                        GPT *critic, PPOStats *stats);
 
 // Per-sequence sums over the response of k1 and k3 (ro->n each, may be NULL).
 void rollout_kl(const Rollout *ro, float *k1, float *k3);
+
+// Appends the batch of `step` to the HDF5 dump at path (see
+// rollout_dump_append): tokens, log-probs, reference log-probs, values,
+// advantages, returns, rewards, prompt and response lengths, raw scores and
+// the mask (int32, for h5py users). -1 with a reason on failure.
+int rollout_dump(const char *path, int64_t step, const Rollout *ro);
+
+// What one scored rollout batch looked like, as PPO logs it every step.
+typedef struct {
+    double reward_raw, reward;  // mean score: raw, and normalised with the no-end penalty
+    double kl_k1, kl_k3;        // mean per-sequence KL to the reference (from rollout_kl)
+    double length, eot_rate;    // mean response length; share ending with end-of-text
+    double explained_variance;  // 1 - Var(returns - values) / Var(returns), response tokens
+    double tokens;              // response tokens
+} RolloutStats;
+
+// The statistics of the ro->n rows after ppo_advantages; k1, k3 as
+// rollout_kl wrote them.
+void rollout_stats(const Rollout *ro, const float *k1, const float *k3, RolloutStats *st);
 
 #endif

@@ -404,6 +404,38 @@ int load_model_file(const char *path, GPT *m, int value_head, Tokenizer *tok, Ck
     return rc;
 }
 
+int load_reward_model(const char *path, const Tokenizer *tok, int T, GPT *rm, double norm[2],
+                      int *has_norm) {
+    CkptMeta meta = {0};
+    Ckpt *ck = ckpt_open(path, &meta);
+    if (!ck) return rlhf_fail("ppo.reward_model: %s", rlhf_errmsg);
+    Tokenizer rtok = {0};
+    GPTConfig c;
+    int built = 0, rc = ckpt_read_model_config(ck, "", &c);
+    if (rc == 0 && !c.value_head)
+        rc = rlhf_fail("ppo.reward_model %s has no value head (stage '%s'); hint: give a "
+                       "checkpoint written by 'rlhf reward'", path, meta.stage);
+    if (rc == 0) {
+        gpt_build(rm, &c);
+        built = 1;
+        rc = ckpt_read_model(ck, "", rm, 0);
+    }
+    if (rc == 0) rc = ckpt_read_tokenizer(ck, &rtok);
+    *has_norm = rc == 0 && ckpt_has_state(ck, "reward_norm");
+    if (*has_norm) rc = ckpt_read_f64(ck, "reward_norm", norm, 2);
+    ckpt_close(ck);
+    if (rc == 0 && tokenizer_hash(&rtok) != tokenizer_hash(tok))
+        rc = rlhf_fail("ppo.reward_model %s uses another tokenizer than the policy; hint: use "
+                       "a reward model of this lineage", path);
+    else if (rc == 0 && rm->config.block_size != T)
+        rc = rlhf_fail("ppo.reward_model %s has context %d, the policy %d; hint: use a reward "
+                       "model of this lineage", path, rm->config.block_size, T);
+    tokenizer_free(&rtok);
+    ckpt_meta_free(&meta);
+    if (rc != 0 && built) gpt_free(rm);
+    return rc;
+}
+
 void print_model_summary(const GPT *m, const Tokenizer *tok) {
     const GPTConfig *c = &m->config;
     printf("# model: L=%d H=%d C=%d T=%d V=%d%s, %.3fM parameters (%.3fM without wpe)\n",
@@ -421,31 +453,6 @@ void run_adopt_model(Run *r, const GPTConfig *c) {
     r->cfg.model.n_head = c->n_head;
     r->cfg.model.n_embd = c->n_embd;
     r->cfg.model.block_size = c->block_size;
-}
-
-int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head) {
-    const Config *cfg = &r->cfg;
-    if (cfg->checkpoint.init[0]) {
-        if (load_model_file(cfg->checkpoint.init, m, value_head, tok, NULL) != 0) return -1;
-        if (run_set_parent(r, cfg->checkpoint.init) != 0) return -1;
-        const GPTConfig *c = &m->config;
-        if (c->n_layer != cfg->model.n_layer || c->n_head != cfg->model.n_head ||
-            c->n_embd != cfg->model.n_embd || c->block_size != cfg->model.block_size)
-            printf("# note: [model] comes from %s (L=%d H=%d C=%d T=%d), not the config\n",
-                   cfg->checkpoint.init, c->n_layer, c->n_head, c->n_embd, c->block_size);
-        run_adopt_model(r, c);
-        return 0;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.h5", cfg->data.dir);
-    if (load_tokenizer_file(path, tok) != 0)
-        return rlhf_fail("%s (run 'rlhf prepare' with this config first)", rlhf_errmsg);
-    GPTConfig c = {.n_layer = (int)cfg->model.n_layer, .n_head = (int)cfg->model.n_head,
-                   .n_embd = (int)cfg->model.n_embd, .block_size = (int)cfg->model.block_size,
-                   .vocab_size = tok->vocab_size, .value_head = value_head};
-    gpt_build(m, &c);
-    gpt_init_weights(m, (unsigned long long)cfg->train.seed);
-    return 0;
 }
 
 void run_adopt_resume(Run *r, const CkptMeta *meta, const char *path, int64_t *step) {
@@ -479,73 +486,6 @@ Ckpt *run_open_resume(Run *r, CkptMeta *meta, char **path) {
                    "bit-identical to an uninterrupted run\n", (long long)threads, now);
     }
     return ck;
-}
-
-int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
-                    uint64_t data_state[5]) {
-    CkptMeta meta = {0};
-    char *path;
-    Ckpt *ck = run_open_resume(r, &meta, &path);
-    int rc = ck ? 0 : -1;
-    GPTConfig c;
-    if (rc == 0) rc = ckpt_read_model_config(ck, "", &c);
-    if (rc == 0) {
-        gpt_build(m, &c);
-        run_adopt_model(r, &c);
-        rc = ckpt_read_model(ck, "", m, 0);
-    }
-    if (rc == 0) {
-        adamw_build(opt, m->num_params, (float)r->cfg.optim.beta1, (float)r->cfg.optim.beta2,
-                    (float)r->cfg.optim.eps, (float)r->cfg.optim.weight_decay);
-        rc = ckpt_read_optimizer(ck, "", opt, m);
-    }
-    if (rc == 0) rc = ckpt_read_tokenizer(ck, tok);
-    if (rc == 0) rc = ckpt_read_u64(ck, "data", data_state, 5);
-    if (rc == 0) rc = ckpt_read_metrics(ck, &r->metrics);
-    if (rc == 0) run_adopt_resume(r, &meta, path, step);
-    if (ck) ckpt_close(ck);
-    ckpt_meta_free(&meta);
-    free(path);
-    return rc;
-}
-
-int write_training_state(Ckpt *ck, const GPT *m, const AdamW *opt, const Tokenizer *tok,
-                         const uint64_t data_state[5]) {
-    int64_t threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
-    if (ckpt_write_model(ck, "", m) != 0 || ckpt_write_optimizer(ck, "", opt, m) != 0 ||
-        ckpt_write_tokenizer(ck, tok) != 0 || ckpt_write_u64(ck, "data", data_state, 5) != 0 ||
-        ckpt_write_i64(ck, "threads", &threads, 1) != 0)
-        return -1;
-    return 0;
-}
-
-int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const Tokenizer *tok,
-                  const uint64_t data_state[5]) {
-    Ckpt *ck = run_ckpt_begin(r, step);
-    if (!ck) return -1;
-    if (write_training_state(ck, m, opt, tok, data_state) != 0) {
-        ckpt_abort(ck);
-        return -1;
-    }
-    return run_ckpt_end(r, ck, step);
-}
-
-int start_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int value_head,
-                   const char *init_example, int64_t *step, uint64_t data_state[5]) {
-    const Config *cfg = &r->cfg;
-    if (r->resume) return resume_training(r, m, opt, tok, step, data_state);
-    if (init_example && !cfg->checkpoint.init[0])
-        return rlhf_fail("%s starts from a checkpoint, but checkpoint.init is empty; hint: "
-                         "--checkpoint.init=%s", r->stage, init_example);
-    if (start_model(r, m, tok, value_head) != 0) return -1;
-    adamw_build(opt, m->num_params, (float)cfg->optim.beta1, (float)cfg->optim.beta2,
-                (float)cfg->optim.eps, (float)cfg->optim.weight_decay);
-    *step = 0;
-    memset(data_state, 0, 5 * sizeof(uint64_t));
-    return 0;
 }
 
 StepPlan run_step_plan(const Run *r, int64_t step) {

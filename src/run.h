@@ -87,16 +87,17 @@ int load_tokenizer_file(const char *path, Tokenizer *tok);
 int load_model_file(const char *path, GPT *m, int value_head, Tokenizer *tok,
                     CkptMeta *meta);
 
+// The reward model of a `rlhf reward` checkpoint (ppo.reward_model), for
+// scoring: its model, which must carry a value head, and the normalisation
+// {mean, std} its stage stored (*has_norm = 0, norm untouched, when the file
+// has none). The file must use tok's tokenizer and a context of T tokens.
+// Errors name the file; rm is built only on success.
+int load_reward_model(const char *path, const Tokenizer *tok, int T, GPT *rm, double norm[2],
+                      int *has_norm);
+
 // The [model] keys follow the model actually trained (taken from a
 // checkpoint), so that checkpoints store the config that was resolved.
 void run_adopt_model(Run *r, const GPTConfig *c);
-
-// --- single-model training state (pretrain, sft, reward) ---------------
-// The model to train: from checkpoint.init when set (shape and tokenizer
-// from the file, lineage recorded), else a fresh GPT-2 init of the [model]
-// shape with the tokenizer from data.dir/tokenizer.h5. value_head: build
-// the model with a scalar head (kept from the file when present, else 0).
-int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head);
 
 // Opens DIR/latest.h5 for --resume. Its stage must be this run's; a thread
 // count other than the saved one is noted (the run will not be bit-exact).
@@ -104,32 +105,8 @@ int start_model(Run *r, GPT *m, Tokenizer *tok, int value_head);
 // also on failure), or NULL with the error set.
 Ckpt *run_open_resume(Run *r, CkptMeta *meta, char **path);
 
-// Restores everything of DIR/latest.h5 that an exact resume needs: model,
-// AdamW, tokenizer, step, data-loader state, metrics, lineage. The
-// checkpoint's stage must be this run's.
-int resume_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int64_t *step,
-                    uint64_t data_state[5]);
-
-// Takes over a resumed checkpoint's step and lineage (and says so); for
-// stages that read the rest of their state themselves (ppo).
+// Takes over a resumed checkpoint's step and lineage (and says so).
 void run_adopt_resume(Run *r, const CkptMeta *meta, const char *path, int64_t *step);
-
-// Writes what resume_training reads (model, optimizer, tokenizer, data
-// state, thread count) into an open checkpoint.
-int write_training_state(Ckpt *ck, const GPT *m, const AdamW *opt, const Tokenizer *tok,
-                         const uint64_t data_state[5]);
-
-// Writes DIR/step_NNNNNN.h5 (write_training_state + metrics) and moves
-// latest.h5 to it.
-int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const Tokenizer *tok,
-                  const uint64_t data_state[5]);
-
-// The model and optimizer of a single-model stage: with --resume, all of
-// DIR/latest.h5 (resume_training); else start_model plus a fresh AdamW from
-// [optim]. init_example: when not NULL, checkpoint.init is required and the
-// error for an empty one suggests --checkpoint.init=init_example.
-int start_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int value_head,
-                   const char *init_example, int64_t *step, uint64_t data_state[5]);
 
 // What to do after optimizer step `step` (0-based): log a metrics row
 // (every log_interval steps and whenever evaluating), evaluate (every

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "common.h"
 #include "rng.h"
 
@@ -45,14 +46,105 @@ int seqs_batch(const SeqSet *s, const long *rows, int B, int pad, int *inputs, i
         const int *ids = s->ids + s->off[rows[b]];
         const unsigned char *loss = s->loss + s->off[rows[b]];
         long L = seqs_len(s, rows[b]);
+        pad_row(inputs + b * T, T, ids, L, pad);
         for (int t = 0; t < T; t++) {
             int real = t + 1 < L;  // target t exists
-            inputs[b * T + t] = t < L ? ids[t] : pad;
             targets[b * T + t] = real ? ids[t + 1] : -1;
             lossmask[b * T + t] = real ? loss[t + 1] : 0;
         }
     }
     return T;
+}
+
+void pad_row(int *dst, int T, const int *src, long len, int pad) {
+    for (int t = 0; t < T; t++) dst[t] = t < len ? src[t] : pad;
+}
+
+int seqs_pad_rows(const SeqSet *s, const long *rows, int n, int pad, int *x, int *last) {
+    long longest = 1;
+    for (int r = 0; r < n; r++) longest = seqs_len(s, rows[r]) > longest ? seqs_len(s, rows[r]) : longest;
+    const int T = (int)longest;
+    for (int r = 0; r < n; r++) {
+        const long L = seqs_len(s, rows[r]);
+        pad_row(x + (size_t)r * T, T, s->ids + s->off[rows[r]], L, pad);
+        last[r] = (int)L - 1;
+    }
+    return T;
+}
+
+int seqs_from_sft(const SftSet *set, const Tokenizer *tok, int T, int truncate, SeqSet *seqs,
+                  long *skipped, long *truncated) {
+    int *ids = mallocCheck(((size_t)T + 1) * sizeof(int));
+    unsigned char *loss = mallocCheck((size_t)T + 1);
+    *skipped = *truncated = 0;
+    seqs_init(seqs);
+    int rc = 0;
+    for (long i = 0; i < set->n; i++) {
+        long len = chat_encode_example(tok, &set->ex[i], ids, loss, T + 1);
+        if (len < 0) {
+            rc = rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
+            break;
+        }
+        if (len > T + 1) {
+            if (!truncate) {
+                (*skipped)++;
+                continue;
+            }
+            len = T + 1;
+            (*truncated)++;
+        }
+        int any = 0;
+        for (long t = 1; t < len; t++) any |= loss[t];
+        if (!any) {  // truncation cut every response token
+            (*skipped)++;
+            continue;
+        }
+        seqs_add(seqs, ids, loss, len);
+    }
+    free(ids);
+    free(loss);
+    if (rc == 0 && seqs->n == 0)
+        rc = rlhf_fail("%s: no example fits in block_size=%d tokens; hint: raise "
+                       "model.block_size or use sft.overlong=truncate", set->path, T);
+    return rc;
+}
+
+int pref_encode(const PrefSet *set, long i, const Tokenizer *tok, int T, int *chosen, long *a,
+                int *rejected, long *b) {
+    const PrefExample *e = &set->ex[i];
+    *a = chat_encode_pair(tok, e->prompt, e->chosen, 0, chosen, T + 1);
+    *b = chat_encode_pair(tok, e->prompt, e->rejected, e->rejected_no_eot, rejected, T + 1);
+    if (*a < 0 || *b < 0) return rlhf_fail("%s:%d: %s", set->path, e->line, rlhf_errmsg);
+    return *a <= T && *b <= T;  // the score must be read inside the context
+}
+
+int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seqs,
+                    long *skipped) {
+    int *ids = mallocCheck(((size_t)T + 1) * sizeof(int));
+    int *ids2 = mallocCheck(((size_t)T + 1) * sizeof(int));
+    seqs_init(seqs);
+    *skipped = 0;
+    int rc = 0;
+    for (long i = 0; i < set->n; i++) {
+        long a, b;
+        int fits = pref_encode(set, i, tok, T, ids, &a, ids2, &b);
+        if (fits < 0) {
+            rc = -1;
+            break;
+        }
+        if (!fits) {
+            (*skipped)++;
+            continue;
+        }
+        seqs_add(seqs, ids, NULL, a);
+        seqs_add(seqs, ids2, NULL, b);
+    }
+    free(ids);
+    free(ids2);
+    if (rc == 0 && seqs->n == 0)
+        rc = rlhf_fail("%s: no preference pair fits in block_size=%d tokens; hint: raise "
+                       "model.block_size", set->path, T);
+    return rc;
 }
 
 void epoch_order_init(EpochOrder *o, long n, uint64_t seed) {

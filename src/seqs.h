@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jsonl.h"
+#include "tokenizer.h"
+
 typedef struct {
     long n;               // sequences
     long *off;            // n + 1 offsets into ids / loss
@@ -27,6 +30,35 @@ static inline long seqs_len(const SeqSet *s, long i) { return s->off[i + 1] - s-
 // target (0 on padding). Buffers hold at least B*max_T entries. Returns T.
 int seqs_batch(const SeqSet *s, const long *rows, int B, int pad, int *inputs, int *targets,
                unsigned char *lossmask);
+
+// Right-pads one row: dst[t] = src[t] for t < len, pad for len <= t < T.
+void pad_row(int *dst, int T, const int *src, long len, int pad);
+
+// Right-pads sequences rows[0..n) into x (n,T) with T the longest length;
+// last[r] = index of row r's last token (where a reward head reads).
+// Returns T.
+int seqs_pad_rows(const SeqSet *s, const long *rows, int n, int pad, int *x, int *last);
+
+// SFT examples through the chat template, loss on response tokens. Those
+// longer than T+1 tokens are truncated to T+1 (truncate) or skipped, and
+// counted; so is one whose truncation cut every response token. Returns
+// -1 with "PATH:LINE: reason" when an example does not encode, or when no
+// example fits.
+int seqs_from_sft(const SftSet *set, const Tokenizer *tok, int T, int truncate, SeqSet *seqs,
+                  long *skipped, long *truncated);
+
+// Encodes a preference pair (its chosen and rejected sides, at most T+1 ids
+// each, lengths in *a and *b). Returns 1 when both fit a context of T
+// tokens (so the reward is read inside it), 0 when one does not, -1 with
+// "PATH:LINE: reason" when a side does not encode.
+int pref_encode(const PrefSet *set, long i, const Tokenizer *tok, int T, int *chosen, long *a,
+                int *rejected, long *b);
+
+// Preference pairs that fit T tokens as sequences 2i (chosen) and 2i+1
+// (rejected); the others are counted in *skipped. -1 as pref_encode, or
+// when no pair fits.
+int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seqs,
+                    long *skipped);
 
 // Epoch order over n items: stream position k maps to item perm_e[k % n],
 // with a fresh permutation for each epoch e = k / n seeded by (seed, e). The

@@ -113,6 +113,20 @@ static void rollout_generate(Rollout *ro, Models *M, const Prompts *p, const PPO
 // (kept, ended = 1) or after max_new tokens (ended = 0). mask[t] = 1
 // exactly where token t+1 is a response token (t in [q-1, q+r-2]): no
 // prompt or padding position. The seed gives both ended and unended rows.
+// One clipped update as the trainer applies it: the minibatch gradients,
+// then clipping and AdamW for the policy and the critic.
+static void train_minibatch(Rollout *ro, const long *rows, int n, const PPOParams *pp,
+                            GPT *policy, AdamW *popt, float lr, GPT *critic, AdamW *copt,
+                            float critic_lr, float max_norm, PPOStats *st) {
+    gpt_zero_grad(policy);
+    gpt_zero_grad(critic);
+    if (!ppo_minibatch_grads(ro, rows, n, pp, policy, critic, st)) return;
+    grad_clip(policy, max_norm);
+    adamw_step(popt, policy, lr, NULL);
+    grad_clip(critic, max_norm);
+    adamw_step(copt, critic, critic_lr, NULL);
+}
+
 static void test_generate_layout_and_masks(void **state) {
     (void)state;
     Models M;
@@ -297,7 +311,7 @@ static void test_policy_equals_reference_exact(void **state) {
         adamw_build(&popt, M.policy.num_params, 0.9f, 0.95f, 1e-8f, 0.0f);
         adamw_build(&copt, M.critic.num_params, 0.9f, 0.95f, 1e-8f, 0.0f);
         PPOStats st = {0};
-        ppo_train_minibatch(&ro, order, mb, &pp, &M.policy, &popt, 1e-2f, &M.critic, &copt,
+        train_minibatch(&ro, order, mb, &pp, &M.policy, &popt, 1e-2f, &M.critic, &copt,
                             1e-2f, 1.0f, &st);
         double tokens = 0.0;
         for (int i = 0; i < mb; i++)
@@ -312,7 +326,7 @@ static void test_policy_equals_reference_exact(void **state) {
         assert_true(st.value_clipfrac == 0.0);  // the critic starts at its old values too
         if (mb < NP) {
             PPOStats st2 = {0};
-            ppo_train_minibatch(&ro, order + mb, NP - mb, &pp, &M.policy, &popt, 1e-2f,
+            train_minibatch(&ro, order + mb, NP - mb, &pp, &M.policy, &popt, 1e-2f,
                                 &M.critic, &copt, 1e-2f, 1.0f, &st2);
             if (verbose()) fprintf(stderr, "  second minibatch approx_kl %g\n", st2.approx_kl);
             assert_true(st2.approx_kl > 0.0);
@@ -423,7 +437,7 @@ static void test_advantages_rewards_gae_whiten(void **state) {
 
 // A hand-made one-row rollout: prompt 1 2 3, response 4 5 eot. Advantage
 // +1 (or -1) on the position predicting token 4, 0 elsewhere: after one
-// ppo_train_minibatch the log-prob of token 4 there rises (falls). The
+// one update the log-prob of token 4 there rises (falls). The
 // first AdamW step moves each parameter by ~lr sign(g), a descent step on
 // -A ratio, so the sign is certain for a small lr (1e-3) even though
 // the token's share of the loss is a third. The critic, given a return 1
@@ -456,7 +470,7 @@ static void test_update_follows_advantage(void **state) {
         adamw_build(&popt, M.policy.num_params, 0.9f, 0.95f, 1e-8f, 0.0f);
         adamw_build(&copt, M.critic.num_params, 0.9f, 0.95f, 1e-8f, 0.0f);
         PPOStats st = {0};
-        ppo_train_minibatch(&ro, order, 1, &pp, &M.policy, &popt, 1e-3f, &M.critic, &copt, 1e-3f,
+        train_minibatch(&ro, order, 1, &pp, &M.policy, &popt, 1e-3f, &M.critic, &copt, 1e-3f,
                             0.0f, &st);
         assert_true(st.tokens == 3.0);
         ppo_score(&ro, &M.policy, &M.ref, &M.critic, &M.rm, &pp, order, 1);

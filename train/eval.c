@@ -40,8 +40,6 @@
 // Logits of one LM batch stay under this many floats (B is lowered for
 // large vocabularies and contexts).
 #define LM_LOGITS_BUDGET (1L << 26)
-// Greedy task decoding runs this many prompts at once (as `rlhf sft` does).
-#define TASK_BATCH 64
 
 typedef struct {
     const char *ckpt, *config, *text, *ref, *json;
@@ -179,53 +177,6 @@ static int load_eval_model(const char *path, GPT *m, Tokenizer *tok, CkptMeta *m
 
 // --- language-model loss -----------------------------------------------------------
 
-// Mean next-token loss over windows at offsets 0, T, 2T, ... of tokens[0..n):
-// each window predicts tokens[o+1 .. o+len] from tokens[o .. o+len-1] with
-// len = T, or what is left when `partial` (then every token but the first
-// is predicted once). At most max_windows windows (0 = no limit). Full
-// windows run B at a time.
-static double lm_loss(GPT *m, const int *tokens, size_t n, int B, long max_windows, int partial,
-                      long *windows_out, size_t *predicted_out) {
-    const int T = m->config.block_size;
-    int *x = mallocCheck((size_t)B * T * sizeof(int)), *y = mallocCheck((size_t)B * T * sizeof(int));
-    double sum = 0.0;
-    size_t predicted = 0;
-    long windows = 0;
-    size_t o = 0;
-    while (o + 1 < n && (max_windows == 0 || windows < max_windows)) {
-        int b = 0;
-        // gather full windows
-        while (b < B && o + (size_t)T < n && (max_windows == 0 || windows < max_windows)) {
-            memcpy(x + (size_t)b * T, tokens + o, (size_t)T * sizeof(int));
-            memcpy(y + (size_t)b * T, tokens + o + 1, (size_t)T * sizeof(int));
-            b++;
-            windows++;
-            o += (size_t)T;
-        }
-        if (b > 0) {
-            gpt_forward(m, x, b, T, 1);
-            sum += (double)gpt_lm_loss(m, y, NULL) * b * T;
-            predicted += (size_t)b * T;
-            continue;
-        }
-        // a last, shorter window
-        if (!partial) break;
-        int len = (int)(n - 1 - o);
-        memcpy(x, tokens + o, (size_t)len * sizeof(int));
-        memcpy(y, tokens + o + 1, (size_t)len * sizeof(int));
-        gpt_forward(m, x, 1, len, 1);
-        sum += (double)gpt_lm_loss(m, y, NULL) * len;
-        predicted += (size_t)len;
-        windows++;
-        o += (size_t)len;
-    }
-    free(x);
-    free(y);
-    *windows_out = windows;
-    *predicted_out = predicted;
-    return predicted ? sum / (double)predicted : NAN;
-}
-
 // Rows per LM batch: the config's batch size, lowered to keep the logits small.
 static int lm_batch(const GPT *m, const Config *cfg) {
     long per_row = (long)m->config.block_size * m->config.vocab_size;
@@ -270,7 +221,8 @@ static int eval_lm_text(GPT *m, const Tokenizer *tok, const Config *cfg, const c
     ASSERT(k <= (long)n);
     long windows;
     size_t predicted;
-    double loss = lm_loss(m, ids, (size_t)k + 1, lm_batch(m, cfg), 0, 1, &windows, &predicted);
+    double loss = evaluate_lm_loss(m, ids, (size_t)k + 1, lm_batch(m, cfg), 0, LM_PARTIAL, &windows,
+                                   &predicted);
     free(ids);
     res->val_loss = loss;
     res->ppl = exp(loss);
@@ -305,7 +257,7 @@ static int eval_lm_shard(GPT *m, const Tokenizer *tok, const Config *cfg, Result
         const int B = lm_batch(m, cfg);
         long windows;
         size_t predicted;
-        double loss = lm_loss(m, tokens, n, B, cfg->train.eval_steps * cfg->train.batch_size, 0,
+        double loss = evaluate_lm_loss(m, tokens, n, B, cfg->train.eval_steps * cfg->train.batch_size, LM_STOP,
                               &windows, &predicted);
         res->val_loss = loss;
         res->ppl = exp(loss);
@@ -335,7 +287,7 @@ static int eval_tasks(GPT *m, const Tokenizer *tok, const Config *cfg, long show
     TasksTally tally;
     tasks_tally_init(&tally);
     char **responses = show > 0 ? mallocCheck((size_t)(n ? n : 1) * sizeof(char *)) : NULL;
-    evaluate_tasks(m, tok, prompts, families, n, (int)cfg->sft.max_new_tokens, TASK_BATCH, &tally,
+    evaluate_tasks(m, tok, prompts, families, n, (int)cfg->sft.max_new_tokens, EVAL_TASK_BATCH, &tally,
                    responses, NULL);
     long graded = 0, correct = 0;
     for (int f = 0; f < TASKS_MAX_FAMILIES; f++) {
@@ -457,29 +409,6 @@ static int eval_pairs(GPT *m, const Tokenizer *tok, const Config *cfg, const dou
 // --- policy: reward-model reward and KL to a reference ----------------------------
 
 
-// Loads the reward model of ppo.reward_model for scoring policy answers.
-static int load_reward_model(const char *path, const Tokenizer *tok, int T, GPT *rm,
-                             double norm[2], int *has_norm) {
-    Tokenizer rtok = {0};
-    CkptMeta meta = {0};
-    if (load_eval_model(path, rm, &rtok, &meta, norm, has_norm) != 0)
-        return rlhf_fail("ppo.reward_model: %s", rlhf_errmsg);
-    int rc = 0;
-    if (!rm->config.value_head)
-        rc = rlhf_fail("ppo.reward_model %s has no value head (stage '%s'); hint: give a "
-                       "checkpoint written by 'rlhf reward'", path, meta.stage);
-    else if (tokenizer_hash(&rtok) != tokenizer_hash(tok))
-        rc = rlhf_fail("ppo.reward_model %s uses another tokenizer than the checkpoint; hint: "
-                       "use a reward model of this lineage", path);
-    else if (rm->config.block_size != T)
-        rc = rlhf_fail("ppo.reward_model %s has context %d, the policy %d; hint: use a reward "
-                       "model of this lineage", path, rm->config.block_size, T);
-    tokenizer_free(&rtok);
-    ckpt_meta_free(&meta);
-    if (rc != 0) gpt_free(rm);
-    return rc;
-}
-
 // The reference for the KL: --ref, else the parent of a ppo checkpoint
 // while its file exists. Fills path (empty: none, with a note printed) and
 // want (the recorded sha256, empty for --ref); *how says which it was.
@@ -533,13 +462,12 @@ static int load_reference(const char *path, const Tokenizer *tok, const GPT *pol
 static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, const char *parent,
                        const char *ref_arg, const char *stage, Results *res) {
     const int T = policy->config.block_size, P = (int)cfg->ppo.rollout_batch;
-    PPOParams params = {
-        .sampling = {(float)cfg->ppo.temperature, (int)cfg->ppo.top_k, (float)cfg->ppo.top_p},
-        .max_new = (int)cfg->ppo.max_new_tokens,
-    };
-    if (params.max_new >= T)
+    const SamplerParams sampling = {(float)cfg->ppo.temperature, (int)cfg->ppo.top_k,
+                                    (float)cfg->ppo.top_p};
+    const int max_new = (int)cfg->ppo.max_new_tokens;
+    if (max_new >= T)
         return rlhf_fail("ppo.max_new_tokens=%d must be below the context %d; hint: lower it",
-                         params.max_new, T);
+                         max_new, T);
     GPT rm;
     double norm[2] = {0.0, 1.0};
     int has_norm;
@@ -553,12 +481,12 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
         gpt_free(&rm);
         return -1;
     }
-    if (prompts_encode(&set, tok, T, params.max_new, cfg->ppo.eval_prompts, &pp) != 0) {
+    if (prompts_encode(&set, tok, T, max_new, cfg->ppo.eval_prompts, &pp) != 0) {
         jsonl_free_prompts(&set);
         gpt_free(&rm);
         return -1;
     }
-    const uint64_t seed = (uint64_t)cfg->train.seed + 1;  // as `rlhf ppo` seeds its evaluation
+    const uint64_t seed = eval_seed(cfg->train.seed);  // as `rlhf ppo` seeds its evaluation
     char ref_path[4096], want[65];
     const char *how;
     reference_choose(ref_arg, stage, parent, ref_path, sizeof ref_path, want, &how);
@@ -567,8 +495,8 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
     if (ref_path[0]) have_ref = (rc = load_reference(ref_path, tok, policy, &ref)) == 0;
     // one pass: greedy answers for accuracy and reward, sampled ones for KL
     EvalPolicyResult e;
-    evaluate_policy(policy, have_ref ? &ref : NULL, &rm, tok, &pp, pp.n, &params, P, seed, norm,
-                    &e, NULL);
+    evaluate_policy(policy, have_ref ? &ref : NULL, &rm, tok, &pp, pp.n, &sampling, max_new, P,
+                    seed, norm, &e, NULL);
     res->reward = e.reward;
     res->reward_raw = e.reward_raw;
     res->reward_prompts = (double)e.scored;

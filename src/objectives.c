@@ -1,0 +1,32 @@
+// The stage objectives on a GPT; see objectives.h.
+#include "objectives.h"
+
+#include <string.h>
+
+#include "common.h"
+#include "evaluate.h"
+#include "losses.h"
+
+double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, int B, int T) {
+    gpt_forward(m, x, B, T, 1);
+    const float loss = gpt_lm_loss(m, y, w);
+    gpt_backward(m, m->acts.dlogits, NULL);
+    return loss;
+}
+
+void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss) {
+    for (int i = 0; i < n; i++) w[i] = (float)(mask[i] / n_loss);
+}
+
+float pairs_accumulate(GPT *m, const int *x, const int *last, int B, int T, float margin,
+                       int accum, float *r, float *dr, float *dvalues, float *acc, float *gap) {
+    ASSERT(m->config.value_head);
+    gpt_forward(m, x, 2 * B, T, 0);
+    values_at(m, last, r);
+    const float loss = bt_loss(r, r + B, B, margin, dr, dr + B, acc, gap);
+    // the loss touches only each row's last position
+    memset(dvalues, 0, (size_t)2 * B * T * sizeof(float));
+    for (int i = 0; i < 2 * B; i++) dvalues[i * T + last[i]] = dr[i] / accum;
+    gpt_backward(m, NULL, dvalues);
+    return loss;
+}
