@@ -62,7 +62,7 @@ all: deps-check $(BIN) $(TEST_BIN)
 
 help:
 	@echo "make            build ./rlhf (BUILD=default|fast|asan, NO_OMP=1)"
-	@echo "make test       build and run every test; ends with 'N passed, N failed'"
+	@echo "make test       build and run every test; ends with 'N passed, N failed, N skipped'"
 	@echo "make demo       the whole pipeline on the bundled corpus and tasks"
 	@echo "make bench      sgemm peak, step time, tokens/s and MFU (fast build)"
 	@echo "make data       the default corpus (fortunes) and the task data"

@@ -1,15 +1,18 @@
 // Corpus reading: walks a file or directory, reads plain or gzip text through
 // zlib (gzread passes plain files through unchanged), skips binaries and
-// duplicate paths, and cuts each file into trimmed documents. See corpus.h.
+// duplicate paths, and cuts each file into trimmed documents; then the
+// seeded train/val split and the layout of documents as tokens. See corpus.h.
 #include "corpus.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
 #include "common.h"
+#include "rng.h"
 
 #define BINARY_PROBE 4096  // a NUL byte in this many leading bytes => binary
 
@@ -326,4 +329,79 @@ const uint8_t *corpus_doc(const Corpus *c, size_t d, size_t *len) {
     ASSERT(d < c->n_docs);
     *len = c->doc_start[d + 1] - c->doc_start[d];
     return c->text + c->doc_start[d];
+}
+
+// --- train/val split and token streams ------------------------------------------
+
+uint8_t *corpus_joined_text(const Corpus *c, size_t *len) {
+    uint8_t *text = mallocCheck(c->n_bytes + 2 * c->n_docs);
+    size_t at = 0;
+    for (size_t d = 0; d < c->n_docs; d++) {
+        size_t dlen;
+        const uint8_t *doc = corpus_doc(c, d, &dlen);
+        memcpy(text + at, doc, dlen);
+        at += dlen;
+        text[at++] = '\n';
+        text[at++] = '\n';
+    }
+    *len = at;
+    return text;
+}
+
+int corpus_encode(const Corpus *c, const Tokenizer *tok, const int *docs, size_t n, int **ids,
+                  size_t *n_ids) {
+    size_t cap = 1024, len = 0;
+    int *out = mallocCheck(cap * sizeof(int));
+    *ids = NULL;
+    *n_ids = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t dlen;
+        const uint8_t *doc = corpus_doc(c, (size_t)docs[i], &dlen);
+        // a token per byte at most, plus the end-of-text
+        while (len + dlen + 1 > cap) out = reallocCheck(out, (cap *= 2) * sizeof(int));
+        out[len++] = tok->eot;
+        long k = tokenizer_encode(tok, doc, dlen, out + len, (long)(cap - len));
+        if (k < 0) {
+            free(out);
+            return rlhf_fail("document %d: %s", docs[i], rlhf_errmsg);
+        }
+        len += (size_t)k;
+    }
+    *ids = out;
+    *n_ids = len;
+    return 0;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+int corpus_split(CorpusSplit *s, size_t n_docs, double val_fraction, uint64_t seed) {
+    memset(s, 0, sizeof *s);
+    size_t n_val = (size_t)(val_fraction * (double)n_docs + 0.5);
+    if (val_fraction > 0 && n_val == 0) n_val = 1;
+    if (n_val == 0 || n_val >= n_docs)
+        return rlhf_fail("data.val_fraction=%g of %zu documents leaves %zu for validation and "
+                         "%zu for training; hint: both need at least one document", val_fraction,
+                         n_docs, n_val, n_docs - n_val);
+    ASSERT(n_docs <= (size_t)INT_MAX);  // indices are int (rng_shuffle)
+    // a seeded choice of the held-out documents, then both sets in corpus order
+    int *order = mallocCheck(n_docs * sizeof(int));
+    for (size_t i = 0; i < n_docs; i++) order[i] = (int)i;
+    Rng rng;
+    rng_init(&rng, seed);
+    rng_shuffle(&rng, order, (int)n_docs);
+    qsort(order, n_val, sizeof(int), cmp_int);
+    qsort(order + n_val, n_docs - n_val, sizeof(int), cmp_int);
+    s->val = order;
+    s->train = order + n_val;
+    s->n_val = n_val;
+    s->n_train = n_docs - n_val;
+    return 0;
+}
+
+void corpus_split_free(CorpusSplit *s) {
+    if (!s) return;
+    free(s->val);
+    memset(s, 0, sizeof *s);
 }

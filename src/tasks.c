@@ -666,14 +666,6 @@ int tasks_tally_add(TasksTally *t, const char *family, const char *prompt,
     return g;
 }
 
-void tasks_tally_merge(TasksTally *dst, const TasksTally *src) {
-    for (int f = 0; f < TASKS_MAX_FAMILIES; f++) {
-        dst->correct[f] += src->correct[f];
-        dst->total[f] += src->total[f];
-    }
-    dst->ungraded += src->ungraded;
-}
-
 double tasks_tally_accuracy(const TasksTally *t, int f) {
     long c = 0, n = 0;
     for (int i = 0; i < tasks_n_families; i++) {

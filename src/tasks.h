@@ -87,7 +87,6 @@ void tasks_tally_init(TasksTally *t);
 // Grades one response and counts it; returns the grade (1, 0 or -1).
 int tasks_tally_add(TasksTally *t, const char *family, const char *prompt,
                     const char *response);
-void tasks_tally_merge(TasksTally *dst, const TasksTally *src);
 // Accuracy of family f, or of all graded responses when f < 0; 0 if none.
 double tasks_tally_accuracy(const TasksTally *t, int f);
 // One line per family that has responses, then the total.

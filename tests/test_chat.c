@@ -1,8 +1,11 @@
 // Checks the chat template of src/chat.c with char and BPE tokenizers
 // trained here: token layout and loss flags of single- and multi-turn
 // examples, prompts and scoring pairs, truncated output, encoding errors;
-// and reward_scores of src/evaluate.c, whose score must not depend on the
-// padding its batch adds, and a language model's likelihood of a pair.
+// reward_scores of src/evaluate.c, whose score must not depend on the
+// padding its batch adds, and a language model's likelihood of a pair; and
+// the conversation of `rlhf chat` (src/conversation.c): trimming whole
+// exchanges oldest first, the KV cache's reused prefix, replies equal to
+// generation from a fresh cache.
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,10 +19,13 @@
 
 #include "chat.h"
 #include "common.h"
+#include "conversation.h"
 #include "evaluate.h"
 #include "gpt.h"
 #include "jsonl.h"
 #include "ref_gpt.h"
+#include "rng.h"
+#include "sampling.h"
 #include "tokenizer.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -358,6 +364,177 @@ static void test_likelihood_pairs(void **state) {
     tokenizer_free(&tok);
 }
 
+// --- the conversation of `rlhf chat` (src/conversation.c) -----------------------
+
+// Reply room by hand: min(max_new, T/4), within what the prompt leaves, at
+// least 1.
+static void test_reply_room(void **state) {
+    (void)state;
+    assert_int_equal(chat_reply_room(48, 10, 8), 8);
+    assert_int_equal(chat_reply_room(48, 10, 100), 12);
+    assert_int_equal(chat_reply_room(48, 40, 100), 8);
+    assert_int_equal(chat_reply_room(48, 45, 100), 3);
+    assert_int_equal(chat_reply_room(48, 47, 100), 1);
+    assert_int_equal(chat_reply_room(48, 10, 0), 1);
+    assert_int_equal(chat_reply_room(7, 2, 5), 1);  // T/4 = 1
+}
+
+// Random exchanges (1..30 tokens, each token naming its exchange) and
+// prompts (1..T-1 tokens) in a 40-token context: each turn drops the oldest
+// exchanges and only as many as it must (one fewer would not leave the
+// reply room), keeps the rest whole and in order, and its input is the
+// kept exchanges back to back, then the prompt. /reset forgets them all.
+static void test_conversation_trims_oldest_whole(void **state) {
+    (void)state;
+    enum { T = 40, N = 400 };
+    static int len[N];
+    int prompt[T], ex[30];
+    RefRng r;
+    ref_rng_init(&r, 71);
+    Conversation c;
+    conversation_init(&c, T);
+    int total = 0, first = 0, dropped_any = 0;
+    for (int turn = 0; turn < N; turn++) {
+        if (turn == N / 2) {  // /reset
+            conversation_clear(&c);
+            assert_int_equal(c.n_ex, 0);
+            assert_int_equal(c.ex_tokens, 0);
+            first = total;
+        }
+        const int pl = 1 + ref_rng_int(&r, T - 1), max_new = 1 + ref_rng_int(&r, 20);
+        for (int i = 0; i < pl; i++) prompt[i] = -1 - i;
+        const int dropped = conversation_begin_turn(&c, prompt, pl, max_new);
+        assert_true(dropped >= 0 && dropped <= total - first);
+        dropped_any += dropped > 0;
+        const int room = chat_reply_room(T, pl, max_new);
+        // the oldest went, only as many as needed
+        int kept = 0;
+        for (int k = first + dropped; k < total; k++) kept += len[k];
+        assert_int_equal(c.ex_tokens, kept);
+        assert_true(c.n_ex == 0 || kept + pl + room <= T);
+        if (dropped > 0) assert_true(kept + len[first + dropped - 1] + pl + room > T);
+        first += dropped;
+        assert_int_equal(c.n_ex, total - first);
+        // whole exchanges, in order, then the prompt
+        int at = 0;
+        for (int i = 0; i < c.n_ex; i++) {
+            assert_int_equal(c.ex[i].n, len[first + i]);
+            for (int j = 0; j < c.ex[i].n; j++) {
+                assert_int_equal(c.ex[i].ids[j], first + i);
+                assert_int_equal(c.seq[at++], first + i);
+            }
+        }
+        assert_int_equal(c.n_prompt, pl);
+        assert_int_equal(c.n_seq, at + pl);
+        assert_memory_equal(c.seq + at, prompt, (size_t)pl * sizeof(int));
+        // the turn's exchange
+        len[total] = 1 + ref_rng_int(&r, 30);
+        for (int j = 0; j < len[total]; j++) ex[j] = total;
+        conversation_add(&c, ex, len[total]);
+        total++;
+    }
+    assert_true(dropped_any > N / 4);
+    conversation_free(&c);
+}
+
+// The reused prefix: as long as cache and input agree, never the whole
+// input (its last token must be fed for the logits).
+static void test_cache_reuse_prefix(void **state) {
+    (void)state;
+    const int cached[4] = {5, 6, 7, 8};
+    assert_int_equal(chat_cache_reuse(cached, 4, (const int[]){5, 6, 7, 8, 9, 1}, 6), 4);
+    assert_int_equal(chat_cache_reuse(cached, 4, (const int[]){5, 6, 9, 8, 9}, 5), 2);
+    assert_int_equal(chat_cache_reuse(cached, 4, (const int[]){9, 6, 7, 8, 9}, 5), 0);
+    assert_int_equal(chat_cache_reuse(cached, 4, (const int[]){5, 6, 7, 8}, 4), 3);
+    assert_int_equal(chat_cache_reuse(cached, 4, (const int[]){5, 6}, 2), 1);
+    assert_int_equal(chat_cache_reuse(cached, 4, (const int[]){5}, 1), 0);
+    assert_int_equal(chat_cache_reuse(cached, 0, (const int[]){5, 6, 7}, 3), 0);
+    assert_int_equal(chat_cache_reuse(cached, 2, (const int[]){5, 6, 7, 8, 9}, 5), 2);
+}
+
+static void collect_token(int token, void *ctx) {
+    int *buf = ctx;  // buf[0] counts, tokens follow
+    buf[1 + buf[0]++] = token;
+}
+
+// A conversation with a random model over the char vocabulary in the
+// 48-token context, greedy and sampled, with a /reset in the middle: each
+// reply (tokens, emitted tokens, why it ended) equals what `generate`
+// draws from a fresh KV cache fed the whole input, with an rng in step;
+// a turn that dropped nothing reuses everything the cache held; the
+// exchange recorded is prompt + reply, closed with end-of-text when cut.
+// Every way a reply ends occurs.
+static void test_conversation_reply_equals_fresh(void **state) {
+    (void)state;
+    Tokenizer tok = train(TOKENIZER_CHAR);
+    GPT m = random_model(&tok, 0, 621);
+    const char *msgs[] = {"say hello.", "what is 2+3?", "the dog sleeps.", "say bye.",
+                          "what is 4+4?", "hello there, how are you?", "the fox runs.", "8."};
+    const int n_msgs = (int)(sizeof msgs / sizeof *msgs);
+    int seen[3] = {0, 0, 0};
+    for (int run = 0; run < 6; run++) {
+        const float temp = run < 2 ? 0.0f : 1.0f;
+        const int max_new = run % 2 ? 30 : 6;
+        const SamplerParams sp = {temp, 0, 1.0f};
+        TokenStream ts;
+        token_stream_build(&ts, &m.config, RT, sp, 100 + (uint64_t)run);
+        Rng rng;
+        rng_init(&rng, 100 + (uint64_t)run);
+        Sampler smp;
+        sampler_build(&smp, tok.vocab_size);
+        Conversation c;
+        conversation_init(&c, RT);
+        for (int turn = 0; turn < 2 * n_msgs; turn++) {
+            if (turn == n_msgs) conversation_clear(&c);
+            int prompt[RT], cached[RT], out[RT], emitted[RT + 1] = {0};
+            const int pl = (int)chat_encode_prompt(&tok, msgs[turn % n_msgs], prompt, RT);
+            assert_true(pl > 2 && pl < RT);
+            const int n_cached = c.n_cached, had = c.n_ex;
+            memcpy(cached, c.cached, (size_t)n_cached * sizeof(int));
+            const int dropped = conversation_begin_turn(&c, prompt, pl, max_new);
+            const int budget = conversation_reply_budget(&c, max_new);
+            assert_true(budget >= 1 && budget <= max_new && c.n_seq + budget - 1 <= RT);
+            ChatReplyEnd end;
+            const int g = conversation_reply(&c, &m, &ts, max_new, tok.eot, collect_token,
+                                             emitted, &end);
+            // what the cache kept
+            assert_int_equal(c.reused, chat_cache_reuse(cached, n_cached, c.seq, c.n_seq));
+            if (turn == 0) assert_int_equal(c.reused, 0);
+            if (had > 0 && dropped == 0) assert_int_equal(c.reused, n_cached);
+            // a fresh cache fed the whole input
+            KVCache kv;
+            kvcache_build(&kv, &m.config, 1, RT);
+            const int *rows[1] = {c.seq};
+            int out_len;
+            generate(&m, &kv, &smp, rows, &c.n_seq, 1, budget, tok.eot, &sp, &rng, out, &out_len);
+            kvcache_free(&kv);
+            assert_int_equal(g, out_len);
+            const ChatExchange *e = &c.ex[c.n_ex - 1];
+            assert_memory_equal(e->ids, prompt, (size_t)pl * sizeof(int));
+            assert_memory_equal(e->ids + pl, out, (size_t)g * sizeof(int));
+            const int ended = out[g - 1] == tok.eot;
+            assert_int_equal(e->n, pl + g + !ended);
+            assert_int_equal(e->ids[e->n - 1], tok.eot);
+            assert_int_equal(emitted[0], g - ended);
+            assert_memory_equal(emitted + 1, out, (size_t)(g - ended) * sizeof(int));
+            if (ended) assert_int_equal(end, CHAT_REPLY_EOT);
+            else assert_int_equal(end, budget == max_new ? CHAT_REPLY_MAX_NEW : CHAT_REPLY_CONTEXT);
+            if (!ended) assert_int_equal(g, budget);
+            seen[end]++;
+            assert_int_equal(c.n_cached, c.n_seq + g - 1);
+        }
+        if (getenv("RLHF_TEST_VERBOSE"))
+            fprintf(stderr, "run %d: ended %d, max_new %d, context %d\n", run, seen[0], seen[1],
+                    seen[2]);
+        conversation_free(&c);
+        sampler_free(&smp);
+        token_stream_free(&ts);
+    }
+    for (int i = 0; i < 3; i++) assert_true(seen[i] > 0);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_specials_distinct),
@@ -367,6 +544,10 @@ int main(void) {
         cmocka_unit_test(test_encoding_error),
         cmocka_unit_test(test_reward_scores_padding_invariant),
         cmocka_unit_test(test_likelihood_pairs),
+        cmocka_unit_test(test_reply_room),
+        cmocka_unit_test(test_conversation_trims_oldest_whole),
+        cmocka_unit_test(test_cache_reuse_prefix),
+        cmocka_unit_test(test_conversation_reply_equals_fresh),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

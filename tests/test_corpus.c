@@ -1,6 +1,7 @@
 // Tests of corpus_read on temporary files and directories: document
 // splitting (percent, blank, none, auto), gzip by name and by magic bytes,
-// skipping binaries and duplicate paths, and the error cases.
+// skipping binaries and duplicate paths, and the error cases; the seeded
+// train/val split of documents and their layout as tokens.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -263,6 +264,132 @@ static void test_fortunes_directory(void **state) {
     corpus_free(&c);
 }
 
+// --- train/val split and token streams ------------------------------------------
+
+// Checks a split of n documents: every document in exactly one set, each set
+// ascending, the sizes adding up.
+static void assert_partition(const CorpusSplit *s, size_t n) {
+    assert_int_equal(s->n_val + s->n_train, n);
+    unsigned char *seen = calloc(n, 1);
+    const int *sets[2] = {s->val, s->train};
+    const size_t sizes[2] = {s->n_val, s->n_train};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < sizes[k]; i++) {
+            assert_true(sets[k][i] >= 0 && (size_t)sets[k][i] < n);
+            if (i > 0) assert_true(sets[k][i - 1] < sets[k][i]);
+            seen[sets[k][i]]++;
+        }
+    for (size_t d = 0; d < n; d++) assert_int_equal(seen[d], 1);
+    free(seen);
+}
+
+// The held-out count is val_fraction of the documents rounded half up, at
+// least one (sizes by hand); the split partitions the documents, the same
+// seed gives the same split and other seeds others, every document is held
+// out under some seed; a split that leaves either set empty is an error.
+static void test_train_val_split(void **state) {
+    (void)state;
+    const struct { size_t n; double f; size_t n_val; } cases[] = {
+        {10, 0.1, 1},  {10, 0.25, 3},   {7, 0.1, 1},     {100, 0.005, 1}, {100, 0.004, 1},
+        {3, 0.5, 2},   {1001, 0.1, 100}, {2, 0.5, 1},    {5000, 0.9, 4500}, {10, 0.94, 9},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        CorpusSplit s, t;
+        assert_int_equal(corpus_split(&s, cases[i].n, cases[i].f, 1337), 0);
+        assert_int_equal(s.n_val, cases[i].n_val);
+        assert_partition(&s, cases[i].n);
+        assert_int_equal(corpus_split(&t, cases[i].n, cases[i].f, 1337), 0);
+        assert_int_equal(t.n_val, s.n_val);
+        assert_memory_equal(t.val, s.val, cases[i].n * sizeof(int));
+        corpus_split_free(&t);
+        corpus_split_free(&s);
+        corpus_split_free(&s);  // a second free is harmless
+    }
+    // seeds: 100 documents, 10 held out; other seeds choose other sets, and
+    // over 200 seeds each of 10 documents (2 held out) is held out at least once
+    CorpusSplit a, b;
+    assert_int_equal(corpus_split(&a, 100, 0.1, 1), 0);
+    int differ = 0;
+    for (uint64_t seed = 2; seed < 6; seed++) {
+        assert_int_equal(corpus_split(&b, 100, 0.1, seed), 0);
+        assert_partition(&b, 100);
+        differ += memcmp(a.val, b.val, a.n_val * sizeof(int)) != 0;
+        corpus_split_free(&b);
+    }
+    assert_int_equal(differ, 4);
+    corpus_split_free(&a);
+    int held[10] = {0};
+    for (uint64_t seed = 0; seed < 200; seed++) {
+        assert_int_equal(corpus_split(&a, 10, 0.2, seed), 0);
+        for (size_t i = 0; i < a.n_val; i++) held[a.val[i]]++;
+        corpus_split_free(&a);
+    }
+    for (int d = 0; d < 10; d++) assert_true(held[d] > 10);
+    // nothing held out, nothing left to train on, a single document
+    const struct { size_t n; double f; const char *msg; } bad[] = {
+        {10, 0.0, "leaves 0 for validation and 10 for training"},
+        {10, 0.96, "leaves 10 for validation and 0 for training"},
+        {1, 0.5, "of 1 documents leaves 1 for validation and 0 for training"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        rlhf_errmsg[0] = '\0';
+        assert_int_equal(corpus_split(&a, bad[i].n, bad[i].f, 1), -1);
+        if (!strstr(rlhf_errmsg, bad[i].msg)) fail_msg("'%s' lacks '%s'", rlhf_errmsg, bad[i].msg);
+        assert_non_null(strstr(rlhf_errmsg, "hint"));
+        assert_null(a.val);
+        assert_int_equal(a.n_val + a.n_train, 0);
+    }
+}
+
+// Documents as the tokenizer's training text (each followed by a blank
+// line) and as tokens: an end-of-text before each listed document, in the
+// order listed; a document the tokenizer cannot encode is named.
+static void test_encode_documents(void **state) {
+    (void)state;
+    write_text("docs.txt", "ab\n\n\ncaf\xc3\xa9\n\nab\ncd\n");
+    Corpus c;
+    read_ok(&c, tmp_path("docs.txt"), "blank");
+    const char *want[] = {"ab", "caf\xc3\xa9", "ab\ncd", NULL};
+    assert_docs(&c, want);
+    size_t len;
+    uint8_t *text = corpus_joined_text(&c, &len);
+    const char joined[] = "ab\n\ncaf\xc3\xa9\n\nab\ncd\n\n";
+    assert_int_equal(len, sizeof joined - 1);
+    assert_memory_equal(text, joined, len);
+    Tokenizer tok;
+    assert_int_equal(tokenizer_train(&tok, TOKENIZER_CHAR, text, len, 0), 0);
+    free(text);
+    const int docs[3] = {2, 0, 1};
+    int *ids;
+    size_t n;
+    assert_int_equal(corpus_encode(&c, &tok, docs, 3, &ids, &n), 0);
+    int want_ids[32];
+    size_t k = 0;
+    for (int i = 0; i < 3; i++) {
+        want_ids[k++] = tok.eot;
+        long m = tokenizer_encode(&tok, (const uint8_t *)want[docs[i]], strlen(want[docs[i]]),
+                                  want_ids + k, 32 - (long)k);
+        assert_true(m > 0);
+        k += (size_t)m;
+    }
+    assert_int_equal(n, k);
+    assert_int_equal(n, 3 + 2 + 5 + 5);  // a char tokenizer: a token per byte
+    assert_memory_equal(ids, want_ids, k * sizeof(int));
+    free(ids);
+    assert_int_equal(corpus_encode(&c, &tok, docs, 0, &ids, &n), 0);
+    assert_int_equal(n, 0);
+    free(ids);
+    tokenizer_free(&tok);
+    // a tokenizer trained without "é" (a char tokenizer always holds printable ASCII)
+    assert_int_equal(tokenizer_train(&tok, TOKENIZER_CHAR, (const uint8_t *)"abcd\n", 5, 0), 0);
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(corpus_encode(&c, &tok, docs, 3, &ids, &n), -1);
+    assert_null(ids);
+    if (!strstr(rlhf_errmsg, "document 1")) fail_msg("'%s' lacks 'document 1'", rlhf_errmsg);
+    tokenizer_free(&tok);
+    corpus_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_directory, setup_tmpdir, teardown_tmpdir),
@@ -271,6 +398,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_corrupt_gzip, setup_tmpdir, teardown_tmpdir),
         cmocka_unit_test_setup_teardown(test_missing_and_empty, setup_tmpdir, teardown_tmpdir),
         cmocka_unit_test(test_fortunes_directory),
+        cmocka_unit_test(test_train_val_split),
+        cmocka_unit_test_setup_teardown(test_encode_documents, setup_tmpdir, teardown_tmpdir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

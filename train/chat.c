@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "common.h"
 #include "config.h"
+#include "conversation.h"
 #include "gpt.h"
 #include "run.h"
 #include "sampling.h"
@@ -31,43 +32,14 @@
     "usage: rlhf chat CKPT [--temperature T] [--top_k K] [--top_p P] [--seed S] "     \
     "[--max_new_tokens N]"
 
-// One exchange in template form: <|user|> prompt <|assistant|> reply <|endoftext|>
-typedef struct {
-    int *ids;  // owned
-    int n;
-} Exchange;
-
-typedef struct {
-    Exchange *ex;
-    int n, cap;
-    int tokens;  // sum of ex[i].n
-} History;
-
-static void history_add(History *h, const int *ids, int n) {
-    if (h->n == h->cap) h->ex = reallocCheck(h->ex, (size_t)(h->cap = h->cap ? 2 * h->cap : 8) * sizeof *h->ex);
-    Exchange *e = &h->ex[h->n++];
-    e->ids = mallocCheck((size_t)n * sizeof(int));
-    memcpy(e->ids, ids, (size_t)n * sizeof(int));
-    e->n = n;
-    h->tokens += n;
-}
-
-static void history_drop_oldest(History *h) {
-    ASSERT(h->n > 0);
-    h->tokens -= h->ex[0].n;
-    free(h->ex[0].ids);
-    memmove(h->ex, h->ex + 1, (size_t)(h->n - 1) * sizeof *h->ex);
-    h->n--;
-}
-
-static void history_clear(History *h) {
-    while (h->n) history_drop_oldest(h);
-}
-
-static void history_free(History *h) {
-    history_clear(h);
-    free(h->ex);
-    memset(h, 0, sizeof *h);
+// Prints a reply token as it is drawn; the template's specials stay silent.
+static void print_token(int token, void *ctx) {
+    const Tokenizer *tok = ctx;
+    if (token == tok->user || token == tok->assistant || token == tok->pad) return;
+    int blen;
+    const uint8_t *bytes = tokenizer_token_bytes(tok, token, &blen);
+    fwrite(bytes, 1, (size_t)blen, stdout);
+    fflush(stdout);
 }
 
 int cmd_chat(int argc, char **argv) {
@@ -106,13 +78,9 @@ int cmd_chat(int argc, char **argv) {
                        (SamplerParams){(float)cfg.sample.temperature, (int)cfg.sample.top_k,
                                        (float)cfg.sample.top_p},
                        (uint64_t)cfg.sample.seed);
-    int *cached = mallocCheck((size_t)T * sizeof(int));  // tokens whose K/V the cache holds
-    int ncached = 0;
-    int *seq = mallocCheck((size_t)T * sizeof(int));      // this turn's input
+    Conversation conv;
+    conversation_init(&conv, T);
     int *prompt = mallocCheck((size_t)T * sizeof(int));
-    int *reply = mallocCheck((size_t)(max_new + 1) * sizeof(int));
-    int *turn = mallocCheck(((size_t)T + max_new + 1) * sizeof(int));
-    History hist = {0};
     int warned_drop = 0;
     char *line = NULL;
     size_t line_cap = 0;
@@ -131,7 +99,7 @@ int cmd_chat(int argc, char **argv) {
         if (got == 0) continue;
         if (!strcmp(line, "/quit")) break;
         if (!strcmp(line, "/reset")) {
-            history_clear(&hist);
+            conversation_clear(&conv);
             fprintf(stderr, "(conversation forgotten)\n");
             continue;
         }
@@ -149,84 +117,25 @@ int cmd_chat(int argc, char **argv) {
                     "including the reply; hint: shorten it\n", pl, T);
             continue;
         }
-        // room for a reply decides how much of the conversation stays
-        int reserve = max_new < T / 4 ? max_new : T / 4;
-        if (reserve > T - (int)pl) reserve = T - (int)pl;
-        if (reserve < 1) reserve = 1;
-        while (hist.n > 0 && hist.tokens + pl + reserve > T) {
-            history_drop_oldest(&hist);
-            if (!warned_drop) {
-                fprintf(stderr, "(the conversation no longer fits in the %d-token context: the "
-                        "oldest turns are dropped from now on)\n", T);
-                warned_drop = 1;
-            }
+        if (conversation_begin_turn(&conv, prompt, (int)pl, max_new) > 0 && !warned_drop) {
+            fprintf(stderr, "(the conversation no longer fits in the %d-token context: the "
+                    "oldest turns are dropped from now on)\n", T);
+            warned_drop = 1;
         }
-        int n0 = 0;
-        for (int i = 0; i < hist.n; i++) {
-            memcpy(seq + n0, hist.ex[i].ids, (size_t)hist.ex[i].n * sizeof(int));
-            n0 += hist.ex[i].n;
-        }
-        memcpy(seq + n0, prompt, (size_t)pl * sizeof(int));
-        n0 += (int)pl;
-
-        // feed what the cache does not hold yet (at least the last token,
-        // whose logits give the first reply token)
-        int p = 0;
-        while (p < ncached && p < n0 && cached[p] == seq[p]) p++;
-        if (p >= n0) p = n0 - 1;
-        for (; p < n0; p++) {
-            gpt_decode_step(&m, &ts.kv, &seq[p], p);
-            cached[p] = seq[p];
-        }
-        ncached = n0;
-
-        // the last reply token is never fed, so positions up to T-1 allow
-        // T - n0 + 1 tokens
-        int budget = max_new < T - n0 + 1 ? max_new : T - n0 + 1;
-        int g = 0, ended = 0;
         fputs("bot> ", stdout);
-        for (; g < budget; g++) {
-            int next = token_stream_sample(&ts);
-            reply[g] = next;
-            if (next == tok.eot) {
-                ended = 1;
-                g++;
-                break;
-            }
-            if (next != tok.user && next != tok.assistant && next != tok.pad) {
-                int blen;
-                const uint8_t *bytes = tokenizer_token_bytes(&tok, next, &blen);
-                fwrite(bytes, 1, (size_t)blen, stdout);
-                fflush(stdout);
-            }
-            if (g + 1 == budget) {
-                g++;
-                break;
-            }
-            gpt_decode_step(&m, &ts.kv, &next, ncached);
-            cached[ncached++] = next;
-        }
+        ChatReplyEnd end;
+        conversation_reply(&conv, &m, &ts, max_new, tok.eot, print_token, &tok, &end);
         fputc('\n', stdout);
         fflush(stdout);
-        if (!ended)
-            fprintf(stderr, "(reply cut: %s)\n", budget == max_new
+        if (end != CHAT_REPLY_EOT)
+            fprintf(stderr, "(reply cut: %s)\n", end == CHAT_REPLY_MAX_NEW
                                                       ? "max_new_tokens reached"
                                                       : "the context is full");
-        // the exchange as the template has it: the reply always closes
-        memcpy(turn, prompt, (size_t)pl * sizeof(int));
-        memcpy(turn + pl, reply, (size_t)g * sizeof(int));
-        int tn = (int)pl + g;
-        if (!ended) turn[tn++] = tok.eot;
-        history_add(&hist, turn, tn);
     }
 
     free(line);
-    history_free(&hist);
-    free(cached);
-    free(seq);
+    conversation_free(&conv);
     free(prompt);
-    free(reply);
-    free(turn);
     token_stream_free(&ts);
     tokenizer_free(&tok);
     gpt_free(&m);
