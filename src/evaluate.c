@@ -487,3 +487,23 @@ double rollout_grade(const Rollout *ro, const Tokenizer *tok, const PromptExampl
     }
     return graded > 0 ? correct / graded : NAN;
 }
+
+void tally_metrics(Metrics *mt, const char *prefix, const TasksTally *tally) {
+    for (int f = 0; f < tasks_n_families; f++) {
+        if (!tally->total[f]) continue;
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", prefix, tasks_families[f].name);
+        metrics_set(mt, name, tasks_tally_accuracy(tally, f));
+    }
+}
+
+void evaluate_policy_metrics(Metrics *mt, const EvalPolicyResult *e, const TasksTally *tally) {
+    metrics_set(mt, "eval_accuracy", e->accuracy);
+    metrics_set(mt, "eval_reward", e->reward);
+    metrics_set(mt, "eval_reward_raw", e->reward_raw);
+    metrics_set(mt, "eval_kl_k1", e->kl_k1);
+    metrics_set(mt, "eval_kl_k3", e->kl_k3);
+    metrics_set(mt, "eval_sample_accuracy", e->sample_accuracy);
+    metrics_set(mt, "eval_sample_reward", e->sample_reward);
+    tally_metrics(mt, "eval_accuracy_", tally);
+}

@@ -10,6 +10,7 @@
 
 #include "gpt.h"
 #include "jsonl.h"
+#include "metrics.h"
 #include "ppo.h"
 #include "seqs.h"
 #include "tasks.h"
@@ -149,6 +150,15 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                      const EncodedPrompts *prompts, long n, const SamplerParams *sampling,
                      int max_new, int batch, uint64_t seed, const double *reward_norm,
                      EvalPolicyResult *out, TasksTally *tally);
+
+// Logs the accuracy of every task family with graded answers as the
+// metric PREFIX<family> (e.g. "accuracy_add").
+void tally_metrics(Metrics *mt, const char *prefix, const TasksTally *tally);
+
+// Logs a held-out policy evaluation as eval_accuracy, eval_reward,
+// eval_reward_raw, eval_kl_k1, eval_kl_k3, eval_sample_accuracy,
+// eval_sample_reward and eval_accuracy_<family>.
+void evaluate_policy_metrics(Metrics *mt, const EvalPolicyResult *e, const TasksTally *tally);
 
 // Grades each rollout row's response (end-of-text dropped) against its
 // prompt: grades[b] = 1 right, 0 wrong, -1 ungraded (no task family, or a

@@ -153,7 +153,7 @@ float ppo_policy_loss(float *dlogits, const float *logits, const int *actions,
         stats->entropy += ent;
         stats->clipfrac += clipped;
         stats->approx_kl += akl;
-        stats->ratio_mean += ratios;
+        stats->ratio += ratios;
         stats->tokens += tokens;
     }
     return (float)(loss / norm);

@@ -49,10 +49,12 @@ typedef struct {
 } KLController;
 void kl_controller_update(KLController *kc, double kl, double n_steps);
 
-// Statistics of one PPO minibatch, means over masked tokens.
+// Statistics of PPO updates: sums over the masked tokens of every minibatch
+// added (the per-token loss, entropy, clipped indicator, approximate KL,
+// ratio), and the count of those tokens; divide by `tokens` for means.
 typedef struct {
     double policy_loss, value_loss, entropy, clipfrac, approx_kl, value_clipfrac;
-    double ratio_mean, tokens;
+    double ratio, tokens;
 } PPOStats;
 
 // Clipped surrogate on logits (N,V) at temperature T:

@@ -150,15 +150,6 @@ void trainer_log_common(Trainer *t, const StepResult *res) {
                  res->tokens / res->seconds);
 }
 
-void trainer_log_families(Trainer *t, const char *prefix, const TasksTally *tally) {
-    for (int f = 0; f < tasks_n_families; f++) {
-        if (!tally->total[f]) continue;
-        char name[64];
-        snprintf(name, sizeof name, "%s%s", prefix, tasks_families[f].name);
-        metrics_set(&t->run.metrics, name, tasks_tally_accuracy(tally, f));
-    }
-}
-
 static void trainer_free(Trainer *t) {
     if (t->stage->free) t->stage->free(t->ctx);
     for (int i = 0; i < t->n_trained; i++) {

@@ -16,7 +16,6 @@
 #include "gpt.h"
 #include "optim.h"
 #include "run.h"
-#include "tasks.h"
 #include "tokenizer.h"
 
 // A model the stage trains, with its optimizer. The first is "the model"
@@ -110,9 +109,5 @@ void trainer_log_common(Trainer *t, const StepResult *res);
 // The learning rate of trained model i at this step: t->lr, or for a model
 // with its own peak_lr the schedule scaled to that peak.
 float trainer_model_lr(const Trainer *t, int i);
-
-// Logs the accuracy of every task family with graded answers as
-// PREFIX<family> (e.g. "accuracy_add").
-void trainer_log_families(Trainer *t, const char *prefix, const TasksTally *tally);
 
 #endif

@@ -521,7 +521,7 @@ static void test_ppo_policy_loss_gradient_all_regimes(void **state) {
         float dlogits[QN * QV];
         for (int i = 0; i < QN * QV; i++) dlogits[i] = 1234.0f;
         PPOStats st = {.policy_loss = 1.0, .entropy = 2.0, .clipfrac = 3.0, .approx_kl = 4.0,
-                       .ratio_mean = 5.0, .tokens = 6.0, .value_loss = 7.0};
+                       .ratio = 5.0, .tokens = 6.0, .value_loss = 7.0};
         float loss = ppo_policy_loss(dlogits, logits, actions, old_logp, adv, mask, QN, QV,
                                      temps[k], 0.2f, ents[k], 9.0, &st);
         double hs[5];
@@ -579,7 +579,7 @@ static void test_ppo_policy_loss_gradient_all_regimes(void **state) {
         if (verbose())
             fprintf(stderr, "  stats loss %.9g/%.9g ent %.9g/%.9g akl %.9g/%.9g ratio %.9g/%.9g\n",
                     st.policy_loss - 1.0, hs[0], st.entropy - 2.0, hs[1], st.approx_kl - 4.0, hs[3],
-                    st.ratio_mean - 5.0, hs[4]);
+                    st.ratio - 5.0, hs[4]);
         assert_true(fabs(st.policy_loss - 1.0 - hs[0]) <= 2e-6 * S);
         assert_true(fabs(st.entropy - 2.0 - hs[1]) <= 6 * 2e-6);
         assert_true(st.clipfrac == 3.0 + 2.0 && hs[2] == 2.0);
@@ -588,7 +588,7 @@ static void test_ppo_policy_loss_gradient_all_regimes(void **state) {
         double akl = 0.0;
         for (int n = 0; n < QN - 1; n++) akl += 0.5 * log(ratios[n]) * log(ratios[n]);
         assert_true(fabs(hs[3] - akl) <= 1e-5);
-        assert_true(fabs(st.ratio_mean - 5.0 - (0.93 + 1.08 + 1.60 + 0.50 + 1.50 + 0.60)) <= 1e-5);
+        assert_true(fabs(st.ratio - 5.0 - (0.93 + 1.08 + 1.60 + 0.50 + 1.50 + 0.60)) <= 1e-5);
         assert_true(st.tokens == 6.0 + 6.0);
         assert_true(st.value_loss == 7.0);  // not the policy loss's business
     }

@@ -271,7 +271,7 @@ static void test_score_matches_reference(void **state) {
 // Two GPTs with identical parameters: after ppo_generate + ppo_score, every
 // masked logp equals its ref_logp bit for bit, so k1 and k3 are exactly 0
 // per token and per sequence (rollout_kl). The first PPO minibatch (same
-// order and size as ppo_score's) sees ratios of exactly 1: ratio_mean ==
+// order and size as ppo_score's) sees ratios of exactly 1: ratio ==
 // tokens, approx_kl == 0, clipfrac == 0. Checked with one minibatch of all
 // rows and with minibatches of 4 (the first of them); after the first
 // update, the second minibatch's ratios move (guards against a check that
@@ -317,10 +317,10 @@ static void test_policy_equals_reference_exact(void **state) {
         for (int i = 0; i < mb; i++)
             for (int t = 0; t < MT; t++) tokens += ro.mask[(size_t)order[i] * MT + t];
         if (verbose())
-            fprintf(stderr, "mb %d: tokens %g ratio_mean %.9g approx_kl %g clipfrac %g\n", mb,
-                    st.tokens, st.ratio_mean, st.approx_kl, st.clipfrac);
+            fprintf(stderr, "mb %d: tokens %g ratio %.9g approx_kl %g clipfrac %g\n", mb,
+                    st.tokens, st.ratio, st.approx_kl, st.clipfrac);
         assert_true(st.tokens == tokens);
-        assert_true(st.ratio_mean / st.tokens == 1.0);
+        assert_true(st.ratio / st.tokens == 1.0);
         assert_true(st.approx_kl == 0.0);
         assert_true(st.clipfrac == 0.0);
         assert_true(st.value_clipfrac == 0.0);  // the critic starts at its old values too

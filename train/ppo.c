@@ -14,10 +14,8 @@
 
 #include "commands.h"
 #include "common.h"
-#include "evaluate.h"
 #include "jsonl.h"
-#include "ppo.h"
-#include "seqs.h"
+#include "rollouts.h"
 #include "trainer.h"
 
 typedef struct {
@@ -25,26 +23,12 @@ typedef struct {
     double reward_norm[2];
     char *rm_record;             // "PATH sha256:HEX" of the reward model
     KLController kl;
-    PPOParams pp;
+    double kl_coef_used;         // by the last step
     PromptSet train_set, test_set;
     EncodedPrompts train, test;
     long n_eval;
-    EpochOrder prompt_order;
-    Rollout ro;
-    KVCache kv;
-    Sampler smp;
-    Rng rng;                     // rollout sampling and minibatch order
-    int P, mb;                   // rollout batch, minibatch rows
-    const int **batch_ids;       // (P) the step's prompts
-    int *batch_lens;
-    const PromptExample **batch_ex;
-    long *order;
-    float *k1, *k3;              // (P) per-sequence KL
-    int *grades, *families;      // (P)
-    // the last step
-    RolloutStats rs;
-    PPOStats st;
-    double accuracy, rm_auc, kl_coef_used, generate_s;
+    Rollouts r;
+    PPOStats st;                 // of the last step's updates
 } Ppo;
 
 // A fresh run: policy from checkpoint.init, critic from ppo.reward_model,
@@ -71,7 +55,7 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     Ppo *p = ctx;
     const Config *cfg = &t->run.cfg;
     const GPT *policy = trainer_model(t);
-    const int T = policy->config.block_size, V = policy->config.vocab_size;
+    const int T = policy->config.block_size;
     p->kl = (KLController){cfg->ppo.kl_coef, cfg->ppo.kl_target, (double)cfg->ppo.kl_horizon};
     if (resume && (ckpt_read_str(resume, "reward_model", &p->rm_record) != 0 ||
                    ckpt_read_f64(resume, "kl_coef", &p->kl.coef, 1) != 0))
@@ -88,23 +72,10 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
                          "checkpoint written by 'rlhf reward'", rm_path);
     t->trained[1].peak_lr = cfg->ppo.critic_lr > 0 ? (float)cfg->ppo.critic_lr
                                                    : (float)cfg->optim.lr;
-    p->pp = (PPOParams){
-        .sampling = {(float)cfg->ppo.temperature, (int)cfg->ppo.top_k, (float)cfg->ppo.top_p},
-        .max_new = (int)cfg->ppo.max_new_tokens,
-        .gamma = (float)cfg->ppo.gamma,
-        .lam = (float)cfg->ppo.lam,
-        .cliprange = (float)cfg->ppo.cliprange,
-        .cliprange_value = (float)cfg->ppo.cliprange_value,
-        .vf_coef = (float)cfg->ppo.vf_coef,
-        .ent_coef = (float)cfg->ppo.ent_coef,
-        .whiten = cfg->ppo.whiten_advantages,
-        .no_eot_penalty = (float)cfg->ppo.no_eot_penalty,
-        .reward_mean = (float)p->reward_norm[0],
-        .reward_std = (float)p->reward_norm[1],
-    };
-    if (p->pp.max_new >= T)
+    const PPOParams pp = ppo_params_from_config(cfg, p->reward_norm);
+    if (pp.max_new >= T)
         return rlhf_fail("ppo.max_new_tokens=%d must be below the context %d; hint: lower it",
-                         p->pp.max_new, T);
+                         pp.max_new, T);
     // a fresh run never writes into another run's dump; a resumed one
     // continues its own (rollout_dump_append drops the batches it redoes)
     if (cfg->ppo.dump_rollouts[0] && !resume && access(cfg->ppo.dump_rollouts, F_OK) == 0)
@@ -113,33 +84,18 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
                          cfg->ppo.dump_rollouts);
     if (jsonl_read_prompts(cfg->ppo.prompts_file, &p->train_set) != 0 ||
         jsonl_read_prompts(cfg->ppo.test_file, &p->test_set) != 0 ||
-        prompts_encode(&p->train_set, &t->tok, T, p->pp.max_new, 0, &p->train) != 0 ||
-        prompts_encode(&p->test_set, &t->tok, T, p->pp.max_new, 0, &p->test) != 0)
+        prompts_encode(&p->train_set, &t->tok, T, pp.max_new, 0, &p->train) != 0 ||
+        prompts_encode(&p->test_set, &t->tok, T, pp.max_new, 0, &p->test) != 0)
         return -1;
     p->n_eval = p->test.n < cfg->ppo.eval_prompts ? p->test.n : cfg->ppo.eval_prompts;
     print_model_summary(policy, &t->tok);
     printf("# ppo prompts: train %ld (%ld skipped as too long), test %ld (%ld skipped), "
            "evaluating on %ld; reward normalisation mean %.4f std %.4f\n", p->train.n,
-           p->train.skipped, p->test.n, p->test.skipped, p->n_eval, p->pp.reward_mean,
-           p->pp.reward_std);
+           p->train.skipped, p->test.n, p->test.skipped, p->n_eval, pp.reward_mean, pp.reward_std);
     fflush(stdout);
 
-    p->P = (int)cfg->ppo.rollout_batch;
-    p->mb = p->P / (int)cfg->ppo.minibatches;
-    rollout_build(&p->ro, p->P, T, V, t->tok.eot, t->tok.pad);
-    kvcache_build(&p->kv, &policy->config, p->P, T);
-    sampler_build(&p->smp, V);
-    rng_init(&p->rng, (uint64_t)cfg->train.seed);
-    if (resume) memcpy(p->rng.s, t->data.rng, sizeof p->rng.s);
-    epoch_order_init(&p->prompt_order, p->train.n, (uint64_t)cfg->train.seed);
-    p->batch_ids = mallocCheck((size_t)p->P * sizeof(int *));
-    p->batch_lens = mallocCheck((size_t)p->P * sizeof(int));
-    p->batch_ex = mallocCheck((size_t)p->P * sizeof(PromptExample *));
-    p->order = mallocCheck((size_t)p->P * sizeof(long));
-    p->k1 = mallocCheck((size_t)p->P * sizeof(float));
-    p->k3 = mallocCheck((size_t)p->P * sizeof(float));
-    p->grades = mallocCheck((size_t)p->P * sizeof(int));
-    p->families = mallocCheck((size_t)p->P * sizeof(int));
+    rollouts_build(&p->r, cfg, &pp, &p->train, &policy->config, &t->tok);
+    if (resume) memcpy(p->r.rng.s, t->data.rng, sizeof p->r.rng.s);
     return 0;
 }
 
@@ -149,42 +105,24 @@ static void step(Trainer *t, void *ctx, StepResult *res) {
     Ppo *p = ctx;
     const Config *cfg = &t->run.cfg;
     GPT *policy = trainer_model(t), *critic = &t->trained[1].model;
-    const double t0 = now_seconds();
-    for (int b = 0; b < p->P; b++) {
-        long i = epoch_order_at(&p->prompt_order, (int64_t)t->data.cursor++);
-        p->batch_ids[b] = p->train.ids[i];
-        p->batch_lens[b] = p->train.lens[i];
-        p->batch_ex[b] = p->train.ex[i];
-    }
-    ppo_generate(&p->ro, policy, &p->kv, &p->smp, p->batch_ids, p->batch_lens, p->P, &p->pp,
-                 &p->rng);
-    p->generate_s = now_seconds() - t0;
-    for (int b = 0; b < p->P; b++) p->order[b] = b;
-    rng_shuffle_long(&p->rng, p->order, p->P);
-    ppo_score(&p->ro, policy, &p->ref, critic, &p->rm, &p->pp, p->order, p->mb);
-    ppo_advantages(&p->ro, &p->pp, (float)p->kl.coef);
-    rollout_kl(&p->ro, p->k1, p->k3);
-    rollout_stats(&p->ro, p->k1, p->k3, &p->rs);
-    p->accuracy = rollout_grade(&p->ro, &t->tok, p->batch_ex, p->grades, p->families);
-    // does the reward model rank the policy's own right answers above its
-    // wrong ones (same family)? 0.5 = it cannot tell them apart
-    p->rm_auc = reward_auc(p->ro.score_raw, p->grades, p->families, p->P);
-
+    Rollouts *r = &p->r;
+    rollouts_collect(r, &t->data.cursor, policy, &p->ref, critic, &p->rm, (float)p->kl.coef,
+                     &t->tok);
     memset(&p->st, 0, sizeof p->st);
     for (int e = 0; e < cfg->ppo.ppo_epochs; e++) {
-        if (e > 0) rng_shuffle_long(&p->rng, p->order, p->P);
-        for (int i0 = 0; i0 < p->P; i0 += p->mb)
-            if (ppo_minibatch_grads(&p->ro, p->order + i0, p->mb, &p->pp, policy, critic, &p->st))
+        if (e > 0) rollouts_shuffle(r);
+        for (int i0 = 0; i0 < r->P; i0 += r->mb)
+            if (ppo_minibatch_grads(&r->ro, r->order + i0, r->mb, &r->pp, policy, critic, &p->st))
                 trainer_update(t);
     }
     res->updated = 1;
     res->loss = isfinite(p->st.value_loss) ? p->st.policy_loss / p->st.tokens : NAN;
-    res->tokens = p->rs.tokens * cfg->ppo.ppo_epochs;
+    res->tokens = r->stats.tokens * cfg->ppo.ppo_epochs;
     p->kl_coef_used = p->kl.coef;
-    if (cfg->ppo.adaptive_kl) kl_controller_update(&p->kl, p->rs.kl_k1, p->P);
-    memcpy(t->data.rng, p->rng.s, sizeof t->data.rng);
+    if (cfg->ppo.adaptive_kl) kl_controller_update(&p->kl, r->stats.kl_k1, r->P);
+    memcpy(t->data.rng, r->rng.s, sizeof t->data.rng);
     if (cfg->ppo.dump_rollouts[0] &&
-        rollout_dump(cfg->ppo.dump_rollouts, t->step + 1, &p->ro) != 0)
+        rollout_dump(cfg->ppo.dump_rollouts, t->step + 1, &r->ro) != 0)
         die_last();
 }
 
@@ -192,30 +130,14 @@ static void step(Trainer *t, void *ctx, StepResult *res) {
 static void log_step(Trainer *t, void *ctx, StepResult *res) {
     Ppo *p = ctx;
     Metrics *mt = &t->run.metrics;
-    const PPOStats *st = &p->st;
-    metrics_set(mt, "reward_raw", p->rs.reward_raw);
-    metrics_set(mt, "reward", p->rs.reward);
-    metrics_set(mt, "kl_k1", p->rs.kl_k1);
-    metrics_set(mt, "kl_k3", p->rs.kl_k3);
-    metrics_set(mt, "kl_coef", p->kl_coef_used);
-    metrics_set(mt, "entropy", st->entropy / st->tokens);
-    metrics_set(mt, "clipfrac", st->clipfrac / st->tokens);
-    metrics_set(mt, "approx_kl", st->approx_kl / st->tokens);
-    metrics_set(mt, "policy_loss", st->policy_loss / st->tokens);
-    metrics_set(mt, "value_loss", st->value_loss / st->tokens);
-    metrics_set(mt, "value_clipfrac", st->value_clipfrac / st->tokens);
-    metrics_set(mt, "ratio", st->ratio_mean / st->tokens);
-    metrics_set(mt, "explained_variance", p->rs.explained_variance);
-    metrics_set(mt, "response_length", p->rs.length);
-    metrics_set(mt, "eot_rate", p->rs.eot_rate);
-    metrics_set(mt, "rollout_accuracy", p->accuracy);
-    metrics_set(mt, "rollout_rm_auc", p->rm_auc);
+    const Rollouts *r = &p->r;
+    rollouts_metrics(r, p->kl_coef_used, &p->st, mt);
     metrics_set(mt, "lr", t->lr);
     metrics_set(mt, "time_s", now_seconds() - t->run.t_start);
-    metrics_set(mt, "generate_s", p->generate_s);
+    metrics_set(mt, "generate_s", r->generate_s);
     snprintf(res->extra, sizeof res->extra, "reward %.3f | kl %.3f | acc %.0f%% | len %.1f | "
-             "clip %.2f", p->rs.reward_raw, p->rs.kl_k1, isnan(p->accuracy) ? 0.0 : 100 * p->accuracy,
-             p->rs.length, st->clipfrac / st->tokens);
+             "clip %.2f", r->stats.reward_raw, r->stats.kl_k1, isnan(r->accuracy) ? 0.0 : 100 * r->accuracy,
+             r->stats.length, p->st.clipfrac / p->st.tokens);
 }
 
 // Greedy answers graded and scored by the reward model (eval_reward
@@ -227,16 +149,9 @@ static void evaluate(Trainer *t, void *ctx, const StepResult *res, int last) {
     EvalPolicyResult e;
     TasksTally tally;
     evaluate_policy(trainer_model(t), &p->ref, &p->rm, &t->tok, &p->test, p->n_eval,
-                    &p->pp.sampling, p->pp.max_new, p->P, eval_seed(t->run.cfg.train.seed),
+                    &p->r.pp.sampling, p->r.pp.max_new, p->r.P, eval_seed(t->run.cfg.train.seed),
                     p->reward_norm, &e, &tally);
-    metrics_set(mt, "eval_accuracy", e.accuracy);
-    metrics_set(mt, "eval_reward", e.reward);
-    metrics_set(mt, "eval_reward_raw", e.reward_raw);
-    metrics_set(mt, "eval_kl_k1", e.kl_k1);
-    metrics_set(mt, "eval_kl_k3", e.kl_k3);
-    metrics_set(mt, "eval_sample_accuracy", e.sample_accuracy);
-    metrics_set(mt, "eval_sample_reward", e.sample_reward);
-    trainer_log_families(t, "eval_accuracy_", &tally);
+    evaluate_policy_metrics(mt, &e, &tally);
     char when[64];
     if (res) snprintf(when, sizeof when, "step %lld", (long long)t->step + 1);
     else snprintf(when, sizeof when, "before PPO (step 0)");
@@ -255,18 +170,7 @@ static int save(Trainer *t, void *ctx, Ckpt *ck, int last) {
 
 static void ppo_free(void *ctx) {
     Ppo *p = ctx;
-    free(p->batch_ids);
-    free(p->batch_lens);
-    free(p->batch_ex);
-    free(p->order);
-    free(p->k1);
-    free(p->k3);
-    free(p->grades);
-    free(p->families);
-    epoch_order_free(&p->prompt_order);
-    sampler_free(&p->smp);
-    kvcache_free(&p->kv);
-    rollout_free(&p->ro);
+    rollouts_free(&p->r);
     prompts_free(&p->train);
     prompts_free(&p->test);
     jsonl_free_prompts(&p->train_set);

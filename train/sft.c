@@ -111,7 +111,7 @@ static void evaluate(Trainer *t, void *ctx, const StepResult *res, int last) {
     double acc = tasks_tally_accuracy(&tally, -1);
     metrics_set(&t->run.metrics, "test_loss", tl);
     metrics_set(&t->run.metrics, "accuracy", acc);
-    trainer_log_families(t, "accuracy_", &tally);
+    tally_metrics(&t->run.metrics, "accuracy_", &tally);
     run_print(&t->run, "step %lld: train loss %.4f, test loss %.4f, task accuracy %.1f%% "
               "(%ld graded)", (long long)t->step + 1, res->loss, tl, 100 * acc,
               s->n_eval - tally.ungraded);

@@ -1,0 +1,98 @@
+// PPO rollout batches; see rollouts.h.
+#include "rollouts.h"
+
+#include <stdlib.h>
+
+#include "common.h"
+
+PPOParams ppo_params_from_config(const Config *cfg, const double reward_norm[2]) {
+    return (PPOParams){
+        .sampling = {(float)cfg->ppo.temperature, (int)cfg->ppo.top_k, (float)cfg->ppo.top_p},
+        .max_new = (int)cfg->ppo.max_new_tokens,
+        .gamma = (float)cfg->ppo.gamma,
+        .lam = (float)cfg->ppo.lam,
+        .cliprange = (float)cfg->ppo.cliprange,
+        .cliprange_value = (float)cfg->ppo.cliprange_value,
+        .vf_coef = (float)cfg->ppo.vf_coef,
+        .ent_coef = (float)cfg->ppo.ent_coef,
+        .whiten = cfg->ppo.whiten_advantages,
+        .no_eot_penalty = (float)cfg->ppo.no_eot_penalty,
+        .reward_mean = (float)reward_norm[0],
+        .reward_std = (float)reward_norm[1],
+    };
+}
+
+void rollouts_build(Rollouts *r, const Config *cfg, const PPOParams *pp,
+                    const EncodedPrompts *prompts, const GPTConfig *c, const Tokenizer *tok) {
+    r->pp = *pp;
+    r->P = (int)cfg->ppo.rollout_batch;
+    r->mb = r->P / (int)cfg->ppo.minibatches;
+    r->prompts = prompts;
+    const int P = r->P, T = c->block_size, V = c->vocab_size;
+    epoch_order_init(&r->prompt_order, prompts->n, (uint64_t)cfg->train.seed);
+    rollout_build(&r->ro, P, T, V, tok->eot, tok->pad);
+    kvcache_build(&r->kv, c, P, T);
+    sampler_build(&r->smp, V);
+    rng_init(&r->rng, (uint64_t)cfg->train.seed);
+    r->order = mallocCheck((size_t)P * sizeof(long));
+    r->ids = mallocCheck((size_t)P * sizeof(int *));
+    r->lens = mallocCheck((size_t)P * sizeof(int));
+    r->ex = mallocCheck((size_t)P * sizeof(PromptExample *));
+    r->k1 = mallocCheck((size_t)P * sizeof(float));
+    r->k3 = mallocCheck((size_t)P * sizeof(float));
+    r->grades = mallocCheck((size_t)P * sizeof(int));
+    r->families = mallocCheck((size_t)P * sizeof(int));
+}
+
+void rollouts_free(Rollouts *r) {
+    if (!r->order) return;  // never built
+    epoch_order_free(&r->prompt_order);
+    rollout_free(&r->ro);
+    kvcache_free(&r->kv);
+    sampler_free(&r->smp);
+    void *p[] = {r->order, r->ids, r->lens, r->ex, r->k1, r->k3, r->grades, r->families};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
+}
+
+void rollouts_collect(Rollouts *r, uint64_t *cursor, GPT *policy, GPT *ref, GPT *critic, GPT *rm,
+                      float kl_coef, const Tokenizer *tok) {
+    const double t0 = now_seconds();
+    for (int b = 0; b < r->P; b++) {
+        long i = epoch_order_at(&r->prompt_order, (int64_t)(*cursor)++);
+        r->ids[b] = r->prompts->ids[i];
+        r->lens[b] = r->prompts->lens[i];
+        r->ex[b] = r->prompts->ex[i];
+    }
+    ppo_generate(&r->ro, policy, &r->kv, &r->smp, r->ids, r->lens, r->P, &r->pp, &r->rng);
+    r->generate_s = now_seconds() - t0;
+    for (int b = 0; b < r->P; b++) r->order[b] = b;
+    rollouts_shuffle(r);
+    ppo_score(&r->ro, policy, ref, critic, rm, &r->pp, r->order, r->mb);
+    ppo_advantages(&r->ro, &r->pp, kl_coef);
+    rollout_kl(&r->ro, r->k1, r->k3);
+    rollout_stats(&r->ro, r->k1, r->k3, &r->stats);
+    r->accuracy = rollout_grade(&r->ro, tok, r->ex, r->grades, r->families);
+    // does the reward model rank the policy's own right answers above its
+    // wrong ones (same family)? 0.5 = it cannot tell them apart
+    r->rm_auc = reward_auc(r->ro.score_raw, r->grades, r->families, r->P);
+}
+
+void rollouts_metrics(const Rollouts *r, double kl_coef, const PPOStats *st, Metrics *mt) {
+    metrics_set(mt, "reward_raw", r->stats.reward_raw);
+    metrics_set(mt, "reward", r->stats.reward);
+    metrics_set(mt, "kl_k1", r->stats.kl_k1);
+    metrics_set(mt, "kl_k3", r->stats.kl_k3);
+    metrics_set(mt, "kl_coef", kl_coef);
+    metrics_set(mt, "entropy", st->entropy / st->tokens);
+    metrics_set(mt, "clipfrac", st->clipfrac / st->tokens);
+    metrics_set(mt, "approx_kl", st->approx_kl / st->tokens);
+    metrics_set(mt, "policy_loss", st->policy_loss / st->tokens);
+    metrics_set(mt, "value_loss", st->value_loss / st->tokens);
+    metrics_set(mt, "value_clipfrac", st->value_clipfrac / st->tokens);
+    metrics_set(mt, "ratio", st->ratio / st->tokens);
+    metrics_set(mt, "explained_variance", r->stats.explained_variance);
+    metrics_set(mt, "response_length", r->stats.length);
+    metrics_set(mt, "eot_rate", r->stats.eot_rate);
+    metrics_set(mt, "rollout_accuracy", r->accuracy);
+    metrics_set(mt, "rollout_rm_auc", r->rm_auc);
+}
