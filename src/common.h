@@ -56,6 +56,43 @@ char *strdup_check(const char *s);
 // Creates a directory and its parents (mkdir -p). Returns -1 with a reason.
 int mkdir_p(const char *path);
 
+// --- crash-safe file replacement -------------------------------------------
+// Every file rlhf.c replaces is written as PATH.tmp and put in place in one
+// step: the data is fsync'd, PATH.tmp renamed over PATH, and the directory
+// fsync'd so that the rename itself survives a crash. PATH is always either
+// the old file or the complete new one, and a failure leaves no PATH.tmp.
+// Each function returns 0, or -1 with a reason (rlhf_fail).
+
+// A file being written through stdio: write to af->f, then atomic_commit
+// (or atomic_abort). af owns its strings until commit or abort.
+typedef struct {
+    FILE *f;     // PATH.tmp, open for writing
+    char *path;  // the final name
+    char *tmp;   // PATH.tmp
+} AtomicFile;
+
+// Creates PATH.tmp, replacing a stale one (never writing through it). On
+// failure af is left empty: atomic_abort on it is harmless.
+int atomic_open(AtomicFile *af, const char *path);
+// Flushes, fsyncs and closes PATH.tmp, renames it over PATH and fsyncs the
+// directory. On failure PATH.tmp is removed and PATH left as it was (or, if
+// only the directory sync failed, already replaced). Frees af either way.
+int atomic_commit(AtomicFile *af);
+// Closes and removes PATH.tmp and frees af. Safe on a zeroed af, after a
+// failed atomic_open and after atomic_commit.
+void atomic_abort(AtomicFile *af);
+
+// The last steps of atomic_commit for a tmp file that was written and closed
+// by other means (an HDF5 file): fsync tmp, rename it over path, fsync the
+// directory. tmp is removed on failure.
+int atomic_install(const char *tmp, const char *path);
+// rename + directory fsync only, for a tmp that cannot be fsync'd itself (a
+// symbolic link). tmp is removed on failure.
+int atomic_rename(const char *tmp, const char *path);
+// fsyncs the directory that holds path. A filesystem that cannot sync a
+// directory (EINVAL, ENOTSUP) counts as success: the rename is all it offers.
+int fsync_parent_dir(const char *path);
+
 // Monotonic wall clock in seconds.
 double now_seconds(void);
 

@@ -5,11 +5,9 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/types.h>
-#include <unistd.h>
 
 #include <cJSON.h>
 
@@ -571,83 +569,18 @@ void jsonl_free_prompts(PromptSet *set) {
 // Writing
 
 int jsonl_writer_open(JsonlWriter *w, const char *path) {
-    memset(w, 0, sizeof *w);
-    size_t n = strlen(path);
-    w->path = strdup_check(path);
-    w->tmp_path = mallocCheck(n + 5);
-    memcpy(w->tmp_path, path, n);
-    memcpy(w->tmp_path + n, ".tmp", 5);
-    w->f = fopen(w->tmp_path, "wb");
-    if (!w->f) {
-        int e = errno;
-        free(w->path);
-        free(w->tmp_path);
-        memset(w, 0, sizeof *w);
-        return rlhf_fail("%s.tmp: cannot create: %s; hint: check that the directory exists "
-                         "and is writable",
-                         path, strerror(e));
-    }
-    return 0;
-}
-
-static void writer_release(JsonlWriter *w) {
-    free(w->path);
-    free(w->tmp_path);
-    memset(w, 0, sizeof *w);
+    w->n = 0;
+    return atomic_open(&w->file, path);
 }
 
 void jsonl_writer_abort(JsonlWriter *w) {
-    if (w->f) {
-        fclose(w->f);
-        remove(w->tmp_path);
-    }
-    writer_release(w);
-}
-
-// fsync of the directory holding path, so the rename itself is durable.
-static int fsync_parent(const char *path) {
-    char *dir = strdup_check(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY);
-    int rc = 0;
-    if (fd >= 0) {
-        if (fsync(fd) != 0 && errno != EINVAL) rc = -1;  // some filesystems refuse: fine
-        close(fd);
-    }
-    free(dir);
-    return rc;
+    atomic_abort(&w->file);
+    w->n = 0;
 }
 
 int jsonl_writer_commit(JsonlWriter *w) {
-    ASSERT(w->f);
-    int ok = fflush(w->f) == 0 && !ferror(w->f) && fsync(fileno(w->f)) == 0;
-    int e = errno;
-    ok = (fclose(w->f) == 0) && ok;
-    w->f = NULL;
-    if (!ok) {
-        remove(w->tmp_path);
-        int rc = rlhf_fail("%s: write failed: %s; hint: check free disk space", w->tmp_path,
-                           strerror(e ? e : EIO));
-        writer_release(w);
-        return rc;
-    }
-    if (rename(w->tmp_path, w->path) != 0) {
-        e = errno;
-        remove(w->tmp_path);
-        int rc = rlhf_fail("%s: cannot rename into place: %s; hint: check permissions on "
-                           "the directory",
-                           w->path, strerror(e));
-        writer_release(w);
-        return rc;
-    }
-    int rc = 0;
-    if (fsync_parent(w->path) != 0)
-        rc = rlhf_fail("%s: cannot sync the directory: %s; hint: check the filesystem",
-                       w->path, strerror(errno));
-    writer_release(w);
+    int rc = atomic_commit(&w->file);
+    w->n = 0;
     return rc;
 }
 
@@ -660,10 +593,10 @@ static int write_object(JsonlWriter *w, cJSON *obj) {
     char *text = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     if (!text) die("out of memory printing JSON");
-    int ok = fputs(text, w->f) >= 0 && fputc('\n', w->f) != EOF;
+    int ok = fputs(text, w->file.f) >= 0 && fputc('\n', w->file.f) != EOF;
     free(text);
     if (!ok)
-        return rlhf_fail("%s: write failed: %s; hint: check free disk space", w->tmp_path,
+        return rlhf_fail("%s: write failed: %s; hint: check free disk space", w->file.tmp,
                          strerror(errno));
     w->n++;
     return 0;

@@ -11,6 +11,8 @@
 
 #include <stdio.h>
 
+#include "common.h"
+
 enum { TURN_USER = 0, TURN_ASSISTANT = 1 };
 
 typedef struct {
@@ -84,13 +86,11 @@ void jsonl_free_prefs(PrefSet *set);
 void jsonl_free_prompts(PromptSet *set);
 
 // --- writing -------------------------------------------------------------
-// A file written atomically: lines go to PATH.tmp; commit fsyncs it, renames
-// it over PATH and fsyncs the directory; abort removes PATH.tmp. So PATH is
-// either the old file or the complete new one.
+// A file written atomically (common.h's AtomicFile): lines go to PATH.tmp;
+// commit fsyncs it, renames it over PATH and fsyncs the directory; abort
+// removes PATH.tmp. So PATH is either the old file or the complete new one.
 typedef struct {
-    FILE *f;
-    char *path;
-    char *tmp_path;
+    AtomicFile file;
     long n;  // lines written so far
 } JsonlWriter;
 

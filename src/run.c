@@ -6,7 +6,6 @@
 #include <cblas.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,14 +257,6 @@ static void prune(const char *dir, int keep) {
     free(names);
 }
 
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int run_ckpt_end(Run *r, Ckpt *ck, int64_t step) {
     if (ckpt_write_metrics(ck, &r->metrics) != 0) {
         ckpt_abort(ck);
@@ -279,10 +270,11 @@ int run_ckpt_end(Run *r, Ckpt *ck, int64_t step) {
     char *tmp = join_path(dir, "latest.h5.tmp"), *latest = join_path(dir, "latest.h5");
     unlink(tmp);
     int rc = 0;
-    if (symlink(name, tmp) != 0 || rename(tmp, latest) != 0)
+    if (symlink(name, tmp) != 0)
         rc = rlhf_fail("cannot update '%s': %s; hint: check that the run directory is "
                        "writable", latest, strerror(errno));
-    fsync_dir(dir);
+    else
+        rc = atomic_rename(tmp, latest);  // on failure it has removed the tmp
     free(tmp);
     free(latest);
     if (rc == 0) prune(dir, (int)r->cfg.checkpoint.keep);

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -641,15 +640,9 @@ static int result_fields(const Results *r, Field *out) {
 }
 
 static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta, const Results *r) {
-    size_t len = strlen(path) + 8;
-    char *tmp = mallocCheck(len);
-    snprintf(tmp, len, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        rlhf_fail("--json %s: cannot write: %s; hint: check the directory", path, strerror(errno));
-        free(tmp);
-        return -1;
-    }
+    AtomicFile af;
+    if (atomic_open(&af, path) != 0) return rlhf_fail("--json %s: %s", path, rlhf_errmsg);
+    FILE *f = af.f;
     fprintf(f, "{\"checkpoint\": ");
     json_string(f, a->ckpt);
     fprintf(f, ", \"config\": ");
@@ -696,16 +689,7 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
         fprintf(f, "]");
     }
     fprintf(f, "}\n");
-    int bad = ferror(f) != 0;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        rlhf_fail("--json %s: write failed: %s; hint: check the disk", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
+    if (atomic_commit(&af) != 0) return rlhf_fail("--json %s: %s", path, rlhf_errmsg);
     return 0;
 }
 

@@ -43,7 +43,7 @@ static int take_logits_option(int argc, char **argv, const char **path) {
 // Writes the next-token logits after ids[0..n) to path, one value per line
 // (%.9g, enough digits to round-trip a float): first from a full forward
 // (last position), then from the KV-cache path, each section under a '#'
-// line. Written to PATH.tmp and renamed, so no partial file is left.
+// line. Written atomically (PATH.tmp, fsync, rename), so no partial file is left.
 static int write_logits(const char *path, GPT *m, const int *ids, int n) {
     const int V = m->config.vocab_size;
     gpt_forward(m, ids, 1, n, 1);
@@ -51,27 +51,16 @@ static int write_logits(const char *path, GPT *m, const int *ids, int n) {
     KVCache kv;
     kvcache_build(&kv, &m->config, 1, n);
     for (int pos = 0; pos < n; pos++) gpt_decode_step(m, &kv, &ids[pos], pos);
-    size_t tlen = strlen(path) + 5;
-    char *tmp = mallocCheck(tlen);
-    snprintf(tmp, tlen, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int rc = 0;
-    if (!f) {
-        rc = rlhf_fail("cannot write %s (via %s); hint: check that its directory exists and is "
-                       "writable", path, tmp);
-    } else {
-        fprintf(f, "# next-token logits after a prompt of %d tokens, V=%d\n", n, V);
-        fprintf(f, "# full forward, last position\n");
-        for (int v = 0; v < V; v++) fprintf(f, "%.9g\n", full[v]);
-        fprintf(f, "# kv cache\n");
-        for (int v = 0; v < V; v++) fprintf(f, "%.9g\n", kv.logits[v]);
-        if (ferror(f) | fclose(f))
-            rc = rlhf_fail("writing %s failed; hint: is the disk full?", tmp);
-        else if (rename(tmp, path) != 0)
-            rc = rlhf_fail("cannot rename %s to %s; hint: check the directory", tmp, path);
-        if (rc != 0) remove(tmp);
+    AtomicFile af;
+    int rc = atomic_open(&af, path);
+    if (rc == 0) {
+        fprintf(af.f, "# next-token logits after a prompt of %d tokens, V=%d\n", n, V);
+        fprintf(af.f, "# full forward, last position\n");
+        for (int v = 0; v < V; v++) fprintf(af.f, "%.9g\n", full[v]);
+        fprintf(af.f, "# kv cache\n");
+        for (int v = 0; v < V; v++) fprintf(af.f, "%.9g\n", kv.logits[v]);
+        rc = atomic_commit(&af);
     }
-    free(tmp);
     kvcache_free(&kv);
     return rc;
 }
