@@ -84,22 +84,28 @@ double now_seconds(void) {
 }
 
 int mkdir_p(const char *path) {
+    if (!path[0])
+        return rlhf_fail("cannot create a directory with an empty name; hint: give a path");
     char *p = strdup_check(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            free(p);
-            return rlhf_fail("cannot create directory '%s': %s; hint: check the path and "
-                             "its permissions", path, strerror(errno));
-        }
-        *s = '/';
-    }
     int rc = 0;
-    if (mkdir(p, 0777) != 0 && errno != EEXIST)
-        rc = rlhf_fail("cannot create directory '%s': %s; hint: check the path and its "
-                       "permissions", path, strerror(errno));
+    // every prefix ending at a '/', then the whole path
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char keep = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = rlhf_fail("cannot create directory '%s': %s; hint: check the path and its "
+                           "permissions", path, strerror(errno));
+            break;
+        }
+        *s = keep;
+        if (!keep) break;
+    }
     free(p);
+    struct stat st;
+    if (rc == 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = rlhf_fail("cannot create directory '%s': a file of that name is in the way; hint: "
+                       "give a directory path", path);
     return rc;
 }
 

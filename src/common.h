@@ -53,7 +53,8 @@ void *realloc_check_(void *p, size_t size, const char *file, int line);
 // Duplicates a string with mallocCheck; the caller owns the result.
 char *strdup_check(const char *s);
 
-// Creates a directory and its parents (mkdir -p). Returns -1 with a reason.
+// Creates a directory and its parents (mkdir -p); an existing directory is
+// fine, an existing file of that name is not. Returns -1 with a reason.
 int mkdir_p(const char *path);
 
 // --- crash-safe file replacement -------------------------------------------

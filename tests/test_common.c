@@ -1,6 +1,7 @@
-// Tests for common.c's file plumbing: crash-safe replacement (AtomicFile,
-// atomic_install, atomic_rename) leaves PATH old or complete and never a
-// PATH.tmp; every failure is -1 with a one-line reason. Files go to mkdtemp.
+// Tests for common.c's file plumbing: mkdir_p, and crash-safe replacement
+// (AtomicFile, atomic_install, atomic_rename) that leaves PATH old or
+// complete and never a PATH.tmp; every failure is -1 with a one-line reason.
+// Files go to mkdtemp.
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -62,6 +63,23 @@ static void assert_msg_has(const char *want) {
     if (!strstr(rlhf_errmsg, want)) fail_msg("message \"%s\" lacks \"%s\"", rlhf_errmsg, want);
     if (!strstr(rlhf_errmsg, "; hint: ")) fail_msg("message \"%s\" has no hint", rlhf_errmsg);
     assert_null(strchr(rlhf_errmsg, '\n'));
+}
+
+static void test_mkdir_p(void **state) {
+    assert_int_equal(mkdir_p(path_in("m/n/o")), 0);
+    struct stat st;
+    assert_int_equal(stat(path_in("m/n/o"), &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(mkdir_p(path_in("m/n/o")), 0);  // already there
+    assert_int_equal(mkdir_p(path_in("m/n/")), 0);   // a trailing slash
+    write_text(path_in("m/file"), "x");
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(mkdir_p(path_in("m/file")), -1);  // a file in the way
+    assert_msg_has("m/file");
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(mkdir_p(path_in("m/file/sub")), -1);
+    assert_msg_has("cannot create directory");
+    assert_int_equal(mkdir_p(""), -1);
 }
 
 static void test_atomic_commit_replaces(void **state) {
@@ -167,6 +185,7 @@ static void test_fsync_parent_dir(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mkdir_p),
         cmocka_unit_test(test_atomic_commit_replaces),
         cmocka_unit_test(test_atomic_abort_keeps_old),
         cmocka_unit_test(test_atomic_stale_link),
