@@ -1,10 +1,16 @@
 // Shared plumbing for the whole library: error reporting, checked allocation,
-// timing. No numerics here.
+// timing, directories and crash-safe file replacement. No numerics here.
 //
-// Two kinds of failure, two mechanisms:
-//  - bad user input (a file, a config value, a JSONL line): the function that
-//    meets it calls rlhf_fail(...) and returns -1; the caller either passes
-//    the -1 up or, in a driver, calls die_last() to print the reason and exit 1.
+// The error policy of the whole project, one mechanism per kind of failure:
+//  - bad input or a failing environment (a file, a config value, a JSONL
+//    line, a command-line argument, a full disk): library code (src/) calls
+//    rlhf_fail(...) and returns -1 (or NULL); it never prints the error and
+//    never exits. Callers pass the -1 up; only the drivers in train/ decide
+//    to end the process, with die_last() (print the reason, exit 1).
+//  - out of memory: only the *Check allocation wrappers below end the
+//    process. Library code allocates through them (jsonl.c routes cJSON's
+//    allocations there too); a third-party call that still reports running
+//    out of memory is bad input like any other: -1 with a reason.
 //  - a broken invariant (programmer error): ASSERT aborts with the condition.
 #ifndef RLHF_COMMON_H
 #define RLHF_COMMON_H

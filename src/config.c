@@ -477,7 +477,8 @@ int config_load(Config *cfg, const char *path) {
         result = rlhf_fail("%s: cannot read config file (%s); hint: is it a regular, readable "
                            "file?", path, strerror(errno));
     } else if (rc == -2) {
-        die("out of memory while reading %s", path);
+        result = rlhf_fail("%s: out of memory while reading the config file; hint: free some "
+                           "memory and try again", path);
     } else if (rc > 0 && (!ctx->err_line || rc < ctx->err_line)) {
         char quoted[64];
         load_quote_line(fp, rc, quoted, sizeof quoted);

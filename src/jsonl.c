@@ -8,10 +8,25 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/types.h>
+#include <threads.h>
 
 #include <cJSON.h>
 
 #include "common.h"
+
+// cJSON allocates through mallocCheck, so running out of memory ends the
+// process there (common.h's policy) and a NULL from cJSON means bad input.
+static void *json_alloc(size_t n) { return mallocCheck(n); }
+
+static void json_hooks_install(void) {
+    cJSON_Hooks hooks = {json_alloc, free};
+    cJSON_InitHooks(&hooks);
+}
+
+static once_flag json_hooks_once = ONCE_FLAG_INIT;
+
+// Called by every function here before it touches cJSON.
+static void json_init(void) { call_once(&json_hooks_once, json_hooks_install); }
 
 // Where an error is: every message starts "FILE:LINE: ".
 // `inner` names a nested object ("messages[2]") or is NULL.
@@ -185,6 +200,7 @@ typedef int (*LineFn)(void *ctx, const cJSON *obj, const Where *w);
 // Calls fn on the object of every non-blank line of path; stops at the first
 // error. A file without any object is an error with hint_empty.
 static int read_lines(const char *path, LineFn fn, void *ctx, const char *hint_empty) {
+    json_init();
     FILE *f = fopen(path, "rb");
     if (!f)
         return rlhf_fail("%s: cannot open: %s; hint: check the path%s", path, strerror(errno),
@@ -584,15 +600,18 @@ int jsonl_writer_commit(JsonlWriter *w) {
     return rc;
 }
 
+// cJSON's builders and printer fail only when an allocation does, and
+// json_alloc never returns NULL: a NULL here is a broken invariant.
 static void add_string(cJSON *obj, const char *key, const char *value) {
-    if (!cJSON_AddStringToObject(obj, key, value)) die("out of memory building JSON");
+    const cJSON *item = cJSON_AddStringToObject(obj, key, value);
+    ASSERT(item);
 }
 
 // Prints obj as one line and deletes it.
 static int write_object(JsonlWriter *w, cJSON *obj) {
     char *text = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
-    if (!text) die("out of memory printing JSON");
+    ASSERT(text);
     int ok = fputs(text, w->file.f) >= 0 && fputc('\n', w->file.f) != EOF;
     free(text);
     if (!ok)
@@ -603,8 +622,9 @@ static int write_object(JsonlWriter *w, cJSON *obj) {
 }
 
 static cJSON *new_object(void) {
+    json_init();
     cJSON *obj = cJSON_CreateObject();
-    if (!obj) die("out of memory building JSON");
+    ASSERT(obj);
     return obj;
 }
 
@@ -616,7 +636,7 @@ int jsonl_write_sft(JsonlWriter *w, const SftExample *ex) {
         add_string(obj, "response", ex->turns[1].text);
     } else {
         cJSON *msgs = cJSON_AddArrayToObject(obj, "messages");
-        if (!msgs) die("out of memory building JSON");
+        ASSERT(msgs);
         for (int i = 0; i < ex->n_turns; i++) {
             cJSON *m = new_object();
             add_string(m, "role", ex->turns[i].role == TURN_USER ? "user" : "assistant");
@@ -635,8 +655,8 @@ int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex) {
     add_string(obj, "chosen", ex->chosen);
     add_string(obj, "rejected", ex->rejected);
     if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
-    if (!cJSON_AddBoolToObject(obj, "rejected_no_eot", ex->rejected_no_eot != 0))
-        die("out of memory building JSON");
+    const cJSON *no_eot = cJSON_AddBoolToObject(obj, "rejected_no_eot", ex->rejected_no_eot != 0);
+    ASSERT(no_eot);
     if (ex->rejected_kind && ex->rejected_kind[0])
         add_string(obj, "rejected_kind", ex->rejected_kind);
     return write_object(w, obj);
@@ -653,6 +673,7 @@ int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex) {
 // --- a two-level JSON object --------------------------------------------
 
 int json_entries_parse(const char *json, JsonEntries *out) {
+    json_init();
     out->e = NULL;
     out->n = 0;
     cJSON *root = cJSON_Parse(json);
@@ -681,7 +702,8 @@ int json_entries_parse(const char *json, JsonEntries *out) {
                 e->value = strdup_check(kv->valuestring);
             } else {
                 char *text = cJSON_PrintUnformatted(kv);
-                e->value = strdup_check(text ? text : "");
+                ASSERT(text);
+                e->value = strdup_check(text);
                 cJSON_free(text);
             }
         }

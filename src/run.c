@@ -287,7 +287,8 @@ int parse_options(Config *cfg, const char *section, int argc, char **argv,
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
-            if (npos >= max_positional) die("unexpected argument '%s'; hint: %s", a, usage);
+            if (npos >= max_positional)
+                return rlhf_fail("unexpected argument '%s'; hint: %s", a, usage);
             positional[npos++] = a;
             continue;
         }
@@ -299,7 +300,7 @@ int parse_options(Config *cfg, const char *section, int argc, char **argv,
             const char *value = eq ? eq + 1 : NULL;
             size_t klen = eq ? (size_t)(eq - key) : strlen(key);
             if (!value) {
-                if (i + 1 >= argc) die("option '%s' needs a value; hint: %s", a, usage);
+                if (i + 1 >= argc) return rlhf_fail("option '%s' needs a value; hint: %s", a, usage);
                 value = argv[++i];
             }
             size_t n = strlen(section) + klen + strlen(value) + 3;
@@ -308,7 +309,7 @@ int parse_options(Config *cfg, const char *section, int argc, char **argv,
         }
         int rc = config_set(cfg, buf);
         free(buf);
-        if (rc != 0) die_last();
+        if (rc != 0) return -1;
     }
     return npos;
 }

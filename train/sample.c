@@ -70,8 +70,9 @@ int cmd_sample(int argc, char **argv) {
     config_init(&cfg);
     const char *ckpt = NULL, *logits_path = NULL;
     argc = take_logits_option(argc, argv, &logits_path);
-    if (parse_options(&cfg, "sample", argc, argv, &ckpt, 1, USAGE) != 1)
-        die("no checkpoint given; hint: %s", USAGE);
+    int npos = parse_options(&cfg, "sample", argc, argv, &ckpt, 1, USAGE);
+    if (npos < 0) die_last();
+    if (npos != 1) die("no checkpoint given; hint: %s", USAGE);
     if (config_validate(&cfg) != 0) die_last();
     GPT m;
     Tokenizer tok = {0};
