@@ -1,10 +1,14 @@
 // JSONL readers and writers (see jsonl.h): one JSON object per line, read
 // with getline (no line-length limit), checked for UTF-8 by hand before
-// cJSON sees it, then mapped onto the example structs. The only cJSON user.
+// cJSON sees it, then mapped onto the example structs. Also the JSON writer
+// and the two-level reader. The only cJSON user: no other file escapes or
+// parses JSON.
 #include "jsonl.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/types.h>
@@ -669,6 +673,93 @@ int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex) {
     if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
     return write_object(w, obj);
 }
+
+// ---------------------------------------------------------------------------
+// Writing one JSON document: a JsonOut is a cJSON item under another name,
+// so that no other file sees cJSON.
+
+static cJSON *out_item(const JsonOut *o) { return (cJSON *)(void *)o; }
+static JsonOut *out_handle(cJSON *item) { return (JsonOut *)(void *)item; }
+
+// Adds item to parent: under key in an object, appended (key NULL) to an array.
+static void out_attach(JsonOut *parent, const char *key, cJSON *item) {
+    ASSERT(item);
+    cJSON *p = out_item(parent);
+    cJSON_bool ok;
+    if (cJSON_IsArray(p)) {
+        ASSERT(!key);
+        ok = cJSON_AddItemToArray(p, item);
+    } else {
+        ASSERT(cJSON_IsObject(p) && key);
+        ok = cJSON_AddItemToObject(p, key, item);
+    }
+    ASSERT(ok);
+}
+
+JsonOut *json_out_object(void) {
+    json_init();
+    cJSON *obj = cJSON_CreateObject();
+    ASSERT(obj);
+    return out_handle(obj);
+}
+
+JsonOut *json_out_add_object(JsonOut *parent, const char *key) {
+    cJSON *obj = cJSON_CreateObject();
+    out_attach(parent, key, obj);
+    return out_handle(obj);
+}
+
+JsonOut *json_out_add_array(JsonOut *parent, const char *key) {
+    cJSON *arr = cJSON_CreateArray();
+    out_attach(parent, key, arr);
+    return out_handle(arr);
+}
+
+void json_out_add_string(JsonOut *parent, const char *key, const char *s) {
+    out_attach(parent, key, cJSON_CreateString(s));
+}
+
+void json_out_add_bool(JsonOut *parent, const char *key, int b) {
+    out_attach(parent, key, cJSON_CreateBool(b != 0));
+}
+
+void json_out_add_null(JsonOut *parent, const char *key) {
+    out_attach(parent, key, cJSON_CreateNull());
+}
+
+void json_out_add_number_text(JsonOut *parent, const char *key, const char *text) {
+    // cJSON keeps numbers as doubles; raw text keeps every digit (an int64,
+    // a chosen precision) exactly as formatted
+    char *end;
+    double v = strtod(text, &end);
+    ASSERT((text[0] == '-' || isdigit((unsigned char)text[0])) && end != text && !*end &&
+           isfinite(v));
+    out_attach(parent, key, cJSON_CreateRaw(text));
+}
+
+void json_out_add_int(JsonOut *parent, const char *key, int64_t v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRId64, v);
+    json_out_add_number_text(parent, key, buf);
+}
+
+void json_out_add_number(JsonOut *parent, const char *key, double v, int digits) {
+    if (!isfinite(v)) {
+        json_out_add_null(parent, key);
+        return;
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.*g", digits, v);
+    json_out_add_number_text(parent, key, buf);
+}
+
+char *json_out_print(const JsonOut *root) {
+    char *text = cJSON_PrintUnformatted(out_item(root));
+    ASSERT(text);
+    return text;
+}
+
+void json_out_free(JsonOut *root) { cJSON_Delete(out_item(root)); }
 
 // --- a two-level JSON object --------------------------------------------
 

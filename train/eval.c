@@ -604,22 +604,6 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
 
 // --- output ------------------------------------------------------------------------------
 
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-// ", "KEY": VALUE" (JSON has no inf: a perplexity that overflows is null).
-static void json_number(FILE *f, const char *key, double v) {
-    if (isfinite(v)) fprintf(f, ", \"%s\": %.9g", key, v);
-    else fprintf(f, ", \"%s\": null", key);
-}
-
 typedef struct {
     const char *key;
     double value;
@@ -639,57 +623,58 @@ static int result_fields(const Results *r, Field *out) {
     return n;
 }
 
+// Numbers carry 9 significant digits, as the metrics CSV does.
+#define JSON_DIGITS 9
+
 static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta, const Results *r) {
-    AtomicFile af;
-    if (atomic_open(&af, path) != 0) return rlhf_fail("--json %s: %s", path, rlhf_errmsg);
-    FILE *f = af.f;
-    fprintf(f, "{\"checkpoint\": ");
-    json_string(f, a->ckpt);
-    fprintf(f, ", \"config\": ");
-    json_string(f, a->config);
-    fprintf(f, ", \"stage\": ");
-    json_string(f, meta->stage);
-    fprintf(f, ", \"step\": %lld", (long long)meta->step);
+    JsonOut *root = json_out_object();
+    json_out_add_string(root, "checkpoint", a->ckpt);
+    json_out_add_string(root, "config", a->config);
+    json_out_add_string(root, "stage", meta->stage);
+    json_out_add_int(root, "step", meta->step);
     Field main_fields[16];
     int n = result_fields(r, main_fields);
-    for (int i = 0; i < n; i++) json_number(f, main_fields[i].key, main_fields[i].value);
+    for (int i = 0; i < n; i++)  // a perplexity that overflows is null
+        json_out_add_number(root, main_fields[i].key, main_fields[i].value, JSON_DIGITS);
     Field extra[] = {{"lm_tokens", r->lm_tokens},           {"task_graded", r->task_graded},
                      {"rm_pairs", r->rm_pairs},             {"rm_reward_mean", r->rm_mean},
                      {"rm_reward_std", r->rm_std},          {"reward_raw", r->reward_raw},
                      {"reward_prompts", r->reward_prompts}, {"reward_prompts_accuracy", r->policy_accuracy},
                      {"kl_k3", r->kl_k3},                   {"kl_response_length", r->kl_length}};
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
-        if (!isnan(extra[i].value)) json_number(f, extra[i].key, extra[i].value);
+        if (!isnan(extra[i].value))
+            json_out_add_number(root, extra[i].key, extra[i].value, JSON_DIGITS);
     if (!isnan(r->accuracy)) {
-        fprintf(f, ", \"accuracy_by_family\": {");
-        int first = 1;
-        for (int fam = 0; fam < tasks_n_families; fam++) {
-            if (!r->family_total[fam]) continue;
-            fprintf(f, "%s\"%s\": %.9g", first ? "" : ", ", tasks_families[fam].name,
-                    r->family_acc[fam]);  // a ratio: always finite
-            first = 0;
-        }
-        fprintf(f, "}");
+        JsonOut *by_family = json_out_add_object(root, "accuracy_by_family");
+        for (int fam = 0; fam < tasks_n_families; fam++)
+            if (r->family_total[fam])
+                json_out_add_number(by_family, tasks_families[fam].name, r->family_acc[fam],
+                                    JSON_DIGITS);
     }
     if (r->n_shown > 0) {
-        fprintf(f, ", \"examples\": [");
+        JsonOut *examples = json_out_add_array(root, "examples");
         for (long i = 0; i < r->n_shown; i++) {
-            fprintf(f, "%s{\"family\": ", i ? ", " : "");
-            json_string(f, r->shown_family[i]);
-            fprintf(f, ", \"prompt\": ");
-            json_string(f, r->shown_prompt[i]);
-            fprintf(f, ", \"expected\": ");
-            json_string(f, r->shown_expected[i]);
-            fprintf(f, ", \"response\": ");
-            json_string(f, r->shown_response[i]);
-            fprintf(f, ", \"correct\": %s}", r->shown_correct[i] == 1   ? "true"
-                                              : r->shown_correct[i] == 0 ? "false"
-                                                                         : "null");
+            JsonOut *e = json_out_add_object(examples, NULL);
+            json_out_add_string(e, "family", r->shown_family[i]);
+            json_out_add_string(e, "prompt", r->shown_prompt[i]);
+            json_out_add_string(e, "expected", r->shown_expected[i]);
+            json_out_add_string(e, "response", r->shown_response[i]);
+            if (r->shown_correct[i] == 1 || r->shown_correct[i] == 0)
+                json_out_add_bool(e, "correct", r->shown_correct[i]);
+            else
+                json_out_add_null(e, "correct");  // not graded
         }
-        fprintf(f, "]");
     }
-    fprintf(f, "}\n");
-    if (atomic_commit(&af) != 0) return rlhf_fail("--json %s: %s", path, rlhf_errmsg);
+    char *text = json_out_print(root);
+    json_out_free(root);
+    AtomicFile af;
+    int rc = atomic_open(&af, path);
+    if (rc == 0) {
+        fprintf(af.f, "%s\n", text);
+        rc = atomic_commit(&af);
+    }
+    free(text);
+    if (rc != 0) return rlhf_fail("--json %s: %s", path, rlhf_errmsg);
     return 0;
 }
 
