@@ -27,6 +27,7 @@
 #include "evaluate.h"
 #include "gpt.h"
 #include "jsonl.h"
+#include "options.h"
 #include "ppo.h"
 #include "run.h"
 #include "tasks.h"
@@ -44,9 +45,8 @@
 
 typedef struct {
     const char *ckpt, *config, *text, *ref, *json;
-    long show;  // held-out task examples to print with the model's answers
-    const char **overrides;
-    int n_overrides;
+    long show;      // held-out task examples to print with the model's answers
+    Options opts;   // what the strings point into, and the config overrides
 } EvalArgs;
 
 // What was measured; NaN = not measured.
@@ -94,46 +94,30 @@ static void results_free(Results *r) {
 
 // --- arguments -------------------------------------------------------------------
 
-// "--name VALUE" or "--name=VALUE" at argv[*i]; returns the value or NULL.
-static const char *option_value(int argc, char **argv, int *i, const char *name) {
-    const char *a = argv[*i] + 2;
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0) return NULL;
-    if (a[n] == '=') return a + n + 1;
-    if (a[n] != '\0') return NULL;
-    if (*i + 1 >= argc) die("option '--%s' needs a value; hint: %s", name, USAGE);
-    return argv[++*i];
-}
-
-static void args_parse(EvalArgs *a, int argc, char **argv) {
+static int args_parse(EvalArgs *a, int argc, char **argv) {
+    static const OptionSpec spec = {
+        .usage = USAGE,
+        .positional = {"checkpoint", "CONFIG"},
+        .required = 2,
+        .options = {{"text", 1, 0}, {"ref", 1, 0}, {"json", 1, 0}, {"show", 1, 0}},
+        .overrides = 1,
+    };
     memset(a, 0, sizeof *a);
-    a->overrides = mallocCheck((size_t)(argc + 1) * sizeof(char *));
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *v;
-        if (strncmp(arg, "--", 2) != 0) {
-            if (npos == 0) a->ckpt = arg;
-            else if (npos == 1) a->config = arg;
-            else die("unexpected argument '%s'; hint: %s", arg, USAGE);
-            npos++;
-        } else if ((v = option_value(argc, argv, &i, "text"))) {
-            a->text = v;
-        } else if ((v = option_value(argc, argv, &i, "ref"))) {
-            a->ref = v;
-        } else if ((v = option_value(argc, argv, &i, "json"))) {
-            a->json = v;
-        } else if ((v = option_value(argc, argv, &i, "show"))) {
-            char *end;
-            a->show = strtol(v, &end, 10);
-            if (end == v || *end || a->show < 0)
-                die("--show '%s' is not a count; hint: --show 5 prints five examples", v);
-        } else if (strchr(arg, '=') && memchr(arg, '.', (size_t)(strchr(arg, '=') - arg))) {
-            a->overrides[a->n_overrides++] = arg;
-        } else {
-            die("unknown option '%s'; hint: %s", arg, USAGE);
-        }
+    if (options_parse(&a->opts, &spec, argc, argv) != 0) return -1;
+    a->ckpt = a->opts.positional[0];
+    a->config = a->opts.positional[1];
+    a->text = options_get(&a->opts, "text");
+    a->ref = options_get(&a->opts, "ref");
+    a->json = options_get(&a->opts, "json");
+    const char *show = options_get(&a->opts, "show");
+    if (show) {
+        char *end;
+        a->show = strtol(show, &end, 10);
+        if (end == show || *end || a->show < 0)
+            return rlhf_fail("--show '%s' is not a count; hint: --show 5 prints five examples",
+                             show);
     }
-    if (npos < 2) die("%s; hint: %s", npos ? "no CONFIG given" : "no checkpoint given", USAGE);
+    return 0;
 }
 
 static int file_exists(const char *path) {
@@ -682,13 +666,12 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
 
 int cmd_eval(int argc, char **argv) {
     EvalArgs a;
-    args_parse(&a, argc, argv);
+    if (args_parse(&a, argc, argv) != 0) die_last();
     Config cfg;
     config_init(&cfg);
-    if (config_load(&cfg, a.config) != 0) die_last();
-    for (int i = 0; i < a.n_overrides; i++)
-        if (config_set(&cfg, a.overrides[i]) != 0) die_last();
-    if (config_validate(&cfg) != 0) die_last();
+    if (config_load(&cfg, a.config) != 0 || options_apply(&a.opts, &cfg) != 0 ||
+        config_validate(&cfg) != 0)
+        die_last();
     run_set_threads(&cfg);
 
     GPT m;
@@ -758,7 +741,7 @@ int cmd_eval(int argc, char **argv) {
     if (a.json && write_json(a.json, &a, &meta, &r) != 0) die_last();
 
     results_free(&r);
-    free(a.overrides);
+    options_free(&a.opts);
     ckpt_meta_free(&meta);
     tokenizer_free(&tok);
     gpt_free(&m);

@@ -13,6 +13,7 @@
 #include "common.h"
 #include "config.h"
 #include "gpt.h"
+#include "options.h"
 #include "run.h"
 #include "sampling.h"
 #include "tokenizer.h"
@@ -20,25 +21,6 @@
 #define USAGE                                                                              \
     "usage: rlhf sample CKPT [--prompt TEXT] [--max_new_tokens N] [--temperature T] "       \
     "[--top_k K] [--top_p P] [--seed S] [--num_samples N] [--logits FILE]"
-
-// Takes `--logits FILE` / `--logits=FILE` out of argv (the rest goes to
-// parse_options); returns the new argc. *path stays NULL when absent.
-static int take_logits_option(int argc, char **argv, const char **path) {
-    int k = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--logits") == 0) {
-            if (i + 1 >= argc || argv[i + 1][0] == '\0')
-                die("--logits needs a file name; hint: %s", USAGE);
-            *path = argv[++i];
-        } else if (strncmp(argv[i], "--logits=", 9) == 0) {
-            if (argv[i][9] == '\0') die("--logits needs a file name; hint: %s", USAGE);
-            *path = argv[i] + 9;
-        } else {
-            argv[k++] = argv[i];
-        }
-    }
-    return k;
-}
 
 // Writes the next-token logits after ids[0..n) to path, one value per line
 // (%.9g, enough digits to round-trip a float): first from a full forward
@@ -68,11 +50,19 @@ static int write_logits(const char *path, GPT *m, const int *ids, int n) {
 int cmd_sample(int argc, char **argv) {
     Config cfg;
     config_init(&cfg);
-    const char *ckpt = NULL, *logits_path = NULL;
-    argc = take_logits_option(argc, argv, &logits_path);
-    int npos = parse_options(&cfg, "sample", argc, argv, &ckpt, 1, USAGE);
-    if (npos < 0) die_last();
-    if (npos != 1) die("no checkpoint given; hint: %s", USAGE);
+    // the options are the keys of [sample], and --logits
+    static const OptionSpec spec = {
+        .usage = USAGE,
+        .positional = {"checkpoint"},
+        .required = 1,
+        .options = {{"logits", 1, 0}},
+        .section = "sample",
+    };
+    Options opts;
+    if (options_parse(&opts, &spec, argc, argv) != 0 || options_apply(&opts, &cfg) != 0)
+        die_last();
+    const char *ckpt = opts.positional[0], *logits_path = options_get(&opts, "logits");
+    if (logits_path && !logits_path[0]) die("--logits needs a file name; hint: %s", USAGE);
     if (config_validate(&cfg) != 0) die_last();
     GPT m;
     Tokenizer tok = {0};
@@ -100,6 +90,7 @@ int cmd_sample(int argc, char **argv) {
         tokenizer_free(&tok);
         gpt_free(&m);
         config_free(&cfg);
+        options_free(&opts);
         if (rc != 0) die_last();
         return 0;
     }
@@ -141,5 +132,6 @@ int cmd_sample(int argc, char **argv) {
     tokenizer_free(&tok);
     gpt_free(&m);
     config_free(&cfg);
+    options_free(&opts);
     return 0;
 }
