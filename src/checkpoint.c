@@ -427,25 +427,6 @@ static int dset_read(Ckpt *ck, hid_t d, const char *path, hid_t mtype, void *buf
 
 // --- files: create, commit, abort, open, close ----------------------------------
 
-static int fsync_path(const char *path, int is_dir) {
-    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    // some filesystems cannot fsync a directory; the rename is all we can do
-    if (rc != 0 && is_dir && (errno == EINVAL || errno == ENOTSUP)) rc = 0;
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
-static void dir_of(const char *path, char *out, size_t n) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(out, n, ".");
-    else if (slash == path) snprintf(out, n, "/");
-    else snprintf(out, n, "%.*s", (int)(slash - path), path);
-}
-
 static void ck_free(Ckpt *ck) {
     free(ck->failed);
     free(ck->path);
@@ -535,23 +516,10 @@ int ckpt_commit(Ckpt *ck) {
     if (st < 0) {
         rc = rlhf_fail("%s %s: cannot finish %s (%s); hint: check free disk space", ck->kind,
                        ck->path, ck->tmp, f.desc);
-    } else if (fsync_path(ck->tmp, 0) != 0) {
-        rc = rlhf_fail("%s %s: cannot fsync %s: %s; hint: check the disk", ck->kind, ck->path,
-                       ck->tmp, strerror(errno));
-    } else if (rename(ck->tmp, ck->path) != 0) {
-        rc = rlhf_fail("%s %s: cannot rename %s into place: %s; hint: check the path and "
-                       "permissions", ck->kind, ck->path, ck->tmp, strerror(errno));
-    }
-    if (rc) {
         unlink(ck->tmp);
-        ck_free(ck);
-        return rc;
+    } else if (atomic_install(ck->tmp, ck->path) != 0) {  // it has removed the tmp
+        rc = rlhf_fail("%s %s", ck->kind, rlhf_errmsg);
     }
-    char dir[PATH_MAX_LEN];
-    dir_of(ck->path, dir, sizeof dir);
-    if (fsync_path(dir, 1) != 0)
-        rc = rlhf_fail("%s %s: written, but cannot fsync directory %s: %s; hint: check the "
-                       "disk", ck->kind, ck->path, dir, strerror(errno));
     ck_free(ck);
     return rc;
 }

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 char rlhf_errmsg[1024];
 
@@ -82,21 +84,136 @@ double now_seconds(void) {
 }
 
 int mkdir_p(const char *path) {
+    if (!path[0])
+        return rlhf_fail("cannot create a directory with an empty name; hint: give a path");
     char *p = strdup_check(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            free(p);
-            return rlhf_fail("cannot create directory '%s': %s; hint: check the path and "
-                             "its permissions", path, strerror(errno));
-        }
-        *s = '/';
-    }
     int rc = 0;
-    if (mkdir(p, 0777) != 0 && errno != EEXIST)
-        rc = rlhf_fail("cannot create directory '%s': %s; hint: check the path and its "
-                       "permissions", path, strerror(errno));
+    // every prefix ending at a '/', then the whole path
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char keep = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = rlhf_fail("cannot create directory '%s': %s; hint: check the path and its "
+                           "permissions", path, strerror(errno));
+            break;
+        }
+        *s = keep;
+        if (!keep) break;
+    }
     free(p);
+    struct stat st;
+    if (rc == 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = rlhf_fail("cannot create directory '%s': a file of that name is in the way; hint: "
+                       "give a directory path", path);
     return rc;
+}
+
+// ---------------------------------------------------------------------------
+// Crash-safe file replacement
+
+int fsync_parent_dir(const char *path) {
+    size_t n = strlen(path);
+    char *dir = mallocCheck(n + 2);
+    const char *slash = strrchr(path, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == path) strcpy(dir, "/");
+    else snprintf(dir, n + 2, "%.*s", (int)(slash - path), path);
+    int rc = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        rc = rlhf_fail("%s: cannot open its directory %s to sync it: %s; hint: check the "
+                       "directory's permissions", path, dir, strerror(errno));
+    } else {
+        if (fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP)
+            rc = rlhf_fail("%s: in place, but its directory %s cannot be synced: %s; hint: "
+                           "check the disk", path, dir, strerror(errno));
+        close(fd);
+    }
+    free(dir);
+    return rc;
+}
+
+int atomic_rename(const char *tmp, const char *path) {
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return rlhf_fail("%s: cannot rename %s into place: %s; hint: check the path and the "
+                         "permissions of its directory", path, tmp, strerror(e));
+    }
+    return fsync_parent_dir(path);
+}
+
+int atomic_install(const char *tmp, const char *path) {
+    // fsync through a read-only descriptor syncs the file's data all the same
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        unlink(tmp);
+        return rlhf_fail("%s: cannot sync %s to disk: %s; hint: check the disk and free space",
+                         path, tmp, strerror(e));
+    }
+    close(fd);
+    return atomic_rename(tmp, path);
+}
+
+int atomic_open(AtomicFile *af, const char *path) {
+    memset(af, 0, sizeof *af);
+    size_t n = strlen(path);
+    char *tmp = mallocCheck(n + 5);
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    // a stale PATH.tmp (even a link) is removed, so nothing is written through it
+    int fd = -1;
+    if (unlink(tmp) == 0 || errno == ENOENT) fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        int rc = rlhf_fail("%s: cannot create: %s; hint: check that the directory exists and is "
+                           "writable", tmp, strerror(e));
+        free(tmp);
+        return rc;
+    }
+    af->f = f;
+    af->path = strdup_check(path);
+    af->tmp = tmp;
+    return 0;
+}
+
+static void atomic_release(AtomicFile *af) {
+    free(af->path);
+    free(af->tmp);
+    memset(af, 0, sizeof *af);
+}
+
+int atomic_commit(AtomicFile *af) {
+    ASSERT(af->f);
+    errno = 0;
+    int ok = fflush(af->f) == 0 && !ferror(af->f);
+    int e = ok ? 0 : (errno ? errno : EIO);
+    if (ok && fsync(fileno(af->f)) != 0) ok = 0, e = errno;
+    if (fclose(af->f) != 0 && ok) ok = 0, e = errno;
+    af->f = NULL;
+    int rc;
+    if (!ok) {
+        unlink(af->tmp);
+        rc = rlhf_fail("%s: write failed: %s; hint: check free disk space", af->tmp, strerror(e));
+    } else {
+        rc = atomic_rename(af->tmp, af->path);
+    }
+    atomic_release(af);
+    return rc;
+}
+
+void atomic_abort(AtomicFile *af) {
+    if (af->f) {
+        fclose(af->f);
+        unlink(af->tmp);
+    }
+    atomic_release(af);
 }

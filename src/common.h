@@ -1,10 +1,16 @@
 // Shared plumbing for the whole library: error reporting, checked allocation,
-// timing. No numerics here.
+// timing, directories and crash-safe file replacement. No numerics here.
 //
-// Two kinds of failure, two mechanisms:
-//  - bad user input (a file, a config value, a JSONL line): the function that
-//    meets it calls rlhf_fail(...) and returns -1; the caller either passes
-//    the -1 up or, in a driver, calls die_last() to print the reason and exit 1.
+// The error policy of the whole project, one mechanism per kind of failure:
+//  - bad input or a failing environment (a file, a config value, a JSONL
+//    line, a command-line argument, a full disk): library code (src/) calls
+//    rlhf_fail(...) and returns -1 (or NULL); it never prints the error and
+//    never exits. Callers pass the -1 up; only the drivers in train/ decide
+//    to end the process, with die_last() (print the reason, exit 1).
+//  - out of memory: only the *Check allocation wrappers below end the
+//    process. Library code allocates through them (jsonl.c routes cJSON's
+//    allocations there too); a third-party call that still reports running
+//    out of memory is bad input like any other: -1 with a reason.
 //  - a broken invariant (programmer error): ASSERT aborts with the condition.
 #ifndef RLHF_COMMON_H
 #define RLHF_COMMON_H
@@ -53,8 +59,46 @@ void *realloc_check_(void *p, size_t size, const char *file, int line);
 // Duplicates a string with mallocCheck; the caller owns the result.
 char *strdup_check(const char *s);
 
-// Creates a directory and its parents (mkdir -p). Returns -1 with a reason.
+// Creates a directory and its parents (mkdir -p); an existing directory is
+// fine, an existing file of that name is not. Returns -1 with a reason.
 int mkdir_p(const char *path);
+
+// --- crash-safe file replacement -------------------------------------------
+// Every file rlhf.c replaces is written as PATH.tmp and put in place in one
+// step: the data is fsync'd, PATH.tmp renamed over PATH, and the directory
+// fsync'd so that the rename itself survives a crash. PATH is always either
+// the old file or the complete new one, and a failure leaves no PATH.tmp.
+// Each function returns 0, or -1 with a reason (rlhf_fail).
+
+// A file being written through stdio: write to af->f, then atomic_commit
+// (or atomic_abort). af owns its strings until commit or abort.
+typedef struct {
+    FILE *f;     // PATH.tmp, open for writing
+    char *path;  // the final name
+    char *tmp;   // PATH.tmp
+} AtomicFile;
+
+// Creates PATH.tmp, replacing a stale one (never writing through it). On
+// failure af is left empty: atomic_abort on it is harmless.
+int atomic_open(AtomicFile *af, const char *path);
+// Flushes, fsyncs and closes PATH.tmp, renames it over PATH and fsyncs the
+// directory. On failure PATH.tmp is removed and PATH left as it was (or, if
+// only the directory sync failed, already replaced). Frees af either way.
+int atomic_commit(AtomicFile *af);
+// Closes and removes PATH.tmp and frees af. Safe on a zeroed af, after a
+// failed atomic_open and after atomic_commit.
+void atomic_abort(AtomicFile *af);
+
+// The last steps of atomic_commit for a tmp file that was written and closed
+// by other means (an HDF5 file): fsync tmp, rename it over path, fsync the
+// directory. tmp is removed on failure.
+int atomic_install(const char *tmp, const char *path);
+// rename + directory fsync only, for a tmp that cannot be fsync'd itself (a
+// symbolic link). tmp is removed on failure.
+int atomic_rename(const char *tmp, const char *path);
+// fsyncs the directory that holds path. A filesystem that cannot sync a
+// directory (EINVAL, ENOTSUP) counts as success: the rename is all it offers.
+int fsync_parent_dir(const char *path);
 
 // Monotonic wall clock in seconds.
 double now_seconds(void);

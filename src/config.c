@@ -1,7 +1,8 @@
 // The run configuration: defaults, INI files (read with inih),
 // `--section.key=value` overrides, cross-key checks, and the INI, JSON and
-// help printouts. Every key comes from the X-macro tables in config.h; only
-// config_validate names keys, for its rules. No other file knows INI.
+// help printouts (the JSON is built with jsonl.c's writer). Every key comes
+// from the X-macro tables in config.h; only config_validate names keys, for
+// its rules. No other file knows INI.
 #include "config.h"
 
 #include <ctype.h>
@@ -19,6 +20,7 @@
 #include <ini.h>
 
 #include "common.h"
+#include "jsonl.h"
 
 // ---------------------------------------------------------------------------
 // The key table, generated from config.h
@@ -477,7 +479,8 @@ int config_load(Config *cfg, const char *path) {
         result = rlhf_fail("%s: cannot read config file (%s); hint: is it a regular, readable "
                            "file?", path, strerror(errno));
     } else if (rc == -2) {
-        die("out of memory while reading %s", path);
+        result = rlhf_fail("%s: out of memory while reading the config file; hint: free some "
+                           "memory and try again", path);
     } else if (rc > 0 && (!ctx->err_line || rc < ctx->err_line)) {
         char quoted[64];
         load_quote_line(fp, rc, quoted, sizeof quoted);
@@ -761,67 +764,34 @@ void config_print_help(FILE *out) {
     config_free(&def);
 }
 
-// Growable string for config_to_json.
-typedef struct {
-    char *s;
-    size_t len, cap;
-} StrBuf;
-
-static void sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(StrBuf *b, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        ASSERT(n >= 0);
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        b->cap = 2 * b->cap + (size_t)n + 1;
-        b->s = reallocCheck(b->s, b->cap);
-    }
-}
-
-static void sb_json_string(StrBuf *b, const char *s) {
-    sb_printf(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            sb_printf(b, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            sb_printf(b, "\\u%04x", *p);
-        else
-            sb_printf(b, "%c", *p);
-    }
-    sb_printf(b, "\"");
-}
-
 char *config_to_json(const Config *cfg) {
     const KeyDesc *k = keys();
-    StrBuf b = {mallocCheck(1024), 0, 1024};
-    b.s[0] = '\0';
+    JsonOut *root = json_out_object(), *sec = NULL;
     const char *section = NULL;
-    sb_printf(&b, "{");
     for (int i = 0; i < NKEYS; i++) {
         if (section != k[i].section) {
-            sb_printf(&b, "%s\"%s\": {", section ? "}, " : "", k[i].section);
             section = k[i].section;
-        } else {
-            sb_printf(&b, ", ");
+            sec = json_out_add_object(root, section);
         }
-        sb_printf(&b, "\"%s\": ", k[i].key);
         const void *f = key_cfield(cfg, &k[i]);
-        if (k[i].type == TYPE_STR) {
-            sb_json_string(&b, *(const config_STR *)f);
-        } else if (k[i].type == TYPE_FLOAT && !isfinite(*(const config_FLOAT *)f)) {
-            sb_printf(&b, "null");  // JSON has no inf/nan; load and set refuse them anyway
-        } else {
+        switch (k[i].type) {
+        case TYPE_STR: json_out_add_string(sec, k[i].key, *(const config_STR *)f); break;
+        case TYPE_BOOL: json_out_add_bool(sec, k[i].key, *(const config_BOOL *)f); break;
+        case TYPE_INT: json_out_add_int(sec, k[i].key, *(const config_INT *)f); break;
+        case TYPE_FLOAT: {
+            double v = *(const config_FLOAT *)f;
+            if (!isfinite(v)) {  // JSON has no inf/nan; load and set refuse them anyway
+                json_out_add_null(sec, k[i].key);
+                break;
+            }
             char num[64];
-            format_scalar(num, sizeof num, f, k[i].type);
-            sb_printf(&b, "%s", num);
+            format_double(num, sizeof num, v);  // every digit a double needs, not cJSON's
+            json_out_add_number_text(sec, k[i].key, num);
+            break;
+        }
         }
     }
-    sb_printf(&b, "}}");
-    return b.s;
+    char *json = json_out_print(root);
+    json_out_free(root);
+    return json;
 }

@@ -147,8 +147,10 @@ int config_validate(const Config *cfg);
 // Writes the resolved configuration as INI text (every key, defaults too).
 void config_print(const Config *cfg, FILE *out);
 
-// The resolved configuration as a JSON object {"section": {"key": value}}
-// (written by hand, strings escaped); the caller frees the string.
+// The resolved configuration as one line of JSON {"section":{"key":value}}
+// in table order: strings as JSON strings, INT exactly, FLOAT with the
+// fewest digits that read back the same, BOOL as true/false. The caller
+// frees the string.
 char *config_to_json(const Config *cfg);
 
 // Prints every key with its type, default and help (for `rlhf help config`).

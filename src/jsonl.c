@@ -1,19 +1,36 @@
 // JSONL readers and writers (see jsonl.h): one JSON object per line, read
 // with getline (no line-length limit), checked for UTF-8 by hand before
-// cJSON sees it, then mapped onto the example structs. The only cJSON user.
+// cJSON sees it, then mapped onto the example structs. Also the JSON writer
+// and the two-level reader. The only cJSON user: no other file escapes or
+// parses JSON.
 #include "jsonl.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/types.h>
-#include <unistd.h>
+#include <threads.h>
 
 #include <cJSON.h>
 
 #include "common.h"
+
+// cJSON allocates through mallocCheck, so running out of memory ends the
+// process there (common.h's policy) and a NULL from cJSON means bad input.
+static void *json_alloc(size_t n) { return mallocCheck(n); }
+
+static void json_hooks_install(void) {
+    cJSON_Hooks hooks = {json_alloc, free};
+    cJSON_InitHooks(&hooks);
+}
+
+static once_flag json_hooks_once = ONCE_FLAG_INIT;
+
+// Called by every function here before it touches cJSON.
+static void json_init(void) { call_once(&json_hooks_once, json_hooks_install); }
 
 // Where an error is: every message starts "FILE:LINE: ".
 // `inner` names a nested object ("messages[2]") or is NULL.
@@ -187,6 +204,7 @@ typedef int (*LineFn)(void *ctx, const cJSON *obj, const Where *w);
 // Calls fn on the object of every non-blank line of path; stops at the first
 // error. A file without any object is an error with hint_empty.
 static int read_lines(const char *path, LineFn fn, void *ctx, const char *hint_empty) {
+    json_init();
     FILE *f = fopen(path, "rb");
     if (!f)
         return rlhf_fail("%s: cannot open: %s; hint: check the path%s", path, strerror(errno),
@@ -571,107 +589,46 @@ void jsonl_free_prompts(PromptSet *set) {
 // Writing
 
 int jsonl_writer_open(JsonlWriter *w, const char *path) {
-    memset(w, 0, sizeof *w);
-    size_t n = strlen(path);
-    w->path = strdup_check(path);
-    w->tmp_path = mallocCheck(n + 5);
-    memcpy(w->tmp_path, path, n);
-    memcpy(w->tmp_path + n, ".tmp", 5);
-    w->f = fopen(w->tmp_path, "wb");
-    if (!w->f) {
-        int e = errno;
-        free(w->path);
-        free(w->tmp_path);
-        memset(w, 0, sizeof *w);
-        return rlhf_fail("%s.tmp: cannot create: %s; hint: check that the directory exists "
-                         "and is writable",
-                         path, strerror(e));
-    }
-    return 0;
-}
-
-static void writer_release(JsonlWriter *w) {
-    free(w->path);
-    free(w->tmp_path);
-    memset(w, 0, sizeof *w);
+    w->n = 0;
+    return atomic_open(&w->file, path);
 }
 
 void jsonl_writer_abort(JsonlWriter *w) {
-    if (w->f) {
-        fclose(w->f);
-        remove(w->tmp_path);
-    }
-    writer_release(w);
-}
-
-// fsync of the directory holding path, so the rename itself is durable.
-static int fsync_parent(const char *path) {
-    char *dir = strdup_check(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY);
-    int rc = 0;
-    if (fd >= 0) {
-        if (fsync(fd) != 0 && errno != EINVAL) rc = -1;  // some filesystems refuse: fine
-        close(fd);
-    }
-    free(dir);
-    return rc;
+    atomic_abort(&w->file);
+    w->n = 0;
 }
 
 int jsonl_writer_commit(JsonlWriter *w) {
-    ASSERT(w->f);
-    int ok = fflush(w->f) == 0 && !ferror(w->f) && fsync(fileno(w->f)) == 0;
-    int e = errno;
-    ok = (fclose(w->f) == 0) && ok;
-    w->f = NULL;
-    if (!ok) {
-        remove(w->tmp_path);
-        int rc = rlhf_fail("%s: write failed: %s; hint: check free disk space", w->tmp_path,
-                           strerror(e ? e : EIO));
-        writer_release(w);
-        return rc;
-    }
-    if (rename(w->tmp_path, w->path) != 0) {
-        e = errno;
-        remove(w->tmp_path);
-        int rc = rlhf_fail("%s: cannot rename into place: %s; hint: check permissions on "
-                           "the directory",
-                           w->path, strerror(e));
-        writer_release(w);
-        return rc;
-    }
-    int rc = 0;
-    if (fsync_parent(w->path) != 0)
-        rc = rlhf_fail("%s: cannot sync the directory: %s; hint: check the filesystem",
-                       w->path, strerror(errno));
-    writer_release(w);
+    int rc = atomic_commit(&w->file);
+    w->n = 0;
     return rc;
 }
 
+// cJSON's builders and printer fail only when an allocation does, and
+// json_alloc never returns NULL: a NULL here is a broken invariant.
 static void add_string(cJSON *obj, const char *key, const char *value) {
-    if (!cJSON_AddStringToObject(obj, key, value)) die("out of memory building JSON");
+    const cJSON *item = cJSON_AddStringToObject(obj, key, value);
+    ASSERT(item);
 }
 
 // Prints obj as one line and deletes it.
 static int write_object(JsonlWriter *w, cJSON *obj) {
     char *text = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
-    if (!text) die("out of memory printing JSON");
-    int ok = fputs(text, w->f) >= 0 && fputc('\n', w->f) != EOF;
+    ASSERT(text);
+    int ok = fputs(text, w->file.f) >= 0 && fputc('\n', w->file.f) != EOF;
     free(text);
     if (!ok)
-        return rlhf_fail("%s: write failed: %s; hint: check free disk space", w->tmp_path,
+        return rlhf_fail("%s: write failed: %s; hint: check free disk space", w->file.tmp,
                          strerror(errno));
     w->n++;
     return 0;
 }
 
 static cJSON *new_object(void) {
+    json_init();
     cJSON *obj = cJSON_CreateObject();
-    if (!obj) die("out of memory building JSON");
+    ASSERT(obj);
     return obj;
 }
 
@@ -683,7 +640,7 @@ int jsonl_write_sft(JsonlWriter *w, const SftExample *ex) {
         add_string(obj, "response", ex->turns[1].text);
     } else {
         cJSON *msgs = cJSON_AddArrayToObject(obj, "messages");
-        if (!msgs) die("out of memory building JSON");
+        ASSERT(msgs);
         for (int i = 0; i < ex->n_turns; i++) {
             cJSON *m = new_object();
             add_string(m, "role", ex->turns[i].role == TURN_USER ? "user" : "assistant");
@@ -702,8 +659,8 @@ int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex) {
     add_string(obj, "chosen", ex->chosen);
     add_string(obj, "rejected", ex->rejected);
     if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
-    if (!cJSON_AddBoolToObject(obj, "rejected_no_eot", ex->rejected_no_eot != 0))
-        die("out of memory building JSON");
+    const cJSON *no_eot = cJSON_AddBoolToObject(obj, "rejected_no_eot", ex->rejected_no_eot != 0);
+    ASSERT(no_eot);
     if (ex->rejected_kind && ex->rejected_kind[0])
         add_string(obj, "rejected_kind", ex->rejected_kind);
     return write_object(w, obj);
@@ -717,9 +674,97 @@ int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex) {
     return write_object(w, obj);
 }
 
+// ---------------------------------------------------------------------------
+// Writing one JSON document: a JsonOut is a cJSON item under another name,
+// so that no other file sees cJSON.
+
+static cJSON *out_item(const JsonOut *o) { return (cJSON *)(void *)o; }
+static JsonOut *out_handle(cJSON *item) { return (JsonOut *)(void *)item; }
+
+// Adds item to parent: under key in an object, appended (key NULL) to an array.
+static void out_attach(JsonOut *parent, const char *key, cJSON *item) {
+    ASSERT(item);
+    cJSON *p = out_item(parent);
+    cJSON_bool ok;
+    if (cJSON_IsArray(p)) {
+        ASSERT(!key);
+        ok = cJSON_AddItemToArray(p, item);
+    } else {
+        ASSERT(cJSON_IsObject(p) && key);
+        ok = cJSON_AddItemToObject(p, key, item);
+    }
+    ASSERT(ok);
+}
+
+JsonOut *json_out_object(void) {
+    json_init();
+    cJSON *obj = cJSON_CreateObject();
+    ASSERT(obj);
+    return out_handle(obj);
+}
+
+JsonOut *json_out_add_object(JsonOut *parent, const char *key) {
+    cJSON *obj = cJSON_CreateObject();
+    out_attach(parent, key, obj);
+    return out_handle(obj);
+}
+
+JsonOut *json_out_add_array(JsonOut *parent, const char *key) {
+    cJSON *arr = cJSON_CreateArray();
+    out_attach(parent, key, arr);
+    return out_handle(arr);
+}
+
+void json_out_add_string(JsonOut *parent, const char *key, const char *s) {
+    out_attach(parent, key, cJSON_CreateString(s));
+}
+
+void json_out_add_bool(JsonOut *parent, const char *key, int b) {
+    out_attach(parent, key, cJSON_CreateBool(b != 0));
+}
+
+void json_out_add_null(JsonOut *parent, const char *key) {
+    out_attach(parent, key, cJSON_CreateNull());
+}
+
+void json_out_add_number_text(JsonOut *parent, const char *key, const char *text) {
+    // cJSON keeps numbers as doubles; raw text keeps every digit (an int64,
+    // a chosen precision) exactly as formatted
+    char *end;
+    double v = strtod(text, &end);
+    ASSERT((text[0] == '-' || isdigit((unsigned char)text[0])) && end != text && !*end &&
+           isfinite(v));
+    out_attach(parent, key, cJSON_CreateRaw(text));
+}
+
+void json_out_add_int(JsonOut *parent, const char *key, int64_t v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRId64, v);
+    json_out_add_number_text(parent, key, buf);
+}
+
+void json_out_add_number(JsonOut *parent, const char *key, double v, int digits) {
+    if (!isfinite(v)) {
+        json_out_add_null(parent, key);
+        return;
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.*g", digits, v);
+    json_out_add_number_text(parent, key, buf);
+}
+
+char *json_out_print(const JsonOut *root) {
+    char *text = cJSON_PrintUnformatted(out_item(root));
+    ASSERT(text);
+    return text;
+}
+
+void json_out_free(JsonOut *root) { cJSON_Delete(out_item(root)); }
+
 // --- a two-level JSON object --------------------------------------------
 
 int json_entries_parse(const char *json, JsonEntries *out) {
+    json_init();
     out->e = NULL;
     out->n = 0;
     cJSON *root = cJSON_Parse(json);
@@ -748,7 +793,8 @@ int json_entries_parse(const char *json, JsonEntries *out) {
                 e->value = strdup_check(kv->valuestring);
             } else {
                 char *text = cJSON_PrintUnformatted(kv);
-                e->value = strdup_check(text ? text : "");
+                ASSERT(text);
+                e->value = strdup_check(text);
                 cJSON_free(text);
             }
         }

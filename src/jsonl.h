@@ -1,7 +1,9 @@
 // JSONL data files: reading SFT examples, preference pairs and PPO prompts,
-// and writing them back one object per line. This is the only file that
-// knows cJSON. It checks shape, types and UTF-8; it does not tokenize or
-// check lengths against a context (the stages do, naming ex->line).
+// and writing them back one object per line; plus a writer for one-line
+// JSON documents (the stored config, eval --json) and a reader for the
+// two-level config object. jsonl.c is the only file that knows cJSON. It
+// checks shape, types and UTF-8; it does not tokenize or check lengths
+// against a context (the stages do, naming ex->line).
 //
 // Every reader returns 0, or -1 with one line "FILE:LINE: what; hint: ..."
 // in rlhf_errmsg. Strings in the structs are NUL-terminated UTF-8 owned by
@@ -9,7 +11,10 @@
 #ifndef RLHF_JSONL_H
 #define RLHF_JSONL_H
 
+#include <stdint.h>
 #include <stdio.h>
+
+#include "common.h"
 
 enum { TURN_USER = 0, TURN_ASSISTANT = 1 };
 
@@ -84,13 +89,11 @@ void jsonl_free_prefs(PrefSet *set);
 void jsonl_free_prompts(PromptSet *set);
 
 // --- writing -------------------------------------------------------------
-// A file written atomically: lines go to PATH.tmp; commit fsyncs it, renames
-// it over PATH and fsyncs the directory; abort removes PATH.tmp. So PATH is
-// either the old file or the complete new one.
+// A file written atomically (common.h's AtomicFile): lines go to PATH.tmp;
+// commit fsyncs it, renames it over PATH and fsyncs the directory; abort
+// removes PATH.tmp. So PATH is either the old file or the complete new one.
 typedef struct {
-    FILE *f;
-    char *path;
-    char *tmp_path;
+    AtomicFile file;
     long n;  // lines written so far
 } JsonlWriter;
 
@@ -112,8 +115,36 @@ int jsonl_write_sft(JsonlWriter *w, const SftExample *ex);
 int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex);
 int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex);
 
+// --- writing one JSON document ---------------------------------------------
+// A JSON value built in memory and printed as one compact line (no blanks,
+// keys in the order they were added, strings escaped by cJSON): what
+// config_to_json and `rlhf eval --json` write. Building cannot fail: memory
+// comes from mallocCheck. Every add takes the parent (an object or array
+// made here) and a key: the member name in an object, NULL in an array.
+typedef struct JsonOut JsonOut;
+
+// A new, empty object; the root of a document. Free it with json_out_free.
+JsonOut *json_out_object(void);
+// A new, empty object or array inside parent, owned by it.
+JsonOut *json_out_add_object(JsonOut *parent, const char *key);
+JsonOut *json_out_add_array(JsonOut *parent, const char *key);
+void json_out_add_string(JsonOut *parent, const char *key, const char *s);
+void json_out_add_bool(JsonOut *parent, const char *key, int b);
+void json_out_add_null(JsonOut *parent, const char *key);
+void json_out_add_int(JsonOut *parent, const char *key, int64_t v);
+// v as printf's "%.*g" with `digits` significant digits; null when v is not
+// finite (JSON has no inf or nan).
+void json_out_add_number(JsonOut *parent, const char *key, double v, int digits);
+// A number the caller has formatted (e.g. the shortest text that reads back
+// as the same double), written as is. It must be a finite JSON number.
+void json_out_add_number_text(JsonOut *parent, const char *key, const char *text);
+// The document as one line, without a newline; the caller frees it.
+char *json_out_print(const JsonOut *root);
+// Frees a root and everything in it. Safe on NULL.
+void json_out_free(JsonOut *root);
+
 // --- a two-level JSON object --------------------------------------------
-// {"section": {"key": scalar, ...}, ...} (what config_to_json writes),
+// {"section":{"key":scalar,...},...} (what config_to_json writes),
 // flattened in file order. value holds a string's text, or a number, true,
 // false or null as cJSON prints it. Returns -1 with a reason when the text
 // is not JSON of that shape. Free with json_entries_free.

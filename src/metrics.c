@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common.h"
 
@@ -75,40 +74,21 @@ static void csv_write_row(FILE *f, const Metrics *mt, size_t r) {
     fputc('\n', f);
 }
 
-// Writes the whole table to csv_path via csv_path.tmp + rename, then keeps
-// the file open for appending. Returns -1 with a reason on failure (the CSV
-// mirror is then closed; the table itself is intact).
+// Writes the whole table to csv_path (atomically, via csv_path.tmp), then
+// keeps the file open for appending. Returns -1 with a reason on failure
+// (the CSV mirror is then closed; the table itself is intact).
 static int csv_rewrite(Metrics *mt) {
     if (mt->csv) fclose(mt->csv);
     mt->csv = NULL;
     const char *path = mt->csv_path;
-    size_t n = strlen(path) + 5;
-    char *tmp = mallocCheck(n);
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        int e = errno;
-        free(tmp);
-        return rlhf_fail("cannot write metrics CSV %s.tmp (%s); hint: check that the "
-                         "directory exists and is writable", path, strerror(e));
-    }
+    AtomicFile af;
+    if (atomic_open(&af, path) != 0)
+        return rlhf_fail("cannot write metrics CSV: %s", rlhf_errmsg);
+    FILE *f = af.f;
     for (int c = 0; c < mt->ncols; c++) fprintf(f, "%s%s", c ? "," : "", mt->names[c]);
     if (mt->ncols) fputc('\n', f);
     for (size_t r = 0; r < mt->nrows; r++) csv_write_row(f, mt, r);
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
-    ok = (fclose(f) == 0) && ok;
-    if (ok && rename(tmp, path) != 0) {
-        ok = false;
-        e = errno;
-    }
-    if (!ok) {
-        remove(tmp);
-        free(tmp);
-        return rlhf_fail("cannot write metrics CSV %s (%s); hint: is the disk full?", path,
-                         strerror(e));
-    }
-    free(tmp);
+    if (atomic_commit(&af) != 0) return rlhf_fail("cannot write metrics CSV: %s", rlhf_errmsg);
     mt->csv = fopen(path, "a");
     if (!mt->csv)
         return rlhf_fail("cannot append to metrics CSV %s (%s); hint: check its permissions",

@@ -6,7 +6,6 @@
 #include <cblas.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +18,7 @@
 #endif
 
 #include "common.h"
-
-static void usage_hint(const char *stage) {
-    rlhf_fail("usage: rlhf %s CONFIG [--resume] [--section.key=value ...]", stage);
-}
+#include "options.h"
 
 // Cores busy with other work right now: /proc/stat sampled 0.2 s apart
 // (this process is idle meanwhile). -1 if it cannot tell.
@@ -78,37 +74,37 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
     metrics_init(&r->metrics);
     r->parent = strdup_check("");
     r->tty = isatty(STDERR_FILENO);
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--resume")) {
-            r->resume = 1;
-        } else if (!strncmp(argv[i], "--", 2) && strchr(argv[i], '=')) {
-            continue;  // overrides are applied after the file
-        } else if (argv[i][0] == '-') {
-            usage_hint(stage);
-            return rlhf_fail("unknown option '%s'; %s", argv[i], rlhf_errmsg);
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            usage_hint(stage);
-            return rlhf_fail("unexpected argument '%s'; %s", argv[i], rlhf_errmsg);
-        }
+    char usage[128];
+    snprintf(usage, sizeof usage, "usage: rlhf %s CONFIG [--resume] [--section.key=value ...]",
+             stage);
+    const OptionSpec spec = {
+        .usage = usage,
+        .positional = {"CONFIG"},
+        .required = 1,
+        .options = {{"resume", 0, 0}},
+        .overrides = 1,
+    };
+    Options o;
+    int rc = options_parse(&o, &spec, argc, argv);
+    const char *path = o.positional[0];
+    if (rc == 0) {
+        r->resume = options_get(&o, "resume") != NULL;
+        // the overrides go over the file
+        rc = config_load(&r->cfg, path);
     }
-    if (!path) {
-        usage_hint(stage);
+    if (rc == 0) rc = options_apply(&o, &r->cfg);
+    if (rc == 0) rc = config_validate(&r->cfg);
+    if (rc != 0) {
+        options_free(&o);
         return -1;
     }
-    if (config_load(&r->cfg, path) != 0) return -1;
-    for (int i = 1; i < argc; i++)
-        if (!strncmp(argv[i], "--", 2) && strchr(argv[i], '=') && config_set(&r->cfg, argv[i]))
-            return -1;
-    if (config_validate(&r->cfg) != 0) return -1;
 
     run_set_threads(&r->cfg);
     warn_if_busy();
     printf("# rlhf %s, config %s%s\n", stage, path, r->resume ? " (resuming)" : "");
     config_print(&r->cfg, stdout);
     fflush(stdout);
+    options_free(&o);
     return 0;
 }
 
@@ -258,14 +254,6 @@ static void prune(const char *dir, int keep) {
     free(names);
 }
 
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int run_ckpt_end(Run *r, Ckpt *ck, int64_t step) {
     if (ckpt_write_metrics(ck, &r->metrics) != 0) {
         ckpt_abort(ck);
@@ -279,10 +267,11 @@ int run_ckpt_end(Run *r, Ckpt *ck, int64_t step) {
     char *tmp = join_path(dir, "latest.h5.tmp"), *latest = join_path(dir, "latest.h5");
     unlink(tmp);
     int rc = 0;
-    if (symlink(name, tmp) != 0 || rename(tmp, latest) != 0)
+    if (symlink(name, tmp) != 0)
         rc = rlhf_fail("cannot update '%s': %s; hint: check that the run directory is "
                        "writable", latest, strerror(errno));
-    fsync_dir(dir);
+    else
+        rc = atomic_rename(tmp, latest);  // on failure it has removed the tmp
     free(tmp);
     free(latest);
     if (rc == 0) prune(dir, (int)r->cfg.checkpoint.keep);
@@ -291,34 +280,18 @@ int run_ckpt_end(Run *r, Ckpt *ck, int64_t step) {
 
 int parse_options(Config *cfg, const char *section, int argc, char **argv,
                   const char **positional, int max_positional, const char *usage) {
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) {
-            if (npos >= max_positional) die("unexpected argument '%s'; hint: %s", a, usage);
-            positional[npos++] = a;
-            continue;
-        }
-        const char *key = a + 2, *eq = strchr(key, '=');
-        char *buf;
-        if (eq && memchr(key, '.', (size_t)(eq - key))) {  // --section.key=value
-            buf = strdup_check(key);
-        } else {
-            const char *value = eq ? eq + 1 : NULL;
-            size_t klen = eq ? (size_t)(eq - key) : strlen(key);
-            if (!value) {
-                if (i + 1 >= argc) die("option '%s' needs a value; hint: %s", a, usage);
-                value = argv[++i];
-            }
-            size_t n = strlen(section) + klen + strlen(value) + 3;
-            buf = mallocCheck(n);
-            snprintf(buf, n, "%s.%.*s=%s", section, (int)klen, key, value);
-        }
-        int rc = config_set(cfg, buf);
-        free(buf);
-        if (rc != 0) die_last();
+    ASSERT(max_positional >= 0 && max_positional <= OPTIONS_MAX_POSITIONAL);
+    OptionSpec spec = {.usage = usage, .section = section};
+    for (int i = 0; i < max_positional; i++) spec.positional[i] = "argument";
+    Options o;
+    int rc = options_parse(&o, &spec, argc, argv);
+    if (rc == 0) rc = options_apply(&o, cfg);
+    if (rc == 0) {
+        for (int i = 0; i < o.n_positional; i++) positional[i] = o.positional[i];
+        rc = o.n_positional;
     }
-    return npos;
+    options_free(&o);
+    return rc;
 }
 
 static void format_duration(char *buf, size_t n, double s) {

@@ -61,11 +61,12 @@ Ckpt *run_ckpt_begin(Run *r, int64_t step);
 // failure.
 int run_ckpt_end(Run *r, Ckpt *ck, int64_t step);
 
-// Options of the non-training commands (sample, chat): "--key value" or
-// "--key=value" set key of `section`, "--section.key=value" any key. Up to
-// max_positional other arguments go to positional[]. Returns how many
-// positional arguments there were, or dies with a one-line reason whose
-// hint is `usage` (the command's usage line) for a misplaced argument.
+// Options of a command bound to one config section (chat), read with
+// options.h: "--key value" or "--key=value" set key of `section`,
+// "--section.key=value" any key. Up to max_positional (at most
+// OPTIONS_MAX_POSITIONAL) other arguments go to positional[]. Returns how
+// many positional arguments there were, or -1 with a one-line reason (whose
+// hint is `usage`, the command's usage line, for a misplaced argument).
 int parse_options(Config *cfg, const char *section, int argc, char **argv,
                   const char **positional, int max_positional, const char *usage);
 

@@ -5,9 +5,7 @@
 #include "tasks.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common.h"
 #include "jsonl.h"
@@ -740,30 +738,6 @@ static void strset_free(StrSet *set) {
     memset(set, 0, sizeof *set);
 }
 
-// mkdir -p
-static int make_dirs(const char *path) {
-    char *p = strdup_check(path);
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char keep = *s;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            rc = rlhf_fail("%s: cannot create directory: %s; hint: check the --out path and "
-                           "its permissions",
-                           p, strerror(errno));
-            break;
-        }
-        *s = keep;
-        if (!keep) break;
-    }
-    struct stat st;
-    if (rc == 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
-        rc = rlhf_fail("%s: not a directory; hint: give --out a directory path", path);
-    free(p);
-    return rc;
-}
-
 // Each file draws from its own stream, so changing n_test leaves the train
 // files as they were.
 static uint64_t stream_seed(uint64_t seed, int file) {
@@ -842,7 +816,7 @@ int tasks_write_data(const TasksSpec *spec, TasksReport *report) {
         return rlhf_fail("no task families selected; hint: --families reverse,add,...");
     for (int i = 0; i < spec->n_families; i++)
         ASSERT(spec->families[i] >= 0 && spec->families[i] < tasks_n_families);
-    if (make_dirs(spec->out_dir)) return -1;
+    if (mkdir_p(spec->out_dir)) return -1;
 
     JsonlWriter w[TASKS_N_FILES];
     memset(w, 0, sizeof w);

@@ -60,7 +60,7 @@ run_fails "$R" chat "$D/data/tokenizer.h5"
 run_fails "$R" chat "$C" --bogus 1
 run_fails "$R" chat "$C" --temperature
 run_fails "$R" chat "$C" "$C"
-# rlhf sample reads its options the same way (parse_options)
+# rlhf sample reads its options the same way (options.h)
 run_fails "$R" sample
 run_fails "$R" sample "$C" --temperature
 run_fails "$R" sample "$C" "$C"

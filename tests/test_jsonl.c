@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +433,49 @@ static void test_writer_bad_dir(void **state) {
     jsonl_writer_abort(&w);  // harmless after a failed open
 }
 
+// The JSON writer: key order, escapes, exact integers, chosen digits, null
+// for what JSON cannot hold, nesting; the text reads back with
+// json_entries_parse.
+static void test_json_out(void **state) {
+    JsonOut *root = json_out_object();
+    JsonOut *a = json_out_add_object(root, "a");
+    json_out_add_string(a, "s", "q\"b\\c\n\x01\xc3\xa9");
+    json_out_add_int(a, "big", INT64_MIN);
+    json_out_add_number(a, "x", 1.0 / 3.0, 9);
+    json_out_add_number(a, "inf", INFINITY, 9);
+    json_out_add_number_text(a, "exact", "0.30000000000000004");
+    json_out_add_bool(a, "t", 1);
+    json_out_add_null(a, "n");
+    JsonOut *arr = json_out_add_array(root, "list");
+    json_out_add_int(arr, NULL, 1);
+    JsonOut *inner = json_out_add_object(arr, NULL);
+    json_out_add_bool(inner, "f", 0);
+    char *text = json_out_print(root);
+    json_out_free(root);
+    assert_string_equal(text,
+                        "{\"a\":{\"s\":\"q\\\"b\\\\c\\n\\u0001\xc3\xa9\","
+                        "\"big\":-9223372036854775808,\"x\":0.333333333,\"inf\":null,"
+                        "\"exact\":0.30000000000000004,\"t\":true,\"n\":null},"
+                        "\"list\":[1,{\"f\":false}]}");
+    free(text);
+
+    // a two-level document reads back, strings unescaped
+    root = json_out_object();
+    a = json_out_add_object(root, "sec");
+    json_out_add_string(a, "k", "line\nbreak \"quoted\"");
+    json_out_add_int(a, "i", 42);
+    text = json_out_print(root);
+    json_out_free(root);
+    JsonEntries es;
+    assert_int_equal(json_entries_parse(text, &es), 0);
+    assert_int_equal(es.n, 2);
+    assert_string_equal(json_entries_find(&es, "sec", "k")->value, "line\nbreak \"quoted\"");
+    assert_string_equal(json_entries_find(&es, "sec", "i")->value, "42");
+    json_entries_free(&es);
+    free(text);
+    json_out_free(NULL);  // safe
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prompt_response),
@@ -457,6 +501,7 @@ int main(void) {
         cmocka_unit_test(test_more_line_errors),
         cmocka_unit_test(test_write_read_roundtrip),
         cmocka_unit_test(test_writer_bad_dir),
+        cmocka_unit_test(test_json_out),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

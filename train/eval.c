@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -28,6 +27,7 @@
 #include "evaluate.h"
 #include "gpt.h"
 #include "jsonl.h"
+#include "options.h"
 #include "ppo.h"
 #include "run.h"
 #include "tasks.h"
@@ -43,9 +43,8 @@
 
 typedef struct {
     const char *ckpt, *config, *text, *ref, *json;
-    long show;  // held-out task examples to print with the model's answers
-    const char **overrides;
-    int n_overrides;
+    long show;      // held-out task examples to print with the model's answers
+    Options opts;   // what the strings point into, and the config overrides
 } EvalArgs;
 
 // What was measured; NaN = not measured.
@@ -93,46 +92,30 @@ static void results_free(Results *r) {
 
 // --- arguments -------------------------------------------------------------------
 
-// "--name VALUE" or "--name=VALUE" at argv[*i]; returns the value or NULL.
-static const char *option_value(int argc, char **argv, int *i, const char *name) {
-    const char *a = argv[*i] + 2;
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0) return NULL;
-    if (a[n] == '=') return a + n + 1;
-    if (a[n] != '\0') return NULL;
-    if (*i + 1 >= argc) die("option '--%s' needs a value; hint: %s", name, USAGE);
-    return argv[++*i];
-}
-
-static void args_parse(EvalArgs *a, int argc, char **argv) {
+static int args_parse(EvalArgs *a, int argc, char **argv) {
+    static const OptionSpec spec = {
+        .usage = USAGE,
+        .positional = {"checkpoint", "CONFIG"},
+        .required = 2,
+        .options = {{"text", 1, 0}, {"ref", 1, 0}, {"json", 1, 0}, {"show", 1, 0}},
+        .overrides = 1,
+    };
     memset(a, 0, sizeof *a);
-    a->overrides = mallocCheck((size_t)(argc + 1) * sizeof(char *));
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *v;
-        if (strncmp(arg, "--", 2) != 0) {
-            if (npos == 0) a->ckpt = arg;
-            else if (npos == 1) a->config = arg;
-            else die("unexpected argument '%s'; hint: %s", arg, USAGE);
-            npos++;
-        } else if ((v = option_value(argc, argv, &i, "text"))) {
-            a->text = v;
-        } else if ((v = option_value(argc, argv, &i, "ref"))) {
-            a->ref = v;
-        } else if ((v = option_value(argc, argv, &i, "json"))) {
-            a->json = v;
-        } else if ((v = option_value(argc, argv, &i, "show"))) {
-            char *end;
-            a->show = strtol(v, &end, 10);
-            if (end == v || *end || a->show < 0)
-                die("--show '%s' is not a count; hint: --show 5 prints five examples", v);
-        } else if (strchr(arg, '=') && memchr(arg, '.', (size_t)(strchr(arg, '=') - arg))) {
-            a->overrides[a->n_overrides++] = arg;
-        } else {
-            die("unknown option '%s'; hint: %s", arg, USAGE);
-        }
+    if (options_parse(&a->opts, &spec, argc, argv) != 0) return -1;
+    a->ckpt = a->opts.positional[0];
+    a->config = a->opts.positional[1];
+    a->text = options_get(&a->opts, "text");
+    a->ref = options_get(&a->opts, "ref");
+    a->json = options_get(&a->opts, "json");
+    const char *show = options_get(&a->opts, "show");
+    if (show) {
+        char *end;
+        a->show = strtol(show, &end, 10);
+        if (end == show || *end || a->show < 0)
+            return rlhf_fail("--show '%s' is not a count; hint: --show 5 prints five examples",
+                             show);
     }
-    if (npos < 2) die("%s; hint: %s", npos ? "no CONFIG given" : "no checkpoint given", USAGE);
+    return 0;
 }
 
 static int file_exists(const char *path) {
@@ -533,22 +516,6 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
 
 // --- output ------------------------------------------------------------------------------
 
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-// ", "KEY": VALUE" (JSON has no inf: a perplexity that overflows is null).
-static void json_number(FILE *f, const char *key, double v) {
-    if (isfinite(v)) fprintf(f, ", \"%s\": %.9g", key, v);
-    else fprintf(f, ", \"%s\": null", key);
-}
-
 typedef struct {
     const char *key;
     double value;
@@ -568,72 +535,58 @@ static int result_fields(const Results *r, Field *out) {
     return n;
 }
 
+// Numbers carry 9 significant digits, as the metrics CSV does.
+#define JSON_DIGITS 9
+
 static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta, const Results *r) {
-    size_t len = strlen(path) + 8;
-    char *tmp = mallocCheck(len);
-    snprintf(tmp, len, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        rlhf_fail("--json %s: cannot write: %s; hint: check the directory", path, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    fprintf(f, "{\"checkpoint\": ");
-    json_string(f, a->ckpt);
-    fprintf(f, ", \"config\": ");
-    json_string(f, a->config);
-    fprintf(f, ", \"stage\": ");
-    json_string(f, meta->stage);
-    fprintf(f, ", \"step\": %lld", (long long)meta->step);
+    JsonOut *root = json_out_object();
+    json_out_add_string(root, "checkpoint", a->ckpt);
+    json_out_add_string(root, "config", a->config);
+    json_out_add_string(root, "stage", meta->stage);
+    json_out_add_int(root, "step", meta->step);
     Field main_fields[16];
     int n = result_fields(r, main_fields);
-    for (int i = 0; i < n; i++) json_number(f, main_fields[i].key, main_fields[i].value);
+    for (int i = 0; i < n; i++)  // a perplexity that overflows is null
+        json_out_add_number(root, main_fields[i].key, main_fields[i].value, JSON_DIGITS);
     Field extra[] = {{"lm_tokens", r->lm_tokens},           {"task_graded", r->task_graded},
                      {"rm_pairs", r->rm_pairs},             {"rm_reward_mean", r->rm_mean},
                      {"rm_reward_std", r->rm_std},          {"reward_raw", r->reward_raw},
                      {"reward_prompts", r->reward_prompts}, {"reward_prompts_accuracy", r->policy_accuracy},
                      {"kl_k3", r->kl_k3},                   {"kl_response_length", r->kl_length}};
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
-        if (!isnan(extra[i].value)) json_number(f, extra[i].key, extra[i].value);
+        if (!isnan(extra[i].value))
+            json_out_add_number(root, extra[i].key, extra[i].value, JSON_DIGITS);
     if (!isnan(r->accuracy)) {
-        fprintf(f, ", \"accuracy_by_family\": {");
-        int first = 1;
-        for (int fam = 0; fam < tasks_n_families; fam++) {
-            if (!r->family_total[fam]) continue;
-            fprintf(f, "%s\"%s\": %.9g", first ? "" : ", ", tasks_families[fam].name,
-                    r->family_acc[fam]);  // a ratio: always finite
-            first = 0;
-        }
-        fprintf(f, "}");
+        JsonOut *by_family = json_out_add_object(root, "accuracy_by_family");
+        for (int fam = 0; fam < tasks_n_families; fam++)
+            if (r->family_total[fam])
+                json_out_add_number(by_family, tasks_families[fam].name, r->family_acc[fam],
+                                    JSON_DIGITS);
     }
     if (r->n_shown > 0) {
-        fprintf(f, ", \"examples\": [");
+        JsonOut *examples = json_out_add_array(root, "examples");
         for (long i = 0; i < r->n_shown; i++) {
-            fprintf(f, "%s{\"family\": ", i ? ", " : "");
-            json_string(f, r->shown_family[i]);
-            fprintf(f, ", \"prompt\": ");
-            json_string(f, r->shown_prompt[i]);
-            fprintf(f, ", \"expected\": ");
-            json_string(f, r->shown_expected[i]);
-            fprintf(f, ", \"response\": ");
-            json_string(f, r->shown_response[i]);
-            fprintf(f, ", \"correct\": %s}", r->shown_correct[i] == 1   ? "true"
-                                              : r->shown_correct[i] == 0 ? "false"
-                                                                         : "null");
+            JsonOut *e = json_out_add_object(examples, NULL);
+            json_out_add_string(e, "family", r->shown_family[i]);
+            json_out_add_string(e, "prompt", r->shown_prompt[i]);
+            json_out_add_string(e, "expected", r->shown_expected[i]);
+            json_out_add_string(e, "response", r->shown_response[i]);
+            if (r->shown_correct[i] == 1 || r->shown_correct[i] == 0)
+                json_out_add_bool(e, "correct", r->shown_correct[i]);
+            else
+                json_out_add_null(e, "correct");  // not graded
         }
-        fprintf(f, "]");
     }
-    fprintf(f, "}\n");
-    int bad = ferror(f) != 0;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        rlhf_fail("--json %s: write failed: %s; hint: check the disk", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
+    char *text = json_out_print(root);
+    json_out_free(root);
+    AtomicFile af;
+    int rc = atomic_open(&af, path);
+    if (rc == 0) {
+        fprintf(af.f, "%s\n", text);
+        rc = atomic_commit(&af);
     }
-    free(tmp);
+    free(text);
+    if (rc != 0) return rlhf_fail("--json %s: %s", path, rlhf_errmsg);
     return 0;
 }
 
@@ -641,13 +594,12 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
 
 int cmd_eval(int argc, char **argv) {
     EvalArgs a;
-    args_parse(&a, argc, argv);
+    if (args_parse(&a, argc, argv) != 0) die_last();
     Config cfg;
     config_init(&cfg);
-    if (config_load(&cfg, a.config) != 0) die_last();
-    for (int i = 0; i < a.n_overrides; i++)
-        if (config_set(&cfg, a.overrides[i]) != 0) die_last();
-    if (config_validate(&cfg) != 0) die_last();
+    if (config_load(&cfg, a.config) != 0 || options_apply(&a.opts, &cfg) != 0 ||
+        config_validate(&cfg) != 0)
+        die_last();
     run_set_threads(&cfg);
 
     GPT m;
@@ -717,7 +669,7 @@ int cmd_eval(int argc, char **argv) {
     if (a.json && write_json(a.json, &a, &meta, &r) != 0) die_last();
 
     results_free(&r);
-    free(a.overrides);
+    options_free(&a.opts);
     ckpt_meta_free(&meta);
     tokenizer_free(&tok);
     gpt_free(&m);

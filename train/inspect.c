@@ -18,6 +18,7 @@
 #include "jsonl.h"
 #include "metrics.h"
 #include "optim.h"
+#include "options.h"
 #include "run.h"
 #include "tokenizer.h"
 
@@ -366,14 +367,15 @@ static int print_state(Ckpt *ck, const char *stage) {
 // --- the command -----------------------------------------------------------------
 
 int cmd_inspect(int argc, char **argv) {
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-' && argv[i][1])
-            die("unknown option '%s'; hint: usage: rlhf inspect CKPT", argv[i]);
-        if (path) die("unexpected argument '%s'; hint: usage: rlhf inspect CKPT", argv[i]);
-        path = argv[i];
-    }
-    if (!path) die("no checkpoint given; hint: usage: rlhf inspect CKPT (e.g. checkpoints/run/latest.h5)");
+    static const OptionSpec spec = {
+        .usage = "usage: rlhf inspect CKPT (e.g. checkpoints/run/latest.h5)",
+        .positional = {"checkpoint"},
+        .required = 1,
+    };
+    Options opts;
+    if (options_parse(&opts, &spec, argc, argv) != 0) die_last();
+    const char *path = opts.positional[0];  // points into argv: outlives opts
+    options_free(&opts);
 
     // read everything first, so a damaged file gives one error line only
     CkptMeta meta = {0};

@@ -13,6 +13,7 @@
 #include "common.h"
 #include "config.h"
 #include "gpt.h"
+#include "options.h"
 #include "run.h"
 #include "sampling.h"
 #include "tokenizer.h"
@@ -21,29 +22,10 @@
     "usage: rlhf sample CKPT [--prompt TEXT] [--max_new_tokens N] [--temperature T] "       \
     "[--top_k K] [--top_p P] [--seed S] [--num_samples N] [--logits FILE]"
 
-// Takes `--logits FILE` / `--logits=FILE` out of argv (the rest goes to
-// parse_options); returns the new argc. *path stays NULL when absent.
-static int take_logits_option(int argc, char **argv, const char **path) {
-    int k = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--logits") == 0) {
-            if (i + 1 >= argc || argv[i + 1][0] == '\0')
-                die("--logits needs a file name; hint: %s", USAGE);
-            *path = argv[++i];
-        } else if (strncmp(argv[i], "--logits=", 9) == 0) {
-            if (argv[i][9] == '\0') die("--logits needs a file name; hint: %s", USAGE);
-            *path = argv[i] + 9;
-        } else {
-            argv[k++] = argv[i];
-        }
-    }
-    return k;
-}
-
 // Writes the next-token logits after ids[0..n) to path, one value per line
 // (%.9g, enough digits to round-trip a float): first from a full forward
 // (last position), then from the KV-cache path, each section under a '#'
-// line. Written to PATH.tmp and renamed, so no partial file is left.
+// line. Written atomically (PATH.tmp, fsync, rename), so no partial file is left.
 static int write_logits(const char *path, GPT *m, const int *ids, int n) {
     const int V = m->config.vocab_size;
     gpt_forward(m, ids, 1, n, 1);
@@ -51,27 +33,16 @@ static int write_logits(const char *path, GPT *m, const int *ids, int n) {
     KVCache kv;
     kvcache_build(&kv, &m->config, 1, n);
     for (int pos = 0; pos < n; pos++) gpt_decode_step(m, &kv, &ids[pos], pos);
-    size_t tlen = strlen(path) + 5;
-    char *tmp = mallocCheck(tlen);
-    snprintf(tmp, tlen, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int rc = 0;
-    if (!f) {
-        rc = rlhf_fail("cannot write %s (via %s); hint: check that its directory exists and is "
-                       "writable", path, tmp);
-    } else {
-        fprintf(f, "# next-token logits after a prompt of %d tokens, V=%d\n", n, V);
-        fprintf(f, "# full forward, last position\n");
-        for (int v = 0; v < V; v++) fprintf(f, "%.9g\n", full[v]);
-        fprintf(f, "# kv cache\n");
-        for (int v = 0; v < V; v++) fprintf(f, "%.9g\n", kv.logits[v]);
-        if (ferror(f) | fclose(f))
-            rc = rlhf_fail("writing %s failed; hint: is the disk full?", tmp);
-        else if (rename(tmp, path) != 0)
-            rc = rlhf_fail("cannot rename %s to %s; hint: check the directory", tmp, path);
-        if (rc != 0) remove(tmp);
+    AtomicFile af;
+    int rc = atomic_open(&af, path);
+    if (rc == 0) {
+        fprintf(af.f, "# next-token logits after a prompt of %d tokens, V=%d\n", n, V);
+        fprintf(af.f, "# full forward, last position\n");
+        for (int v = 0; v < V; v++) fprintf(af.f, "%.9g\n", full[v]);
+        fprintf(af.f, "# kv cache\n");
+        for (int v = 0; v < V; v++) fprintf(af.f, "%.9g\n", kv.logits[v]);
+        rc = atomic_commit(&af);
     }
-    free(tmp);
     kvcache_free(&kv);
     return rc;
 }
@@ -79,10 +50,19 @@ static int write_logits(const char *path, GPT *m, const int *ids, int n) {
 int cmd_sample(int argc, char **argv) {
     Config cfg;
     config_init(&cfg);
-    const char *ckpt = NULL, *logits_path = NULL;
-    argc = take_logits_option(argc, argv, &logits_path);
-    if (parse_options(&cfg, "sample", argc, argv, &ckpt, 1, USAGE) != 1)
-        die("no checkpoint given; hint: %s", USAGE);
+    // the options are the keys of [sample], and --logits
+    static const OptionSpec spec = {
+        .usage = USAGE,
+        .positional = {"checkpoint"},
+        .required = 1,
+        .options = {{"logits", 1, 0}},
+        .section = "sample",
+    };
+    Options opts;
+    if (options_parse(&opts, &spec, argc, argv) != 0 || options_apply(&opts, &cfg) != 0)
+        die_last();
+    const char *ckpt = opts.positional[0], *logits_path = options_get(&opts, "logits");
+    if (logits_path && !logits_path[0]) die("--logits needs a file name; hint: %s", USAGE);
     if (config_validate(&cfg) != 0) die_last();
     GPT m;
     Tokenizer tok = {0};
@@ -110,6 +90,7 @@ int cmd_sample(int argc, char **argv) {
         tokenizer_free(&tok);
         gpt_free(&m);
         config_free(&cfg);
+        options_free(&opts);
         if (rc != 0) die_last();
         return 0;
     }
@@ -151,5 +132,6 @@ int cmd_sample(int argc, char **argv) {
     tokenizer_free(&tok);
     gpt_free(&m);
     config_free(&cfg);
+    options_free(&opts);
     return 0;
 }

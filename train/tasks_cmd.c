@@ -1,6 +1,7 @@
 // `rlhf tasks`: writes the task data files (SFT, preference and PPO prompt
-// splits, train and test) with the generators of src/tasks.c. Only option
-// parsing and printing live here; tasks_write_data does the work.
+// splits, train and test) with the generators of src/tasks.c. Only reading
+// the options (options.h) and printing live here; tasks_write_data does the
+// work.
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "options.h"
 #include "tasks.h"
 
 static void tasks_usage(FILE *out) {
@@ -48,57 +50,39 @@ static int parse_seed(const char *s, uint64_t *out) {
 }
 
 int cmd_tasks(int argc, char **argv) {
+    static const OptionSpec cli = {
+        .usage = "usage: rlhf tasks [--out DIR] [--seed N] [--n_train N] [--n_test N] "
+                 "[--families a,b,c] (--help explains them)",
+        .options = {{"help", 0, 'h'},
+                    {"out", 1, 0},
+                    {"seed", 1, 0},
+                    {"n_train", 1, 0},
+                    {"n_test", 1, 0},
+                    {"families", 1, 0}},
+    };
+    Options opts;  // the values point into argv
+    if (options_parse(&opts, &cli, argc, argv) != 0) die_last();
+    if (options_get(&opts, "help")) {
+        tasks_usage(stdout);
+        options_free(&opts);
+        return 0;
+    }
     TasksSpec spec = {.out_dir = "data/gen/tasks", .seed = 1, .n_train = 20000, .n_test = 500};
-    const char *families = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            tasks_usage(stdout);
-            return 0;
-        }
-        // --key value or --key=value
-        static const char *const keys[] = {"--out", "--seed", "--n_train", "--n_test",
-                                           "--families"};
-        int k = -1;
-        const char *val = NULL;
-        for (int j = 0; j < 5; j++) {
-            size_t n = strlen(keys[j]);
-            if (strncmp(arg, keys[j], n) != 0) continue;
-            if (arg[n] == '=') val = arg + n + 1;
-            else if (arg[n] == '\0' && i + 1 < argc) val = argv[++i];
-            else if (arg[n] != '\0') continue;
-            k = j;
-            break;
-        }
-        int rc = 0;
-        if (k < 0) {
-            rc = rlhf_fail("tasks: unknown option '%s'; hint: run 'rlhf tasks --help' for the "
-                           "options",
-                           arg);
-        } else if (!val) {
-            rc = rlhf_fail("tasks: %s needs a value; hint: e.g. %s=...", keys[k], keys[k]);
-        } else if (k == 0) {
-            if (!val[0]) rc = rlhf_fail("tasks: --out is empty; hint: give a directory");
-            spec.out_dir = val;
-        } else if (k == 1) {
-            rc = parse_seed(val, &spec.seed);
-        } else if (k == 2) {
-            rc = parse_count("--n_train", val, 1, 100000000, &spec.n_train);
-        } else if (k == 3) {
-            rc = parse_count("--n_test", val, 1, 100000000, &spec.n_test);
-        } else {
-            families = val;
-        }
-        if (rc) {
-            fprintf(stderr, "rlhf: error: %s\n", rlhf_errmsg);
-            return 1;
-        }
+    const char *v;
+    if ((v = options_get(&opts, "out"))) {
+        if (!v[0]) die("tasks: --out is empty; hint: give a directory");
+        spec.out_dir = v;
     }
-    spec.n_families = tasks_parse_families(families, spec.families);
-    if (spec.n_families < 0) {
-        fprintf(stderr, "rlhf: error: %s\n", rlhf_errmsg);
-        return 1;
-    }
+    if ((v = options_get(&opts, "seed")) && parse_seed(v, &spec.seed) != 0) die_last();
+    if ((v = options_get(&opts, "n_train")) &&
+        parse_count("--n_train", v, 1, 100000000, &spec.n_train) != 0)
+        die_last();
+    if ((v = options_get(&opts, "n_test")) &&
+        parse_count("--n_test", v, 1, 100000000, &spec.n_test) != 0)
+        die_last();
+    spec.n_families = tasks_parse_families(options_get(&opts, "families"), spec.families);
+    if (spec.n_families < 0) die_last();
+    options_free(&opts);
 
     printf("tasks: seed %" PRIu64 ", %ld train / %ld test examples per file, families", spec.seed,
            spec.n_train, spec.n_test);
@@ -108,10 +92,7 @@ int cmd_tasks(int argc, char **argv) {
     fflush(stdout);
 
     TasksReport report;
-    if (tasks_write_data(&spec, &report)) {
-        fprintf(stderr, "rlhf: error: %s\n", rlhf_errmsg);
-        return 1;
-    }
+    if (tasks_write_data(&spec, &report)) die_last();
     for (int k = 0; k < TASKS_N_FILES; k++) {
         printf("  wrote %s/%s  %ld lines", spec.out_dir, tasks_file_names[k], report.written[k]);
         if (report.dropped[k])

@@ -1,0 +1,198 @@
+// Tests for common.c's file plumbing: mkdir_p, and crash-safe replacement
+// (AtomicFile, atomic_install, atomic_rename) that leaves PATH old or
+// complete and never a PATH.tmp; every failure is -1 with a one-line reason.
+// Files go to mkdtemp.
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static char tmpdir[64];
+
+static int group_setup(void **state) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/rlhf_test_common_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *path_in(const char *name) {
+    static char buf[4][256];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void assert_text(const char *path, const char *want) {
+    char buf[256] = "";
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    assert_string_equal(buf, want);
+}
+
+static void assert_msg_has(const char *want) {
+    if (!strstr(rlhf_errmsg, want)) fail_msg("message \"%s\" lacks \"%s\"", rlhf_errmsg, want);
+    if (!strstr(rlhf_errmsg, "; hint: ")) fail_msg("message \"%s\" has no hint", rlhf_errmsg);
+    assert_null(strchr(rlhf_errmsg, '\n'));
+}
+
+static void test_mkdir_p(void **state) {
+    assert_int_equal(mkdir_p(path_in("m/n/o")), 0);
+    struct stat st;
+    assert_int_equal(stat(path_in("m/n/o"), &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(mkdir_p(path_in("m/n/o")), 0);  // already there
+    assert_int_equal(mkdir_p(path_in("m/n/")), 0);   // a trailing slash
+    write_text(path_in("m/file"), "x");
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(mkdir_p(path_in("m/file")), -1);  // a file in the way
+    assert_msg_has("m/file");
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(mkdir_p(path_in("m/file/sub")), -1);
+    assert_msg_has("cannot create directory");
+    assert_int_equal(mkdir_p(""), -1);
+}
+
+static void test_atomic_commit_replaces(void **state) {
+    const char *path = path_in("a.txt"), *tmp = path_in("a.txt.tmp");
+    write_text(path, "old\n");
+    AtomicFile af;
+    assert_int_equal(atomic_open(&af, path), 0);
+    fputs("new\n", af.f);
+    assert_text(path, "old\n");  // untouched until the commit
+    assert_true(exists(tmp));
+    assert_int_equal(atomic_commit(&af), 0);
+    assert_text(path, "new\n");
+    assert_false(exists(tmp));
+    assert_null(af.f);
+    atomic_abort(&af);  // harmless after a commit
+    assert_text(path, "new\n");
+}
+
+static void test_atomic_abort_keeps_old(void **state) {
+    const char *path = path_in("b.txt"), *tmp = path_in("b.txt.tmp");
+    write_text(path, "old\n");
+    AtomicFile af;
+    assert_int_equal(atomic_open(&af, path), 0);
+    fputs("half", af.f);
+    atomic_abort(&af);
+    assert_text(path, "old\n");
+    assert_false(exists(tmp));
+    AtomicFile zero = {0};
+    atomic_abort(&zero);  // harmless on a zeroed one
+}
+
+// A stale PATH.tmp that is a link to another file is replaced, not written
+// through.
+static void test_atomic_stale_link(void **state) {
+    const char *path = path_in("c.txt"), *tmp = path_in("c.txt.tmp"), *victim = path_in("victim");
+    write_text(victim, "keep\n");
+    assert_int_equal(symlink(victim, tmp), 0);
+    AtomicFile af;
+    assert_int_equal(atomic_open(&af, path), 0);
+    fputs("data\n", af.f);
+    assert_int_equal(atomic_commit(&af), 0);
+    assert_text(victim, "keep\n");
+    assert_text(path, "data\n");
+    assert_false(exists(tmp));
+}
+
+static void test_atomic_open_fails(void **state) {
+    AtomicFile af;
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(atomic_open(&af, path_in("no/such/dir/x")), -1);
+    assert_msg_has("no/such/dir/x.tmp: cannot create: No such file or directory");
+    assert_null(af.f);
+    atomic_abort(&af);  // harmless after a failed open
+}
+
+// The rename fails (a non-empty directory sits at PATH): -1 naming PATH,
+// the tmp removed, PATH as it was.
+static void test_atomic_rename_fails(void **state) {
+    const char *dir = path_in("adir"), *inner = path_in("adir/x"), *tmp = path_in("adir.tmp");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    write_text(inner, "inside\n");
+    AtomicFile af;
+    assert_int_equal(atomic_open(&af, dir), 0);
+    fputs("data\n", af.f);
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(atomic_commit(&af), -1);
+    assert_msg_has("cannot rename");
+    assert_msg_has(dir);
+    assert_false(exists(tmp));
+    assert_text(inner, "inside\n");
+}
+
+// A file written and closed by other means, and a symbolic link.
+static void test_atomic_install_and_rename(void **state) {
+    const char *tmp = path_in("d.h5.tmp"), *path = path_in("d.h5");
+    write_text(tmp, "payload\n");
+    assert_int_equal(atomic_install(tmp, path), 0);
+    assert_text(path, "payload\n");
+    assert_false(exists(tmp));
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(atomic_install(path_in("missing.tmp"), path_in("missing")), -1);
+    assert_msg_has("cannot sync");
+
+    const char *link_tmp = path_in("latest.tmp"), *link = path_in("latest");
+    assert_int_equal(symlink("d.h5", link_tmp), 0);
+    assert_int_equal(atomic_rename(link_tmp, link), 0);
+    char target[64];
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    assert_true(n > 0);
+    target[n] = '\0';
+    assert_string_equal(target, "d.h5");
+    assert_false(exists(link_tmp));
+}
+
+static void test_fsync_parent_dir(void **state) {
+    assert_int_equal(fsync_parent_dir(path_in("anything")), 0);
+    assert_int_equal(fsync_parent_dir("relative_name"), 0);  // the current directory
+    assert_int_equal(fsync_parent_dir("/top_level_name"), 0);
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(fsync_parent_dir(path_in("no/such/x")), -1);
+    assert_msg_has("no/such");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mkdir_p),
+        cmocka_unit_test(test_atomic_commit_replaces),
+        cmocka_unit_test(test_atomic_abort_keeps_old),
+        cmocka_unit_test(test_atomic_stale_link),
+        cmocka_unit_test(test_atomic_open_fails),
+        cmocka_unit_test(test_atomic_rename_fails),
+        cmocka_unit_test(test_atomic_install_and_rename),
+        cmocka_unit_test(test_fsync_parent_dir),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
