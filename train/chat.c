@@ -46,8 +46,9 @@ int cmd_chat(int argc, char **argv) {
     Config cfg;
     config_init(&cfg);
     const char *ckpt = NULL;
-    if (parse_options(&cfg, "sample", argc, argv, &ckpt, 1, USAGE) != 1)
-        die("no checkpoint given; hint: %s", USAGE);
+    int npos = parse_options(&cfg, "sample", argc, argv, &ckpt, 1, USAGE);
+    if (npos < 0) die_last();
+    if (npos != 1) die("no checkpoint given; hint: %s", USAGE);
     if (config_validate(&cfg) != 0) die_last();
     run_set_threads(&cfg);
     // a tokenizer file opens fine but holds no model: say so plainly

@@ -329,16 +329,17 @@ static void print_metrics(const Metrics *mt) {
 static int print_state(Ckpt *ck, const char *stage) {
     int any = 0;
     if (ckpt_has_state(ck, "data")) {
-        uint64_t d[5];
-        if (ckpt_read_u64(ck, "data", d, 5) != 0) return -1;
+        DataState d;
+        if (ckpt_read_data_state(ck, &d) != 0) return -1;
         const char *what = !strcmp(stage, "pretrain") ? "sequential offset or batches drawn"
                            : !strcmp(stage, "ppo")    ? "prompts drawn"
                            : !strcmp(stage, "reward") ? "pairs drawn"
                                                       : "examples drawn";
-        printf("  data cursor     %llu (%s)", (unsigned long long)d[4], what);
-        if (d[0] | d[1] | d[2] | d[3])
-            printf("; rng %016llx %016llx %016llx %016llx", (unsigned long long)d[0],
-                   (unsigned long long)d[1], (unsigned long long)d[2], (unsigned long long)d[3]);
+        printf("  data cursor     %llu (%s)", (unsigned long long)d.cursor, what);
+        if (d.rng[0] | d.rng[1] | d.rng[2] | d.rng[3])
+            printf("; rng %016llx %016llx %016llx %016llx", (unsigned long long)d.rng[0],
+                   (unsigned long long)d.rng[1], (unsigned long long)d.rng[2],
+                   (unsigned long long)d.rng[3]);
         printf("\n");
         any = 1;
     }
