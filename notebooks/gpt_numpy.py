@@ -84,9 +84,17 @@ def _plain(v):
     return v
 
 
-def read_metrics_group(g):
-    """name -> float64 array; all columns have one row per logged step."""
-    return {name: np.asarray(d[...], dtype=np.float64) for name, d in g.items()}
+def read_metrics_group(g, prefix=""):
+    """name -> float64 array; all columns have one row per logged step. A
+    column with '/' in its name ("rewards/chosen", as `rlhf dpo` logs) is a
+    dataset in a subgroup; it comes back under its full name."""
+    out = {}
+    for name, obj in g.items():
+        if isinstance(obj, h5py.Group):
+            out.update(read_metrics_group(obj, prefix + name + "/"))
+        else:
+            out[prefix + name] = np.asarray(obj[...], dtype=np.float64)
+    return out
 
 
 def read_metrics(path):

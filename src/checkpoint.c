@@ -1001,14 +1001,21 @@ int ckpt_write_metrics(Ckpt *ck, const Metrics *mt) {
     if (group_ensure(ck, "/metrics", 1)) return -1;
     for (int c = 0; c < mt->ncols; c++) {
         const char *name = mt->names[c];
-        if (!name[0] || strchr(name, '/') || strcmp(name, ".") == 0 ||
-            strlen(name) > PATH_MAX_LEN - 16) {
-            rlhf_fail("checkpoint %s: metrics column name '%s' cannot be a dataset name; "
-                      "hint: use a name without '/'", ck->path, name);
+        if (!metrics_name_valid(name) || strlen(name) > PATH_MAX_LEN - 16) {
+            rlhf_fail("checkpoint %s: metrics column name '%s' cannot be a dataset path; "
+                      "hint: use names like 'loss' or 'rewards/chosen'", ck->path, name);
             return mark_failed(ck);
         }
         char path[PATH_MAX_LEN];
         path_join(path, "metrics", name);
+        // "a/b/x": groups /metrics/a and /metrics/a/b, which list their
+        // members in creation order too
+        for (char *slash = strchr(path + 9, '/'); slash; slash = strchr(slash + 1, '/')) {
+            *slash = '\0';
+            int rc = group_ensure(ck, path, 1);
+            *slash = '/';
+            if (rc) return -1;
+        }
         hsize_t n = (hsize_t)mt->nrows;
         if (dset_put(ck, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &n, mt->cols[c])) return -1;
     }
@@ -1020,33 +1027,74 @@ typedef struct {
     char **names;
 } NameList;
 
-static herr_t name_collect(hid_t g, const char *name, const H5L_info_t *info, void *data) {
-    (void)g;
-    (void)info;
-    NameList *l = data;
+static void name_list_add(NameList *l, const char *name) {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 16;
         l->names = reallocCheck(l->names, (size_t)l->cap * sizeof *l->names);
     }
     l->names[l->n++] = strdup_check(name);
+}
+
+static herr_t name_collect(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)g;
+    (void)info;
+    name_list_add(data, name);
     return 0;
+}
+
+static void name_list_free(NameList *l) {
+    for (int i = 0; i < l->n; i++) free(l->names[i]);
+    free(l->names);
+    memset(l, 0, sizeof *l);
+}
+
+// The metrics columns under group PATH ("/metrics" or one of its subgroups),
+// as names relative to /metrics, appended to out: members in creation order
+// (name order if the group does not track it), a subgroup's columns in its
+// place. Depth is bounded by PATH_MAX_LEN.
+static int metrics_names(Ckpt *ck, const char *path, NameList *out) {
+    hid_t g = H5Gopen2(ck->file, path, H5P_DEFAULT);
+    if (g < 0)
+        return rlhf_fail("checkpoint %s: %s is not a group; hint: the file is damaged", ck->path,
+                         path);
+    NameList l = {0, 0, NULL};
+    if (H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, NULL, name_collect, &l) < 0) {
+        name_list_free(&l);
+        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, name_collect, &l);
+    }
+    H5Gclose(g);
+    int rc = 0;
+    const size_t skip = strlen("/metrics/");
+    for (int i = 0; i < l.n && !rc; i++) {
+        char child[PATH_MAX_LEN];
+        int n = snprintf(child, sizeof child, "%s/%s", path, l.names[i]);
+        if (n < 0 || n >= (int)sizeof child) {
+            rc = rlhf_fail("checkpoint %s: a metrics path under %s is too long; hint: the file "
+                           "is damaged", ck->path, path);
+            break;
+        }
+        if (object_type(ck->file, child) == H5I_GROUP)
+            rc = metrics_names(ck, child, out);
+        else if (!metrics_name_valid(child + skip))
+            rc = rlhf_fail("checkpoint %s: %s cannot be a metrics column name; hint: the file "
+                           "was not written by rlhf", ck->path, child);
+        else
+            name_list_add(out, child + skip);
+    }
+    name_list_free(&l);
+    return rc;
 }
 
 int ckpt_read_metrics(Ckpt *ck, Metrics *mt) {
     ASSERT(ck && !ck->tmp && mt);
     // No /metrics group is an empty history, not an error.
     if (!link_exists(ck->file, "/metrics")) return 0;
-    hid_t g = H5Gopen2(ck->file, "/metrics", H5P_DEFAULT);
-    if (g < 0) return rlhf_fail("checkpoint %s: /metrics is not a group; hint: the file is damaged",
-                                ck->path);
+    // creation order keeps the columns as written
     NameList l = {0, 0, NULL};
-    // creation order keeps the columns as written; name order if untracked
-    if (H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, NULL, name_collect, &l) < 0) {
-        for (int i = 0; i < l.n; i++) free(l.names[i]);
-        l.n = 0;
-        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, name_collect, &l);
+    if (metrics_names(ck, "/metrics", &l) != 0) {
+        name_list_free(&l);
+        return -1;
     }
-    H5Gclose(g);
     int rc = 0;
     hsize_t nrows = 0;
     double **cols = callocCheck((size_t)l.n + 1, sizeof *cols);

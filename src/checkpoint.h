@@ -45,7 +45,8 @@ int ckpt_write_model(Ckpt *ck, const char *prefix, const GPT *m);
 // beta1, beta2, eps, weight_decay.
 int ckpt_write_optimizer(Ckpt *ck, const char *prefix, const AdamW *opt, const GPT *m);
 int ckpt_write_tokenizer(Ckpt *ck, const Tokenizer *tok);
-// /metrics/<column> float64 datasets, one row per logged step.
+// /metrics/<column> float64 datasets, one row per logged step; a column
+// named "a/b" is dataset b of group /metrics/a (groups keep creation order).
 int ckpt_write_metrics(Ckpt *ck, const Metrics *mt);
 // Arbitrary state under /state (rng, data cursor, KL controller...):
 // NAME may contain '/' for subgroups.
@@ -76,7 +77,8 @@ int ckpt_has_optimizer(Ckpt *ck, const char *prefix);
 int ckpt_read_optimizer(Ckpt *ck, const char *prefix, AdamW *opt, const GPT *m);
 // Reads and finishes a tokenizer (tokenizer_finish).
 int ckpt_read_tokenizer(Ckpt *ck, Tokenizer *tok);
-// Reads all /metrics columns into mt (initialised by the caller).
+// Reads all /metrics columns into mt (initialised by the caller), nested
+// groups as "group/name" columns, in the order they were written.
 int ckpt_read_metrics(Ckpt *ck, Metrics *mt);
 // Reads exactly n values of /state/NAME; an absent or wrong-size dataset is
 // an error naming it.

@@ -41,14 +41,50 @@ static void metrics_reserve(Metrics *mt, size_t rows) {
     mt->cap = cap;
 }
 
-// Appends a column of NaN (nrows of them) and returns its index.
+int metrics_name_valid(const char *name) {
+    // names go into a CSV header and HDF5 paths unquoted
+    if (!name[0] || strpbrk(name, ",\"\n\r")) return 0;
+    for (const char *part = name;;) {
+        size_t n = strcspn(part, "/");
+        if (n == 0 || (n == 1 && part[0] == '.') || (n == 2 && !strncmp(part, "..", 2))) return 0;
+        if (!part[n]) return 1;
+        part += n + 1;
+    }
+}
+
+// Whether one of a and b is a group of the other ("x" and "x/y"): HDF5
+// cannot hold both.
+static bool is_group_of(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    if (na > nb) return is_group_of(b, a);
+    return na < nb && !strncmp(a, b, na) && b[na] == '/';
+}
+
+// Where a new column goes: after the last column that shares its longest
+// group prefix ("a/b/x" after the last "a/b/..." column, else after the last
+// "a/..." one), else at the end.
+static int insert_position(const Metrics *mt, const char *name) {
+    for (size_t len = strlen(name); len > 0; len--) {
+        if (name[len - 1] != '/') continue;
+        for (int c = mt->ncols - 1; c >= 0; c--)
+            if (!strncmp(mt->names[c], name, len)) return c + 1;
+    }
+    return mt->ncols;
+}
+
+// Adds a column of NaN (nrows of them) and returns its index.
 static int metrics_new_column(Metrics *mt, const char *name) {
-    // Names go into a CSV header and HDF5 dataset names unquoted.
-    ASSERT(name[0] && !strpbrk(name, ",\"\n\r/"));
-    int c = mt->ncols++;
+    ASSERT(metrics_name_valid(name));
+    for (int k = 0; k < mt->ncols; k++) ASSERT(!is_group_of(mt->names[k], name));
+    const int c = insert_position(mt, name);
+    mt->ncols++;
     mt->names = reallocCheck(mt->names, (size_t)mt->ncols * sizeof(char *));
     mt->cols = reallocCheck(mt->cols, (size_t)mt->ncols * sizeof(double *));
     mt->pending = reallocCheck(mt->pending, (size_t)mt->ncols * sizeof(double));
+    const size_t after = (size_t)(mt->ncols - 1 - c);
+    memmove(mt->names + c + 1, mt->names + c, after * sizeof(char *));
+    memmove(mt->cols + c + 1, mt->cols + c, after * sizeof(double *));
+    memmove(mt->pending + c + 1, mt->pending + c, after * sizeof(double));
     mt->names[c] = strdup_check(name);
     mt->cols[c] = mallocCheck((mt->cap ? mt->cap : 1) * sizeof(double));
     for (size_t r = 0; r < mt->nrows; r++) mt->cols[c][r] = NAN;

@@ -2,6 +2,14 @@
 // columns (step, loss, lr, tokens_per_s, val_loss, ...). A value not measured
 // at a row is NaN. Checkpoints store the table under /metrics; a CSV beside
 // the checkpoints mirrors it as rows are added.
+//
+// A name may hold '/' (TRL's "rewards/chosen"): the CSV header keeps it as
+// it is, a checkpoint stores it as the nested dataset /metrics/rewards/chosen
+// (h5py: f["metrics/rewards/chosen"]). Columns that share a group prefix
+// stay next to each other (a new "rewards/x" goes after the last
+// "rewards/..." column), so the order of the table is the order in which a
+// checkpoint's nested groups list them, and a resumed run's columns are the
+// uninterrupted run's.
 #ifndef RLHF_METRICS_H
 #define RLHF_METRICS_H
 
@@ -22,8 +30,13 @@ typedef struct {
 void metrics_init(Metrics *mt);
 void metrics_free(Metrics *mt);  // closes the CSV
 
+// Whether NAME can be a column: not empty, no comma, quote or line break,
+// and '/' only between non-empty parts other than "." and "..".
+int metrics_name_valid(const char *name);
+
 // Sets a value of the row being filled, adding the column if it is new
-// (earlier rows get NaN for it).
+// (earlier rows get NaN for it). NAME must be valid and must not be a group
+// of another column ("rewards" beside "rewards/chosen").
 void metrics_set(Metrics *mt, const char *name, double value);
 // Appends the pending row (and writes it to the CSV), then clears it. A row
 // with nothing set is not appended. When the row brings a column the CSV

@@ -1,6 +1,7 @@
 // Tests for metrics.c: NaN fill of late columns, the CSV mirror (content,
 // header rewrite when a column appears, rows flushed as committed), whole
-// columns from a checkpoint, and truncation on resume. CSVs go to mkdtemp.
+// columns from a checkpoint, truncation on resume, and names with '/'
+// (grouped columns). CSVs go to mkdtemp.
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -231,6 +232,42 @@ static void test_truncate_after(void **state) {
     metrics_free(&mt);
 }
 
+// Names with '/' (TRL's "rewards/chosen"): valid where every part is a
+// name; a new column joins the columns of its group (longest shared group
+// first), the order a checkpoint's nested /metrics groups list them in; the
+// CSV header keeps the names as they are.
+static void test_group_names(void **state) {
+    assert_true(metrics_name_valid("rewards/chosen") && metrics_name_valid("a/b/c"));
+    assert_true(metrics_name_valid("loss") && metrics_name_valid("x.y"));
+    const char *bad[] = {"", "/a", "a/", "a//b", "./a", "a/..", "a,b", "a\"b", "a\nb"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_false(metrics_name_valid(bad[i]));
+    Metrics mt;
+    metrics_init(&mt);
+    assert_int_equal(metrics_open_csv(&mt, csv_path), 0);
+    metrics_set(&mt, "step", 1);
+    metrics_set(&mt, "rewards/chosen", 0.5);
+    metrics_set(&mt, "loss", 0.25);
+    metrics_set(&mt, "logps/chosen", -3);
+    metrics_set(&mt, "rewards/rejected", -0.5);  // after rewards/chosen, not at the end
+    metrics_commit(&mt);
+    metrics_set(&mt, "step", 2);
+    metrics_set(&mt, "a/b/x", 1);
+    metrics_set(&mt, "rewards/margins", 1);
+    metrics_set(&mt, "a/y", 2);    // after a/b/x: the group a
+    metrics_set(&mt, "a/b/z", 3);  // after a/b/x, before a/y: the group a/b
+    metrics_commit(&mt);
+    const char *want[] = {"step", "rewards/chosen", "rewards/rejected", "rewards/margins", "loss",
+                          "logps/chosen", "a/b/x", "a/b/z", "a/y"};
+    assert_int_equal(mt.ncols, 9);
+    for (int c = 0; c < 9; c++) assert_string_equal(mt.names[c], want[c]);
+    assert_true(mt.cols[2][0] == -0.5 && isnan(mt.cols[2][1]));
+    assert_true(isnan(mt.cols[3][0]) && mt.cols[3][1] == 1);
+    assert_file_equal(csv_path,
+                      "step,rewards/chosen,rewards/rejected,rewards/margins,loss,logps/chosen,"
+                      "a/b/x,a/b/z,a/y\n1,0.5,-0.5,,0.25,-3,,,\n2,,,1,,,1,3,2\n");
+    metrics_free(&mt);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nan_fill),
@@ -242,6 +279,7 @@ int main(void) {
         cmocka_unit_test(test_open_csv_error),
         cmocka_unit_test(test_add_column),
         cmocka_unit_test(test_truncate_after),
+        cmocka_unit_test(test_group_names),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
