@@ -641,6 +641,15 @@ int config_validate(const Config *cfg) {
     NONNEG_INT(sft, eval_examples);
     POS_INT(sft, max_new_tokens);
 
+    FLOAT_IN(dpo, beta, 0.0, false, INFINITY, false);
+    CHOICE(dpo, loss, "sigmoid|ipo");
+    FLOAT_IN(dpo, label_smoothing, 0.0, true, 0.5, false);
+    if (cfg->dpo.label_smoothing > 0 && strcmp(cfg->dpo.loss, "sigmoid") != 0)
+        return rlhf_fail("config: dpo.label_smoothing = %g applies to dpo.loss = sigmoid only "
+                         "(cDPO), not '%s'; hint: set dpo.label_smoothing = 0 or dpo.loss = "
+                         "sigmoid", cfg->dpo.label_smoothing, cfg->dpo.loss);
+    POS_INT(dpo, eval_pairs);
+
     POS_INT(ppo, rollout_batch);
     NONNEG_INT(ppo, eval_prompts);
     POS_INT(ppo, max_new_tokens);

@@ -59,6 +59,14 @@
     X(test_file, STR, "data/gen/tasks/pref_test.jsonl", "JSONL held-out pairs") \
     X(margin, FLOAT, 0.0, "margin m in -log sigmoid(r_c - r_r - m)")           
 
+#define CONFIG_DPO(X) \
+    X(train_file, STR, "data/gen/tasks/pref_train.jsonl", "JSONL preferences")         \
+    X(test_file, STR, "data/gen/tasks/pref_test.jsonl", "JSONL held-out pairs")        \
+    X(beta, FLOAT, 0.1, "KL strength: implicit reward = beta * (logp - ref_logp)")     \
+    X(loss, STR, "sigmoid", "sigmoid (DPO; cDPO with label_smoothing) | ipo")          \
+    X(label_smoothing, FLOAT, 0.0, "share of pairs taken as flipped (sigmoid only)")   \
+    X(eval_pairs, INT, 500, "held-out pairs scored per evaluation (the first that fit)")
+
 #define CONFIG_PPO(X) \
     X(prompts_file, STR, "data/gen/tasks/ppo_train.jsonl", "JSONL prompts")       \
     X(test_file, STR, "data/gen/tasks/ppo_test.jsonl", "JSONL held-out prompts")  \
@@ -110,6 +118,7 @@
     S(sft, CONFIG_SFT) \
     S(reward, CONFIG_REWARD) \
     S(ppo, CONFIG_PPO) \
+    S(dpo, CONFIG_DPO) \
     S(sample, CONFIG_SAMPLE) \
     S(checkpoint, CONFIG_CHECKPOINT)
 

@@ -297,6 +297,48 @@ int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pa
     return err;
 }
 
+// --- DPO -----------------------------------------------------------------------------
+
+void evaluate_seq_logprobs(GPT *m, const SeqSet *s, long n, int batch, int pad, double *logp) {
+    ASSERT(n >= 0 && n <= s->n && batch > 0);
+    const int T = m->config.block_size;
+    // a sequence fits T + 1 tokens (T positions predicted)
+    const size_t cap = (size_t)batch * (T + 1);
+    int *x = mallocCheck(cap * sizeof(int)), *y = mallocCheck(cap * sizeof(int));
+    unsigned char *mask = mallocCheck(cap);
+    long *rows = mallocCheck((size_t)batch * sizeof(long));
+    for (long i0 = 0; i0 < n; i0 += batch) {
+        const int b = (int)(n - i0 < batch ? n - i0 : batch);
+        for (int r = 0; r < b; r++) rows[r] = i0 + r;
+        const int Tb = seqs_batch(s, rows, b, pad, x, y, mask);
+        ASSERT(Tb <= T);
+        gpt_forward(m, x, b, Tb, 1);
+        seq_logprobs(logp + i0, m->acts.logits, y, mask, b, Tb, m->config.vocab_size);
+    }
+    free(x);
+    free(y);
+    free(mask);
+    free(rows);
+}
+
+void evaluate_dpo_pairs(GPT *m, const SeqSet *s, long n, const double *ref_logp,
+                        const DpoParams *p, int batch, int pad, DpoStats *st) {
+    memset(st, 0, sizeof *st);
+    if (n <= 0) return;
+    double *logp = mallocCheck((size_t)2 * n * sizeof(double));
+    double *side = mallocCheck((size_t)4 * n * sizeof(double));  // pc | pr | rc | rr
+    evaluate_seq_logprobs(m, s, 2 * n, batch, pad, logp);
+    for (long i = 0; i < n; i++) {
+        side[i] = logp[2 * i];
+        side[n + i] = logp[2 * i + 1];
+        side[2 * n + i] = ref_logp[2 * i];
+        side[3 * n + i] = ref_logp[2 * i + 1];
+    }
+    dpo_loss(side, side + n, side + 2 * n, side + 3 * n, (int)n, p, NULL, NULL, NULL, NULL, st);
+    free(logp);
+    free(side);
+}
+
 // --- policy prompts --------------------------------------------------------------
 
 void prompts_free(EncodedPrompts *p) {

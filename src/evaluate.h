@@ -1,8 +1,9 @@
 // Held-out measurements shared by the stages and `rlhf eval`: exact-match
 // task accuracy with greedy decoding, reward-model scoring, a reward
-// model's pairwise accuracy on preference pairs, and a policy's reward and
-// KL to its reference. Each runs the models in batches; none of them
-// changes a model's parameters, and none prints.
+// model's pairwise accuracy on preference pairs, DPO's implicit rewards of
+// preference pairs, and a policy's reward and KL to its reference. Each
+// runs the models in batches; none of them changes a model's parameters,
+// and none prints.
 #ifndef RLHF_EVALUATE_H
 #define RLHF_EVALUATE_H
 
@@ -10,6 +11,7 @@
 
 #include "gpt.h"
 #include "jsonl.h"
+#include "losses.h"
 #include "metrics.h"
 #include "ppo.h"
 #include "seqs.h"
@@ -102,6 +104,23 @@ typedef struct {
 int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pairs, int batch,
                    PairResult *out, PairScores *scores);
 void pair_scores_free(PairScores *s);
+
+// --- DPO: sequence log-probabilities and implicit rewards ---------------------
+
+// Log-probabilities of the first n sequences of s under m, `batch` of them
+// right-padded per forward pass, in order: logp[i] = sum of log p(token)
+// over sequence i's loss-carrying tokens (seqs_from_prefs: a response and
+// its end-of-text). The same m, s, n and batch give the same bits.
+void evaluate_seq_logprobs(GPT *m, const SeqSet *s, long n, int batch, int pad, double *logp);
+
+// A DPO policy m on the first n pairs of s (pair i: sequences 2i chosen,
+// 2i+1 rejected), against ref_logp (2n) the reference's log-probabilities
+// of the same sequences, scored in batches of `batch` sequences: the sums of
+// dpo_loss into *st (zeroed here). With ref_logp from
+// evaluate_seq_logprobs(reference, s, 2n, batch, ...) and m equal to the
+// reference, every implicit reward is exactly 0.
+void evaluate_dpo_pairs(GPT *m, const SeqSet *s, long n, const double *ref_logp,
+                        const DpoParams *p, int batch, int pad, DpoStats *st);
 
 // --- policy prompts, reward and KL -------------------------------------------
 

@@ -1,4 +1,4 @@
-// Pairwise reward loss and PPO arithmetic; see losses.h for the formulas.
+// Pairwise reward loss, DPO and PPO arithmetic; see losses.h for the formulas.
 // Everything per token is computed in float with double accumulators.
 #include "losses.h"
 
@@ -62,6 +62,81 @@ float bt_loss(const float *rc, const float *rr, int n, float margin, float *drc,
     if (accuracy) *accuracy = (float)(correct / n);
     if (mean_margin) *mean_margin = (float)(gap / n);
     return (float)(loss / n);
+}
+
+void seq_logprobs(double *logp, const float *logits, const int *targets,
+                  const unsigned char *mask, int R, int T, int V) {
+#pragma omp parallel for schedule(static) if (omp_worth((long)R * T * V))
+    for (int r = 0; r < R; r++) {
+        double sum = 0.0;
+        for (int t = 0; t < T; t++) {
+            const size_t n = (size_t)r * T + t;
+            if (!mask[n]) continue;
+            const float *row = logits + n * V;
+            sum += (double)(row[targets[n]] - row_lse(row, V, 1.0f));
+        }
+        logp[r] = sum;
+    }
+}
+
+void seq_logprobs_backward(float *dlogits, const float *logits, const int *targets,
+                           const unsigned char *mask, const double *g, int R, int T, int V) {
+    const long N = (long)R * T;
+#pragma omp parallel for schedule(static) if (omp_worth(N * V))
+    for (long n = 0; n < N; n++) {
+        float *d = dlogits + (size_t)n * V;
+        if (!mask[n]) {
+            memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        const float *row = logits + (size_t)n * V;
+        const double lse = row_lse(row, V, 1.0f), gr = g[n / T];
+        for (int j = 0; j < V; j++) d[j] = (float)(gr * ((j == targets[n]) - exp(row[j] - lse)));
+    }
+}
+
+// sigmoid(x) without overflow
+static double sigmoid(double x) {
+    return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+}
+
+double dpo_loss(const double *pc, const double *pr, const double *rc, const double *rr, int n,
+                const DpoParams *p, double *dpc, double *dpr, double *drc, double *drr,
+                DpoStats *stats) {
+    ASSERT(n > 0 && p->beta > 0);
+    const double beta = p->beta, eps = p->label_smoothing;
+    double loss = 0.0;
+    for (int i = 0; i < n; i++) {
+        const double d = (pc[i] - rc[i]) - (pr[i] - rr[i]);
+        double l, g;  // the pair's loss and d l / d d
+        if (p->type == DPO_IPO) {
+            const double e = d - 1.0 / (2.0 * beta);
+            l = e * e;
+            g = 2.0 * e;
+        } else {
+            // -log sigmoid(h) = softplus(-h); at eps = 0 the second terms are exact zeros
+            const double h = beta * d;
+            l = (1.0 - eps) * softplus(-h) + eps * softplus(h);
+            g = beta * (eps * sigmoid(h) - (1.0 - eps) * sigmoid(-h));
+        }
+        loss += l;
+        g /= n;
+        if (dpc) dpc[i] = g;
+        if (dpr) dpr[i] = -g;
+        if (drc) drc[i] = -g;
+        if (drr) drr[i] = g;
+        if (stats) {
+            const double wc = beta * (pc[i] - rc[i]), wr = beta * (pr[i] - rr[i]);
+            stats->loss += l;
+            stats->reward_chosen += wc;
+            stats->reward_rejected += wr;
+            stats->correct += wc > wr;
+            stats->logp_chosen += pc[i];
+            stats->logp_rejected += pr[i];
+            stats->pairs += 1.0;
+        }
+    }
+    return loss / n;
 }
 
 float kl_k3(float logp, float ref_logp) {

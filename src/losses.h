@@ -1,6 +1,7 @@
 // Losses above the model's outputs and the RLHF arithmetic around them:
 // log-probabilities and entropy from logits, the Bradley-Terry pairwise loss
-// of reward models, and PPO (KL estimators, GAE, whitening, the adaptive KL
+// of reward models, DPO and its relatives (IPO, cDPO) on sequence
+// log-probabilities, and PPO (KL estimators, GAE, whitening, the adaptive KL
 // controller, the clipped policy and value objectives). Each loss returns
 // its value and writes the gradient with respect to its inputs; gradients
 // are overwritten, never accumulated. Rows are positions (N = B*T); `mask`
@@ -22,6 +23,45 @@ void logprobs_from_logits(float *logp, float *entropy, const float *logits, cons
 // (fraction rc > rr) and mean margin rc - rr.
 float bt_loss(const float *rc, const float *rr, int n, float margin, float *drc, float *drr,
               float *accuracy, float *mean_margin);
+
+// Log-probabilities of whole sequences from logits (R,T,V): logp[r] = the
+// sum over positions t of row r with mask[r*T+t] of log softmax(logits[r,t])
+// [targets[r*T+t]], in double (targets off the mask are not read).
+void seq_logprobs(double *logp, const float *logits, const int *targets,
+                  const unsigned char *mask, int R, int T, int V);
+// Writes dlogits (R,T,V) = d/dlogits of sum_r g[r] logp[r]: g[r] (onehot -
+// softmax) at masked positions, exactly 0 elsewhere.
+void seq_logprobs_backward(float *dlogits, const float *logits, const int *targets,
+                           const unsigned char *mask, const double *g, int R, int T, int V);
+
+// Direct preference optimisation (DPO) on n pairs, from the log-probabilities
+// of whole responses: pc, pr the policy's of the chosen and the rejected
+// response, rc, rr a frozen reference's. With d = (pc - rc) - (pr - rr) and
+// h = beta d:
+//   DPO_SIGMOID  -(1 - eps) log sigmoid(h) - eps log sigmoid(-h), eps =
+//                label_smoothing (eps > 0: conservative DPO, cDPO)
+//   DPO_IPO      (d - 1 / (2 beta))^2
+// The implicit rewards are beta (pc - rc) and beta (pr - rr).
+typedef enum { DPO_SIGMOID, DPO_IPO } DpoLossType;
+typedef struct {
+    DpoLossType type;
+    double beta;             // > 0
+    double label_smoothing;  // eps in [0, 0.5), DPO_SIGMOID only
+} DpoParams;
+
+// Sums over the pairs scored (divide by `pairs` for means): the loss, the
+// implicit rewards of chosen and rejected, the pairs whose chosen reward is
+// the larger (a tie counts as wrong), and the policy's log-probabilities.
+typedef struct {
+    double loss, reward_chosen, reward_rejected, correct, logp_chosen, logp_rejected, pairs;
+} DpoStats;
+
+// Returns the mean loss over the n pairs and writes its gradient with
+// respect to each input (dpc, dpr, drc, drr: n each; any may be NULL).
+// Adds the pairs to stats (may be NULL). Computed in double.
+double dpo_loss(const double *pc, const double *pr, const double *rc, const double *rr, int n,
+                const DpoParams *p, double *dpc, double *dpr, double *drc, double *drr,
+                DpoStats *stats);
 
 // Per-token KL estimators of the policy against the reference at sampled
 // tokens, from the log-probabilities: k1 = logp - ref_logp,

@@ -30,3 +30,25 @@ float pairs_accumulate(GPT *m, const int *x, const int *last, int B, int T, floa
     gpt_backward(m, NULL, dvalues);
     return loss;
 }
+
+double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *mask, int B,
+                      int T, const double *ref, const DpoParams *p, int accum, double *logp,
+                      double *dlogp, DpoStats *st) {
+    ASSERT(!m->config.value_head);
+    const int R = 2 * B, V = m->config.vocab_size;
+    gpt_forward(m, x, R, T, 1);
+    seq_logprobs(logp, m->acts.logits, y, mask, R, T, V);
+    const double loss = dpo_loss(logp, logp + B, ref, ref + B, B, p, dlogp, dlogp + B, NULL, NULL,
+                                 st);
+    for (int r = 0; r < R; r++) dlogp[r] /= accum;
+    seq_logprobs_backward(m->acts.dlogits, m->acts.logits, y, mask, dlogp, R, T, V);
+    gpt_backward(m, m->acts.dlogits, NULL);
+    return loss;
+}
+
+DpoParams dpo_params_from_config(const Config *cfg) {
+    DpoParams p = {DPO_SIGMOID, cfg->dpo.beta, cfg->dpo.label_smoothing};
+    if (strcmp(cfg->dpo.loss, "ipo") == 0) p.type = DPO_IPO;
+    else ASSERT(strcmp(cfg->dpo.loss, "sigmoid") == 0);
+    return p;
+}

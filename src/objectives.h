@@ -1,12 +1,15 @@
 // What each training stage optimises, as one forward + loss + backward on a
-// model: next-token loss (pretrain, SFT with loss weights) and the
-// Bradley-Terry loss of preference pairs through the value head (reward).
+// model: next-token loss (pretrain, SFT with loss weights), the
+// Bradley-Terry loss of preference pairs through the value head (reward)
+// and DPO on the response log-probabilities of preference pairs (dpo).
 // Each accumulates (+=) the model's gradients and returns its loss; the
 // trainer zeroes, clips and updates. PPO's objective lives in ppo.h.
 #ifndef RLHF_OBJECTIVES_H
 #define RLHF_OBJECTIVES_H
 
+#include "config.h"
 #include "gpt.h"
+#include "losses.h"
 
 // Weighted next-token cross-entropy of inputs x (B,T) against targets y
 // (B,T): returns sum_t w[t] * loss_t and adds its gradient.
@@ -25,5 +28,20 @@ void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss)
 // dvalues (2B,T).
 float pairs_accumulate(GPT *m, const int *x, const int *last, int B, int T, float margin,
                        int accum, float *r, float *dr, float *dvalues, float *acc, float *gap);
+
+// DPO on B pairs laid out as 2B rows of inputs x, targets y and loss mask
+// (2B,T) (seqs_batch): B chosen, then B rejected. A row's log-probability
+// is the sum of log p(target) where mask is set: the response and its
+// end-of-text, never the prompt. ref (2B) holds the frozen reference's
+// log-probabilities of the same rows. Adds the gradient of loss / accum
+// (one of accum micro-batches) and returns the mean loss of these pairs;
+// logp (2B) receives the policy's log-probabilities, dlogp (2B) is
+// scratch; the pairs are added to st. The model has no value head.
+double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *mask, int B,
+                      int T, const double *ref, const DpoParams *p, int accum, double *logp,
+                      double *dlogp, DpoStats *st);
+
+// The [dpo] keys as DpoParams (the config is validated: loss is a known name).
+DpoParams dpo_params_from_config(const Config *cfg);
 
 #endif

@@ -122,6 +122,8 @@ int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seq
                     long *skipped) {
     int *ids = mallocCheck(((size_t)T + 1) * sizeof(int));
     int *ids2 = mallocCheck(((size_t)T + 1) * sizeof(int));
+    int *scratch = mallocCheck(((size_t)T + 1) * sizeof(int));
+    unsigned char *loss = mallocCheck((size_t)T + 1);
     seqs_init(seqs);
     *skipped = 0;
     int rc = 0;
@@ -136,11 +138,20 @@ int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seq
             (*skipped)++;
             continue;
         }
-        seqs_add(seqs, ids, NULL, a);
-        seqs_add(seqs, ids2, NULL, b);
+        // both sides start with the same template prompt, which carries no loss
+        long pl = chat_encode_prompt(tok, set->ex[i].prompt, scratch, T + 1);
+        if (pl < 0) {
+            rc = rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
+            break;
+        }
+        for (long t = 0; t <= T; t++) loss[t] = t >= pl;
+        seqs_add(seqs, ids, loss, a);
+        seqs_add(seqs, ids2, loss, b);
     }
     free(ids);
     free(ids2);
+    free(scratch);
+    free(loss);
     if (rc == 0 && seqs->n == 0)
         rc = rlhf_fail("%s: no preference pair fits in block_size=%d tokens; hint: raise "
                        "model.block_size", set->path, T);

@@ -55,8 +55,10 @@ int pref_encode(const PrefSet *set, long i, const Tokenizer *tok, int T, int *ch
                 int *rejected, long *b);
 
 // Preference pairs that fit T tokens as sequences 2i (chosen) and 2i+1
-// (rejected); the others are counted in *skipped. -1 as pref_encode, or
-// when no pair fits.
+// (rejected); the others are counted in *skipped. Loss flags mark each
+// side's response tokens and its end-of-text (none for a rejected_no_eot
+// side), never the prompt: the tokens a response's log-probability sums
+// over. -1 as pref_encode, or when no pair fits.
 int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seqs,
                     long *skipped);
 

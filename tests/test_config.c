@@ -78,6 +78,9 @@ static void test_defaults(void **state) {
     assert_non_null(cfg.data.corpus);  // "" means unset, never NULL
     assert_string_equal(cfg.data.corpus, "");
     assert_string_equal(cfg.ppo.reward_model, "");
+    assert_true(cfg.dpo.beta == 0.1 && cfg.dpo.label_smoothing == 0.0);
+    assert_string_equal(cfg.dpo.loss, "sigmoid");
+    assert_string_equal(cfg.dpo.train_file, "data/gen/tasks/pref_train.jsonl");
     assert_int_equal(config_validate(&cfg), 0);  // the defaults are a valid run
     config_free(&cfg);
 }
@@ -301,6 +304,12 @@ static void test_validate(void **state) {
         {"optim.eps=0", NULL, "optim.eps"},
         {"optim.grad_clip=-1", NULL, "optim.grad_clip"},
         {"sft.overlong=wrap", NULL, "skip|truncate"},
+        {"dpo.beta=0", NULL, "dpo.beta"},
+        {"dpo.loss=hinge", NULL, "sigmoid|ipo"},
+        {"dpo.label_smoothing=0.5", NULL, "dpo.label_smoothing"},
+        {"dpo.label_smoothing=-0.1", NULL, "dpo.label_smoothing"},
+        {"dpo.loss=ipo", "dpo.label_smoothing=0.1", "sigmoid only"},
+        {"dpo.eval_pairs=0", NULL, "dpo.eval_pairs"},
         {"ppo.gamma=0", NULL, "ppo.gamma"},
         {"ppo.gamma=1.01", NULL, "ppo.gamma"},
         {"ppo.lam=1.5", NULL, "ppo.lam"},
@@ -334,7 +343,8 @@ static void test_validate(void **state) {
     static const char *const good[] = {
         "ppo.gamma=1", "ppo.lam=0", "ppo.lam=1", "ppo.top_p=1", "sample.temperature=0",
         "data.val_fraction=0", "optim.grad_clip=0", "optim.min_lr=0", "checkpoint.every=0",
-        "train.eval_interval=0", "ppo.kl_coef=0", "data.vocab_size=100"};  // 100: char tokenizer
+        "train.eval_interval=0", "ppo.kl_coef=0", "data.vocab_size=100",  // 100: char tokenizer
+        "dpo.loss=ipo", "dpo.label_smoothing=0.49"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         Config cfg;
         config_init(&cfg);
@@ -397,9 +407,10 @@ static void test_json(void **state) {
     cJSON *root = cJSON_Parse(json);
     if (!root) fail_msg("not JSON: %s", json);
     static const char *const sections[] = {"model", "data", "train", "optim", "sft",
-                                           "reward", "ppo", "sample", "checkpoint"};
-    for (int i = 0; i < 9; i++) assert_true(cJSON_IsObject(cJSON_GetObjectItem(root, sections[i])));
-    assert_int_equal(cJSON_GetArraySize(root), 9);
+                                           "reward", "ppo", "dpo", "sample", "checkpoint"};
+    for (int i = 0; i < 10; i++)
+        assert_true(cJSON_IsObject(cJSON_GetObjectItem(root, sections[i])));
+    assert_int_equal(cJSON_GetArraySize(root), 10);
     cJSON *model = cJSON_GetObjectItem(root, "model");
     assert_int_equal(cJSON_GetArraySize(model), 4);
     assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(model, "n_layer")) == 4);

@@ -240,7 +240,8 @@ static void test_group_names(void **state) {
     assert_true(metrics_name_valid("rewards/chosen") && metrics_name_valid("a/b/c"));
     assert_true(metrics_name_valid("loss") && metrics_name_valid("x.y"));
     const char *bad[] = {"", "/a", "a/", "a//b", "./a", "a/..", "a,b", "a\"b", "a\nb"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_false(metrics_name_valid(bad[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(metrics_name_valid(bad[i]));
     Metrics mt;
     metrics_init(&mt);
     assert_int_equal(metrics_open_csv(&mt, csv_path), 0);
