@@ -23,7 +23,7 @@
 
 // Root attributes.
 typedef struct {
-    char stage[32];      // "init" | "pretrain" | "sft" | "reward" | "ppo"
+    char stage[32];      // "init" | "pretrain" | "sft" | "reward" | "ppo" | "dpo"
     int64_t step;
     char *config_json;   // resolved config; owned
     char *parent;        // "PATH sha256:HEX" of the starting checkpoint, or ""; owned

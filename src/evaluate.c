@@ -539,6 +539,24 @@ void tally_metrics(Metrics *mt, const char *prefix, const TasksTally *tally) {
     }
 }
 
+void dpo_metrics(Metrics *mt, const char *prefix, const DpoStats *st) {
+    const double n = st->pairs;
+    const struct {
+        const char *name;
+        double value;
+    } m[] = {{"rewards/chosen", st->reward_chosen / n},
+             {"rewards/rejected", st->reward_rejected / n},
+             {"rewards/accuracies", st->correct / n},
+             {"rewards/margins", (st->reward_chosen - st->reward_rejected) / n},
+             {"logps/chosen", st->logp_chosen / n},
+             {"logps/rejected", st->logp_rejected / n}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s%s", prefix, m[i].name);
+        metrics_set(mt, name, m[i].value);
+    }
+}
+
 void evaluate_policy_metrics(Metrics *mt, const EvalPolicyResult *e, const TasksTally *tally) {
     metrics_set(mt, "eval_accuracy", e->accuracy);
     metrics_set(mt, "eval_reward", e->reward);

@@ -174,6 +174,11 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
 // metric PREFIX<family> (e.g. "accuracy_add").
 void tally_metrics(Metrics *mt, const char *prefix, const TasksTally *tally);
 
+// Logs DPO statistics (means over st->pairs) with the names TRL uses:
+// PREFIXrewards/chosen, PREFIXrewards/rejected, PREFIXrewards/accuracies,
+// PREFIXrewards/margins, PREFIXlogps/chosen, PREFIXlogps/rejected.
+void dpo_metrics(Metrics *mt, const char *prefix, const DpoStats *st);
+
 // Logs a held-out policy evaluation as eval_accuracy, eval_reward,
 // eval_reward_raw, eval_kl_k1, eval_kl_k3, eval_sample_accuracy,
 // eval_sample_reward and eval_accuracy_<family>.

@@ -377,6 +377,22 @@ int load_model_file(const char *path, GPT *m, int value_head, Tokenizer *tok, Ck
     return rc;
 }
 
+int load_policy_file(const char *path, GPT *m, Tokenizer *tok, const char *what) {
+    CkptMeta meta = {0};
+    Ckpt *ck = ckpt_open(path, &meta);
+    if (!ck) return rlhf_fail("%s: %s", what, rlhf_errmsg);
+    GPTConfig c;
+    int rc = ckpt_read_model_config(ck, "", &c);
+    ckpt_close(ck);
+    if (rc == 0 && c.value_head)
+        rc = rlhf_fail("%s %s is a reward model (stage '%s', with a value head), not a language "
+                       "model; hint: give the SFT checkpoint (e.g. checkpoints/sft/latest.h5)",
+                       what, path, meta.stage);
+    ckpt_meta_free(&meta);
+    if (rc == 0) rc = load_model_file(path, m, 0, tok, NULL);
+    return rc;
+}
+
 int load_reward_model(const char *path, const Tokenizer *tok, int T, GPT *rm, double norm[2],
                       int *has_norm) {
     CkptMeta meta = {0};

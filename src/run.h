@@ -15,7 +15,7 @@
 #include "tokenizer.h"
 
 typedef struct {
-    const char *stage;      // "pretrain", "sft", "reward", "ppo"
+    const char *stage;      // "pretrain", "sft", "reward", "ppo", "dpo"
     Config cfg;
     int resume;             // --resume was given
     Metrics metrics;
@@ -87,6 +87,11 @@ int load_tokenizer_file(const char *path, Tokenizer *tok);
 // value head (from the file when present, else zero); 0 without one.
 int load_model_file(const char *path, GPT *m, int value_head, Tokenizer *tok,
                     CkptMeta *meta);
+
+// A language model (a policy) from a checkpoint: load_model_file without a
+// value head, refusing a file whose model carries one (a reward model or
+// critic) with a reason that names `what` (e.g. "checkpoint.init").
+int load_policy_file(const char *path, GPT *m, Tokenizer *tok, const char *what);
 
 // The reward model of a `rlhf reward` checkpoint (ppo.reward_model), for
 // scoring: its model, which must carry a value head, and the normalisation

@@ -58,15 +58,16 @@ int cmd_chat(int argc, char **argv) {
     int has_model = ckpt_has_model(ck, "");
     ckpt_close(ck);
     if (!has_model)
-        die("%s is a '%s' file without a model; hint: chat with an sft or ppo checkpoint", ckpt,
-            meta.stage);
+        die("%s is a '%s' file without a model; hint: chat with an sft, ppo or dpo checkpoint",
+            ckpt, meta.stage);
     GPT m;
     Tokenizer tok = {0};
     if (load_model_file(ckpt, &m, 0, &tok, NULL) != 0) die_last();
     const int T = m.config.block_size;
     const int max_new = (int)cfg.sample.max_new_tokens;
     const int tty = isatty(STDIN_FILENO);
-    if (strcmp(meta.stage, "sft") != 0 && strcmp(meta.stage, "ppo") != 0)
+    if (strcmp(meta.stage, "sft") != 0 && strcmp(meta.stage, "ppo") != 0 &&
+        strcmp(meta.stage, "dpo") != 0)
         fprintf(stderr, "note: %s is a '%s' checkpoint; the chat template was learned in sft "
                 "(replies may not follow it)\n", ckpt, meta.stage);
     if (tty)

@@ -9,6 +9,7 @@ int cmd_pretrain(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_reward(int argc, char **argv);
 int cmd_ppo(int argc, char **argv);
+int cmd_dpo(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -135,7 +135,7 @@ static int load_eval_model(const char *path, GPT *m, Tokenizer *tok, CkptMeta *m
     GPTConfig c;
     if (!ckpt_has_model(ck, ""))
         rc = rlhf_fail("%s is a '%s' file without a model; hint: give a checkpoint written by "
-                       "pretrain, sft, reward or ppo", path, meta->stage);
+                       "pretrain, sft, reward, ppo or dpo", path, meta->stage);
     if (rc == 0) rc = ckpt_read_model_config(ck, "", &c);
     if (rc == 0) {
         gpt_build(m, &c);
@@ -392,8 +392,8 @@ static int eval_pairs(GPT *m, const Tokenizer *tok, const Config *cfg, const dou
 // --- policy: reward-model reward and KL to a reference ----------------------------
 
 
-// The reference for the KL: --ref, else the parent of a ppo checkpoint
-// while its file exists. Fills path (empty: none, with a note printed) and
+// The reference for the KL: --ref, else the parent of a ppo or dpo
+// checkpoint (the SFT model it started from) while its file exists. Fills path (empty: none, with a note printed) and
 // want (the recorded sha256, empty for --ref); *how says which it was.
 static void reference_choose(const char *ref_arg, const char *stage, const char *parent,
                              char *path, size_t n, char want[65], const char **how) {
@@ -401,7 +401,8 @@ static void reference_choose(const char *ref_arg, const char *stage, const char 
     *how = "--ref";
     if (ref_arg) {
         snprintf(path, n, "%s", ref_arg);
-    } else if (!strcmp(stage, "ppo") && parent[0] && lineage_split(parent, path, n, want) == 0) {
+    } else if ((!strcmp(stage, "ppo") || !strcmp(stage, "dpo")) && parent[0] &&
+               lineage_split(parent, path, n, want) == 0) {
         *how = "the parent in the lineage";
         if (!file_exists(path)) {
             printf("kl           skipped: the parent %s no longer exists (hint: pass --ref CKPT)\n",
@@ -629,7 +630,8 @@ int cmd_eval(int argc, char **argv) {
     fflush(stdout);
 
     if (!is_rm) {
-        int policy = !strcmp(meta.stage, "sft") || !strcmp(meta.stage, "ppo");
+        int policy = !strcmp(meta.stage, "sft") || !strcmp(meta.stage, "ppo") ||
+                     !strcmp(meta.stage, "dpo");
         if (file_exists(cfg.sft.test_file)) {
             if (eval_tasks(&m, &tok, &cfg, a.show, &r) != 0) die_last();
         } else if (policy) {

@@ -334,6 +334,7 @@ static int print_state(Ckpt *ck, const char *stage) {
         const char *what = !strcmp(stage, "pretrain") ? "sequential offset or batches drawn"
                            : !strcmp(stage, "ppo")    ? "prompts drawn"
                            : !strcmp(stage, "reward") ? "pairs drawn"
+                           : !strcmp(stage, "dpo")    ? "batches of pairs drawn"
                                                       : "examples drawn";
         printf("  data cursor     %llu (%s)", (unsigned long long)d.cursor, what);
         if (d.rng[0] | d.rng[1] | d.rng[2] | d.rng[3])
