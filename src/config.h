@@ -61,11 +61,11 @@
 
 #define CONFIG_DPO(X) \
     X(train_file, STR, "data/gen/tasks/pref_train.jsonl", "JSONL preferences")         \
-    X(test_file, STR, "data/gen/tasks/pref_test.jsonl", "JSONL held-out pairs")        \
+    X(test_file, STR, "data/gen/tasks/pref_test.jsonl", "JSONL pairs for evaluation")  \
     X(beta, FLOAT, 0.1, "KL strength: implicit reward = beta * (logp - ref_logp)")     \
     X(loss, STR, "sigmoid", "sigmoid (DPO; cDPO with label_smoothing) | ipo")          \
     X(label_smoothing, FLOAT, 0.0, "share of pairs taken as flipped (sigmoid only)")   \
-    X(eval_pairs, INT, 500, "held-out pairs scored per evaluation (the first that fit)")
+    X(eval_pairs, INT, 500, "test pairs scored per evaluation (the first that fit)")
 
 #define CONFIG_PPO(X) \
     X(prompts_file, STR, "data/gen/tasks/ppo_train.jsonl", "JSONL prompts")       \
