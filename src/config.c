@@ -650,7 +650,33 @@ int config_validate(const Config *cfg) {
                          "sigmoid", cfg->dpo.label_smoothing, cfg->dpo.loss);
     POS_INT(dpo, eval_pairs);
 
+    CHOICE(ppo, reward, "model|grader|model+grader");
+    CHOICE(ppo, advantage, "gae|grpo|rloo|reinforce");
+    CHOICE(ppo, scale_rewards, "group|batch|none");
+    CHOICE(ppo, loss_norm, "token|sequence");
     POS_INT(ppo, rollout_batch);
+    POS_INT(ppo, group_size);
+    if (cfg->ppo.rollout_batch % cfg->ppo.group_size != 0)
+        return rlhf_fail("config: ppo.rollout_batch = %" PRId64 " is not a multiple of "
+                         "ppo.group_size = %" PRId64 "; hint: rollout_batch counts responses, "
+                         "group_size of them per prompt", cfg->ppo.rollout_batch,
+                         cfg->ppo.group_size);
+    const bool grpo = !strcmp(cfg->ppo.advantage, "grpo");
+    const bool rloo = !strcmp(cfg->ppo.advantage, "rloo");
+    if ((grpo || rloo) && cfg->ppo.group_size < 2)
+        return rlhf_fail("config: ppo.advantage = %s compares the responses to one prompt, but "
+                         "ppo.group_size = %" PRId64 "; hint: --ppo.group_size=4 (at least 2)",
+                         cfg->ppo.advantage, cfg->ppo.group_size);
+    if (!grpo && strcmp(cfg->ppo.scale_rewards, "group") != 0)
+        return rlhf_fail("config: ppo.scale_rewards = %s applies to ppo.advantage = grpo only, "
+                         "not %s; hint: drop it or use --ppo.advantage=grpo",
+                         cfg->ppo.scale_rewards, cfg->ppo.advantage);
+    if (cfg->ppo.adaptive_kl && cfg->ppo.kl_in_loss)
+        return rlhf_fail("config: ppo.adaptive_kl adapts the KL penalty in the reward, but "
+                         "ppo.kl_in_loss puts it in the loss; hint: --ppo.adaptive_kl=false");
+    if (cfg->ppo.adaptive_kl && cfg->ppo.kl_coef == 0)
+        return rlhf_fail("config: ppo.adaptive_kl scales ppo.kl_coef, which is 0 and would stay "
+                         "0; hint: start from --ppo.kl_coef=0.05, or --ppo.adaptive_kl=false");
     NONNEG_INT(ppo, eval_prompts);
     POS_INT(ppo, max_new_tokens);
     FLOAT_IN(ppo, temperature, 0.0, true, INFINITY, false);

@@ -71,7 +71,13 @@
     X(prompts_file, STR, "data/gen/tasks/ppo_train.jsonl", "JSONL prompts")       \
     X(test_file, STR, "data/gen/tasks/ppo_test.jsonl", "JSONL held-out prompts")  \
     X(reward_model, STR, "", "reward checkpoint (also initialises the critic)")   \
-    X(rollout_batch, INT, 64, "prompts per rollout batch")                        \
+    X(reward, STR, "model", "model | grader | model+grader: what a response scores") \
+    X(advantage, STR, "gae", "gae | grpo | rloo | reinforce")                     \
+    X(rollout_batch, INT, 64, "responses per rollout batch (group_size per prompt)") \
+    X(group_size, INT, 1, "responses sampled per prompt")                         \
+    X(scale_rewards, STR, "group", "grpo: divide by the std of the group | batch | none") \
+    X(kl_in_loss, BOOL, 0, "KL penalty as k3 in the policy loss, not k1 in the reward") \
+    X(loss_norm, STR, "token", "token | sequence: policy loss mean over tokens or sequences") \
     X(max_new_tokens, INT, 24, "longest response")                                \
     X(temperature, FLOAT, 1.0, "rollout sampling temperature")                    \
     X(top_k, INT, 0, "rollout top-k (0 = off)")                                   \

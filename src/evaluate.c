@@ -422,15 +422,19 @@ static void policy_reward(GPT *policy, GPT *rm, const Tokenizer *tok, const Enco
         no_eot[scored] = !ended[i];
         scored++;
     }
-    reward_scores(rm, tok, text, (const char *const *)responses, no_eot, scored, batch, scores,
-                  NULL);
+    if (rm)
+        reward_scores(rm, tok, text, (const char *const *)responses, no_eot, scored, batch,
+                      scores, NULL);
     const double mean = norm ? norm[0] : 0.0, std = norm ? norm[1] : 1.0;
     double raw = 0.0, normed = 0.0;
     for (long i = 0; i < scored; i++) {
-        raw += scores[i];
-        normed += (scores[i] - mean) / std;
+        if (rm) {
+            raw += scores[i];
+            normed += (scores[i] - mean) / std;
+        }
         free(responses[i]);
     }
+    if (!rm) scored = 0;  // graded, not scored
     out->scored = scored;
     out->reward_raw = scored ? raw / scored : NAN;
     out->reward = scored ? normed / scored : NAN;
@@ -501,14 +505,70 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                      int max_new, int batch, uint64_t seed, const double *reward_norm,
                      EvalPolicyResult *out, TasksTally *tally) {
     ASSERT(n >= 0 && n <= prompts->n && batch > 0);
-    *out = (EvalPolicyResult){NAN, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    *out = (EvalPolicyResult){NAN, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, rm != NULL, ref != NULL};
     TasksTally local;
-    if (rm)
-        policy_reward(policy, rm, tok, prompts, n, max_new, batch, reward_norm, out,
-                      tally ? tally : &local);
+    policy_reward(policy, rm, tok, prompts, n, max_new, batch, reward_norm, out,
+                  tally ? tally : &local);
     if (ref)
         policy_kl(policy, ref, rm, tok, prompts, n, sampling, max_new, batch, seed, reward_norm,
                   out);
+}
+
+void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts *prompts, long n,
+                        int k, const SamplerParams *sampling, int max_new, int batch,
+                        uint64_t seed, PassAtK *out) {
+    ASSERT(k >= 1 && batch >= k && batch % k == 0 && n >= 0 && n <= prompts->n);
+    const int T = policy->config.block_size, V = policy->config.vocab_size;
+    Rollout ro;
+    rollout_build(&ro, batch, T, V, tok->eot, tok->pad);
+    KVCache kv;
+    kvcache_build(&kv, &policy->config, batch, T);
+    Sampler smp;
+    sampler_build(&smp, V);
+    Rng rng;
+    rng_init(&rng, seed);
+    const int **ids = mallocCheck((size_t)batch * sizeof(int *));
+    int *lens = mallocCheck((size_t)batch * sizeof(int));
+    const PPOParams sp = {.sampling = *sampling, .max_new = max_new, .reward_std = 1.0f};
+    double pass_1 = 0.0, pass_k = 0.0;
+    *out = (PassAtK){NAN, NAN, 0, 0};
+    for (long i0 = 0; i0 < n; i0 += batch / k) {
+        const int np = (int)(n - i0 < batch / k ? n - i0 : batch / k);
+        for (int r = 0; r < np * k; r++) {
+            ids[r] = prompts->ids[i0 + r / k];
+            lens[r] = prompts->lens[i0 + r / k];
+        }
+        ppo_generate(&ro, policy, &kv, &smp, ids, lens, np * k, &sp, &rng);
+        for (int q = 0; q < np; q++) {
+            const PromptExample *ex = prompts->ex[i0 + q];
+            int right = 0, graded = 1;
+            for (int j = 0; j < k && graded; j++) {
+                const int r = q * k + j;
+                const int *resp = ro.tokens + (size_t)r * (ro.L + 1) + ro.qlen[r];
+                char *text = tokenizer_decode(tok, resp, ro.rlen[r] - ro.ended[r], 0);
+                int g = ex->family[0] ? tasks_grade(ex->family, ex->prompt, text) : -1;
+                free(text);
+                if (g < 0) graded = 0;
+                right += g == 1;
+            }
+            if (!graded) {
+                out->ungraded++;
+                continue;
+            }
+            out->graded++;
+            pass_1 += (double)right / k;
+            pass_k += right > 0;
+        }
+    }
+    if (out->graded) {
+        out->pass_1 = pass_1 / out->graded;
+        out->pass_k = pass_k / out->graded;
+    }
+    free(ids);
+    free(lens);
+    sampler_free(&smp);
+    kvcache_free(&kv);
+    rollout_free(&ro);
 }
 
 double rollout_grade(const Rollout *ro, const Tokenizer *tok, const PromptExample *const *ex,
@@ -559,11 +619,15 @@ void dpo_metrics(Metrics *mt, const char *prefix, const DpoStats *st) {
 
 void evaluate_policy_metrics(Metrics *mt, const EvalPolicyResult *e, const TasksTally *tally) {
     metrics_set(mt, "eval_accuracy", e->accuracy);
-    metrics_set(mt, "eval_reward", e->reward);
-    metrics_set(mt, "eval_reward_raw", e->reward_raw);
-    metrics_set(mt, "eval_kl_k1", e->kl_k1);
-    metrics_set(mt, "eval_kl_k3", e->kl_k3);
-    metrics_set(mt, "eval_sample_accuracy", e->sample_accuracy);
-    metrics_set(mt, "eval_sample_reward", e->sample_reward);
+    if (e->rewarded) {
+        metrics_set(mt, "eval_reward", e->reward);
+        metrics_set(mt, "eval_reward_raw", e->reward_raw);
+    }
+    if (e->sampled) {
+        metrics_set(mt, "eval_kl_k1", e->kl_k1);
+        metrics_set(mt, "eval_kl_k3", e->kl_k3);
+        metrics_set(mt, "eval_sample_accuracy", e->sample_accuracy);
+    }
+    if (e->sampled && e->rewarded) metrics_set(mt, "eval_sample_reward", e->sample_reward);
     tally_metrics(mt, "eval_accuracy_", tally);
 }

@@ -153,13 +153,14 @@ typedef struct {
     double length;             // mean sampled response length, tokens
     double sample_accuracy;    // sampled responses, graded per task family
     double sample_reward;      // their mean normalised reward (rm != NULL)
+    int rewarded, sampled;     // the parts that ran: rm != NULL, ref != NULL
 } EvalPolicyResult;
 
 // A policy on the first n prompts, in batches of `batch`, answers of up to
 // max_new tokens:
-//  - rm != NULL: greedy answers, graded into tally (initialised here; may
-//    be NULL) and scored by rm, normalised with reward_norm = {mean, std}
-//    (NULL: {0, 1});
+//  - greedy answers, graded into tally (initialised here; may be NULL)
+//    and, when rm != NULL, scored by rm, normalised with reward_norm =
+//    {mean, std} (NULL: {0, 1});
 //  - ref != NULL: responses sampled with `sampling` from an rng seeded with
 //    `seed` (ppo_generate), their sequence KL to ref (ppo_score +
 //    rollout_kl), their graded accuracy and (rm != NULL) their normalised
@@ -169,6 +170,20 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                      const EncodedPrompts *prompts, long n, const SamplerParams *sampling,
                      int max_new, int batch, uint64_t seed, const double *reward_norm,
                      EvalPolicyResult *out, TasksTally *tally);
+
+// pass@1 and pass@k of a policy on the first n prompts: k responses
+// sampled per prompt with `sampling` from an rng seeded with `seed`,
+// batch / k prompts at a time (batch a multiple of k), each graded by its
+// task family. pass_1 is the mean over prompts of (right answers) / k, the
+// unbiased estimate of pass@1; pass_k the share of prompts with at least
+// one right answer. Prompts no grader can read are left out and counted.
+typedef struct {
+    double pass_1, pass_k;     // NaN when no prompt was graded
+    long graded, ungraded;     // prompts
+} PassAtK;
+void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts *prompts, long n,
+                        int k, const SamplerParams *sampling, int max_new, int batch,
+                        uint64_t seed, PassAtK *out);
 
 // Logs the accuracy of every task family with graded answers as the
 // metric PREFIX<family> (e.g. "accuracy_add").
@@ -181,7 +196,8 @@ void dpo_metrics(Metrics *mt, const char *prefix, const DpoStats *st);
 
 // Logs a held-out policy evaluation as eval_accuracy, eval_reward,
 // eval_reward_raw, eval_kl_k1, eval_kl_k3, eval_sample_accuracy,
-// eval_sample_reward and eval_accuracy_<family>.
+// eval_sample_reward and eval_accuracy_<family>, leaving out the metrics
+// of a part that did not run (no reward model, no reference).
 void evaluate_policy_metrics(Metrics *mt, const EvalPolicyResult *e, const TasksTally *tally);
 
 // Grades each rollout row's response (end-of-text dropped) against its

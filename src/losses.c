@@ -185,12 +185,17 @@ void kl_controller_update(KLController *kc, double kl, double n_steps) {
     kc->coef *= 1.0 + e * n_steps / kc->horizon;
 }
 
-float ppo_policy_loss(float *dlogits, const float *logits, const int *actions,
-                      const float *old_logp, const float *advantages,
-                      const unsigned char *mask, int N, int V, float temperature,
-                      float cliprange, float ent_coef, double norm, PPOStats *stats) {
+// ppo_policy_loss and ppo_policy_loss_kl: with kl_coef == 0 and norms ==
+// NULL the arithmetic is ppo_policy_loss's, bit for bit.
+static float clipped_policy_loss(float *dlogits, const float *logits, const int *actions,
+                                 const float *old_logp, const float *advantages,
+                                 const float *ref_logp, const unsigned char *mask, int N, int V,
+                                 float temperature, float cliprange, float ent_coef,
+                                 float kl_coef, const float *norms, double norm,
+                                 PPOStats *stats) {
     const float inv_t = 1.0f / temperature;
     double loss = 0.0, ent = 0.0, clipped = 0.0, akl = 0.0, ratios = 0.0, tokens = 0.0;
+    double kl = 0.0, weighted = 0.0;  // k3 sum; sum of l_t / norms[t]
     // rows are independent; the sums are combined in row order below
     for (int n = 0; n < N; n++) {
         float *d = dlogits + (size_t)n * V;
@@ -211,12 +216,22 @@ float ppo_policy_loss(float *dlogits, const float *logits, const int *actions,
         // d loss_t / d logp: the unclipped branch carries the gradient;
         // where the clipped one is larger it is constant in logp
         double g = l1 >= l2 ? -A * ratio : 0.0;
+        double lt = (l1 > l2 ? l1 : l2) - ent_coef * h;
+        if (kl_coef != 0.0f) {
+            // k3 = e^x - 1 - x with x = ref_logp - logp: d k3 / d logp = -(e^x - 1)
+            double x = (double)ref_logp[n] - logp, k3 = expm1(x) - x;
+            g -= kl_coef * expm1(x);
+            kl += k3;
+            lt += kl_coef * k3;
+        }
+        const double den = norms ? (double)norms[n] : norm;
         for (int j = 0; j < V; j++) {
             double lp = (double)(row[j] * inv_t - lse), p = exp(lp);
             double dz = g * ((j == a) - p) + ent_coef * p * (lp + h);
-            d[j] = (float)(dz * inv_t / norm);
+            d[j] = (float)(dz * inv_t / den);
         }
         loss += (l1 > l2 ? l1 : l2) - ent_coef * h;
+        weighted += lt / den;
         ent += h;
         clipped += l2 > l1;
         akl += 0.5 * ((double)logp - old_logp[n]) * ((double)logp - old_logp[n]);
@@ -230,8 +245,28 @@ float ppo_policy_loss(float *dlogits, const float *logits, const int *actions,
         stats->approx_kl += akl;
         stats->ratio += ratios;
         stats->tokens += tokens;
+        stats->kl_k3 += kl;
     }
-    return (float)(loss / norm);
+    if (norms) return (float)weighted;
+    return (float)(kl_coef != 0.0f ? (loss + kl_coef * kl) / norm : loss / norm);
+}
+
+float ppo_policy_loss(float *dlogits, const float *logits, const int *actions,
+                      const float *old_logp, const float *advantages,
+                      const unsigned char *mask, int N, int V, float temperature,
+                      float cliprange, float ent_coef, double norm, PPOStats *stats) {
+    return clipped_policy_loss(dlogits, logits, actions, old_logp, advantages, NULL, mask, N, V,
+                               temperature, cliprange, ent_coef, 0.0f, NULL, norm, stats);
+}
+
+float ppo_policy_loss_kl(float *dlogits, const float *logits, const int *actions,
+                         const float *old_logp, const float *advantages, const float *ref_logp,
+                         const unsigned char *mask, int N, int V, float temperature,
+                         float cliprange, float ent_coef, float kl_coef, const float *norms,
+                         double norm, PPOStats *stats) {
+    ASSERT(kl_coef == 0.0f || ref_logp);
+    return clipped_policy_loss(dlogits, logits, actions, old_logp, advantages, ref_logp, mask, N,
+                               V, temperature, cliprange, ent_coef, kl_coef, norms, norm, stats);
 }
 
 float ppo_value_loss(float *dvalues, const float *values, const float *old_values,
@@ -258,4 +293,59 @@ float ppo_value_loss(float *dvalues, const float *values, const float *old_value
         stats->value_clipfrac += clipped;
     }
     return (float)(vf_coef * loss / norm);
+}
+
+// --- group methods -------------------------------------------------------------
+
+// mean and sample std (count - 1; 0 for one value) of r[0..n)
+static void mean_std(const float *r, int n, double *mean, double *std) {
+    double s = 0.0, q = 0.0;
+    for (int i = 0; i < n; i++) s += r[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (r[i] - *mean) * (r[i] - *mean);
+    *std = n > 1 ? sqrt(q / (n - 1)) : 0.0;
+}
+
+void group_advantages(float *adv, const float *r, int n_groups, int G, int kind, int scale) {
+    ASSERT(n_groups > 0 && G >= 1);
+    ASSERT(kind == ADV_REINFORCE || (G >= 2 && (kind == ADV_GRPO || kind == ADV_RLOO)));
+    const int n = n_groups * G;
+    double batch_mean, batch_std;
+    mean_std(r, n, &batch_mean, &batch_std);
+    for (int g = 0; g < n_groups; g++) {
+        const float *rg = r + (size_t)g * G;
+        float *ag = adv + (size_t)g * G;
+        double mean, std, sum = 0.0;
+        mean_std(rg, G, &mean, &std);
+        for (int i = 0; i < G; i++) sum += rg[i];
+        for (int i = 0; i < G; i++) {
+            double a;
+            if (kind == ADV_GRPO) {
+                double s = scale == GROUP_SCALE_GROUP ? std + GROUP_ADV_EPS
+                         : scale == GROUP_SCALE_BATCH ? batch_std + GROUP_ADV_EPS : 1.0;
+                a = (rg[i] - mean) / s;
+            } else if (kind == ADV_RLOO) {
+                a = rg[i] - (sum - rg[i]) / (G - 1);
+            } else {
+                a = rg[i] - batch_mean;
+            }
+            ag[i] = (float)a;
+        }
+    }
+}
+
+void group_reward_stats(const float *r, int n_groups, int G, GroupStats *st) {
+    double std_sum = 0.0, flat = 0.0, mean, std;
+    for (int g = 0; g < n_groups; g++) {
+        const float *rg = r + (size_t)g * G;
+        mean_std(rg, G, &mean, &std);
+        std_sum += std;
+        int same = 1;
+        for (int i = 1; i < G; i++) same &= rg[i] == rg[0];
+        flat += same;
+    }
+    mean_std(r, n_groups * G, &mean, &std);
+    st->mean = mean;
+    st->std = std_sum / n_groups;
+    st->zero_spread = flat / n_groups;
 }

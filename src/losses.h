@@ -91,10 +91,12 @@ void kl_controller_update(KLController *kc, double kl, double n_steps);
 
 // Statistics of PPO updates: sums over the masked tokens of every minibatch
 // added (the per-token loss, entropy, clipped indicator, approximate KL,
-// ratio), and the count of those tokens; divide by `tokens` for means.
+// ratio, and the k3 KL to the reference when it is in the loss), and the
+// count of those tokens; divide by `tokens` for means.
 typedef struct {
     double policy_loss, value_loss, entropy, clipfrac, approx_kl, value_clipfrac;
     double ratio, tokens;
+    double kl_k3;
 } PPOStats;
 
 // Clipped surrogate on logits (N,V) at temperature T:
@@ -107,6 +109,48 @@ float ppo_policy_loss(float *dlogits, const float *logits, const int *actions,
                       const float *old_logp, const float *advantages,
                       const unsigned char *mask, int N, int V, float temperature,
                       float cliprange, float ent_coef, double norm, PPOStats *stats);
+
+// The same clipped surrogate with the two options of the group methods
+// (GRPO and its kin):
+//  - a KL penalty in the loss instead of the reward: kl_coef * k3(logp,
+//    ref_logp) per token, k3 as kl_k3 (ref_logp may be NULL when kl_coef
+//    is 0); stats->kl_k3 adds the k3 sum;
+//  - a denominator per token: loss = sum_mask l_t / norms[t], so that
+//    norms[t] = (tokens of t's sequence) * (sequences) makes the loss the
+//    mean over sequences of per-sequence token means (GRPO); norms NULL
+//    divides every token by `norm` (the token mean over the minibatch,
+//    DAPO-style), exactly as ppo_policy_loss does.
+// stats->policy_loss sums the surrogate and entropy terms, as above.
+float ppo_policy_loss_kl(float *dlogits, const float *logits, const int *actions,
+                         const float *old_logp, const float *advantages, const float *ref_logp,
+                         const unsigned char *mask, int N, int V, float temperature,
+                         float cliprange, float ent_coef, float kl_coef, const float *norms,
+                         double norm, PPOStats *stats);
+
+// Advantages of the group methods, one per sequence, from the sequence
+// rewards r of n_groups groups of G consecutive samples of one prompt
+// (computed in double):
+//   GRPO        (r_i - mean of its group) / (s + eps), eps = GROUP_ADV_EPS,
+//               s the group's sample std (scale GROUP_SCALE_GROUP), the
+//               sample std of the whole batch (GROUP_SCALE_BATCH) or none,
+//               s + eps = 1 (GROUP_SCALE_NONE, Dr. GRPO);
+//   RLOO        r_i - mean of the G - 1 others of its group;
+//   REINFORCE   r_i - mean of the whole batch (G may be 1).
+// Sample std: divided by count - 1. GRPO and RLOO need G >= 2; a group
+// whose rewards are all equal gets advantages of exactly 0.
+enum { ADV_GAE, ADV_GRPO, ADV_RLOO, ADV_REINFORCE };
+enum { GROUP_SCALE_GROUP, GROUP_SCALE_BATCH, GROUP_SCALE_NONE };
+#define GROUP_ADV_EPS 1e-4
+void group_advantages(float *adv, const float *r, int n_groups, int G, int kind, int scale);
+
+// What the rewards r of n_groups groups of G looked like: their mean, the
+// mean over groups of each group's sample std (0 when G = 1), and the
+// share of groups whose rewards are all equal (no learning signal for
+// GRPO and RLOO).
+typedef struct {
+    double mean, std, zero_spread;
+} GroupStats;
+void group_reward_stats(const float *r, int n_groups, int G, GroupStats *st);
 
 // Clipped value loss: v_clip = old + clip(v - old, -c, c),
 // loss = vf_coef * 0.5 * mean_mask max((v - R)^2, (v_clip - R)^2).

@@ -21,12 +21,15 @@ void rollout_build(Rollout *ro, int P, int T, int V, int eot, int pad) {
     ro->rlen = mallocCheck((size_t)P * sizeof(int));
     ro->ended = mallocCheck((size_t)P * sizeof(int));
     ro->mask = mallocCheck(PL);
-    float **f[] = {&ro->logp,   &ro->ref_logp, &ro->values,    &ro->rewards, &ro->advantages,
-                   &ro->returns, &ro->mb_out,  &ro->mb_old,    &ro->mb_target, &ro->mb_grad};
+    float **f[] = {&ro->logp,    &ro->ref_logp, &ro->values,    &ro->rewards, &ro->advantages,
+                   &ro->returns, &ro->mb_out,   &ro->mb_old,    &ro->mb_target, &ro->mb_grad,
+                   &ro->mb_ref,  &ro->mb_norm};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = callocCheck(PL, sizeof(float));
     ro->seq = callocCheck((size_t)4 * T, sizeof(float));
     ro->score_raw = mallocCheck((size_t)P * sizeof(float));
     ro->score = mallocCheck((size_t)P * sizeof(float));
+    ro->seq_reward = callocCheck((size_t)P, sizeof(float));
+    ro->seq_adv = callocCheck((size_t)P, sizeof(float));
     ro->mb_inputs = mallocCheck((size_t)P * (T + 1) * sizeof(int));
     ro->mb_actions = mallocCheck(PL * sizeof(int));
     ro->mb_mask = mallocCheck(PL);
@@ -38,7 +41,7 @@ void rollout_free(Rollout *ro) {
                  ro->logp,    ro->ref_logp,   ro->values,   ro->rewards,    ro->advantages,
                  ro->returns, ro->score_raw,  ro->score,    ro->mb_inputs,  ro->mb_actions,
                  ro->mb_mask, ro->mb_out,     ro->mb_old,   ro->mb_target,  ro->mb_grad,
-                 ro->seq};
+                 ro->seq,     ro->mb_ref,     ro->mb_norm,  ro->seq_reward, ro->seq_adv};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
     memset(ro, 0, sizeof *ro);
 }
@@ -119,14 +122,21 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
     memset(ro->logp, 0, PL * sizeof(float));
     memset(ro->ref_logp, 0, PL * sizeof(float));
     memset(ro->values, 0, PL * sizeof(float));
+    if (!rm)
+        for (int b = 0; b < ro->n; b++) {
+            ro->score_raw[b] = 0.0f;
+            ro->score[b] = ro->ended[b] ? 0.0f : pp->no_eot_penalty;
+        }
     for (int i0 = 0; i0 < ro->n; i0 += mb) {
         const long *rows = order + i0;
         int n = ro->n - i0 < mb ? ro->n - i0 : mb;
         int Lm = gather_rows(ro, rows, n, 0);
         minibatch_logp(ro, policy, n, Lm, pp, ro->mb_out);
         scatter_f(ro, ro->logp, ro->mb_out, rows, n, Lm);
-        minibatch_logp(ro, ref, n, Lm, pp, ro->mb_out);
-        scatter_f(ro, ro->ref_logp, ro->mb_out, rows, n, Lm);
+        if (ref) {
+            minibatch_logp(ro, ref, n, Lm, pp, ro->mb_out);
+            scatter_f(ro, ro->ref_logp, ro->mb_out, rows, n, Lm);
+        }
         if (critic) {
             gpt_forward(critic, ro->mb_inputs, n, Lm, 0);
             for (int i = 0; i < n * Lm; i++)
@@ -149,6 +159,37 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
     free(last);
 }
 
+int ppo_task_rewards(Rollout *ro, const int *grades, const PPOParams *pp) {
+    int ungraded = 0;
+    for (int b = 0; b < ro->n; b++) {
+        ungraded += grades[b] < 0;
+        const float right = grades[b] == 1 ? 1.0f : 0.0f;
+        if (pp->reward == PPO_REWARD_GRADER)
+            ro->score[b] = right + (ro->ended[b] ? 0.0f : pp->no_eot_penalty);
+        else if (pp->reward == PPO_REWARD_MODEL_GRADER)
+            ro->score[b] += right;
+    }
+    return ungraded;
+}
+
+// A group method's advantages: one per row from the sum of its rewards,
+// the same for every response token of the row.
+static void group_method_advantages(Rollout *ro, const PPOParams *pp) {
+    const int G = pp->group_size > 0 ? pp->group_size : 1;
+    ASSERT(ro->n % G == 0);
+    for (int b = 0; b < ro->n; b++) {
+        const size_t base = (size_t)b * ro->L + ro->qlen[b] - 1;
+        double sum = 0.0;
+        for (int j = 0; j < ro->rlen[b]; j++) sum += ro->rewards[base + j];
+        ro->seq_reward[b] = (float)sum;
+    }
+    group_advantages(ro->seq_adv, ro->seq_reward, ro->n / G, G, pp->advantage, pp->scale_rewards);
+    for (int b = 0; b < ro->n; b++) {
+        const size_t base = (size_t)b * ro->L + ro->qlen[b] - 1;
+        for (int j = 0; j < ro->rlen[b]; j++) ro->advantages[base + j] = ro->seq_adv[b];
+    }
+}
+
 void ppo_advantages(Rollout *ro, const PPOParams *pp, float kl_coef) {
     const int L = ro->L;
     float *r = ro->seq, *v = r + L, *adv = v + L, *ret = adv + L;
@@ -164,12 +205,17 @@ void ppo_advantages(Rollout *ro, const PPOParams *pp, float kl_coef) {
             v[j] = ro->values[base + j];
         }
         r[n - 1] += ro->score[b];
+        if (pp->advantage != ADV_GAE) {  // advantages come from the whole batch, below
+            memcpy(ro->rewards + base, r, (size_t)n * sizeof(float));
+            continue;
+        }
         gae(adv, ret, r, v, n, pp->gamma, pp->lam);
         memcpy(ro->rewards + base, r, (size_t)n * sizeof(float));
         memcpy(ro->advantages + base, adv, (size_t)n * sizeof(float));
         memcpy(ro->returns + base, ret, (size_t)n * sizeof(float));
     }
-    if (pp->whiten) whiten(ro->advantages, ro->mask, (long)ro->n * L, 1);
+    if (pp->advantage != ADV_GAE) group_method_advantages(ro, pp);
+    else if (pp->whiten) whiten(ro->advantages, ro->mask, (long)ro->n * L, 1);
 }
 
 int ppo_minibatch_grads(Rollout *ro, const long *rows, int n, const PPOParams *pp, GPT *policy,
@@ -181,10 +227,24 @@ int ppo_minibatch_grads(Rollout *ro, const long *rows, int n, const PPOParams *p
     if (tokens == 0.0) return 0;
     gather_f(ro, ro->mb_old, ro->logp, rows, n, Lm);
     gather_f(ro, ro->mb_target, ro->advantages, rows, n, Lm);
+    const float *ref_logp = NULL, *norms = NULL;
+    if (pp->kl_loss_coef != 0.0f) {
+        gather_f(ro, ro->mb_ref, ro->ref_logp, rows, n, Lm);
+        ref_logp = ro->mb_ref;
+    }
+    if (pp->seq_norm) {  // every token by (its row's tokens) * (rows)
+        for (int i = 0; i < n; i++) {
+            int row_tokens = 0;
+            for (int t = 0; t < Lm; t++) row_tokens += ro->mb_mask[i * Lm + t];
+            for (int t = 0; t < Lm; t++) ro->mb_norm[i * Lm + t] = (float)row_tokens * (float)n;
+        }
+        norms = ro->mb_norm;
+    }
     gpt_forward(policy, ro->mb_inputs, n, Lm, 1);
-    ppo_policy_loss(policy->acts.dlogits, policy->acts.logits, ro->mb_actions, ro->mb_old,
-                    ro->mb_target, ro->mb_mask, N, policy->config.vocab_size,
-                    logprob_temperature(pp), pp->cliprange, pp->ent_coef, tokens, stats);
+    ppo_policy_loss_kl(policy->acts.dlogits, policy->acts.logits, ro->mb_actions, ro->mb_old,
+                       ro->mb_target, ref_logp, ro->mb_mask, N, policy->config.vocab_size,
+                       logprob_temperature(pp), pp->cliprange, pp->ent_coef, pp->kl_loss_coef,
+                       norms, tokens, stats);
     gpt_backward(policy, policy->acts.dlogits, NULL);
     if (critic) {
         gather_f(ro, ro->mb_old, ro->values, rows, n, Lm);

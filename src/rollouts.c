@@ -2,8 +2,17 @@
 #include "rollouts.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
+
+// The index of value in choices[0..n) (config_validate allowed only those).
+static int choice_index(const char *value, const char *const *choices, int n) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(value, choices[i]) == 0) return i;
+    ASSERT(0 && "config_validate checks the choices");
+    return 0;
+}
 
 PPOParams ppo_params_from_config(const Config *cfg, const double reward_norm[2]) {
     return (PPOParams){
@@ -19,6 +28,15 @@ PPOParams ppo_params_from_config(const Config *cfg, const double reward_norm[2])
         .no_eot_penalty = (float)cfg->ppo.no_eot_penalty,
         .reward_mean = (float)reward_norm[0],
         .reward_std = (float)reward_norm[1],
+        .reward = choice_index(cfg->ppo.reward, (const char *const[]){"model", "grader",
+                               "model+grader"}, 3),
+        .advantage = choice_index(cfg->ppo.advantage, (const char *const[]){"gae", "grpo",
+                                  "rloo", "reinforce"}, 4),
+        .group_size = (int)cfg->ppo.group_size,
+        .scale_rewards = choice_index(cfg->ppo.scale_rewards, (const char *const[]){"group",
+                                      "batch", "none"}, 3),
+        .kl_loss_coef = cfg->ppo.kl_in_loss ? (float)cfg->ppo.kl_coef : 0.0f,
+        .seq_norm = strcmp(cfg->ppo.loss_norm, "sequence") == 0,
     };
 }
 
@@ -26,6 +44,8 @@ void rollouts_build(Rollouts *r, const Config *cfg, const PPOParams *pp,
                     const EncodedPrompts *prompts, const GPTConfig *c, const Tokenizer *tok) {
     r->pp = *pp;
     r->P = (int)cfg->ppo.rollout_batch;
+    r->G = (int)cfg->ppo.group_size;
+    ASSERT(r->G >= 1 && r->P % r->G == 0);
     r->mb = r->P / (int)cfg->ppo.minibatches;
     r->prompts = prompts;
     const int P = r->P, T = c->block_size, V = c->vocab_size;
@@ -57,42 +77,60 @@ void rollouts_free(Rollouts *r) {
 void rollouts_collect(Rollouts *r, uint64_t *cursor, GPT *policy, GPT *ref, GPT *critic, GPT *rm,
                       float kl_coef, const Tokenizer *tok) {
     const double t0 = now_seconds();
-    for (int b = 0; b < r->P; b++) {
+    for (int b = 0; b < r->P; b += r->G) {
         long i = epoch_order_at(&r->prompt_order, (int64_t)(*cursor)++);
-        r->ids[b] = r->prompts->ids[i];
-        r->lens[b] = r->prompts->lens[i];
-        r->ex[b] = r->prompts->ex[i];
+        for (int j = b; j < b + r->G; j++) {
+            r->ids[j] = r->prompts->ids[i];
+            r->lens[j] = r->prompts->lens[i];
+            r->ex[j] = r->prompts->ex[i];
+        }
     }
     ppo_generate(&r->ro, policy, &r->kv, &r->smp, r->ids, r->lens, r->P, &r->pp, &r->rng);
     r->generate_s = now_seconds() - t0;
+    r->has_ref = ref != NULL;
+    r->has_critic = critic != NULL;
+    r->has_rm = rm != NULL;
     for (int b = 0; b < r->P; b++) r->order[b] = b;
     rollouts_shuffle(r);
     ppo_score(&r->ro, policy, ref, critic, rm, &r->pp, r->order, r->mb);
+    r->accuracy = rollout_grade(&r->ro, tok, r->ex, r->grades, r->families);
+    r->ungraded = ppo_task_rewards(&r->ro, r->grades, &r->pp);
     ppo_advantages(&r->ro, &r->pp, kl_coef);
     rollout_kl(&r->ro, r->k1, r->k3);
     rollout_stats(&r->ro, r->k1, r->k3, &r->stats);
-    r->accuracy = rollout_grade(&r->ro, tok, r->ex, r->grades, r->families);
+    group_reward_stats(r->ro.score, r->P / r->G, r->G, &r->groups);
     // does the reward model rank the policy's own right answers above its
     // wrong ones (same family)? 0.5 = it cannot tell them apart
     r->rm_auc = reward_auc(r->ro.score_raw, r->grades, r->families, r->P);
 }
 
 void rollouts_metrics(const Rollouts *r, double kl_coef, const PPOStats *st, Metrics *mt) {
-    metrics_set(mt, "reward_raw", r->stats.reward_raw);
+    if (r->has_rm) metrics_set(mt, "reward_raw", r->stats.reward_raw);
     metrics_set(mt, "reward", r->stats.reward);
-    metrics_set(mt, "kl_k1", r->stats.kl_k1);
-    metrics_set(mt, "kl_k3", r->stats.kl_k3);
+    if (r->has_ref) {
+        metrics_set(mt, "kl_k1", r->stats.kl_k1);
+        metrics_set(mt, "kl_k3", r->stats.kl_k3);
+    }
     metrics_set(mt, "kl_coef", kl_coef);
     metrics_set(mt, "entropy", st->entropy / st->tokens);
     metrics_set(mt, "clipfrac", st->clipfrac / st->tokens);
     metrics_set(mt, "approx_kl", st->approx_kl / st->tokens);
     metrics_set(mt, "policy_loss", st->policy_loss / st->tokens);
-    metrics_set(mt, "value_loss", st->value_loss / st->tokens);
-    metrics_set(mt, "value_clipfrac", st->value_clipfrac / st->tokens);
+    if (r->pp.kl_loss_coef != 0.0f) metrics_set(mt, "policy_kl_k3", st->kl_k3 / st->tokens);
+    if (r->has_critic) {
+        metrics_set(mt, "value_loss", st->value_loss / st->tokens);
+        metrics_set(mt, "value_clipfrac", st->value_clipfrac / st->tokens);
+    }
     metrics_set(mt, "ratio", st->ratio / st->tokens);
-    metrics_set(mt, "explained_variance", r->stats.explained_variance);
+    if (r->has_critic) metrics_set(mt, "explained_variance", r->stats.explained_variance);
     metrics_set(mt, "response_length", r->stats.length);
     metrics_set(mt, "eot_rate", r->stats.eot_rate);
     metrics_set(mt, "rollout_accuracy", r->accuracy);
-    metrics_set(mt, "rollout_rm_auc", r->rm_auc);
+    if (r->has_rm) metrics_set(mt, "rollout_rm_auc", r->rm_auc);
+    if (r->pp.reward != PPO_REWARD_MODEL) metrics_set(mt, "rollout_ungraded", r->ungraded);
+    if (r->G > 1) {
+        metrics_set(mt, "group_reward_mean", r->groups.mean);
+        metrics_set(mt, "group_reward_std", r->groups.std);
+        metrics_set(mt, "group_zero_spread", r->groups.zero_spread);
+    }
 }

@@ -1,8 +1,9 @@
-// The rollout half of a PPO step: the next batch of prompts in epoch order,
-// responses sampled from the policy (KV cache), scored by the reference,
-// critic and reward model, advantages, the batch's statistics and its
-// ground-truth grades. The update half is ppo_minibatch_grads, which the
-// stage runs over `order` and the trainer applies.
+// The rollout half of a PPO step: the next batch of prompts in epoch order
+// (each sampled group_size times, in consecutive rows), responses sampled
+// from the policy (KV cache), scored by the reference, critic, reward model
+// and task graders, advantages, the batch's statistics and its ground-truth
+// grades. The update half is ppo_minibatch_grads, which the stage runs over
+// `order` and the trainer applies.
 #ifndef RLHF_ROLLOUTS_H
 #define RLHF_ROLLOUTS_H
 
@@ -16,6 +17,8 @@
 typedef struct {
     PPOParams pp;
     int P, mb;                     // rows per batch, rows per minibatch
+    int G;                         // rows per prompt (ppo.group_size); P / G prompts
+    int has_ref, has_critic, has_rm;  // models the last batch was scored with
     const EncodedPrompts *prompts; // not owned
     EpochOrder prompt_order;
     Rollout ro;
@@ -32,27 +35,34 @@ typedef struct {
     RolloutStats stats;
     double accuracy;               // graded rows answered right (NaN: none graded)
     double rm_auc;                 // reward model's ranking of right over wrong answers
+    int ungraded;                  // rows whose prompt no grader could read
+    GroupStats groups;             // of the scores, per group of G rows
     double generate_s;             // time spent sampling
 } Rollouts;
 
 // PPO's settings from [ppo], with the reward model's normalisation.
 PPOParams ppo_params_from_config(const Config *cfg, const double reward_norm[2]);
 
-// Buffers for batches of cfg->ppo.rollout_batch prompts of `prompts`
-// (which must outlive r) for a model of shape c; RNG and prompt order from
-// train.seed.
+// Buffers for batches of cfg->ppo.rollout_batch rows, that is
+// rollout_batch / group_size prompts of `prompts` (which must outlive r),
+// for a model of shape c; RNG and prompt order from train.seed.
 void rollouts_build(Rollouts *r, const Config *cfg, const PPOParams *pp,
                     const EncodedPrompts *prompts, const GPTConfig *c, const Tokenizer *tok);
 void rollouts_free(Rollouts *r);
 
-// One batch: the prompts at *cursor onward (advanced), sampled, scored,
-// advantages with kl_coef, statistics, grades; `order` shuffled for the
-// first epoch.
+// One batch: the prompts at *cursor onward (advanced by P / G), each
+// sampled G times, scored (ref, critic and rm may be NULL), graded, the
+// score made what pp.reward says, advantages with kl_coef (the per-token
+// k1 penalty in the reward), statistics; `order` shuffled for the first
+// epoch.
 void rollouts_collect(Rollouts *r, uint64_t *cursor, GPT *policy, GPT *ref, GPT *critic, GPT *rm,
                       float kl_coef, const Tokenizer *tok);
 
 // The metrics of a PPO step: the last batch's statistics, the KL
 // coefficient it was scored with, and the means of its updates' stats.
+// What a model that is not there would measure is not logged (KL without
+// a reference, values without a critic, reward-model scores without one);
+// group statistics when G > 1, ungraded rows when the graders score.
 void rollouts_metrics(const Rollouts *r, double kl_coef, const PPOStats *st, Metrics *mt);
 
 // A fresh minibatch order for the next epoch.

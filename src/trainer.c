@@ -78,9 +78,19 @@ static int start_resumed(Trainer *t, Ckpt **ck_out) {
     char *path;
     Ckpt *ck = run_open_resume(r, &meta, &path);
     int rc = ck ? 0 : -1;
+    // a model the run trained that this config would drop (or lacks, below)
+    for (int i = t->n_trained; rc == 0 && i < TRAINER_MAX_MODELS; i++)
+        if (t->stage->prefix[i] && ckpt_has_model(ck, t->stage->prefix[i]))
+            rc = rlhf_fail("%s trains a /%s, but this config does not; hint: resume with the "
+                           "settings the run started with", path, t->stage->prefix[i]);
     for (int i = 0; rc == 0 && i < t->n_trained; i++) {
         TrainedModel *tm = &t->trained[i];
         GPTConfig c;
+        if (tm->prefix[0] && !ckpt_has_model(ck, tm->prefix)) {
+            rc = rlhf_fail("%s has no /%s to resume, but this config trains one; hint: resume "
+                           "with the settings the run started with", path, tm->prefix);
+            break;
+        }
         rc = ckpt_read_model_config(ck, tm->prefix, &c);
         if (rc != 0) break;
         gpt_build(&tm->model, &c);
@@ -165,12 +175,13 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
     memset(&t, 0, sizeof t);
     t.stage = stage;
     t.ctx = ctx;
-    t.n_trained = stage->n_trained > 0 ? stage->n_trained : 1;
-    ASSERT(t.n_trained <= TRAINER_MAX_MODELS);
-    for (int i = 0; i < t.n_trained; i++) t.trained[i].prefix = stage->prefix[i] ? stage->prefix[i] : "";
     if (run_init(&t.run, stage->name, argc, argv) != 0) die_last();
     Run *r = &t.run;
     const Config *cfg = &r->cfg;
+    const int most = stage->n_trained > 0 ? stage->n_trained : 1;
+    t.n_trained = stage->count_trained ? stage->count_trained(cfg) : most;
+    ASSERT(t.n_trained >= 1 && t.n_trained <= most && most <= TRAINER_MAX_MODELS);
+    for (int i = 0; i < t.n_trained; i++) t.trained[i].prefix = stage->prefix[i] ? stage->prefix[i] : "";
 
     Ckpt *resume = NULL;
     if ((r->resume ? start_resumed(&t, &resume) : start_fresh(&t)) != 0) die_last();

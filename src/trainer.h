@@ -62,6 +62,9 @@ struct Stage {
     int value_head;            // the first model carries a scalar head
     int n_trained;             // models trained (1, or 2 with prefixes below)
     const char *prefix[TRAINER_MAX_MODELS];
+    // Models trained as the run's config decides (1..n_trained, the first
+    // ones of prefix[]); NULL: always n_trained.
+    int (*count_trained)(const Config *cfg);
     int eval_at_start;         // evaluate before the first step of a fresh run
 
     // Fresh runs with more than one trained model: build them (and record

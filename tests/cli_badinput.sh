@@ -94,6 +94,29 @@ bad "n_embd = 17 is not a multiple of model.n_head = 2" \
     "$R" pretrain "$T" --model.n_embd=17 --checkpoint.dir="$D/x"
 bad "batch_size = 0" "$R" reward "$T" --train.batch_size=0 --checkpoint.dir="$D/x"
 bad "unknown option '--nope'" "$R" pretrain "$T" --nope
+# ppo keys that do not go together (tiny.ini: rollout_batch 4)
+X=(--checkpoint.init="$S" --checkpoint.dir="$D/x")
+bad "ppo.advantage = 'ppo' is not one of gae\|grpo\|rloo\|reinforce" "$R" ppo "$T" "${X[@]}" --ppo.advantage=ppo
+bad "ppo.reward = 'rm' is not one of model\|grader\|model\+grader" "$R" ppo "$T" "${X[@]}" --ppo.reward=rm
+bad "ppo.loss_norm = 'seq' is not one of token\|sequence" "$R" ppo "$T" "${X[@]}" --ppo.loss_norm=seq
+bad "ppo.scale_rewards = 'std' is not one of" "$R" ppo "$T" "${X[@]}" --ppo.scale_rewards=std
+bad "ppo.group_size = 0" "$R" ppo "$T" "${X[@]}" --ppo.group_size=0
+bad "ppo.rollout_batch = 4 is not a multiple of ppo.group_size = 3" \
+    "$R" ppo "$T" "${X[@]}" --ppo.advantage=grpo --ppo.group_size=3
+bad "ppo.advantage = grpo compares the responses to one prompt, but ppo.group_size = 1" \
+    "$R" ppo "$T" "${X[@]}" --ppo.advantage=grpo
+bad "ppo.advantage = rloo compares the responses to one prompt" "$R" ppo "$T" "${X[@]}" --ppo.advantage=rloo
+bad "ppo.scale_rewards = batch applies to ppo.advantage = grpo only, not rloo" \
+    "$R" ppo "$T" "${X[@]}" --ppo.advantage=rloo --ppo.group_size=2 --ppo.scale_rewards=batch
+bad "ppo.adaptive_kl adapts the KL penalty in the reward, but ppo.kl_in_loss" \
+    "$R" ppo "$T" "${X[@]}" --ppo.adaptive_kl=true --ppo.kl_in_loss=true
+bad "ppo.adaptive_kl scales ppo.kl_coef, which is 0" \
+    "$R" ppo "$T" "${X[@]}" --ppo.adaptive_kl=true --ppo.kl_coef=0
+bad "ppo.reward_model is empty; hint: .*--ppo.reward=grader" \
+    "$R" ppo "$T" "${X[@]}" --ppo.reward=model+grader --ppo.reward_model=
+# a resume that would drop the run's critic, or grow one it never had
+bad "latest.h5 trains a /critic, but this config does not" \
+    "$R" ppo "$T" --checkpoint.init="$S" --checkpoint.dir="$D/ppo" --resume --ppo.advantage=reinforce
 bad "unexpected argument" "$R" pretrain "$T" "$T"
 # a model too large for memory is refused, not crashed on (sanitizer builds
 # abort on such requests unless told to return NULL like malloc does, and

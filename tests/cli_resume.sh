@@ -4,8 +4,9 @@
 # made latest.h5 of a fresh directory) and continued with --resume to N. The
 # final checkpoints must be bit-identical in every dataset (model, heads,
 # optimizer moments and attributes, critic, state, tokenizer) and in every
-# logged metric except wall-clock ones. Not covered: resuming with another
-# thread count (documented as not bit-exact).
+# logged metric except wall-clock ones; PPO in each advantage mode. Not
+# covered: resuming with another thread count (documented as not
+# bit-exact).
 cd "$(dirname "$0")/.."
 source tests/cli_pipeline.bash
 pipeline_build   # the checkpoints each stage starts from (D, CFG, R)
@@ -111,4 +112,22 @@ resume_case ppo ppo 5 2 --checkpoint.init="$D/sft/latest.h5" --ppo.prompts_file=
 # the adaptive coefficient did move, so the check above compared a live value
 "$PY" -c "import h5py, sys; sys.exit(int(h5py.File(sys.argv[1], 'r')['state/kl_coef'][0] == 0.05))" \
     "$D/ppo.full/step_000005.h5" || fail "ppo: kl_coef never adapted (test would not see it)"
+# each advantage mode: GRPO (the graders' reward without a reward model,
+# KL as k3 in the loss, per-sequence loss, two epochs of minibatches), RLOO
+# (no KL penalty, so no reference), REINFORCE (both rewards), and GAE on the
+# graders' reward with a critic grown from the SFT model; the group methods'
+# checkpoints hold no critic
+GR=(--checkpoint.init="$D/sft/latest.h5" --ppo.prompts_file="$D/ppo6.jsonl")
+resume_case grpo ppo 5 2 "${GR[@]}" --ppo.advantage=grpo --ppo.group_size=2 --ppo.reward=grader \
+    --ppo.reward_model= --ppo.kl_in_loss=true --ppo.loss_norm=sequence --ppo.ppo_epochs=2
+resume_case rloo ppo 5 2 "${GR[@]}" --ppo.advantage=rloo --ppo.group_size=4 --ppo.kl_coef=0
+resume_case reinforce ppo 5 2 "${GR[@]}" --ppo.advantage=reinforce --ppo.group_size=2 \
+    --ppo.reward=model+grader
+resume_case gae_grader ppo 5 2 "${GR[@]}" --ppo.reward=grader --ppo.reward_model=
+"$PY" - "$D" <<'EOF' || fail "which checkpoints hold a critic"
+import h5py, sys
+for name, critic in (("grpo", 0), ("rloo", 0), ("reinforce", 0), ("gae_grader", 1)):
+    f = h5py.File(f"{sys.argv[1]}/{name}.res/step_000005.h5", "r")
+    assert ("critic" in f) == bool(critic), name
+EOF
 echo "cli_resume: ok"

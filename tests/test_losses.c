@@ -1,8 +1,10 @@
 // Checks src/losses.c against independent double computations written here:
 // log-probs and entropy, the Bradley-Terry loss (alone and through a GPT's
 // value head, against the double reference model), the KL estimators, GAE,
-// whitening, the adaptive KL controller, and the PPO clipped policy and
-// value objectives with their gradients by central differences. The PPO
+// whitening, the adaptive KL controller, the PPO clipped policy and value
+// objectives with their gradients by central differences, the group
+// methods' policy loss (k3 KL in the loss, per-sequence normalisation) and
+// their advantages (GRPO, RLOO, REINFORCE) against hand-computed values. The PPO
 // engine that calls these lives in test_ppo.c.
 #include <stdarg.h>
 #include <stddef.h>
@@ -595,6 +597,199 @@ static void test_ppo_policy_loss_gradient_all_regimes(void **state) {
 }
 
 // ---------------------------------------------------------------------------
+// The group methods' policy loss: k3 KL in the loss, per-sequence norms
+//
+// The six regimes of the test above, each row with a reference log-prob
+// that puts x = ref_logp - logp at {0.3, -0.5, 0.15, -0.25, 0.6, -0.4}
+// (k3 = e^x - 1 - x from 0.01 to 0.22), the masked-out row 6 with NaN
+// inputs. Two normalisations: tokens (norms NULL: every row / 6), and
+// sequences: rows 0-1 one sequence, rows 2-5 another, so norms are
+// 2 * 2 = 4 and 4 * 2 = 8 (row 6: 0, which must not be used). The double
+// reference is written from losses.h:
+//   sum_mask [max(-A r, -A clip(r)) - ent_coef H + kl_coef k3] / den_n.
+// Tolerances as above (h = 1e-5, the same float log-probs): gradient
+// within 2e-5 max_j |fd_j|, loss within 2e-6 S / min den with S the sum of
+// the terms that cancel, k3 sum within 6 * 2e-6 (k3 of a float logp).
+// With kl_coef 0 and norms NULL, ppo_policy_loss_kl is ppo_policy_loss bit
+// for bit, loss and gradient.
+// ---------------------------------------------------------------------------
+
+typedef struct {
+    PolicyCase pc;
+    const float *ref_logp, *norms;
+    double kl_coef;
+} KLCase;
+
+static double ref_policy_loss_kl(const KLCase *kc, const double *logits, double *k3_sum) {
+    const PolicyCase *pc = &kc->pc;
+    double loss = 0.0, k3s = 0.0;
+    for (int n = 0; n < QN; n++) {
+        if (!pc->mask[n]) continue;
+        double lp[QV];
+        double h = ref_log_softmax(lp, logits + n * QV, QV, pc->temperature);
+        double logp = lp[pc->actions[n]], ratio = exp(logp - pc->old_logp[n]), A = pc->adv[n];
+        double rc = fmin(fmax(ratio, 1.0 - pc->cliprange), 1.0 + pc->cliprange);
+        double x = kc->ref_logp[n] - logp, k3 = exp(x) - 1.0 - x;
+        double den = kc->norms ? kc->norms[n] : pc->norm;
+        loss += (fmax(-A * ratio, -A * rc) - pc->ent_coef * h + kc->kl_coef * k3) / den;
+        k3s += k3;
+    }
+    if (k3_sum) *k3_sum = k3s;
+    return loss;
+}
+
+static void test_ppo_policy_loss_kl_gradient(void **state) {
+    (void)state;
+    const double ratios[QN] = {0.93, 1.08, 1.60, 0.50, 1.50, 0.60, 1.0};
+    const double xs[QN] = {0.3, -0.5, 0.15, -0.25, 0.6, -0.4, 0.0};
+    const float adv[QN] = {1.3f, -0.7f, 0.8f, 0.8f, -1.1f, -1.1f, 5.0f};
+    const unsigned char mask[QN] = {1, 1, 1, 1, 1, 1, 0};
+    const float seq_norms[QN] = {4, 4, 8, 8, 8, 8, 0};
+    const float temps[2] = {0.7f, 1.0f}, ents[2] = {0.01f, 0.0f}, kls[2] = {0.1f, 0.04f};
+    RefRng r;
+    ref_rng_init(&r, 37);
+    for (int k = 0; k < 2; k++) {
+        float logits[QN * QV], old_logp[QN], ref_logp[QN];
+        double dlog[QN * QV];
+        int actions[QN];
+        for (int i = 0; i < QN * QV; i++) dlog[i] = logits[i] = (float)(1.5 * ref_rng_normal(&r));
+        for (int n = 0; n < QN; n++) {
+            actions[n] = ref_rng_int(&r, QV);
+            double lp[QV];
+            ref_log_softmax(lp, dlog + n * QV, QV, temps[k]);
+            old_logp[n] = (float)(lp[actions[n]] - log(ratios[n]));
+            ref_logp[n] = (float)(lp[actions[n]] + xs[n]);
+        }
+        old_logp[QN - 1] = ref_logp[QN - 1] = NAN;  // off the mask
+        for (int mode = 0; mode < 2; mode++) {
+            const float *norms = mode ? seq_norms : NULL;
+            KLCase kc = {{actions, old_logp, adv, mask, temps[k], 0.2, ents[k], 6.0}, ref_logp,
+                         norms, kls[k]};
+            float dlogits[QN * QV];
+            PPOStats st = {.kl_k3 = 1.0};
+            float loss = ppo_policy_loss_kl(dlogits, logits, actions, old_logp, adv, ref_logp,
+                                            mask, QN, QV, temps[k], 0.2f, ents[k], kls[k], norms,
+                                            6.0, &st);
+            double k3_sum, want = ref_policy_loss_kl(&kc, dlog, &k3_sum);
+            double S = 0.0;
+            for (int n = 0; n < QN - 1; n++) S += fabs(adv[n]) * ratios[n] + 1.0;
+            if (verbose())
+                fprintf(stderr, "T=%.1f kl %.2f %s: loss %.9g ref %.9g k3 %.9g ref %.9g\n",
+                        temps[k], kls[k], mode ? "sequence" : "token", loss, want,
+                        st.kl_k3 - 1.0, k3_sum);
+            assert_true(fabs(loss - want) <= 2e-6 * S / 4.0);
+            assert_true(fabs(st.kl_k3 - 1.0 - k3_sum) <= 6 * 2e-6);
+            assert_true(k3_sum > 0.05);  // the KL term is exercised
+            const double h = 1e-5;
+            double fd[QN * QV], fmaxabs = 0.0;
+            for (int i = 0; i < QN * QV; i++) {
+                double save = dlog[i];
+                dlog[i] = save + h;
+                double fp = ref_policy_loss_kl(&kc, dlog, NULL);
+                dlog[i] = save - h;
+                double fm = ref_policy_loss_kl(&kc, dlog, NULL);
+                dlog[i] = save;
+                fd[i] = (fp - fm) / (2 * h);
+                fmaxabs = fmax(fmaxabs, fabs(fd[i]));
+            }
+            assert_true(fmaxabs > 1e-2);
+            double worst = 0.0;
+            for (int i = 0; i < QN * QV; i++) {
+                double err = fabs(dlogits[i] - fd[i]);
+                worst = fmax(worst, err / fmaxabs);
+                if (!(err <= 2e-5 * fmaxabs))
+                    fprintf(stderr, "row %d logit %d: dlogits %.9g fd %.9g\n", i / QV, i % QV,
+                            dlogits[i], fd[i]);
+                assert_true(err <= 2e-5 * fmaxabs);
+            }
+            if (verbose()) fprintf(stderr, "  worst gradient error %.3g of max |g| %.3g\n", worst, fmaxabs);
+            for (int j = 0; j < QV; j++) assert_true(dlogits[6 * QV + j] == 0.0f);
+        }
+        // without the KL term and per-token norms: ppo_policy_loss, bit for bit
+        float d1[QN * QV], d2[QN * QV];
+        PPOStats s1 = {0}, s2 = {0};
+        float l1 = ppo_policy_loss(d1, logits, actions, old_logp, adv, mask, QN, QV, temps[k],
+                                   0.2f, ents[k], 6.0, &s1);
+        float l2 = ppo_policy_loss_kl(d2, logits, actions, old_logp, adv, NULL, mask, QN, QV,
+                                      temps[k], 0.2f, ents[k], 0.0f, NULL, 6.0, &s2);
+        assert_true(l1 == l2 && memcmp(d1, d2, sizeof d1) == 0);
+        assert_true(memcmp(&s1, &s2, sizeof s1) == 0 && s2.kl_k3 == 0.0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Group advantages
+//
+// Three groups of G = 4 rewards, worked by hand:
+//   g0 {1, 0, 0, 1}      mean 0.5,   sample std sqrt(1/3)
+//   g1 {1, 1, 1, 1}      mean 1,     std 0: zero spread
+//   g2 {0.5, -1, 2, 0}   mean 0.375, std 1.25 (squares 4.6875 / 3)
+//   batch: mean 0.625, sample std sqrt(6.5625 / 11) (squared deviations
+//   1.0625 + 0.5625 + 4.9375)
+// GRPO (r - group mean) / (s + 1e-4) with s the group std, the batch std,
+// or s + eps = 1 (none); RLOO r_i - (group sum - r_i) / 3; REINFORCE
+// r - 0.625, whatever G (G = 1 gives the same). Computed in double and
+// stored as float: within 1e-6 relative. The zero-spread group gets
+// exactly 0 from GRPO (every scale) and RLOO. Statistics: mean 0.625,
+// mean group std (sqrt(1/3) + 0 + 1.25) / 3, zero spread 1/3.
+// ---------------------------------------------------------------------------
+
+static void expect_advantages(const float *got, const double *want, int n, const char *what) {
+    for (int i = 0; i < n; i++) {
+        if (verbose()) fprintf(stderr, "%s[%d] %.9g hand %.9g\n", what, i, got[i], want[i]);
+        if (!(fabs(got[i] - want[i]) <= 1e-6 * fmax(1.0, fabs(want[i]))))
+            fprintf(stderr, "%s[%d]: %.9g, by hand %.9g\n", what, i, got[i], want[i]);
+        assert_true(fabs(got[i] - want[i]) <= 1e-6 * fmax(1.0, fabs(want[i])));
+    }
+}
+
+static void test_group_advantages_hand_values(void **state) {
+    (void)state;
+    enum { NG = 3, G = 4, N = NG * G };
+    const float r[N] = {1, 0, 0, 1, 1, 1, 1, 1, 0.5f, -1, 2, 0};
+    const double s0 = sqrt(1.0 / 3.0), sb = sqrt(6.5625 / 11.0), e = GROUP_ADV_EPS;
+    const double dev[N] = {0.5, -0.5, -0.5, 0.5, 0, 0, 0, 0, 0.125, -1.375, 1.625, -0.375};
+    double want[N];
+    float adv[N];
+
+    for (int i = 0; i < N; i++) want[i] = dev[i] / (i < 4 ? s0 + e : 1.25 + e);
+    for (int i = 4; i < 8; i++) want[i] = 0.0;
+    group_advantages(adv, r, NG, G, ADV_GRPO, GROUP_SCALE_GROUP);
+    expect_advantages(adv, want, N, "grpo/group");
+    for (int i = 4; i < 8; i++) assert_true(adv[i] == 0.0f);
+
+    for (int i = 0; i < N; i++) want[i] = dev[i] / (sb + e);
+    group_advantages(adv, r, NG, G, ADV_GRPO, GROUP_SCALE_BATCH);
+    expect_advantages(adv, want, N, "grpo/batch");
+    for (int i = 4; i < 8; i++) assert_true(adv[i] == 0.0f);
+
+    group_advantages(adv, r, NG, G, ADV_GRPO, GROUP_SCALE_NONE);
+    expect_advantages(adv, dev, N, "grpo/none");
+    for (int i = 4; i < 8; i++) assert_true(adv[i] == 0.0f);
+
+    const double rloo[N] = {1 - 1.0 / 3, 0 - 2.0 / 3, 0 - 2.0 / 3, 1 - 1.0 / 3, 0, 0, 0, 0,
+                            0.5 - 1.0 / 3, -1 - 2.5 / 3, 2 + 0.5 / 3, 0 - 1.5 / 3};
+    group_advantages(adv, r, NG, G, ADV_RLOO, GROUP_SCALE_GROUP);
+    expect_advantages(adv, rloo, N, "rloo");
+    for (int i = 4; i < 8; i++) assert_true(adv[i] == 0.0f);
+
+    for (int i = 0; i < N; i++) want[i] = r[i] - 0.625;
+    group_advantages(adv, r, NG, G, ADV_REINFORCE, GROUP_SCALE_GROUP);
+    expect_advantages(adv, want, N, "reinforce");
+    float adv1[N];
+    group_advantages(adv1, r, N, 1, ADV_REINFORCE, GROUP_SCALE_GROUP);
+    assert_true(memcmp(adv, adv1, sizeof adv) == 0);
+
+    GroupStats st;
+    group_reward_stats(r, NG, G, &st);
+    assert_true(fabs(st.mean - 0.625) <= 1e-12);
+    assert_true(fabs(st.std - (s0 + 1.25) / 3.0) <= 1e-12);
+    assert_true(st.zero_spread == 1.0 / 3.0);
+    group_reward_stats(r, N, 1, &st);  // singletons: no spread anywhere
+    assert_true(st.std == 0.0 && st.zero_spread == 1.0);
+}
+
+// ---------------------------------------------------------------------------
 // PPO clipped value loss
 // ---------------------------------------------------------------------------
 
@@ -665,6 +860,8 @@ int main(void) {
         cmocka_unit_test(test_whiten),
         cmocka_unit_test(test_kl_controller_hand_values),
         cmocka_unit_test(test_ppo_policy_loss_gradient_all_regimes),
+        cmocka_unit_test(test_ppo_policy_loss_kl_gradient),
+        cmocka_unit_test(test_group_advantages_hand_values),
         cmocka_unit_test(test_ppo_value_loss_gradient),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

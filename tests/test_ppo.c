@@ -2,8 +2,10 @@
 // and masks after ppo_generate, the log-probs, values and scores of
 // ppo_score against the double reference model, exact zero KL and exact
 // unit ratios when the policy equals the reference, the rewards, GAE and
-// whitening of ppo_advantages, and the direction of one PPO update. The
-// loss formulas themselves are checked in test_losses.c.
+// whitening of ppo_advantages, and the direction of one PPO update; the
+// graders' reward, the group methods' advantages in a rollout and their
+// update's gradient through the whole policy against the double reference.
+// The loss formulas themselves are checked in test_losses.c.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -529,6 +531,257 @@ static void test_score_row_filling_context(void **state) {
     models_free(&M);
 }
 
+// ---------------------------------------------------------------------------
+// ppo.reward: the graders' score
+// ---------------------------------------------------------------------------
+
+// reward = grader: each row's score is exactly its grade (1 right, 0 wrong,
+// 0 for a prompt no grader reads, which is counted), plus the no-end
+// penalty on a response that never ends; with no penalty, exactly the
+// grade. model+grader: the reward model's normalised score plus the grade,
+// exactly that float sum. model: the scores stay as ppo_score left them.
+// Then, with kl_coef 0, the reward at a row's last response token is its
+// score, bit for bit, and 0 at every other position.
+static void test_grader_reward_exact(void **state) {
+    (void)state;
+    Models M;
+    models_build(&M, 861, 862);
+    Prompts p;
+    prompts_make(&p, 863);
+    PPOParams pp = default_params();
+    Rollout ro;
+    rollout_build(&ro, NP, MT, MV, EOT, PAD);
+    rollout_generate(&ro, &M, &p, &pp, 864);
+    const long order[NP] = {0, 1, 2, 3, 4, 5};
+    const int grades[NP] = {1, 0, -1, 1, 0, 1};
+    ppo_score(&ro, &M.policy, &M.ref, NULL, &M.rm, &pp, order, NP);
+    float model[NP];
+    memcpy(model, ro.score, sizeof model);
+
+    pp.reward = PPO_REWARD_MODEL;
+    assert_int_equal(ppo_task_rewards(&ro, grades, &pp), 1);
+    assert_true(memcmp(model, ro.score, sizeof model) == 0);
+
+    pp.reward = PPO_REWARD_MODEL_GRADER;
+    assert_int_equal(ppo_task_rewards(&ro, grades, &pp), 1);
+    for (int b = 0; b < NP; b++) assert_true(ro.score[b] == model[b] + (grades[b] == 1 ? 1.0f : 0.0f));
+
+    pp.reward = PPO_REWARD_GRADER;
+    int open = 0;
+    assert_int_equal(ppo_task_rewards(&ro, grades, &pp), 1);
+    for (int b = 0; b < NP; b++) {
+        open += !ro.ended[b];
+        assert_true(ro.score[b] == (grades[b] == 1 ? 1.0f : 0.0f) + (ro.ended[b] ? 0.0f : pp.no_eot_penalty));
+    }
+    assert_true(open > 0);  // the penalty was exercised
+    pp.no_eot_penalty = 0.0f;
+    ppo_score(&ro, &M.policy, &M.ref, NULL, NULL, &pp, order, NP);  // no reward model at all
+    ppo_task_rewards(&ro, grades, &pp);
+    for (int b = 0; b < NP; b++) {
+        assert_true(ro.score[b] == (grades[b] == 1 ? 1.0f : 0.0f));
+        assert_true(ro.score_raw[b] == 0.0f);
+    }
+    for (int adv = ADV_GAE; adv <= ADV_REINFORCE; adv++) {
+        pp.advantage = adv;
+        pp.group_size = adv == ADV_REINFORCE || adv == ADV_GAE ? 1 : 2;
+        ppo_advantages(&ro, &pp, 0.0f);
+        for (int b = 0; b < NP; b++) {
+            const int last = ro.qlen[b] + ro.rlen[b] - 2;
+            for (int t = 0; t < MT; t++) {
+                const float want = t == last ? (grades[b] == 1 ? 1.0f : 0.0f) : 0.0f;
+                assert_true(ro.rewards[(size_t)b * MT + t] == want);
+            }
+        }
+    }
+    rollout_free(&ro);
+    models_free(&M);
+}
+
+// ---------------------------------------------------------------------------
+// Group methods in ppo_advantages
+// ---------------------------------------------------------------------------
+
+// Policy != reference, KL in the reward (kl_coef 0.07), G = 3 (two groups
+// of the six rows), scores set by hand {1, 0, 1, 0.5, 0.5, 0.5} (the second
+// group flat). Each row's sequence reward is the sum of its per-token
+// rewards, score - kl_coef * k1 (double, within 1e-6); every response
+// token of the row carries group_advantages of those sums, bit for bit;
+// off the mask and in `returns` everything is exactly 0. With kl_coef 0
+// the flat group gets advantages of exactly 0 (GRPO, RLOO) and
+// group_reward_stats counts it as the half without spread.
+static void test_group_advantages_in_rollout(void **state) {
+    (void)state;
+    enum { G = 3 };
+    Models M;
+    models_build(&M, 871, 872);
+    Prompts p;
+    prompts_make(&p, 873);
+    PPOParams pp = default_params();
+    pp.group_size = G;
+    Rollout ro;
+    rollout_build(&ro, NP, MT, MV, EOT, PAD);
+    rollout_generate(&ro, &M, &p, &pp, 874);
+    const long order[NP] = {0, 1, 2, 3, 4, 5};
+    ppo_score(&ro, &M.policy, &M.ref, NULL, NULL, &pp, order, NP);
+    const float scores[NP] = {1.0f, 0.0f, 1.0f, 0.5f, 0.5f, 0.5f};
+    const int kinds[3] = {ADV_GRPO, ADV_RLOO, ADV_REINFORCE};
+    for (int k = 0; k < 3; k++) {
+        for (int with_kl = 1; with_kl >= 0; with_kl--) {
+            const float kl_coef = with_kl ? 0.07f : 0.0f;
+            memcpy(ro.score, scores, sizeof scores);
+            pp.advantage = kinds[k];
+            for (int i = 0; i < NP * MT; i++) ro.rewards[i] = ro.advantages[i] = ro.returns[i] = 7.0f;
+            ppo_advantages(&ro, &pp, kl_coef);
+            float seq[NP], want[NP];
+            for (int b = 0; b < NP; b++) {
+                const size_t base = (size_t)b * MT + ro.qlen[b] - 1;
+                double sum = scores[b];
+                for (int j = 0; j < ro.rlen[b]; j++)
+                    sum -= kl_coef * ((double)ro.logp[base + j] - ro.ref_logp[base + j]);
+                assert_true(fabs(ro.seq_reward[b] - sum) <= 1e-6);
+                seq[b] = ro.seq_reward[b];
+            }
+            group_advantages(want, seq, NP / G, G, kinds[k], pp.scale_rewards);
+            for (int b = 0; b < NP; b++)
+                for (int t = 0; t < MT; t++) {
+                    const size_t i = (size_t)b * MT + t;
+                    assert_true(ro.returns[i] == 0.0f);
+                    assert_true(ro.advantages[i] == (ro.mask[i] ? want[b] : 0.0f));
+                    if (!ro.mask[i]) assert_true(ro.rewards[i] == 0.0f);
+                }
+            if (!with_kl && kinds[k] != ADV_REINFORCE)
+                for (int b = G; b < NP; b++) assert_true(want[b] == 0.0f);
+            if (verbose())
+                fprintf(stderr, "kind %d kl %.2f: A %.5f %.5f %.5f | %.5f %.5f %.5f\n", kinds[k],
+                        kl_coef, want[0], want[1], want[2], want[3], want[4], want[5]);
+        }
+    }
+    GroupStats st;
+    group_reward_stats(scores, NP / G, G, &st);
+    assert_true(st.zero_spread == 0.5);
+    rollout_free(&ro);
+    models_free(&M);
+}
+
+// ---------------------------------------------------------------------------
+// The group update's gradient through the whole policy
+// ---------------------------------------------------------------------------
+
+// ppo_minibatch_grads without a critic, with the k3 KL in the loss
+// (kl_loss_coef 0.1 against a reference != policy) and GRPO advantages of
+// hand-set scores, under both normalisations (token, sequence), one
+// minibatch of all six rows in a shuffled order: the policy gradient along
+// random unit directions over all parameters against the 5-point stencil
+// of the same loss computed from the DOUBLE reference model (the loss
+// written here from losses.h, the rollout's log-probs as old and reference
+// log-probs). Bound as test_gpt.c's (DESIGN.md, 1e-4 relative):
+//   |g.d - fd| <= 1e-4 max(|g.d|, |fd|) + 1e-6 |g| |d|.
+// The ratios start at 1 (the rollout's own policy), far from the clip.
+typedef struct {
+    const Rollout *ro;
+    const PPOParams *pp;
+    const GPT *policy;
+    const long *rows;
+    int n;
+} GroupObjective;
+
+static double group_objective(const GroupObjective *o, const double *params) {
+    const Rollout *ro = o->ro;
+    const PPOParams *pp = o->pp;
+    const double T = pp->sampling.temperature, c = pp->cliprange;
+    double tokens = 0.0;
+    for (int i = 0; i < o->n; i++) tokens += ro->rlen[o->rows[i]];
+    double logits[(MT + 1) * MV], f = 0.0;
+    for (int i = 0; i < o->n; i++) {
+        const long b = o->rows[i];
+        const int *row = ro->tokens + (size_t)b * (MT + 1);
+        const int len = ro->qlen[b] + ro->rlen[b];
+        ref_gpt_forward(&o->policy->config, o->policy->info, params, row, NULL, NULL, 1, len - 1,
+                        logits, NULL);
+        for (int t = 0; t < len - 1; t++) {
+            const size_t k = (size_t)b * MT + t;
+            if (!ro->mask[k]) continue;
+            double mx = -INFINITY, s = 0.0, h = 0.0;
+            for (int j = 0; j < MV; j++) mx = fmax(mx, logits[t * MV + j] / T);
+            for (int j = 0; j < MV; j++) s += exp(logits[t * MV + j] / T - mx);
+            for (int j = 0; j < MV; j++) {
+                double lp = logits[t * MV + j] / T - mx - log(s);
+                h -= exp(lp) * lp;
+            }
+            double logp = logits[t * MV + row[t + 1]] / T - mx - log(s);
+            double ratio = exp(logp - ro->logp[k]), A = ro->advantages[k];
+            double rc = fmin(fmax(ratio, 1.0 - c), 1.0 + c);
+            double x = ro->ref_logp[k] - logp, k3 = exp(x) - 1.0 - x;
+            double den = pp->seq_norm ? (double)ro->rlen[b] * o->n : tokens;
+            f += (fmax(-A * ratio, -A * rc) - pp->ent_coef * h + pp->kl_loss_coef * k3) / den;
+        }
+    }
+    return f;
+}
+
+static void test_group_update_gradient_matches_reference(void **state) {
+    (void)state;
+    for (int seq_norm = 0; seq_norm <= 1; seq_norm++) {
+        Models M;
+        models_build(&M, 881, 882);
+        Prompts p;
+        prompts_make(&p, 883);
+        PPOParams pp = default_params();
+        pp.advantage = ADV_GRPO;
+        pp.group_size = 3;
+        pp.kl_loss_coef = 0.1f;
+        pp.seq_norm = seq_norm;
+        Rollout ro;
+        rollout_build(&ro, NP, MT, MV, EOT, PAD);
+        rollout_generate(&ro, &M, &p, &pp, 884);
+        const long order[NP] = {3, 0, 5, 1, 4, 2};
+        ppo_score(&ro, &M.policy, &M.ref, NULL, NULL, &pp, order, NP);
+        const float scores[NP] = {1.0f, 0.0f, 0.3f, 0.0f, 1.0f, 1.0f};
+        memcpy(ro.score, scores, sizeof scores);
+        ppo_advantages(&ro, &pp, 0.0f);
+        gpt_zero_grad(&M.policy);
+        PPOStats st = {0};
+        assert_true(ppo_minibatch_grads(&ro, order, NP, &pp, &M.policy, NULL, &st));
+        assert_true(st.kl_k3 > 0.0 && st.value_loss == 0.0);
+        double *params = ref_params_to_double(&M.policy);
+        const size_t P = M.policy.num_params;
+        double *d = mallocCheck(P * sizeof(double)), *x = mallocCheck(P * sizeof(double));
+        GroupObjective o = {&ro, &pp, &M.policy, order, NP};
+        RefRng rng;
+        ref_rng_init(&rng, 885);
+        for (int k = 0; k < 3; k++) {
+            double n2 = 0.0, gd = 0.0, g2 = 0.0;
+            for (size_t i = 0; i < P; i++) {
+                d[i] = ref_rng_normal(&rng);
+                n2 += d[i] * d[i];
+            }
+            for (size_t i = 0; i < P; i++) {
+                d[i] /= sqrt(n2);
+                gd += (double)M.policy.grads_memory[i] * d[i];
+                g2 += (double)M.policy.grads_memory[i] * M.policy.grads_memory[i];
+            }
+            const double e = 1e-3, steps[4] = {e, -e, 2 * e, -2 * e};
+            double f[4];
+            for (int q = 0; q < 4; q++) {
+                for (size_t i = 0; i < P; i++) x[i] = params[i] + steps[q] * d[i];
+                f[q] = group_objective(&o, x);
+            }
+            double fd = (8.0 * (f[0] - f[1]) - (f[2] - f[3])) / (12.0 * e);
+            double err = fabs(gd - fd), allowed = 1e-4 * fmax(fabs(gd), fabs(fd)) + 1e-6 * sqrt(g2);
+            if (verbose())
+                fprintf(stderr, "%s norm, direction %d: g.d %+.9e fd %+.9e (%.3f of allowed)\n",
+                        seq_norm ? "sequence" : "token", k, gd, fd, err / allowed);
+            assert_true(sqrt(g2) > 1e-3);
+            assert_true(err <= allowed);
+        }
+        free(d);
+        free(x);
+        free(params);
+        rollout_free(&ro);
+        models_free(&M);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_generate_layout_and_masks),
@@ -537,6 +790,9 @@ int main(void) {
         cmocka_unit_test(test_advantages_rewards_gae_whiten),
         cmocka_unit_test(test_update_follows_advantage),
         cmocka_unit_test(test_score_row_filling_context),
+        cmocka_unit_test(test_grader_reward_exact),
+        cmocka_unit_test(test_group_advantages_in_rollout),
+        cmocka_unit_test(test_group_update_gradient_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

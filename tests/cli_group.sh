@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The group methods through `rlhf ppo`: GRPO with the graders' reward and
+# no reward model trains the policy alone (no /critic in its checkpoints),
+# samples group_size responses per prompt in consecutive rows, logs the
+# group statistics and pass@1 / pass@group_size, and its reward is the
+# graders' verdict (the batch's reward equals its rollout accuracy; a prompt
+# without a task family earns 0 and is counted); kl_coef = 0 loads no
+# reference at all; a resume that needs a critic or reward model the run
+# never had is refused. Exact resume of each advantage mode is in
+# cli_resume.sh, bad combinations of keys in cli_badinput.sh.
+cd "$(dirname "$0")/.."
+source tests/cli_pipeline.bash
+pipeline_build
+
+G=(--checkpoint.init="$D/sft/latest.h5" --train.max_steps=3 --train.eval_interval=3
+   --ppo.advantage=grpo --ppo.group_size=2 --ppo.reward=grader --ppo.reward_model=)
+
+run "$R" ppo "$CFG" "${G[@]}" --checkpoint.dir="$D/grpo" --ppo.kl_in_loss=true \
+    --ppo.loss_norm=sequence --ppo.dump_rollouts="$D/grpo.h5"
+grep -q "^# ppo: advantage grpo, reward grader, 2 response(s) per prompt, 4 per batch; critic none; reference loaded; KL k3 in the loss$" "$D/out" ||
+    fail "grpo: no summary line: $(grep '^# ppo:' "$D/out")"
+grep -q "^step 3: held-out greedy accuracy .* | pass@1 .* pass@2 " "$D/err" ||
+    fail "grpo: no pass@ in the evaluation line: $(grep '^step 3:' "$D/err")"
+run "$PY" - "$D/grpo/latest.h5" "$D/grpo/metrics.csv" "$D/grpo.h5" <<'EOF'
+import csv, sys
+import h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+assert "critic" not in f and "model" in f and "optimizer" in f, list(f)
+assert "reward_model" not in f["state"] and "reward_norm" not in f["state"], list(f["state"])
+rows = list(csv.DictReader(open(sys.argv[2])))
+cols = rows[0].keys()
+for c in ("group_reward_mean", "group_reward_std", "group_zero_spread", "eval_pass_at_1",
+          "eval_pass_at_g", "rollout_ungraded", "policy_kl_k3", "kl_k1"):
+    assert c in cols, c
+for c in ("value_loss", "explained_variance", "reward_raw", "rollout_rm_auc", "eval_reward"):
+    assert c not in cols, c
+steps = [r for r in rows if r["reward"] != ""]
+assert len(steps) == 3
+for r in steps:
+    # the graders' verdict: every task prompt is gradable, so reward = accuracy
+    assert abs(float(r["reward"]) - float(r["rollout_accuracy"])) <= 1e-12, r
+    assert float(r["rollout_ungraded"]) == 0
+    assert 0 <= float(r["group_zero_spread"]) <= 1
+    assert float(r["policy_kl_k3"]) >= 0
+ev = [r for r in rows if r["eval_pass_at_1"] != ""]
+assert len(ev) == 2  # before the first step and at the last
+for r in ev:
+    assert 0 <= float(r["eval_pass_at_1"]) <= float(r["eval_pass_at_g"]) <= 1
+# consecutive rows of a batch answer the same prompt
+d = h5py.File(sys.argv[3], "r")
+for s in d:
+    tok, qlen = d[s]["tokens"][:], d[s]["qlen"][:, 0]
+    assert tok.shape[0] == 4
+    for b in (0, 2):
+        assert qlen[b] == qlen[b + 1] and (tok[b, :qlen[b]] == tok[b + 1, :qlen[b]]).all()
+    assert (d[s]["values"][:] == 0).all() and (d[s]["returns"][:] == 0).all()
+    adv, m = d[s]["advantages"][:], d[s]["masks"][:]
+    for b in range(4):  # one advantage per response
+        assert len(set(adv[b][m[b] == 1].tolist())) == 1
+EOF
+
+# resuming it with settings that need what it never had: one line each
+run_fails "$R" ppo "$CFG" "${G[@]}" --checkpoint.dir="$D/grpo" --resume --train.max_steps=4 \
+    --ppo.advantage=gae --ppo.group_size=1
+grep -q "has no /critic to resume, but this config trains one" "$D/err" || fail "$(cat "$D/err")"
+run_fails "$R" ppo "$CFG" "${G[@]}" --checkpoint.dir="$D/grpo" --resume --train.max_steps=4 \
+    --ppo.reward=model
+grep -q "ppo.reward = model needs a reward model, and this run has none" "$D/err" || fail "$(cat "$D/err")"
+
+# prompts without a task family: nothing to grade, every row earns 0 and is counted
+"$PY" -c "
+import json, sys
+for line in open(sys.argv[1]):
+    print(json.dumps({'prompt': json.loads(line)['prompt']}))" "$D/tasks/ppo_train.jsonl" >"$D/nofamily.jsonl"
+run "$R" ppo "$CFG" "${G[@]}" --checkpoint.dir="$D/nofamily" --ppo.prompts_file="$D/nofamily.jsonl"
+[ "$(metric "$D/nofamily/metrics.csv" rollout_ungraded)" = 4 ] || fail "ungraded rows not counted"
+[ "$(metric "$D/nofamily/metrics.csv" reward)" = 0 ] || fail "ungraded rows earned a reward"
+
+# no KL penalty: no reference is loaded, and nothing about KL is logged
+run "$R" ppo "$CFG" "${G[@]}" --checkpoint.dir="$D/nokl" --ppo.advantage=rloo --ppo.kl_coef=0
+grep -q "reference none (kl_coef = 0); KL none$" "$D/out" || fail "rloo, kl_coef 0: $(grep '^# ppo:' "$D/out")"
+head -n 1 "$D/nokl/metrics.csv" | grep -q "kl_k1" && fail "kl_k1 logged without a reference"
+echo "cli_group: ok"
