@@ -3,7 +3,6 @@
 
 #include <string.h>
 
-#include "common.h"
 
 // Appends one special id; counts past max without writing.
 static void put_id(int *ids, unsigned char *loss, long max, long *n, int id, int has_loss) {

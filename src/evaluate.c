@@ -454,7 +454,7 @@ static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                       uint64_t seed, const double *norm, EvalPolicyResult *out) {
     const int T = policy->config.block_size, V = policy->config.vocab_size;
     Rollout ro;
-    rollout_build(&ro, P, T, V, tok->eot, tok->pad);
+    rollout_build(&ro, P, T, tok->eot, tok->pad);
     KVCache kv;
     kvcache_build(&kv, &policy->config, P, T);
     Sampler smp;
@@ -520,7 +520,7 @@ void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts 
     ASSERT(k >= 1 && batch >= k && batch % k == 0 && n >= 0 && n <= prompts->n);
     const int T = policy->config.block_size, V = policy->config.vocab_size;
     Rollout ro;
-    rollout_build(&ro, batch, T, V, tok->eot, tok->pad);
+    rollout_build(&ro, batch, T, tok->eot, tok->pad);
     KVCache kv;
     kvcache_build(&kv, &policy->config, batch, T);
     Sampler smp;

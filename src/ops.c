@@ -11,7 +11,6 @@
 #include <omp.h>
 #endif
 
-#include "common.h"
 
 // [lo, hi): this thread's even share of n items inside a parallel region
 // (all of them outside one). Used where threads split columns so that every

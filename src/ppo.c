@@ -9,7 +9,7 @@
 #include "common.h"
 #include "gpt.h"
 
-void rollout_build(Rollout *ro, int P, int T, int V, int eot, int pad) {
+void rollout_build(Rollout *ro, int P, int T, int eot, int pad) {
     memset(ro, 0, sizeof *ro);
     ro->P = P;
     ro->L = T;
@@ -33,7 +33,6 @@ void rollout_build(Rollout *ro, int P, int T, int V, int eot, int pad) {
     ro->mb_inputs = mallocCheck((size_t)P * (T + 1) * sizeof(int));
     ro->mb_actions = mallocCheck(PL * sizeof(int));
     ro->mb_mask = mallocCheck(PL);
-    (void)V;
 }
 
 void rollout_free(Rollout *ro) {

@@ -17,7 +17,6 @@
 
 #include "gpt.h"
 #include "losses.h"
-#include "optim.h"
 #include "sampling.h"
 
 typedef struct {
@@ -71,8 +70,8 @@ typedef struct {
     float *seq;            // (4, L) one response's rewards, values, advantages, returns
 } Rollout;
 
-// Buffers for P rows of up to T positions, V-sized gradient scratch.
-void rollout_build(Rollout *ro, int P, int T, int V, int eot, int pad);
+// Buffers for P rows of up to T positions.
+void rollout_build(Rollout *ro, int P, int T, int eot, int pad);
 void rollout_free(Rollout *ro);
 
 // Samples a response for each of P <= ro->P prompts (prompts[b], plens[b]

@@ -50,7 +50,7 @@ void rollouts_build(Rollouts *r, const Config *cfg, const PPOParams *pp,
     r->prompts = prompts;
     const int P = r->P, T = c->block_size, V = c->vocab_size;
     epoch_order_init(&r->prompt_order, prompts->n, (uint64_t)cfg->train.seed);
-    rollout_build(&r->ro, P, T, V, tok->eot, tok->pad);
+    rollout_build(&r->ro, P, T, tok->eot, tok->pad);
     kvcache_build(&r->kv, c, P, T);
     sampler_build(&r->smp, V);
     rng_init(&r->rng, (uint64_t)cfg->train.seed);

@@ -11,7 +11,6 @@
 #include "config.h"
 #include "gpt.h"
 #include "metrics.h"
-#include "optim.h"
 #include "tokenizer.h"
 
 typedef struct {

@@ -138,7 +138,7 @@ static void test_generate_layout_and_masks(void **state) {
     PPOParams pp = default_params();
     pp.sampling.temperature = 1.0f;
     Rollout ro;
-    rollout_build(&ro, NP, MT, MV, EOT, PAD);
+    rollout_build(&ro, NP, MT, EOT, PAD);
     rollout_generate(&ro, &M, &p, &pp, 803);
     assert_int_equal(ro.n, NP);
 
@@ -210,7 +210,7 @@ static void test_score_matches_reference(void **state) {
     prompts_make(&p, 813);
     PPOParams pp = default_params();
     Rollout ro;
-    rollout_build(&ro, NP, MT, MV, EOT, PAD);
+    rollout_build(&ro, NP, MT, EOT, PAD);
     rollout_generate(&ro, &M, &p, &pp, 817);
     const long order[NP] = {4, 1, 5, 0, 3, 2};
     ppo_score(&ro, &M.policy, &M.ref, &M.critic, &M.rm, &pp, order, 4);
@@ -291,7 +291,7 @@ static void test_policy_equals_reference_exact(void **state) {
         prompts_make(&p, 822);
         PPOParams pp = default_params();
         Rollout ro;
-        rollout_build(&ro, NP, MT, MV, EOT, PAD);
+        rollout_build(&ro, NP, MT, EOT, PAD);
         rollout_generate(&ro, &M, &p, &pp, 823);
         const long order[NP] = {2, 5, 0, 3, 1, 4};
         ppo_score(&ro, &M.policy, &M.ref, &M.critic, &M.rm, &pp, order, mb);
@@ -361,7 +361,7 @@ static void test_advantages_rewards_gae_whiten(void **state) {
     pp.gamma = 0.9f;
     pp.lam = 0.8f;
     Rollout ro;
-    rollout_build(&ro, NP, MT, MV, EOT, PAD);
+    rollout_build(&ro, NP, MT, EOT, PAD);
     rollout_generate(&ro, &M, &p, &pp, 834);
     const long order[NP] = {0, 1, 2, 3, 4, 5};
     ppo_score(&ro, &M.policy, &M.ref, &M.critic, &M.rm, &pp, order, NP);
@@ -453,7 +453,7 @@ static void test_update_follows_advantage(void **state) {
         Models M;
         models_build(&M, 841, 841);
         Rollout ro;
-        rollout_build(&ro, 1, MT, MV, EOT, PAD);
+        rollout_build(&ro, 1, MT, EOT, PAD);
         int *tok = ro.tokens;
         for (int t = 0; t <= MT; t++) tok[t] = t < 6 ? row[t] : PAD;
         ro.n = 1;
@@ -509,7 +509,7 @@ static void test_score_row_filling_context(void **state) {
     const int *rows[1] = {prompt};
     const int lens[1] = {Q};
     Rollout ro;
-    rollout_build(&ro, 1, MT, MV, -1, PAD);  // no end-of-text: max_new tokens
+    rollout_build(&ro, 1, MT, -1, PAD);  // no end-of-text: max_new tokens
     KVCache kv;
     kvcache_build(&kv, &M.policy.config, 1, MT);
     Sampler s;
@@ -550,7 +550,7 @@ static void test_grader_reward_exact(void **state) {
     prompts_make(&p, 863);
     PPOParams pp = default_params();
     Rollout ro;
-    rollout_build(&ro, NP, MT, MV, EOT, PAD);
+    rollout_build(&ro, NP, MT, EOT, PAD);
     rollout_generate(&ro, &M, &p, &pp, 864);
     const long order[NP] = {0, 1, 2, 3, 4, 5};
     const int grades[NP] = {1, 0, -1, 1, 0, 1};
@@ -619,7 +619,7 @@ static void test_group_advantages_in_rollout(void **state) {
     PPOParams pp = default_params();
     pp.group_size = G;
     Rollout ro;
-    rollout_build(&ro, NP, MT, MV, EOT, PAD);
+    rollout_build(&ro, NP, MT, EOT, PAD);
     rollout_generate(&ro, &M, &p, &pp, 874);
     const long order[NP] = {0, 1, 2, 3, 4, 5};
     ppo_score(&ro, &M.policy, &M.ref, NULL, NULL, &pp, order, NP);
@@ -732,7 +732,7 @@ static void test_group_update_gradient_matches_reference(void **state) {
         pp.kl_loss_coef = 0.1f;
         pp.seq_norm = seq_norm;
         Rollout ro;
-        rollout_build(&ro, NP, MT, MV, EOT, PAD);
+        rollout_build(&ro, NP, MT, EOT, PAD);
         rollout_generate(&ro, &M, &p, &pp, 884);
         const long order[NP] = {3, 0, 5, 1, 4, 2};
         ppo_score(&ro, &M.policy, &M.ref, NULL, NULL, &pp, order, NP);

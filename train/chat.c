@@ -8,14 +8,9 @@
 // turns, so only new tokens are fed. "/reset" forgets the conversation,
 // "/quit" or end of input ends. Options are the keys of [sample] (and any
 // --section.key=value; --train.threads=N sets the thread count).
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "chat.h"
 #include "checkpoint.h"

@@ -9,16 +9,11 @@
 // a final checkpoint reproduces the stage's last evaluation. Ends with one
 // machine-readable line: RESULT stage=... key=value ... (measured keys only).
 // Never writes a checkpoint; --json writes the results atomically.
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "checkpoint.h"
 #include "commands.h"
@@ -28,7 +23,6 @@
 #include "gpt.h"
 #include "jsonl.h"
 #include "options.h"
-#include "ppo.h"
 #include "run.h"
 #include "tasks.h"
 #include "tokenizer.h"
