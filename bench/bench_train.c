@@ -85,7 +85,7 @@ static void bench_shape(const Shape *s, int steps, double peak) {
         gpt_zero_grad(&m);
         gpt_backward(&m, m.acts.dlogits, NULL);
         grad_clip(&m, 1.0f);
-        adamw_step(&opt, &m, 1e-4f, NULL);
+        adamw_step(&opt, &m, 1e-4f);
         if (it >= 0) ms[it] = 1e3 * (now_seconds() - t0);
     }
     qsort(ms, (size_t)steps, sizeof(double), cmp_double);

@@ -27,7 +27,7 @@ void adamw_free(AdamW *opt) {
     memset(opt, 0, sizeof *opt);
 }
 
-void adamw_step(AdamW *opt, GPT *model, float lr, const uint8_t *trainable) {
+void adamw_step(AdamW *opt, GPT *model, float lr) {
     ASSERT(opt->n == model->num_params && model->grads_memory);
     opt->t++;
     opt->lr = lr;
@@ -38,7 +38,7 @@ void adamw_step(AdamW *opt, GPT *model, float lr, const uint8_t *trainable) {
 #pragma omp parallel if (omp_worth((long)model->num_params))
     for (int p = 0; p < NUM_PARAM_TENSORS; p++) {
         const ParamInfo *pi = &model->info[p];
-        if (!pi->size || (trainable && !trainable[p])) continue;
+        if (!pi->size) continue;
         const float wd = pi->ndim == 2 ? opt->weight_decay : 0.0f;
         float *w = model->params_memory + pi->offset, *g = model->grads_memory + pi->offset;
         float *m = opt->m + pi->offset, *v = opt->v + pi->offset;

@@ -23,9 +23,8 @@ void adamw_free(AdamW *opt);
 
 // One update of the model's params from its grads at learning rate lr.
 // Weight decay applies to 2-D weights (matrices and embeddings) only: not to
-// biases, LayerNorm parameters or the value head. Only tensors with
-// `trainable` set (NULL = all) are updated.
-void adamw_step(AdamW *opt, GPT *model, float lr, const uint8_t *trainable);
+// biases, LayerNorm parameters or the value head.
+void adamw_step(AdamW *opt, GPT *model, float lr);
 
 // Global L2 norm of the gradients (in double, fixed order).
 float grad_norm(const GPT *model);

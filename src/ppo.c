@@ -189,7 +189,7 @@ void ppo_train_minibatch(Rollout *ro, const long *rows, int n, const PPOParams *
     gpt_zero_grad(policy);
     gpt_backward(policy, policy->acts.dlogits, NULL);
     grad_clip(policy, max_norm);
-    adamw_step(popt, policy, lr, NULL);
+    adamw_step(popt, policy, lr);
 
     if (critic) {
         float *old_v = ro->mb_a, *ret = ro->mb_b;
@@ -201,7 +201,7 @@ void ppo_train_minibatch(Rollout *ro, const long *rows, int n, const PPOParams *
         gpt_zero_grad(critic);
         gpt_backward(critic, NULL, ro->mb_grad);
         grad_clip(critic, max_norm);
-        adamw_step(copt, critic, critic_lr, NULL);
+        adamw_step(copt, critic, critic_lr);
     }
 }
 

@@ -525,7 +525,7 @@ static float train_step(GPT *m, AdamW *opt, const int *inputs, const int *target
     gpt_zero_grad(m);
     gpt_backward(m, m->acts.dlogits, NULL);
     grad_clip(m, 1.0f);
-    adamw_step(opt, m, lr, NULL);
+    adamw_step(opt, m, lr);
     return loss;
 }
 

@@ -98,7 +98,7 @@ int cmd_pretrain(int argc, char **argv) {
             die("loss is %f at step %lld; nothing was saved past the last checkpoint; hint: "
                 "lower optim.lr (or optim.grad_clip)", loss, (long long)step + 1);
         float norm = grad_clip(&model, (float)cfg->optim.grad_clip);
-        adamw_step(&opt, &model, lr, NULL);
+        adamw_step(&opt, &model, lr);
         double dt = now_seconds() - t0;
         double tok_s = (double)B * T * accum / dt;
 

@@ -154,7 +154,7 @@ int cmd_sft(int argc, char **argv) {
         if (!isfinite(loss))
             die("loss is %f at step %lld; hint: lower optim.lr", loss, (long long)step + 1);
         float norm = grad_clip(&model, (float)cfg->optim.grad_clip);
-        adamw_step(&opt, &model, lr, NULL);
+        adamw_step(&opt, &model, lr);
         double tok_s = n_tokens / (now_seconds() - t0);
 
         StepPlan plan = run_step_plan(&run, step);
