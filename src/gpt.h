@@ -20,6 +20,14 @@ typedef struct {
     int value_head;  // 1: the model carries /heads/value.{weight,bias}
 } GPTConfig;
 
+// The largest shapes a model may have: a config or a checkpoint outside
+// them is refused (config.c, checkpoint.c).
+#define GPT_MAX_N_LAYER 4096
+#define GPT_MAX_N_EMBD (1 << 16)
+#define GPT_MAX_N_HEAD GPT_MAX_N_EMBD  // n_head divides n_embd
+#define GPT_MAX_BLOCK_SIZE (1 << 20)
+#define GPT_MAX_VOCAB_SIZE (1 << 24)
+
 // The one table of parameters. Every use of a parameter's name, shape,
 // position in the flat buffer or place in a checkpoint derives from it.
 //   X(member, group, name, per_layer, ndim, rows, cols, present)
