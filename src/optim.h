@@ -1,6 +1,7 @@
 // AdamW with decoupled weight decay, gradient-norm clipping and the
 // learning-rate schedule (linear warmup, cosine decay to a floor). Works on
-// the flat parameter buffer of a GPT; moments m and v share its layout.
+// the flat parameter and gradient buffers of a GPT being trained (one with
+// a training state, gpt_train_build); moments m and v share their layout.
 #ifndef RLHF_OPTIM_H
 #define RLHF_OPTIM_H
 

@@ -183,11 +183,11 @@ void ppo_train_minibatch(Rollout *ro, const long *rows, int n, const PPOParams *
     gather_f(ro, adv, ro->advantages, rows, n, Lm);
 
     gpt_forward(policy, ro->mb_inputs, n, Lm, 1);
-    ppo_policy_loss(policy->acts.dlogits, policy->acts.logits, ro->mb_actions, old_logp, adv,
+    ppo_policy_loss(policy->train->dlogits, policy->acts.logits, ro->mb_actions, old_logp, adv,
                     ro->mb_mask, N, policy->config.vocab_size, logprob_temperature(pp),
                     pp->cliprange, pp->ent_coef, tokens, stats);
     gpt_zero_grad(policy);
-    gpt_backward(policy, policy->acts.dlogits, NULL);
+    gpt_backward(policy, policy->train->dlogits, NULL);
     grad_clip(policy, max_norm);
     adamw_step(popt, policy, lr);
 

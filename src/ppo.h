@@ -73,6 +73,7 @@ void ppo_advantages(Rollout *ro, const PPOParams *pp, float kl_coef);
 
 // One clipped update of the policy (and of the critic, when critic is not
 // NULL) on rows[0..n): forward, loss, backward, clip, AdamW. Adds to stats.
+// Both models need a training state (gpt_train_build).
 void ppo_train_minibatch(Rollout *ro, const long *rows, int n, const PPOParams *pp,
                          GPT *policy, AdamW *popt, float lr, GPT *critic, AdamW *copt,
                          float critic_lr, float max_norm, PPOStats *stats);

@@ -536,11 +536,16 @@ int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const To
 int start_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int value_head,
                    const char *init_example, int64_t *step, uint64_t data_state[5]) {
     const Config *cfg = &r->cfg;
-    if (r->resume) return resume_training(r, m, opt, tok, step, data_state);
+    if (r->resume) {
+        if (resume_training(r, m, opt, tok, step, data_state) != 0) return -1;
+        gpt_train_build(m);
+        return 0;
+    }
     if (init_example && !cfg->checkpoint.init[0])
         return rlhf_fail("%s starts from a checkpoint, but checkpoint.init is empty; hint: "
                          "--checkpoint.init=%s", r->stage, init_example);
     if (start_model(r, m, tok, value_head) != 0) return -1;
+    gpt_train_build(m);
     adamw_build(opt, m->num_params, (float)cfg->optim.beta1, (float)cfg->optim.beta2,
                 (float)cfg->optim.eps, (float)cfg->optim.weight_decay);
     *step = 0;

@@ -126,7 +126,7 @@ int save_training(Run *r, int64_t step, const GPT *m, const AdamW *opt, const To
 
 // The model and optimizer of a single-model stage: with --resume, all of
 // DIR/latest.h5 (resume_training); else start_model plus a fresh AdamW from
-// [optim]. init_example: when not NULL, checkpoint.init is required and the
+// [optim]. Either way the model comes with its training state. init_example: when not NULL, checkpoint.init is required and the
 // error for an empty one suggests --checkpoint.init=init_example.
 int start_training(Run *r, GPT *m, AdamW *opt, Tokenizer *tok, int value_head,
                    const char *init_example, int64_t *step, uint64_t data_state[5]);

@@ -47,7 +47,7 @@ static void fill_grads(GPT *m, RefRng *r) {
     // elements and not for others (its placement is visible)
     for (size_t i = 0; i < m->num_params; i++) {
         double mag = pow(10.0, -5.0 * ref_rng_uniform(r));
-        m->grads_memory[i] = (float)(ref_rng_uniform(r) < 0.5 ? -mag : mag);
+        m->train->grads_memory[i] = (float)(ref_rng_uniform(r) < 0.5 ? -mag : mag);
     }
 }
 
@@ -67,6 +67,7 @@ static void test_adamw_two_steps_by_hand(void **state) {
     GPTConfig c = opt_config();
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     ref_randomize_params(&m, 1);
     gpt_zero_grad(&m);
     const size_t P = m.num_params;
@@ -86,7 +87,7 @@ static void test_adamw_two_steps_by_hand(void **state) {
         for (int p = 0; p < NUM_PARAM_TENSORS; p++) {
             const ParamInfo *pi = &m.info[p];
             for (size_t i = pi->offset; i < pi->offset + pi->size; i++) {
-                double g = m.grads_memory[i];
+                double g = m.train->grads_memory[i];
                 mtol[i] = 1e-6 * (fabs(b1 * mm[i]) + fabs((1.0 - b1) * g));
                 mm[i] = b1 * mm[i] + (1.0 - b1) * g;
                 vv[i] = b2 * vv[i] + (1.0 - b2) * g * g;
@@ -128,6 +129,7 @@ static void test_adamw_decay_only_on_matrices(void **state) {
     GPTConfig c = opt_config();
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     ref_randomize_params(&m, 3);
     gpt_zero_grad(&m);
     float *before = mallocCheck(m.num_params * sizeof(float));
@@ -166,20 +168,21 @@ static void test_grad_norm(void **state) {
     c.vocab_size = 50;
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     gpt_zero_grad(&m);
     assert_true(grad_norm(&m) == 0.0f);
     RefRng rng;
     ref_rng_init(&rng, 6);
-    for (size_t i = 0; i < m.num_params; i++) m.grads_memory[i] = (float)ref_rng_normal(&rng);
+    for (size_t i = 0; i < m.num_params; i++) m.train->grads_memory[i] = (float)ref_rng_normal(&rng);
     double s = 0;
-    for (size_t i = 0; i < m.num_params; i++) s += (double)m.grads_memory[i] * m.grads_memory[i];
+    for (size_t i = 0; i < m.num_params; i++) s += (double)m.train->grads_memory[i] * m.train->grads_memory[i];
     assert_true(fabs(grad_norm(&m) - sqrt(s)) <= 1e-6 * sqrt(s));
     gpt_free(&m);
 }
 
 static double norm_double(const GPT *m) {
     double s = 0;
-    for (size_t i = 0; i < m->num_params; i++) s += (double)m->grads_memory[i] * m->grads_memory[i];
+    for (size_t i = 0; i < m->num_params; i++) s += (double)m->train->grads_memory[i] * m->train->grads_memory[i];
     return sqrt(s);
 }
 
@@ -193,6 +196,7 @@ static void test_grad_clip_above_limit(void **state) {
     GPTConfig c = opt_config();
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     gpt_zero_grad(&m);
     RefRng rng;
     ref_rng_init(&rng, 7);
@@ -201,11 +205,11 @@ static void test_grad_clip_above_limit(void **state) {
     const double fractions[] = {0.2, 0.9};
     for (int a = 0; a < 4; a++) {
         for (int b = 0; b < 2; b++) {
-            for (size_t i = 0; i < m.num_params; i++) m.grads_memory[i] = (float)ref_rng_normal(&rng);
+            for (size_t i = 0; i < m.num_params; i++) m.train->grads_memory[i] = (float)ref_rng_normal(&rng);
             double n0 = norm_double(&m);
-            for (size_t i = 0; i < m.num_params; i++) m.grads_memory[i] *= (float)(norms[a] / n0);
+            for (size_t i = 0; i < m.num_params; i++) m.train->grads_memory[i] *= (float)(norms[a] / n0);
             n0 = norm_double(&m);
-            memcpy(g0, m.grads_memory, m.num_params * sizeof(float));
+            memcpy(g0, m.train->grads_memory, m.num_params * sizeof(float));
             const float max_norm = (float)(n0 * fractions[b]);
             float ret = grad_clip(&m, max_norm);
             assert_true(fabs(ret - n0) <= 1e-6 * n0);
@@ -217,7 +221,7 @@ static void test_grad_clip_above_limit(void **state) {
             }
             const double scale = max_norm / n0;
             for (size_t i = 0; i < m.num_params; i++)
-                assert_true(fabs(m.grads_memory[i] - scale * g0[i]) <= 1e-6 * fabs(scale * g0[i]) + 1e-30);
+                assert_true(fabs(m.train->grads_memory[i] - scale * g0[i]) <= 1e-6 * fabs(scale * g0[i]) + 1e-30);
         }
     }
     free(g0);
@@ -231,17 +235,18 @@ static void test_grad_clip_noop(void **state) {
     GPTConfig c = opt_config();
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     gpt_zero_grad(&m);
     RefRng rng;
     ref_rng_init(&rng, 8);
-    for (size_t i = 0; i < m.num_params; i++) m.grads_memory[i] = (float)ref_rng_normal(&rng);
+    for (size_t i = 0; i < m.num_params; i++) m.train->grads_memory[i] = (float)ref_rng_normal(&rng);
     float *g0 = mallocCheck(m.num_params * sizeof(float));
-    memcpy(g0, m.grads_memory, m.num_params * sizeof(float));
+    memcpy(g0, m.train->grads_memory, m.num_params * sizeof(float));
     const float n = grad_norm(&m);
     const float limits[] = {2.0f * n, n, 0.0f, -1.0f};
     for (int k = 0; k < 4; k++) {
         assert_true(grad_clip(&m, limits[k]) == n);
-        assert_memory_equal(m.grads_memory, g0, m.num_params * sizeof(float));
+        assert_memory_equal(m.train->grads_memory, g0, m.num_params * sizeof(float));
     }
     free(g0);
     gpt_free(&m);

@@ -39,8 +39,8 @@ static GPTConfig model_config(int value_head) {
                        .vocab_size = MV, .value_head = value_head};
 }
 
-// The four models. The reference gets the policy's parameters when
-// ref_seed == policy_seed.
+// The four models; the policy and the critic have training states. The
+// reference gets the policy's parameters when ref_seed == policy_seed.
 typedef struct {
     GPT policy, ref, critic, rm;
 } Models;
@@ -48,8 +48,10 @@ typedef struct {
 static void models_build(Models *M, uint64_t policy_seed, uint64_t ref_seed) {
     GPTConfig lm = model_config(0), vh = model_config(1);
     gpt_build(&M->policy, &lm);
+    gpt_train_build(&M->policy);
     gpt_build(&M->ref, &lm);
     gpt_build(&M->critic, &vh);
+    gpt_train_build(&M->critic);
     gpt_build(&M->rm, &vh);
     ref_randomize_params(&M->policy, policy_seed);
     ref_randomize_params(&M->ref, ref_seed);

@@ -174,6 +174,8 @@ int cmd_ppo(int argc, char **argv) {
     int64_t step = 0;
     uint64_t data_state[5] = {0};
     if (load_models(&run, &M, &step, data_state) != 0) die_last();
+    gpt_train_build(&M.policy);  // the reference and the reward model stay frozen
+    gpt_train_build(&M.critic);
     const int T = M.policy.config.block_size, V = M.policy.config.vocab_size;
     const int P = (int)cfg->ppo.rollout_batch, mb = P / (int)cfg->ppo.minibatches;
     PPOParams pp = {

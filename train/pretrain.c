@@ -92,7 +92,7 @@ int cmd_pretrain(int argc, char **argv) {
             dataloader_next(&dl, x, y);
             gpt_forward(&model, x, B, T, 1);
             loss += gpt_lm_loss(&model, y, weights);
-            gpt_backward(&model, model.acts.dlogits, NULL);
+            gpt_backward(&model, model.train->dlogits, NULL);
         }
         if (!isfinite(loss))
             die("loss is %f at step %lld; nothing was saved past the last checkpoint; hint: "

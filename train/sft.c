@@ -149,7 +149,7 @@ int cmd_sft(int argc, char **argv) {
             for (int i = 0; i < B * Ts[a]; i++) w[i] = (float)(mask[a * cap + i] / n_loss);
             gpt_forward(&model, x + a * cap, B, Ts[a], 1);
             loss += gpt_lm_loss(&model, y + a * cap, w);
-            gpt_backward(&model, model.acts.dlogits, NULL);
+            gpt_backward(&model, model.train->dlogits, NULL);
         }
         if (!isfinite(loss))
             die("loss is %f at step %lld; hint: lower optim.lr", loss, (long long)step + 1);
