@@ -79,7 +79,8 @@ void values_at(const GPT *m, const int *last, float *out) {
 // Scores n (prompt, response) pairs in right-padded batches: by the value
 // head at the last token (a reward model), or by the sum of the response
 // tokens' log-probabilities (a language model; the response starts after
-// the prompt's plen[r] template tokens).
+// the prompt's plen[r] template tokens). m keeps no activations for a
+// backward pass, even when it is being trained.
 static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts,
                         const char *const *responses, const int *no_eot, long n, int batch,
                         float *scores, long *n_truncated) {
@@ -112,7 +113,7 @@ static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts
         for (int r = 0; r < b; r++)
             for (int t = 0; t < longest; t++)
                 inputs[r * longest + t] = t <= last[r] ? ids[(size_t)r * T + t] : tok->pad;
-        gpt_forward(m, inputs, b, longest, !by_value);
+        gpt_forward_nograd(m, inputs, b, longest, !by_value);
         if (by_value) {
             values_at(m, last, scores + i0);
             continue;

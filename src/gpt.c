@@ -187,19 +187,18 @@ static void train_layout(GPT *m, const int *inputs, int B, int T, int with_logit
     memcpy(t->inputs, inputs, BT * sizeof(int));
 }
 
-void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits) {
+// The forward pass. keep: all L layers' activations stay for gpt_backward;
+// else one layer's buffers serve every layer (layer l lives in slot l % D).
+static void forward(GPT *m, const int *inputs, int B, int T, int with_logits, int keep) {
     const GPTConfig *c = &m->config;
     const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
     ASSERT(T >= 1 && T <= c->block_size && B >= 1);
+    ASSERT(!keep || m->train);
     for (long i = 0; i < (long)B * T; i++) ASSERT(inputs[i] >= 0 && inputs[i] < V);
-    // a model being trained keeps all L layers for the backward pass; a
-    // frozen one reuses one layer's buffers (layer l lives in slot l % D)
-    const int keep = m->train != NULL, D = keep ? L : 1;
+    const int D = keep ? L : 1;
     acts_layout(m, B, T, D, with_logits);
-    if (keep) {
-        train_layout(m, inputs, B, T, with_logits);
-        m->train->kept = 1;
-    }
+    if (keep) train_layout(m, inputs, B, T, with_logits);
+    if (m->train) m->train->kept = keep;
     const int N = B * T;
     const size_t NC = (size_t)N * C;
     Activations *a = &m->acts;
@@ -237,13 +236,22 @@ void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits) {
     if (c->value_head) value_forward(a->values, a->lnf, p->vw, p->vb, N, C);
 }
 
+void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits) {
+    forward(m, inputs, B, T, with_logits, m->train != NULL);
+}
+
+void gpt_forward_nograd(GPT *m, const int *inputs, int B, int T, int with_logits) {
+    forward(m, inputs, B, T, with_logits, 0);
+}
+
 float gpt_lm_loss(GPT *m, const int *targets, const float *weights) {
     ASSERT(m->has_logits);
     const int N = m->B * m->T, V = m->config.vocab_size;
     Activations *a = &m->acts;
     for (int n = 0; n < N; n++) a->dlosses[n] = weights ? weights[n] : 1.0f / N;
     crossentropy_forward(a->losses, a->logits, targets, N, V);
-    if (m->train) crossentropy_backward(m->train->dlogits, a->logits, targets, a->dlosses, N, V);
+    if (m->train && m->train->kept)
+        crossentropy_backward(m->train->dlogits, a->logits, targets, a->dlosses, N, V);
     double loss = 0.0;
     for (int n = 0; n < N; n++)
         if (targets[n] >= 0) loss += (double)a->dlosses[n] * a->losses[n];

@@ -183,12 +183,16 @@ double gpt_flops_per_token(const GPT *m, int T);
 // training state keeps every layer's activations for gpt_backward; the
 // results are the same bits either way.
 void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits);
+// gpt_forward that keeps one layer's activations even on a model with a
+// training state, as on a frozen one: for scoring with a model being
+// trained (same bits). gpt_backward cannot follow it.
+void gpt_forward_nograd(GPT *m, const int *inputs, int B, int T, int with_logits);
 
 // After a forward with logits: weighted cross-entropy against targets (B,T).
 // Returns sum_t weights[t] * loss_t (weights NULL means 1/(B*T) each, i.e.
-// the mean); a model with a training state also gets dlogits = d(that
-// sum)/dlogits in m->train->dlogits. A target < 0 is ignored (weight taken
-// as 0).
+// the mean); after a gpt_forward on a model with a training state, also
+// dlogits = d(that sum)/dlogits in m->train->dlogits. A target < 0 is
+// ignored (weight taken as 0).
 float gpt_lm_loss(GPT *m, const int *targets, const float *weights);
 
 // Sets the gradients to zero (the model must have a training state).

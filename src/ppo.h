@@ -64,6 +64,7 @@ void ppo_generate(Rollout *ro, GPT *policy, KVCache *kv, Sampler *s,
 // and minibatch size given (order has ro->n entries) — the same shapes the
 // first PPO epoch uses, so a policy equal to its rollout self gives
 // ratios of exactly 1. critic and rm may be NULL (no values, no scores).
+// No model keeps activations for a backward pass (gpt_forward_nograd).
 void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const PPOParams *pp,
                const long *order, int mb);
 

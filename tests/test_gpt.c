@@ -124,7 +124,8 @@ static void test_forward_rows_independent(void **state) {
 // A frozen model (no training state) runs the same ops in the same order as
 // one being trained, on one layer's buffers: logits, values, final hidden
 // state and loss are the same bits, over shapes that shrink and regrow the
-// arena, with and without logits. It holds no gradients, its arena does not
+// arena, with and without logits; so does gpt_forward_nograd on the model
+// being trained. The frozen model holds no gradients, its arena does not
 // grow with n_layer, and it is smaller than the trained model's.
 static void test_frozen_forward_matches_trained(void **state) {
     (void)state;
@@ -150,23 +151,31 @@ static void test_frozen_forward_matches_trained(void **state) {
     memcpy(frozen.params_memory, trained.params_memory, trained.num_params * sizeof(float));
     assert_null(frozen.train);
 
+    // the trained model runs gpt_forward (keeping every layer) and
+    // gpt_forward_nograd (one layer, as the frozen model)
     const int shapes[][2] = {{SB, ST}, {1, 5}, {SB, ST}, {2, 3}};
     for (int k = 0; k < 4; k++) {
         const int B = shapes[k][0], T = shapes[k][1], N = B * T;
         for (int with_logits = 0; with_logits < 2; with_logits++) {
-            gpt_forward(&trained, inputs, B, T, with_logits);
             gpt_forward(&frozen, inputs, B, T, with_logits);
-            assert_memory_equal(frozen.acts.lnf, trained.acts.lnf, (size_t)N * SC * sizeof(float));
-            assert_memory_equal(frozen.acts.values, trained.acts.values, (size_t)N * sizeof(float));
-            if (!with_logits) {
-                assert_null(frozen.acts.logits);
-                continue;
+            if (!with_logits) assert_null(frozen.acts.logits);
+            for (int nograd = 0; nograd < 2; nograd++) {
+                if (nograd)
+                    gpt_forward_nograd(&trained, inputs, B, T, with_logits);
+                else
+                    gpt_forward(&trained, inputs, B, T, with_logits);
+                assert_int_equal(trained.train->kept, !nograd);
+                assert_memory_equal(frozen.acts.lnf, trained.acts.lnf,
+                                    (size_t)N * SC * sizeof(float));
+                assert_memory_equal(frozen.acts.values, trained.acts.values,
+                                    (size_t)N * sizeof(float));
+                if (!with_logits) continue;
+                assert_memory_equal(frozen.acts.logits, trained.acts.logits,
+                                    (size_t)N * SV * sizeof(float));
+                float lt = gpt_lm_loss(&trained, targets, NULL);
+                float lf = gpt_lm_loss(&frozen, targets, NULL);
+                assert_memory_equal(&lf, &lt, sizeof lf);
             }
-            assert_memory_equal(frozen.acts.logits, trained.acts.logits,
-                                (size_t)N * SV * sizeof(float));
-            float lt = gpt_lm_loss(&trained, targets, NULL);
-            float lf = gpt_lm_loss(&frozen, targets, NULL);
-            assert_memory_equal(&lf, &lt, sizeof lf);
         }
     }
     assert_null(frozen.train);
