@@ -66,6 +66,7 @@ static void bench_shape(const Shape *s, int steps, double peak) {
                    .vocab_size = s->V};
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     gpt_init_weights(&m, 42);
     AdamW opt;
     adamw_build(&opt, m.num_params, 0.9f, 0.95f, 1e-8f, 0.1f);
@@ -83,9 +84,9 @@ static void bench_shape(const Shape *s, int steps, double peak) {
         gpt_forward(&m, x, s->B, s->T, 1);
         gpt_lm_loss(&m, y, NULL);
         gpt_zero_grad(&m);
-        gpt_backward(&m, m.acts.dlogits, NULL);
+        gpt_backward(&m, m.train->dlogits, NULL);
         grad_clip(&m, 1.0f);
-        adamw_step(&opt, &m, 1e-4f, NULL);
+        adamw_step(&opt, &m, 1e-4f);
         if (it >= 0) ms[it] = 1e3 * (now_seconds() - t0);
     }
     qsort(ms, (size_t)steps, sizeof(double), cmp_double);

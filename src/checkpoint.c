@@ -722,8 +722,9 @@ int ckpt_read_model_config(Ckpt *ck, const char *prefix, GPTConfig *c) {
     c->value_head = object_type(ck->file, heads) == H5I_GROUP;
     // Bounds keep a damaged attribute from asking for terabytes.
     if (c->n_layer <= 0 || c->n_head <= 0 || c->n_embd <= 0 || c->block_size <= 0 ||
-        c->vocab_size <= 0 || c->n_layer > 4096 || c->n_embd > (1 << 16) ||
-        c->block_size > (1 << 20) || c->vocab_size > (1 << 24) || c->n_embd % c->n_head != 0)
+        c->vocab_size <= 0 || c->n_layer > GPT_MAX_N_LAYER || c->n_embd > GPT_MAX_N_EMBD ||
+        c->block_size > GPT_MAX_BLOCK_SIZE || c->vocab_size > GPT_MAX_VOCAB_SIZE ||
+        c->n_embd % c->n_head != 0)
         return rlhf_fail("checkpoint %s: %s has an invalid config (n_layer=%d n_head=%d n_embd=%d "
                          "block_size=%d vocab_size=%d); hint: the file is damaged",
                          ck->path, group, c->n_layer, c->n_head, c->n_embd, c->block_size,
@@ -938,7 +939,7 @@ static int tokenizer_fields_read(Ckpt *ck, Tokenizer *tok) {
         attr_get_int(ck, g, "assistant", &tok->assistant) || attr_get_int(ck, g, "pad", &tok->pad))
         return -1;
     const int V = tok->vocab_size;
-    if (V <= 0 || V > (1 << 24))
+    if (V <= 0 || V > GPT_MAX_VOCAB_SIZE)
         return rlhf_fail("checkpoint %s: /tokenizer has vocab_size=%d; hint: %s", ck->path, V,
                          hint);
     int ids[4] = {tok->eot, tok->user, tok->assistant, tok->pad};

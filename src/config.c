@@ -20,6 +20,7 @@
 #include <ini.h>
 
 #include "common.h"
+#include "gpt.h"
 #include "jsonl.h"
 
 // ---------------------------------------------------------------------------
@@ -599,10 +600,10 @@ static int check_choice(const char *name, const char *v, const char *choices) {
 
 int config_validate(const Config *cfg) {
     // the largest shapes a checkpoint may hold (checkpoint.c checks the same)
-    INT_IN(model, n_layer, 1, 4096);
-    INT_IN(model, n_head, 1, 1 << 16);
-    INT_IN(model, n_embd, 1, 1 << 16);
-    INT_IN(model, block_size, 1, 1 << 20);
+    INT_IN(model, n_layer, 1, GPT_MAX_N_LAYER);
+    INT_IN(model, n_head, 1, GPT_MAX_N_HEAD);
+    INT_IN(model, n_embd, 1, GPT_MAX_N_EMBD);
+    INT_IN(model, block_size, 1, GPT_MAX_BLOCK_SIZE);
     if (cfg->model.n_embd % cfg->model.n_head != 0)
         return rlhf_fail("config: model.n_embd = %" PRId64 " is not a multiple of model.n_head = "
                          "%" PRId64 "; hint: pick n_embd = n_head * head size",

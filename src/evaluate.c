@@ -35,7 +35,7 @@ double evaluate_lm_loss(GPT *m, const int *tokens, size_t n, int B, long max_win
             o += (size_t)T;
         }
         if (b > 0) {
-            gpt_forward(m, x, b, T, 1);
+            gpt_forward_nograd(m, x, b, T, 1);
             sum += (double)gpt_lm_loss(m, y, NULL) * b * T;
             predicted += (size_t)b * T;
             continue;
@@ -44,7 +44,7 @@ double evaluate_lm_loss(GPT *m, const int *tokens, size_t n, int B, long max_win
         const int len = (int)(n - 1 - o);  // a last, shorter window
         memcpy(x, tokens + o, (size_t)len * sizeof(int));
         memcpy(y, tokens + o + 1, (size_t)len * sizeof(int));
-        gpt_forward(m, x, 1, len, 1);
+        gpt_forward_nograd(m, x, 1, len, 1);
         sum += (double)gpt_lm_loss(m, y, NULL) * len;
         predicted += (size_t)len;
         windows++;
@@ -72,7 +72,7 @@ double evaluate_sft_loss(GPT *m, const SeqSet *s, int B, int pad) {
             w[i] = mask[i];
             count += mask[i];
         }
-        gpt_forward(m, x, b, Tb, 1);
+        gpt_forward_nograd(m, x, b, Tb, 1);
         sum += gpt_lm_loss(m, y, w);
     }
     free(x);
@@ -150,7 +150,8 @@ void values_at(const GPT *m, const int *last, float *out) {
 // Scores n (prompt, response) pairs in right-padded batches: by the value
 // head at the last token (a reward model), or by the sum of the response
 // tokens' log-probabilities (a language model; the response starts after
-// the prompt's plen[r] template tokens).
+// the prompt's plen[r] template tokens). m keeps no activations for a
+// backward pass, even when it is being trained.
 static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts,
                         const char *const *responses, const int *no_eot, long n, int batch,
                         float *scores, long *n_truncated) {
@@ -182,7 +183,7 @@ static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts
         // right-pad every row to the longest in this batch
         for (int r = 0; r < b; r++)
             pad_row(inputs + r * longest, longest, ids + (size_t)r * T, last[r] + 1, tok->pad);
-        gpt_forward(m, inputs, b, longest, !by_value);
+        gpt_forward_nograd(m, inputs, b, longest, !by_value);
         if (by_value) {
             values_at(m, last, scores + i0);
             continue;
@@ -312,7 +313,7 @@ void evaluate_seq_logprobs(GPT *m, const SeqSet *s, long n, int batch, int pad, 
         for (int r = 0; r < b; r++) rows[r] = i0 + r;
         const int Tb = seqs_batch(s, rows, b, pad, x, y, mask);
         ASSERT(Tb <= T);
-        gpt_forward(m, x, b, Tb, 1);
+        gpt_forward_nograd(m, x, b, Tb, 1);
         seq_logprobs(logp + i0, m->acts.logits, y, mask, b, Tb, m->config.vocab_size);
     }
     free(x);

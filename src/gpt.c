@@ -47,11 +47,24 @@ void gpt_build(GPT *m, const GPTConfig *c) {
     gpt_point_params(&m->params, m->params_memory, m->info);
 }
 
+void gpt_train_build(GPT *m) {
+    ASSERT(m->params_memory && !m->train);  // gpt_build first, and only once
+    GPTTrain *t = callocCheck(1, sizeof *t);
+    t->grads_memory = alignedCheck(m->num_params * sizeof(float));
+    memset(t->grads_memory, 0, m->num_params * sizeof(float));
+    gpt_point_params(&t->grads, t->grads_memory, m->info);
+    m->train = t;
+}
+
 void gpt_free(GPT *m) {
+    if (m->train) {
+        free(m->train->grads_memory);
+        free(m->train->memory);
+        free(m->train->inputs);
+        free(m->train);
+    }
     free(m->params_memory);
-    free(m->grads_memory);
     free(m->acts_memory);
-    free(m->inputs);
     memset(m, 0, sizeof *m);
 }
 
@@ -94,93 +107,121 @@ static int num_threads(void) {
 #endif
 }
 
-// Lays the activation arena out for (B, T), growing it if needed.
-static void acts_layout(GPT *m, int B, int T) {
-    const GPTConfig *c = &m->config;
-    size_t L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
-    size_t BT = (size_t)B * T;
-    struct { float **ptr; size_t n; } parts[] = {
-        {&m->acts.encoded, BT * C},
-        {&m->acts.ln1, L * BT * C},
-        {&m->acts.ln1_mean, L * BT},
-        {&m->acts.ln1_rstd, L * BT},
-        {&m->acts.qkv, L * BT * 3 * C},
-        {&m->acts.att, L * B * NH * T * T},
-        {&m->acts.atty, L * BT * C},
-        {&m->acts.residual2, L * BT * C},
-        {&m->acts.ln2, L * BT * C},
-        {&m->acts.ln2_mean, L * BT},
-        {&m->acts.ln2_rstd, L * BT},
-        {&m->acts.fch, L * BT * 4 * C},
-        {&m->acts.fch_gelu, L * BT * 4 * C},
-        {&m->acts.residual3, L * BT * C},
-        {&m->acts.lnf, BT * C},
-        {&m->acts.lnf_mean, BT},
-        {&m->acts.lnf_rstd, BT},
-        {&m->acts.logits, BT * V},
-        {&m->acts.values, BT},
-        {&m->acts.losses, BT},
-        {&m->acts.dlosses, BT},
-        {&m->acts.dresidual, BT * C},
-        {&m->acts.dln, BT * C},
-        {&m->acts.datty, BT * C},
-        {&m->acts.dqkv, BT * 3 * C},
-        {&m->acts.dfch, BT * 4 * C},
-        {&m->acts.dlogits, BT * V},
-        {&m->acts.datt, (size_t)num_threads() * T * T},
-    };
-    const int nparts = (int)(sizeof parts / sizeof parts[0]);
-    // each part starts on a 64-byte boundary (16 floats)
+typedef struct {
+    float **ptr;
+    size_t n;  // floats; 0 leaves *ptr NULL
+} ArenaPart;
+
+// Points each part into *memory, every part on a 64-byte boundary (16
+// floats), growing the arena (contents not kept) when it is too small.
+static void arena_layout(float **memory, size_t *capacity, ArenaPart *parts, int nparts) {
     size_t total = 0;
     for (int i = 0; i < nparts; i++) total += (parts[i].n + 15) / 16 * 16;
-    if (total > m->acts_capacity) {
-        free(m->acts_memory);
-        m->acts_memory = alignedCheck(total * sizeof(float));
-        m->acts_capacity = total;
+    if (total > *capacity) {
+        free(*memory);
+        *memory = alignedCheck(total * sizeof(float));
+        *capacity = total;
     }
-    float *p = m->acts_memory;
+    float *p = *memory;
     for (int i = 0; i < nparts; i++) {
-        *parts[i].ptr = p;
+        *parts[i].ptr = parts[i].n ? p : NULL;
         p += (parts[i].n + 15) / 16 * 16;
     }
-    if (BT > m->inputs_capacity) {
-        free(m->inputs);
-        m->inputs = mallocCheck(BT * sizeof(int));
-        m->inputs_capacity = BT;
-    }
+}
+
+// Lays the activation arena out for (B, T) with D layers kept.
+static void acts_layout(GPT *m, int B, int T, int D, int with_logits) {
+    const GPTConfig *c = &m->config;
+    size_t C = c->n_embd, NH = c->n_head, V = c->vocab_size;
+    size_t BT = (size_t)B * T, DBT = (size_t)D * BT;
+    Activations *a = &m->acts;
+    ArenaPart parts[] = {
+        {&a->encoded, BT * C},
+        {&a->ln1, DBT * C},
+        {&a->ln1_mean, DBT},
+        {&a->ln1_rstd, DBT},
+        {&a->qkv, DBT * 3 * C},
+        {&a->att, DBT * NH * T},
+        {&a->atty, DBT * C},
+        {&a->residual2, DBT * C},
+        {&a->ln2, DBT * C},
+        {&a->ln2_mean, DBT},
+        {&a->ln2_rstd, DBT},
+        {&a->fch, DBT * 4 * C},
+        {&a->fch_gelu, DBT * 4 * C},
+        {&a->residual3, DBT * C},
+        {&a->lnf, BT * C},
+        {&a->lnf_mean, BT},
+        {&a->lnf_rstd, BT},
+        {&a->logits, with_logits ? BT * V : 0},
+        {&a->values, c->value_head ? BT : 0},
+        {&a->losses, BT},
+        {&a->dlosses, BT},
+    };
+    arena_layout(&m->acts_memory, &m->acts_capacity, parts, (int)(sizeof parts / sizeof parts[0]));
     m->B = B;
     m->T = T;
 }
 
-void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits) {
+// Lays the training state's arena out for (B, T) and keeps a copy of the
+// inputs (the embedding's backward reads them).
+static void train_layout(GPT *m, const int *inputs, int B, int T, int with_logits) {
+    const GPTConfig *c = &m->config;
+    GPTTrain *t = m->train;
+    size_t C = c->n_embd, V = c->vocab_size, BT = (size_t)B * T;
+    ArenaPart parts[] = {
+        {&t->dresidual, BT * C},
+        {&t->dln, BT * C},
+        {&t->datty, BT * C},
+        {&t->dqkv, BT * 3 * C},
+        {&t->dfch, BT * 4 * C},
+        {&t->dlogits, with_logits ? BT * V : 0},
+        {&t->datt, (size_t)num_threads() * T * T},
+    };
+    arena_layout(&t->memory, &t->capacity, parts, (int)(sizeof parts / sizeof parts[0]));
+    if (BT > t->inputs_capacity) {
+        free(t->inputs);
+        t->inputs = mallocCheck(BT * sizeof(int));
+        t->inputs_capacity = BT;
+    }
+    memcpy(t->inputs, inputs, BT * sizeof(int));
+}
+
+// The forward pass. keep: all L layers' activations stay for gpt_backward;
+// else one layer's buffers serve every layer (layer l lives in slot l % D).
+static void forward(GPT *m, const int *inputs, int B, int T, int with_logits, int keep) {
     const GPTConfig *c = &m->config;
     const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
     ASSERT(T >= 1 && T <= c->block_size && B >= 1);
+    ASSERT(!keep || m->train);
     for (long i = 0; i < (long)B * T; i++) ASSERT(inputs[i] >= 0 && inputs[i] < V);
-    acts_layout(m, B, T);
+    const int D = keep ? L : 1;
+    acts_layout(m, B, T, D, with_logits);
+    if (keep) train_layout(m, inputs, B, T, with_logits);
+    if (m->train) m->train->kept = keep;
     const int N = B * T;
-    memcpy(m->inputs, inputs, (size_t)N * sizeof(int));
     const size_t NC = (size_t)N * C;
     Activations *a = &m->acts;
     ParamTensors *p = &m->params;
 
     encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
     for (int l = 0; l < L; l++) {
-        const float *residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * NC;
-        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
-        float *att = a->att + (size_t)l * B * NH * T * T;
-        float *residual2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC;
-        float *fch = a->fch + l * 4 * NC, *fch_gelu = a->fch_gelu + l * 4 * NC;
-        float *residual3 = a->residual3 + l * NC;
+        const int k = l % D;
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)((l - 1) % D) * NC;
+        float *ln1 = a->ln1 + k * NC, *qkv = a->qkv + k * 3 * NC, *atty = a->atty + k * NC;
+        float *att = a->att + (size_t)k * B * NH * T * T;
+        float *residual2 = a->residual2 + k * NC, *ln2 = a->ln2 + k * NC;
+        float *fch = a->fch + k * 4 * NC, *fch_gelu = a->fch_gelu + k * 4 * NC;
+        float *residual3 = a->residual3 + k * NC;
 
-        layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, residual,
+        layernorm_forward(ln1, a->ln1_mean + k * N, a->ln1_rstd + k * N, residual,
                           p->ln1w + l * C, p->ln1b + l * C, N, C);
         matmul_forward(qkv, NULL, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C,
                        N, C, 3 * C);
         attention_forward(atty, att, qkv, B, T, C, NH);
         matmul_forward(residual2, residual, atty, p->attprojw + (size_t)l * C * C,
                        p->attprojb + l * C, N, C, C);
-        layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, residual2,
+        layernorm_forward(ln2, a->ln2_mean + k * N, a->ln2_rstd + k * N, residual2,
                           p->ln2w + l * C, p->ln2b + l * C, N, C);
         matmul_forward(fch, NULL, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, N,
                        C, 4 * C);
@@ -188,11 +229,19 @@ void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits) {
         matmul_forward(residual3, residual2, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C,
                        p->fcprojb + l * C, N, 4 * C, C);
     }
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (L - 1) * NC, p->lnfw,
-                      p->lnfb, N, C);
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (size_t)((L - 1) % D) * NC,
+                      p->lnfw, p->lnfb, N, C);
     m->has_logits = with_logits;
     if (with_logits) matmul_forward(a->logits, NULL, a->lnf, p->wte, NULL, N, C, V);
     if (c->value_head) value_forward(a->values, a->lnf, p->vw, p->vb, N, C);
+}
+
+void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits) {
+    forward(m, inputs, B, T, with_logits, m->train != NULL);
+}
+
+void gpt_forward_nograd(GPT *m, const int *inputs, int B, int T, int with_logits) {
+    forward(m, inputs, B, T, with_logits, 0);
 }
 
 float gpt_lm_loss(GPT *m, const int *targets, const float *weights) {
@@ -201,7 +250,8 @@ float gpt_lm_loss(GPT *m, const int *targets, const float *weights) {
     Activations *a = &m->acts;
     for (int n = 0; n < N; n++) a->dlosses[n] = weights ? weights[n] : 1.0f / N;
     crossentropy_forward(a->losses, a->logits, targets, N, V);
-    crossentropy_backward(a->dlogits, a->logits, targets, a->dlosses, N, V);
+    if (m->train && m->train->kept)
+        crossentropy_backward(m->train->dlogits, a->logits, targets, a->dlosses, N, V);
     double loss = 0.0;
     for (int n = 0; n < N; n++)
         if (targets[n] >= 0) loss += (double)a->dlosses[n] * a->losses[n];
@@ -209,11 +259,8 @@ float gpt_lm_loss(GPT *m, const int *targets, const float *weights) {
 }
 
 void gpt_zero_grad(GPT *m) {
-    if (!m->grads_memory) {
-        m->grads_memory = alignedCheck(m->num_params * sizeof(float));
-        gpt_point_params(&m->grads, m->grads_memory, m->info);
-    }
-    memset(m->grads_memory, 0, m->num_params * sizeof(float));
+    ASSERT(m->train);  // gpt_train_build first
+    memset(m->train->grads_memory, 0, m->num_params * sizeof(float));
 }
 
 void gpt_backward(GPT *m, const float *dlogits, const float *dvalues) {
@@ -221,21 +268,22 @@ void gpt_backward(GPT *m, const float *dlogits, const float *dvalues) {
     const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
     const int B = m->B, T = m->T, N = B * T;
     const size_t NC = (size_t)N * C;
-    ASSERT(m->grads_memory);  // gpt_zero_grad first
+    GPTTrain *s = m->train;
+    ASSERT(s && s->kept);  // a model with a training state, after a forward
     ASSERT(!dlogits || m->has_logits);
     ASSERT(!dvalues || c->value_head);
-    Activations *a = &m->acts;
-    ParamTensors *p = &m->params, *g = &m->grads;
+    const Activations *a = &m->acts;
+    const ParamTensors *p = &m->params, *g = &s->grads;
 
     // heads -> dln = d loss / d lnf
-    float *dlnf = a->dln;
+    float *dlnf = s->dln;
     if (dlogits)
         matmul_backward(dlnf, g->wte, NULL, dlogits, a->lnf, p->wte, N, C, V);
     else
         memset(dlnf, 0, NC * sizeof(float));
     if (dvalues) value_backward(dlnf, g->vw, g->vb, dvalues, a->lnf, p->vw, N, C);
 
-    float *dres = a->dresidual;  // gradient of the residual stream, walked down
+    float *dres = s->dresidual;  // gradient of the residual stream, walked down
     memset(dres, 0, NC * sizeof(float));
     layernorm_backward(dres, g->lnfw, g->lnfb, dlnf, a->residual3 + (L - 1) * NC, p->lnfw,
                        a->lnf_mean, a->lnf_rstd, N, C);
@@ -248,23 +296,23 @@ void gpt_backward(GPT *m, const float *dlogits, const float *dvalues) {
         const float *fch = a->fch + l * 4 * NC, *fch_gelu = a->fch_gelu + l * 4 * NC;
 
         // MLP block: dres holds d residual3
-        matmul_backward(a->dfch, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, dres,
+        matmul_backward(s->dfch, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, dres,
                         fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, N, 4 * C, C);
-        gelu_backward(a->dfch, fch, a->dfch, (long)N * 4 * C);
-        matmul_backward(a->dln, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, a->dfch,
+        gelu_backward(s->dfch, fch, s->dfch, (long)N * 4 * C);
+        matmul_backward(s->dln, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, s->dfch,
                         ln2, p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C);
-        layernorm_backward(dres, g->ln2w + l * C, g->ln2b + l * C, a->dln, residual2,
+        layernorm_backward(dres, g->ln2w + l * C, g->ln2b + l * C, s->dln, residual2,
                            p->ln2w + l * C, a->ln2_mean + l * N, a->ln2_rstd + l * N, N, C);
         // attention block: dres now holds d residual2
-        matmul_backward(a->datty, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, dres,
+        matmul_backward(s->datty, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, dres,
                         atty, p->attprojw + (size_t)l * C * C, N, C, C);
-        attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, C, NH);
-        matmul_backward(a->dln, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, a->dqkv,
+        attention_backward(s->dqkv, s->datt, s->datty, qkv, att, B, T, C, NH);
+        matmul_backward(s->dln, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, s->dqkv,
                         ln1, p->qkvw + (size_t)l * 3 * C * C, N, C, 3 * C);
-        layernorm_backward(dres, g->ln1w + l * C, g->ln1b + l * C, a->dln, residual,
+        layernorm_backward(dres, g->ln1w + l * C, g->ln1b + l * C, s->dln, residual,
                            p->ln1w + l * C, a->ln1_mean + l * N, a->ln1_rstd + l * N, N, C);
     }
-    encoder_backward(g->wte, g->wpe, dres, m->inputs, B, T, C);
+    encoder_backward(g->wte, g->wpe, dres, s->inputs, B, T, C);
 }
 
 void kvcache_build(KVCache *kv, const GPTConfig *c, int B, int T) {

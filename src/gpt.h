@@ -1,11 +1,12 @@
 // The GPT model: parameters, activations, forward and backward passes.
 // One type serves every stage: a policy, a frozen reference, a critic and a
-// reward model are four GPTs, the last two built with a scalar value head.
+// reward model are four GPTs, the last two built with a scalar value head;
+// only the two being trained (policy, critic) carry a training state.
 // The math of each layer lives in ops.c; this file wires layers together and
 // owns memory. It knows nothing of files, configs or optimizers.
 //
 // Dimension legend: B batch, T time, C channels (n_embd), NH heads,
-// hs = C/NH head size, V vocabulary, L layers.
+// hs = C/NH head size, V vocabulary, L layers, D layers of activations kept.
 #ifndef RLHF_GPT_H
 #define RLHF_GPT_H
 
@@ -19,6 +20,14 @@ typedef struct {
     int vocab_size;  // V
     int value_head;  // 1: the model carries /heads/value.{weight,bias}
 } GPTConfig;
+
+// The largest shapes a model may have: a config or a checkpoint outside
+// them is refused (config.c, checkpoint.c).
+#define GPT_MAX_N_LAYER 4096
+#define GPT_MAX_N_EMBD (1 << 16)
+#define GPT_MAX_N_HEAD GPT_MAX_N_EMBD  // n_head divides n_embd
+#define GPT_MAX_BLOCK_SIZE (1 << 20)
+#define GPT_MAX_VOCAB_SIZE (1 << 24)
 
 // The one table of parameters. Every use of a parameter's name, shape,
 // position in the flat buffer or place in a checkpoint derives from it.
@@ -79,59 +88,81 @@ size_t gpt_param_layout(const GPTConfig *c, ParamInfo info[NUM_PARAM_TENSORS]);
 // Points each member of t at its tensor inside `memory`.
 void gpt_point_params(ParamTensors *t, float *memory, const ParamInfo info[NUM_PARAM_TENSORS]);
 
-// Activations of one forward pass over (B, T), kept for the backward pass.
-// All live in one arena that grows to the largest B*T seen and is reused.
+// Activations of one forward pass over (B, T), in one arena that grows to
+// the largest pass seen and is reused. Per-layer tensors hold D layers:
+// D = L when the pass keeps them for gpt_backward (a model being trained),
+// D = 1 otherwise, every layer then overwriting the last one's, so that a
+// frozen model's arena does not grow with L.
 typedef struct {
     float *encoded;    // (B,T,C) token + position embedding
-    float *ln1;        // (L,B,T,C) ln_1 output
-    float *ln1_mean;   // (L,B,T)
-    float *ln1_rstd;   // (L,B,T)
-    float *qkv;        // (L,B,T,3C) q | k | v, heads interleaved per C block
-    float *att;        // (L,B,NH,T,T) softmax probabilities, 0 above diagonal
-    float *atty;       // (L,B,T,C) attention output before c_proj
-    float *residual2;  // (L,B,T,C) residual after the attention block
-    float *ln2;        // (L,B,T,C)
-    float *ln2_mean;   // (L,B,T)
-    float *ln2_rstd;   // (L,B,T)
-    float *fch;        // (L,B,T,4C) c_fc output, before GELU
-    float *fch_gelu;   // (L,B,T,4C)
-    float *residual3;  // (L,B,T,C) residual after the MLP block
+    float *ln1;        // (D,B,T,C) ln_1 output
+    float *ln1_mean;   // (D,B,T)
+    float *ln1_rstd;   // (D,B,T)
+    float *qkv;        // (D,B,T,3C) q | k | v, heads interleaved per C block
+    float *att;        // (D,B,NH,T,T) softmax probabilities, 0 above diagonal
+    float *atty;       // (D,B,T,C) attention output before c_proj
+    float *residual2;  // (D,B,T,C) residual after the attention block
+    float *ln2;        // (D,B,T,C)
+    float *ln2_mean;   // (D,B,T)
+    float *ln2_rstd;   // (D,B,T)
+    float *fch;        // (D,B,T,4C) c_fc output, before GELU
+    float *fch_gelu;   // (D,B,T,4C)
+    float *residual3;  // (D,B,T,C) residual after the MLP block
     float *lnf;        // (B,T,C) final hidden state
     float *lnf_mean;   // (B,T)
     float *lnf_rstd;   // (B,T)
-    float *logits;     // (B,T,V) only when the forward asked for logits
-    float *values;     // (B,T) only when the model has a value head
+    float *logits;     // (B,T,V) only when the forward asked for logits, else NULL
+    float *values;     // (B,T) only when the model has a value head, else NULL
     float *losses;     // (B,T) per-token cross-entropy from gpt_lm_loss
     float *dlosses;    // (B,T) loss weights used by gpt_lm_loss
-    // backward scratch, overwritten layer by layer
-    float *dresidual;  // (B,T,C)
-    float *dln;        // (B,T,C)
-    float *datty;      // (B,T,C)
-    float *dqkv;       // (B,T,3C)
-    float *dfch;       // (B,T,4C)
-    float *dlogits;    // (B,T,V) filled by gpt_lm_loss
-    float *datt;       // (nthreads,T,T) per-thread attention scratch
 } Activations;
 
+// What only a model being trained holds (gpt_train_build): gradients, the
+// loss gradient w.r.t. the logits and the backward pass's scratch.
+typedef struct {
+    float *grads_memory;  // (num_params) laid out as the params
+    ParamTensors grads;
+    float *dlogits;       // (B,T,V) filled by gpt_lm_loss; NULL after a forward without logits
+    // backward scratch, overwritten layer by layer
+    float *dresidual;     // (B,T,C)
+    float *dln;           // (B,T,C)
+    float *datty;         // (B,T,C)
+    float *dqkv;          // (B,T,3C)
+    float *dfch;          // (B,T,4C)
+    float *datt;          // (nthreads,T,T) per-thread attention scratch
+    float *memory;        // arena of dlogits and the scratch, grown like the activations
+    size_t capacity;      // floats
+    int *inputs;          // (B,T) token ids of the last forward (a copy)
+    size_t inputs_capacity;
+    int kept;             // the last forward kept every layer: gpt_backward may follow
+} GPTTrain;
+
+// A model is its description, its weights and the scratch of its forward
+// pass; a model being trained also has a GPTTrain. Without one it is
+// frozen: it costs its weights plus one layer's activations (gpt_forward)
+// or its KV cache (gpt_decode_step).
 typedef struct {
     GPTConfig config;
     ParamInfo info[NUM_PARAM_TENSORS];
     size_t num_params;     // floats in each flat buffer
     float *params_memory;  // owned
-    float *grads_memory;   // owned; NULL until the first gpt_zero_grad
-    ParamTensors params, grads;
-    // activation arena
+    ParamTensors params;
+    // forward scratch
     Activations acts;
     float *acts_memory;
     size_t acts_capacity;  // floats
-    int *inputs;           // (B,T) token ids of the last forward (a copy)
-    size_t inputs_capacity;
     int B, T;              // shape of the last forward
     int has_logits;        // last forward computed logits
+    GPTTrain *train;       // owned; NULL for a frozen model
 } GPT;
 
 // Allocates parameters (zeroed) for config c; call gpt_init_weights or load.
+// The model is frozen until gpt_train_build.
 void gpt_build(GPT *m, const GPTConfig *c);
+// Gives m a training state: zeroed gradients, and every later gpt_forward
+// keeps each layer's activations for gpt_backward. Call once; gpt_free
+// frees it with the model.
+void gpt_train_build(GPT *m);
 void gpt_free(GPT *m);
 
 // GPT-2 initialisation: weights N(0, 0.02), residual projections (attn and
@@ -148,22 +179,29 @@ double gpt_flops_per_token(const GPT *m, int T);
 
 // Forward over inputs (B,T), token ids in [0, V). Fills m->acts.lnf, the
 // logits (B,T,V) when with_logits, and m->acts.values (B,T) when the model
-// has a value head. B*T is unbounded; T <= block_size.
+// has a value head. B*T is unbounded; T <= block_size. A model with a
+// training state keeps every layer's activations for gpt_backward; the
+// results are the same bits either way.
 void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits);
+// gpt_forward that keeps one layer's activations even on a model with a
+// training state, as on a frozen one: for scoring with a model being
+// trained (same bits). gpt_backward cannot follow it.
+void gpt_forward_nograd(GPT *m, const int *inputs, int B, int T, int with_logits);
 
 // After a forward with logits: weighted cross-entropy against targets (B,T).
 // Returns sum_t weights[t] * loss_t (weights NULL means 1/(B*T) each, i.e.
-// the mean) and writes dlogits = d(that sum)/dlogits into m->acts.dlogits.
-// A target < 0 is ignored (weight taken as 0).
+// the mean); after a gpt_forward on a model with a training state, also
+// dlogits = d(that sum)/dlogits in m->train->dlogits. A target < 0 is
+// ignored (weight taken as 0).
 float gpt_lm_loss(GPT *m, const int *targets, const float *weights);
 
-// Allocates grads on first use and sets them to zero.
+// Sets the gradients to zero (the model must have a training state).
 void gpt_zero_grad(GPT *m);
 
 // Backward from the last forward. dlogits (B,T,V) and dvalues (B,T) are the
 // gradients of the loss w.r.t. the logits and the value head outputs; either
-// may be NULL. Parameter gradients accumulate (+=) into m->grads; call
-// gpt_zero_grad first.
+// may be NULL. Parameter gradients accumulate (+=) into m->train->grads;
+// call gpt_zero_grad first.
 void gpt_backward(GPT *m, const float *dlogits, const float *dvalues);
 
 // Incremental decoding with a key/value cache. All B rows advance together,

@@ -10,7 +10,7 @@
 double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, int B, int T) {
     gpt_forward(m, x, B, T, 1);
     const float loss = gpt_lm_loss(m, y, w);
-    gpt_backward(m, m->acts.dlogits, NULL);
+    gpt_backward(m, m->train->dlogits, NULL);
     return loss;
 }
 
@@ -41,8 +41,8 @@ double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *m
     const double loss = dpo_loss(logp, logp + B, ref, ref + B, B, p, dlogp, dlogp + B, NULL, NULL,
                                  st);
     for (int r = 0; r < R; r++) dlogp[r] /= accum;
-    seq_logprobs_backward(m->acts.dlogits, m->acts.logits, y, mask, dlogp, R, T, V);
-    gpt_backward(m, m->acts.dlogits, NULL);
+    seq_logprobs_backward(m->train->dlogits, m->acts.logits, y, mask, dlogp, R, T, V);
+    gpt_backward(m, m->train->dlogits, NULL);
     return loss;
 }
 

@@ -27,8 +27,8 @@ void adamw_free(AdamW *opt) {
     memset(opt, 0, sizeof *opt);
 }
 
-void adamw_step(AdamW *opt, GPT *model, float lr, const uint8_t *trainable) {
-    ASSERT(opt->n == model->num_params && model->grads_memory);
+void adamw_step(AdamW *opt, GPT *model, float lr) {
+    ASSERT(opt->n == model->num_params && model->train);
     opt->t++;
     opt->lr = lr;
     const float b1 = opt->beta1, b2 = opt->beta2, eps = opt->eps;
@@ -38,9 +38,10 @@ void adamw_step(AdamW *opt, GPT *model, float lr, const uint8_t *trainable) {
 #pragma omp parallel if (omp_worth((long)model->num_params))
     for (int p = 0; p < NUM_PARAM_TENSORS; p++) {
         const ParamInfo *pi = &model->info[p];
-        if (!pi->size || (trainable && !trainable[p])) continue;
+        if (!pi->size) continue;
         const float wd = pi->ndim == 2 ? opt->weight_decay : 0.0f;
-        float *w = model->params_memory + pi->offset, *g = model->grads_memory + pi->offset;
+        float *w = model->params_memory + pi->offset;
+        float *g = model->train->grads_memory + pi->offset;
         float *m = opt->m + pi->offset, *v = opt->v + pi->offset;
         const long n = (long)pi->size;
 #pragma omp for simd schedule(static) nowait
@@ -61,7 +62,8 @@ float grad_norm(const GPT *model) {
     // count, and no allocation.
     enum { NBLK = 256 };
     double partial[NBLK];
-    const float *g = model->grads_memory;
+    ASSERT(model->train);
+    const float *g = model->train->grads_memory;
     const long n = (long)model->num_params, blk = (n + NBLK - 1) / NBLK;
 #pragma omp parallel for schedule(static) if (omp_worth(n))
     for (long b = 0; b < NBLK; b++) {
@@ -79,7 +81,7 @@ float grad_clip(GPT *model, float max_norm) {
     float norm = grad_norm(model);
     if (max_norm > 0.0f && norm > max_norm) {
         float s = max_norm / norm;  // norm > max_norm > 0 here
-        float *g = model->grads_memory;
+        float *g = model->train->grads_memory;
         const long n = (long)model->num_params;
 #pragma omp parallel for simd schedule(static) if (omp_worth(n))
         for (long i = 0; i < n; i++) g[i] *= s;

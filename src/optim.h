@@ -1,6 +1,7 @@
 // AdamW with decoupled weight decay, gradient-norm clipping and the
 // learning-rate schedule (linear warmup, cosine decay to a floor). Works on
-// the flat parameter buffer of a GPT; moments m and v share its layout.
+// the flat parameter and gradient buffers of a GPT being trained (one with
+// a training state, gpt_train_build); moments m and v share their layout.
 #ifndef RLHF_OPTIM_H
 #define RLHF_OPTIM_H
 
@@ -23,9 +24,8 @@ void adamw_free(AdamW *opt);
 
 // One update of the model's params from its grads at learning rate lr.
 // Weight decay applies to 2-D weights (matrices and embeddings) only: not to
-// biases, LayerNorm parameters or the value head. Only tensors with
-// `trainable` set (NULL = all) are updated.
-void adamw_step(AdamW *opt, GPT *model, float lr, const uint8_t *trainable);
+// biases, LayerNorm parameters or the value head.
+void adamw_step(AdamW *opt, GPT *model, float lr);
 
 // Global L2 norm of the gradients (in double, fixed order).
 float grad_norm(const GPT *model);

@@ -106,9 +106,10 @@ static float logprob_temperature(const PPOParams *pp) {
     return pp->sampling.temperature > 0 ? pp->sampling.temperature : 1.0f;
 }
 
-// Log-probs of the minibatch's actions under m into out (n, Lm).
+// Log-probs of the minibatch's actions under m into out (n, Lm). Scoring
+// only: m keeps no activations for a backward pass.
 static void minibatch_logp(Rollout *ro, GPT *m, int n, int Lm, const PPOParams *pp, float *out) {
-    gpt_forward(m, ro->mb_inputs, n, Lm, 1);
+    gpt_forward_nograd(m, ro->mb_inputs, n, Lm, 1);
     logprobs_from_logits(out, NULL, m->acts.logits, ro->mb_actions, ro->mb_mask, n * Lm,
                          m->config.vocab_size, logprob_temperature(pp));
 }
@@ -137,7 +138,7 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
             scatter_f(ro, ro->ref_logp, ro->mb_out, rows, n, Lm);
         }
         if (critic) {
-            gpt_forward(critic, ro->mb_inputs, n, Lm, 0);
+            gpt_forward_nograd(critic, ro->mb_inputs, n, Lm, 0);
             for (int i = 0; i < n * Lm; i++)
                 ro->mb_out[i] = ro->mb_mask[i] ? critic->acts.values[i] : 0.0f;
             scatter_f(ro, ro->values, ro->mb_out, rows, n, Lm);
@@ -146,7 +147,7 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
         // the reward model reads the whole sequence, final token included
         int W = gather_rows(ro, rows, n, 1) + 1;
         for (int i = 0; i < n; i++) last[i] = row_positions(ro, rows[i]);
-        gpt_forward(rm, ro->mb_inputs, n, W, 0);
+        gpt_forward_nograd(rm, ro->mb_inputs, n, W, 0);
         for (int i = 0; i < n; i++) {
             long b = rows[i];
             float raw = rm->acts.values[(size_t)i * W + last[i]];
@@ -240,11 +241,11 @@ int ppo_minibatch_grads(Rollout *ro, const long *rows, int n, const PPOParams *p
         norms = ro->mb_norm;
     }
     gpt_forward(policy, ro->mb_inputs, n, Lm, 1);
-    ppo_policy_loss_kl(policy->acts.dlogits, policy->acts.logits, ro->mb_actions, ro->mb_old,
+    ppo_policy_loss_kl(policy->train->dlogits, policy->acts.logits, ro->mb_actions, ro->mb_old,
                        ro->mb_target, ref_logp, ro->mb_mask, N, policy->config.vocab_size,
                        logprob_temperature(pp), pp->cliprange, pp->ent_coef, pp->kl_loss_coef,
                        norms, tokens, stats);
-    gpt_backward(policy, policy->acts.dlogits, NULL);
+    gpt_backward(policy, policy->train->dlogits, NULL);
     if (critic) {
         gather_f(ro, ro->mb_old, ro->values, rows, n, Lm);
         gather_f(ro, ro->mb_target, ro->returns, rows, n, Lm);

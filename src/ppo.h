@@ -87,7 +87,8 @@ void ppo_generate(Rollout *ro, GPT *policy, KVCache *kv, Sampler *s,
 // and minibatch size given (order has ro->n entries) — the same shapes the
 // first PPO epoch uses, so a policy equal to its rollout self gives
 // ratios of exactly 1. ref, critic and rm may be NULL (ref_logp and
-// values stay 0; score_raw 0 and score just the no-end penalty).
+// values stay 0; score_raw 0 and score just the no-end penalty). No model
+// keeps activations for a backward pass (gpt_forward_nograd).
 void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const PPOParams *pp,
                const long *order, int mb);
 
@@ -112,7 +113,8 @@ void ppo_advantages(Rollout *ro, const PPOParams *pp, float kl_coef);
 // ppo_policy_loss_kl with pp->kl_loss_coef (against ref_logp) and, for
 // pp->seq_norm, every token divided by (its row's tokens) * n, else by the
 // minibatch's token count. Adds to stats. Returns 0 (nothing accumulated)
-// when the rows hold no response token.
+// when the rows hold no response token. Both models need a training state
+// (gpt_train_build).
 int ppo_minibatch_grads(Rollout *ro, const long *rows, int n, const PPOParams *pp, GPT *policy,
                         GPT *critic, PPOStats *stats);
 

@@ -149,7 +149,7 @@ float trainer_update(Trainer *t) {
         GPT *m = &t->trained[i].model;
         float norm = grad_clip(m, max_norm);
         if (i == 0) first = norm;
-        adamw_step(&t->trained[i].opt, m, trainer_model_lr(t, i), NULL);
+        adamw_step(&t->trained[i].opt, m, trainer_model_lr(t, i));
         gpt_zero_grad(m);
     }
     return first;
@@ -186,10 +186,10 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
     Ckpt *resume = NULL;
     if ((r->resume ? start_resumed(&t, &resume) : start_fresh(&t)) != 0) die_last();
     run_adopt_model(r, &trainer_model(&t)->config);
+    for (int i = 0; i < t.n_trained; i++) gpt_train_build(&t.trained[i].model);
     int rc = stage->setup ? stage->setup(&t, ctx, resume) : 0;
     if (resume) ckpt_close(resume);
     if (rc != 0 || run_begin(r, t.step) != 0) die_last();
-    for (int i = 0; i < t.n_trained; i++) gpt_zero_grad(&t.trained[i].model);
 
     const int64_t max_steps = cfg->train.max_steps;
     if (stage->eval_at_start && t.step == 0 && stage->evaluate) {

@@ -317,6 +317,7 @@ static void world_build(World *w, uint64_t seed) {
     GPTConfig c = {.n_layer = 2, .n_head = 2, .n_embd = 16, .block_size = RT,
                    .vocab_size = w->tok.vocab_size};
     gpt_build(&w->m, &c);
+    gpt_train_build(&w->m);
     ref_randomize_params(&w->m, seed);
 }
 
@@ -492,8 +493,8 @@ static int step_check_direction(const char *what, const StepObjective *o, const 
     double gd = 0.0, g2 = 0.0, d2 = 0.0;
     for (size_t i = 0; i < P; i++) {
         if (d[i] == 0.0) continue;
-        gd += (double)m->grads_memory[i] * d[i];
-        g2 += (double)m->grads_memory[i] * m->grads_memory[i];
+        gd += (double)m->train->grads_memory[i] * d[i];
+        g2 += (double)m->train->grads_memory[i] * m->train->grads_memory[i];
         d2 += d[i] * d[i];
     }
     const double e = 1e-3, steps[4] = {e, -e, 2 * e, -2 * e};
@@ -566,10 +567,10 @@ static void test_step_gradient(void **state) {
             ok &= step_check_direction(what, &o, m, params, d);
         }
         // one of two micro-batches: exactly half the gradient
-        memcpy(g1, m->grads_memory, P * sizeof(float));
+        memcpy(g1, m->train->grads_memory, P * sizeof(float));
         gpt_zero_grad(m);
         dpo_accumulate(m, x, y, mask, B, T, ref, p, 2, logp, dlogp, NULL);
-        for (size_t i = 0; i < P; i++) assert_true(2.0f * m->grads_memory[i] == g1[i]);
+        for (size_t i = 0; i < P; i++) assert_true(2.0f * m->train->grads_memory[i] == g1[i]);
     }
     assert_true(ok);
     free(g1);

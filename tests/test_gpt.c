@@ -1,9 +1,10 @@
 // Checks the GPT model of src/gpt.c against the double reference in
 // tests/ref_gpt.c: loss, logits and values of the forward pass, the gradient
-// of every parameter tensor, KV-cached decoding; plus overfitting one batch,
-// bit-exact determinism of training steps and the initialisation statistics,
-// with the generator they draw from (src/rng.c). Layer-level checks live in
-// test_ops.c, the optimizer's in test_optim.c.
+// of every parameter tensor, KV-cached decoding, a frozen model's forward
+// against a trained one's; plus overfitting one batch, bit-exact determinism
+// of training steps and the initialisation statistics, with the generator
+// they draw from (src/rng.c). Layer-level checks live in test_ops.c, the
+// optimizer's in test_optim.c.
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -120,6 +121,81 @@ static void test_forward_rows_independent(void **state) {
     gpt_free(&m);
 }
 
+// A frozen model (no training state) runs the same ops in the same order as
+// one being trained, on one layer's buffers: logits, values, final hidden
+// state and loss are the same bits, over shapes that shrink and regrow the
+// arena, with and without logits; so does gpt_forward_nograd on the model
+// being trained. The frozen model holds no gradients, its arena does not
+// grow with n_layer, and it is smaller than the trained model's.
+static void test_frozen_forward_matches_trained(void **state) {
+    (void)state;
+    GPTConfig c = small_config(1);
+    GPT trained, frozen;
+    gpt_build(&trained, &c);
+    gpt_train_build(&trained);
+    ref_randomize_params(&trained, 121);
+    RefRng rng;
+    ref_rng_init(&rng, 122);
+    int inputs[SB * ST], targets[SB * ST];
+    random_tokens(inputs, SB * ST, SV, &rng);
+    random_tokens(targets, SB * ST, SV, &rng);
+    // one AdamW step, so that the weights compared are a trained model's
+    AdamW opt;
+    adamw_build(&opt, trained.num_params, 0.9f, 0.95f, 1e-8f, 0.1f);
+    gpt_forward(&trained, inputs, SB, ST, 1);
+    gpt_lm_loss(&trained, targets, NULL);
+    gpt_zero_grad(&trained);
+    gpt_backward(&trained, trained.train->dlogits, NULL);
+    adamw_step(&opt, &trained, 1e-2f);
+    gpt_build(&frozen, &c);
+    memcpy(frozen.params_memory, trained.params_memory, trained.num_params * sizeof(float));
+    assert_null(frozen.train);
+
+    // the trained model runs gpt_forward (keeping every layer) and
+    // gpt_forward_nograd (one layer, as the frozen model)
+    const int shapes[][2] = {{SB, ST}, {1, 5}, {SB, ST}, {2, 3}};
+    for (int k = 0; k < 4; k++) {
+        const int B = shapes[k][0], T = shapes[k][1], N = B * T;
+        for (int with_logits = 0; with_logits < 2; with_logits++) {
+            gpt_forward(&frozen, inputs, B, T, with_logits);
+            if (!with_logits) assert_null(frozen.acts.logits);
+            for (int nograd = 0; nograd < 2; nograd++) {
+                if (nograd)
+                    gpt_forward_nograd(&trained, inputs, B, T, with_logits);
+                else
+                    gpt_forward(&trained, inputs, B, T, with_logits);
+                assert_int_equal(trained.train->kept, !nograd);
+                assert_memory_equal(frozen.acts.lnf, trained.acts.lnf,
+                                    (size_t)N * SC * sizeof(float));
+                assert_memory_equal(frozen.acts.values, trained.acts.values,
+                                    (size_t)N * sizeof(float));
+                if (!with_logits) continue;
+                assert_memory_equal(frozen.acts.logits, trained.acts.logits,
+                                    (size_t)N * SV * sizeof(float));
+                float lt = gpt_lm_loss(&trained, targets, NULL);
+                float lf = gpt_lm_loss(&frozen, targets, NULL);
+                assert_memory_equal(&lf, &lt, sizeof lf);
+            }
+        }
+    }
+    assert_null(frozen.train);
+    assert_true(frozen.acts_capacity < trained.acts_capacity);
+
+    // twice the layers, same arena
+    GPTConfig c4 = c;
+    c4.n_layer = 2 * SL;
+    GPT deep;
+    gpt_build(&deep, &c4);
+    ref_randomize_params(&deep, 123);
+    gpt_forward(&frozen, inputs, SB, ST, 1);
+    gpt_forward(&deep, inputs, SB, ST, 1);
+    assert_true(deep.acts_capacity == frozen.acts_capacity);
+    gpt_free(&deep);
+    adamw_free(&opt);
+    gpt_free(&frozen);
+    gpt_free(&trained);
+}
+
 // ---------------------------------------------------------------------------
 // gradients vs the double reference
 //
@@ -169,8 +245,8 @@ static int check_direction(const char *what, const Objective *o, const GPT *m,
     double gd = 0.0, gnorm2 = 0.0, dnorm2 = 0.0;
     for (size_t i = 0; i < P; i++) {
         if (d[i] == 0.0) continue;
-        gd += (double)m->grads_memory[i] * d[i];
-        gnorm2 += (double)m->grads_memory[i] * m->grads_memory[i];
+        gd += (double)m->train->grads_memory[i] * d[i];
+        gnorm2 += (double)m->train->grads_memory[i] * m->train->grads_memory[i];
         dnorm2 += d[i] * d[i];
     }
     const double e = 1e-3;
@@ -235,7 +311,7 @@ static void assert_tensor_grads_nonzero(const GPT *m, int skip_value_head) {
         const ParamInfo *pi = &m->info[p];
         if (!pi->size || (skip_value_head && (p == PARAM_vw || p == PARAM_vb))) continue;
         double s = 0;
-        for (size_t i = 0; i < pi->size; i++) s += fabs(m->grads_memory[pi->offset + i]);
+        for (size_t i = 0; i < pi->size; i++) s += fabs(m->train->grads_memory[pi->offset + i]);
         if (!(s > 0)) fprintf(stderr, "%s: gradient is all zero\n", pi->name);
         assert_true(s > 0);
     }
@@ -248,6 +324,7 @@ static void test_gradients_lm_mean(void **state) {
     GPTConfig c = small_config(0);
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     ref_randomize_params(&m, 201);
     RefRng rng;
     ref_rng_init(&rng, 202);
@@ -259,7 +336,7 @@ static void test_gradients_lm_mean(void **state) {
     gpt_forward(&m, inputs, SB, ST, 1);
     gpt_lm_loss(&m, targets, NULL);
     gpt_zero_grad(&m);
-    gpt_backward(&m, m.acts.dlogits, NULL);
+    gpt_backward(&m, m.train->dlogits, NULL);
     assert_tensor_grads_nonzero(&m, 0);
     double *params = ref_params_to_double(&m);
     Objective o = {&c, m.info, inputs, targets, NULL, SB, ST, NULL, NULL};
@@ -276,6 +353,7 @@ static void test_gradients_lm_weighted_and_value(void **state) {
     GPTConfig c = small_config(1);
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     ref_randomize_params(&m, 301);
     RefRng rng;
     ref_rng_init(&rng, 302);
@@ -294,7 +372,7 @@ static void test_gradients_lm_weighted_and_value(void **state) {
     gpt_forward(&m, inputs, SB, T, 1);
     gpt_lm_loss(&m, targets, weights);
     gpt_zero_grad(&m);
-    gpt_backward(&m, m.acts.dlogits, rv);
+    gpt_backward(&m, m.train->dlogits, rv);
     assert_tensor_grads_nonzero(&m, 0);
     double *params = ref_params_to_double(&m);
     Objective o = {&c, m.info, inputs, targets, weights, SB, T, NULL, rvd};
@@ -312,6 +390,7 @@ static void test_gradients_external_dvalues(void **state) {
     GPTConfig c = small_config(1);
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     ref_randomize_params(&m, 401);
     RefRng rng;
     ref_rng_init(&rng, 402);
@@ -341,6 +420,7 @@ static void test_gradients_external_dlogits(void **state) {
     GPTConfig c = small_config(1);
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     ref_randomize_params(&m, 501);
     RefRng rng;
     ref_rng_init(&rng, 502);
@@ -354,8 +434,8 @@ static void test_gradients_external_dlogits(void **state) {
     gpt_zero_grad(&m);
     gpt_backward(&m, dl, NULL);
     assert_tensor_grads_nonzero(&m, 1);
-    for (int i = 0; i < SC; i++) assert_true(m.grads.vw[i] == 0.0f);
-    assert_true(m.grads.vb[0] == 0.0f);
+    for (int i = 0; i < SC; i++) assert_true(m.train->grads.vw[i] == 0.0f);
+    assert_true(m.train->grads.vb[0] == 0.0f);
     double *params = ref_params_to_double(&m);
     Objective o = {&c, m.info, inputs, NULL, NULL, SB, ST, dld, NULL};
     if (verbose()) fprintf(stderr, "external dlogits:\n");
@@ -376,6 +456,7 @@ static void test_backward_accumulates(void **state) {
     GPTConfig c = small_config(1);
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     ref_randomize_params(&m, 601);
     RefRng rng;
     ref_rng_init(&rng, 602);
@@ -387,16 +468,16 @@ static void test_backward_accumulates(void **state) {
     gpt_forward(&m, inputs, SB, ST, 1);
     gpt_lm_loss(&m, targets, NULL);
     gpt_zero_grad(&m);
-    gpt_backward(&m, m.acts.dlogits, dv);
+    gpt_backward(&m, m.train->dlogits, dv);
     float *g1 = mallocCheck(m.num_params * sizeof(float));
-    memcpy(g1, m.grads_memory, m.num_params * sizeof(float));
-    gpt_backward(&m, m.acts.dlogits, dv);
+    memcpy(g1, m.train->grads_memory, m.num_params * sizeof(float));
+    gpt_backward(&m, m.train->dlogits, dv);
     for (int p = 0; p < NUM_PARAM_TENSORS; p++) {
         const ParamInfo *pi = &m.info[p];
         double diff2 = 0, ref2 = 0;
         for (size_t i = pi->offset; i < pi->offset + pi->size; i++) {
             double want = 2.0 * g1[i];
-            diff2 += (m.grads_memory[i] - want) * (m.grads_memory[i] - want);
+            diff2 += (m.train->grads_memory[i] - want) * (m.train->grads_memory[i] - want);
             ref2 += want * want;
         }
         if (verbose()) fprintf(stderr, "%-36s accumulate rel err %.2e\n", pi->name, sqrt(diff2 / ref2));
@@ -404,7 +485,7 @@ static void test_backward_accumulates(void **state) {
         assert_true(sqrt(diff2) <= 1e-5 * sqrt(ref2));
     }
     gpt_zero_grad(&m);
-    for (size_t i = 0; i < m.num_params; i++) assert_true(m.grads_memory[i] == 0.0f);
+    for (size_t i = 0; i < m.num_params; i++) assert_true(m.train->grads_memory[i] == 0.0f);
     free(g1);
     gpt_free(&m);
 }
@@ -420,6 +501,7 @@ static void test_model_causal(void **state) {
     GPTConfig c = small_config(1);
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     ref_randomize_params(&m, 651);
     RefRng rng;
     ref_rng_init(&rng, 652);
@@ -449,7 +531,7 @@ static void test_model_causal(void **state) {
     gpt_backward(&m, dl, dv);
     for (int t = 0; t < ST; t++) {
         double s = 0;
-        for (int i = 0; i < SC; i++) s += fabs(m.grads.wpe[t * SC + i]);
+        for (int i = 0; i < SC; i++) s += fabs(m.train->grads.wpe[t * SC + i]);
         if (t <= t0) assert_true(s > 0);
         else assert_true(s == 0.0);
     }
@@ -523,9 +605,9 @@ static float train_step(GPT *m, AdamW *opt, const int *inputs, const int *target
     gpt_forward(m, inputs, TB, TT, 1);
     float loss = gpt_lm_loss(m, targets, NULL);
     gpt_zero_grad(m);
-    gpt_backward(m, m->acts.dlogits, NULL);
+    gpt_backward(m, m->train->dlogits, NULL);
     grad_clip(m, 1.0f);
-    adamw_step(opt, m, lr, NULL);
+    adamw_step(opt, m, lr);
     return loss;
 }
 
@@ -548,6 +630,7 @@ static void test_overfit_one_batch(void **state) {
     GPTConfig c = tiny_config();
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     gpt_init_weights(&m, 7);
     AdamW opt;
     adamw_build(&opt, m.num_params, 0.9f, 0.99f, 1e-8f, 0.0f);
@@ -578,6 +661,7 @@ static void test_training_deterministic(void **state) {
     AdamW opt[2];
     for (int run = 0; run < 2; run++) {
         gpt_build(&m[run], &c);
+        gpt_train_build(&m[run]);
         gpt_init_weights(&m[run], 42);
         adamw_build(&opt[run], m[run].num_params, 0.9f, 0.95f, 1e-8f, 0.1f);
         for (int s = 0; s < STEPS; s++) {
@@ -745,6 +829,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_reference),
         cmocka_unit_test(test_forward_rows_independent),
+        cmocka_unit_test(test_frozen_forward_matches_trained),
         cmocka_unit_test(test_gradients_lm_mean),
         cmocka_unit_test(test_gradients_lm_weighted_and_value),
         cmocka_unit_test(test_gradients_external_dvalues),

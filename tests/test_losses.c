@@ -209,8 +209,8 @@ static int pair_check_direction(const char *what, const PairObjective *o, const 
     double gd = 0.0, g2 = 0.0, d2 = 0.0;
     for (size_t i = 0; i < P; i++) {
         if (d[i] == 0.0) continue;
-        gd += (double)m->grads_memory[i] * d[i];
-        g2 += (double)m->grads_memory[i] * m->grads_memory[i];
+        gd += (double)m->train->grads_memory[i] * d[i];
+        g2 += (double)m->train->grads_memory[i] * m->train->grads_memory[i];
         d2 += d[i] * d[i];
     }
     const double e = 1e-3, steps[4] = {e, -e, 2 * e, -2 * e};
@@ -238,6 +238,7 @@ static void test_bt_loss_through_value_head(void **state) {
                    .vocab_size = PV, .value_head = 1};
     GPT m;
     gpt_build(&m, &c);
+    gpt_train_build(&m);
     ref_randomize_params(&m, 501);
     RefRng r;
     ref_rng_init(&r, 502);
@@ -269,20 +270,20 @@ static void test_bt_loss_through_value_head(void **state) {
     assert_true(fabs(loss - want) <= 1e-5 * want);
 
     // the value head and the trunk both receive gradient; the bias none
-    assert_true(fabs(m.grads.vb[0]) <= 1e-6);
+    assert_true(fabs(m.train->grads.vb[0]) <= 1e-6);
     const int tensors[] = {PARAM_vw, PARAM_qkvw, PARAM_fcprojw, PARAM_wte};
     for (int k = 0; k < 4; k++) {
         const ParamInfo *pi = &m.info[tensors[k]];
         double s = 0.0;
-        for (size_t i = 0; i < pi->size; i++) s += fabs(m.grads_memory[pi->offset + i]);
+        for (size_t i = 0; i < pi->size; i++) s += fabs(m.train->grads_memory[pi->offset + i]);
         assert_true(s > 0.0);
     }
     // padding is inert: position PT-1 is padding in every row, so its wpe
     // row gets exactly no gradient, while the last real position's does
     double g6 = 0.0;
     for (size_t i = 0; i < (size_t)PC; i++) {
-        assert_true(m.grads.wpe[(PT - 1) * PC + i] == 0.0f);
-        g6 += fabs(m.grads.wpe[(PT - 2) * PC + i]);
+        assert_true(m.train->grads.wpe[(PT - 1) * PC + i] == 0.0f);
+        g6 += fabs(m.train->grads.wpe[(PT - 2) * PC + i]);
     }
     assert_true(g6 > 0.0);
 

@@ -41,8 +41,8 @@ static GPTConfig model_config(int value_head) {
                        .vocab_size = MV, .value_head = value_head};
 }
 
-// The four models. The reference gets the policy's parameters when
-// ref_seed == policy_seed.
+// The four models; the policy and the critic have training states. The
+// reference gets the policy's parameters when ref_seed == policy_seed.
 typedef struct {
     GPT policy, ref, critic, rm;
 } Models;
@@ -50,8 +50,10 @@ typedef struct {
 static void models_build(Models *M, uint64_t policy_seed, uint64_t ref_seed) {
     GPTConfig lm = model_config(0), vh = model_config(1);
     gpt_build(&M->policy, &lm);
+    gpt_train_build(&M->policy);
     gpt_build(&M->ref, &lm);
     gpt_build(&M->critic, &vh);
+    gpt_train_build(&M->critic);
     gpt_build(&M->rm, &vh);
     ref_randomize_params(&M->policy, policy_seed);
     ref_randomize_params(&M->ref, ref_seed);
@@ -124,9 +126,9 @@ static void train_minibatch(Rollout *ro, const long *rows, int n, const PPOParam
     gpt_zero_grad(critic);
     if (!ppo_minibatch_grads(ro, rows, n, pp, policy, critic, st)) return;
     grad_clip(policy, max_norm);
-    adamw_step(popt, policy, lr, NULL);
+    adamw_step(popt, policy, lr);
     grad_clip(critic, max_norm);
-    adamw_step(copt, critic, critic_lr, NULL);
+    adamw_step(copt, critic, critic_lr);
 }
 
 static void test_generate_layout_and_masks(void **state) {
@@ -757,8 +759,8 @@ static void test_group_update_gradient_matches_reference(void **state) {
             }
             for (size_t i = 0; i < P; i++) {
                 d[i] /= sqrt(n2);
-                gd += (double)M.policy.grads_memory[i] * d[i];
-                g2 += (double)M.policy.grads_memory[i] * M.policy.grads_memory[i];
+                gd += (double)M.policy.train->grads_memory[i] * d[i];
+                g2 += (double)M.policy.train->grads_memory[i] * M.policy.train->grads_memory[i];
             }
             const double e = 1e-3, steps[4] = {e, -e, 2 * e, -2 * e};
             double f[4];
