@@ -5,6 +5,7 @@
 #include "ref_gpt.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,4 +197,36 @@ double ref_gpt_forward(const GPTConfig *c, const ParamInfo info[NUM_PARAM_TENSOR
     free(p);
     free(lg);
     return loss;
+}
+
+int ref_check_direction(const char *what, const GPT *m, const double *params, const double *d,
+                        double (*f)(const void *ctx, const double *x), const void *ctx) {
+    const size_t P = m->num_params;
+    const float *g = m->train->grads_memory;
+    double *x = mallocCheck(P * sizeof(double));
+    double gd = 0.0, g2 = 0.0, d2 = 0.0;
+    for (size_t i = 0; i < P; i++) {
+        if (d[i] == 0.0) continue;
+        gd += (double)g[i] * d[i];
+        g2 += (double)g[i] * g[i];
+        d2 += d[i] * d[i];
+    }
+    const double e = 1e-3, steps[4] = {e, -e, 2 * e, -2 * e};
+    double fs[4];
+    for (int s = 0; s < 4; s++) {
+        for (size_t i = 0; i < P; i++) x[i] = params[i] + steps[s] * d[i];
+        fs[s] = f(ctx, x);
+    }
+    free(x);
+    const double fd = (8.0 * (fs[0] - fs[1]) - (fs[2] - fs[3])) / (12.0 * e);
+    const double err = fabs(gd - fd), allowed = 1e-4 * fmax(fabs(gd), fabs(fd)) + 1e-6 * sqrt(g2 * d2);
+    if (getenv("RLHF_TEST_VERBOSE"))
+        fprintf(stderr, "  %-34s g.d %+.9e fd %+.9e |g| %.3e (%.3f of allowed)\n", what, gd, fd,
+                sqrt(g2), err / allowed);
+    if (!(err <= allowed)) {
+        fprintf(stderr, "%s: gradient g.d = %.9e but finite difference %.9e (|g| = %.3e)\n",
+                what, gd, fd, sqrt(g2));
+        return 0;
+    }
+    return 1;
 }

@@ -42,4 +42,13 @@ double ref_gpt_forward(const GPTConfig *c, const ParamInfo info[NUM_PARAM_TENSOR
                        const double *params, const int *inputs, const int *targets,
                        const float *weights, int B, int T, double *logits, double *values);
 
+// One random-direction gradient check of a whole loss: the model's
+// accumulated gradient g (m->train) along d (num_params; zero outside the
+// tensors tested) against the 5-point central difference of f(params + t d)
+// with t = 1e-3, where f(ctx, x) evaluates the loss in double at parameters
+// x. Passes when |g.d - fd| <= 1e-4 max(|g.d|, |fd|) + 1e-6 |g| |d|.
+// Prints `what` with the numbers on failure (and with RLHF_TEST_VERBOSE).
+int ref_check_direction(const char *what, const GPT *m, const double *params, const double *d,
+                        double (*f)(const void *ctx, const double *x), const void *ctx);
+
 #endif

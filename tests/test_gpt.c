@@ -237,39 +237,7 @@ static double objective(const Objective *o, const double *params) {
     return f;
 }
 
-// One directional check. d (num_params) is zero outside the tested tensors.
-static int check_direction(const char *what, const Objective *o, const GPT *m,
-                           const double *params, const double *d) {
-    const size_t P = m->num_params;
-    double *x = mallocCheck(P * sizeof(double));
-    double gd = 0.0, gnorm2 = 0.0, dnorm2 = 0.0;
-    for (size_t i = 0; i < P; i++) {
-        if (d[i] == 0.0) continue;
-        gd += (double)m->train->grads_memory[i] * d[i];
-        gnorm2 += (double)m->train->grads_memory[i] * m->train->grads_memory[i];
-        dnorm2 += d[i] * d[i];
-    }
-    const double e = 1e-3;
-    double f[4];
-    const double steps[4] = {e, -e, 2 * e, -2 * e};
-    for (int s = 0; s < 4; s++) {
-        for (size_t i = 0; i < P; i++) x[i] = params[i] + steps[s] * d[i];
-        f[s] = objective(o, x);
-    }
-    double fd = (8.0 * (f[0] - f[1]) - (f[2] - f[3])) / (12.0 * e);
-    double err = fabs(gd - fd);
-    double allowed = 1e-4 * fmax(fabs(gd), fabs(fd)) + 1e-6 * sqrt(gnorm2 * dnorm2);
-    if (verbose())
-        fprintf(stderr, "  %-32s g.d %+.9e fd %+.9e rel %.2e |g| %.3e (%.3f of allowed)\n", what,
-                gd, fd, err / fmax(fabs(fd), 1e-300), sqrt(gnorm2), err / allowed);
-    free(x);
-    if (!(err <= allowed)) {
-        fprintf(stderr, "%s: gradient g.d = %.9e but finite difference %.9e (|g| = %.3e)\n",
-                what, gd, fd, sqrt(gnorm2));
-        return 0;
-    }
-    return 1;
-}
+static double objective_at(const void *o, const double *x) { return objective(o, x); }
 
 // Checks g against o: one random direction per parameter tensor (those with
 // nonzero size), then one over all parameters at once.
@@ -298,7 +266,7 @@ static void check_all_directions(const Objective *o, const GPT *m, const double 
             n2 += d[i] * d[i];
         }
         for (size_t i = lo; i < hi; i++) d[i] /= sqrt(n2);
-        ok &= check_direction(what, o, m, params, d);
+        ok &= ref_check_direction(what, m, params, d, objective_at, o);
     }
     free(d);
     assert_true(ok);
