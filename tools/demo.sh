@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: the whole pipeline on the bundled defaults, then one table.
-#   data -> pretrain -> SFT -> reward model -> PPO -> eval of every stage
+#   data -> pretrain -> SFT -> reward model -> PPO -> eval of every stage,
+#   plus DPO and GRPO (graders' reward) from the same SFT model
 # Runs go to checkpoints/demo/ (a previous demo is moved to checkpoints/demo.old).
 # Set DEMO_FAST=1 for a quick smoke run of the same pipeline (few steps).
 set -euo pipefail
@@ -39,8 +40,13 @@ stage ppo "$RLHF" ppo configs/ppo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
     --ppo.reward_model=$D/reward/latest.h5 --checkpoint.dir=$D/ppo \
     --ppo.dump_rollouts=$D/ppo/rollouts.h5 "${ppo_steps[@]}"
 
+stage dpo "$RLHF" dpo configs/dpo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
+    --checkpoint.dir=$D/dpo "${steps[@]}"
+stage grpo "$RLHF" ppo configs/grpo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
+    --checkpoint.dir=$D/grpo "${ppo_steps[@]}"
+
 # one evaluation per stage on held-out data, all with the same settings
-for s in pretrain sft reward ppo; do
+for s in pretrain sft reward ppo dpo grpo; do
     stage "eval $s" "$RLHF" eval $D/$s/latest.h5 configs/eval_tasks.ini \
         --ppo.reward_model=$D/reward/latest.h5 --ref=$D/sft/latest.h5 --json $D/eval_$s.json
     grep '^RESULT' "$log" | tail -n 1 >"$D/eval_$s.result"

@@ -5,7 +5,7 @@ set -euo pipefail
 D=$1
 echo "| stage | checkpoint | val loss | task accuracy (greedy / sampled) | RM accuracy | mean reward (greedy / sampled) | KL to SFT |"
 echo "|---|---|---|---|---|---|---|"
-for s in pretrain sft reward ppo; do
+for s in pretrain sft reward ppo dpo grpo; do
     f=$D/eval_$s.result
     [ -f "$f" ] || continue
     awk -v stage="$s" -v ckpt="$D/$s/latest.h5" '
