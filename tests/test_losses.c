@@ -459,6 +459,41 @@ static double ref_policy_loss(const PolicyCase *pc, const double *logits, double
     return loss / pc->norm;
 }
 
+static double policy_loss_at(const void *pc, const double *logits) {
+    return ref_policy_loss(pc, logits, NULL);
+}
+
+// dlogits (QN,QV) against central differences (h = 1e-5) of the double
+// reference loss f at logits dlog: every entry within 2e-5 of the largest
+// |gradient|, which must exceed 1e-2 (a test that moves the loss).
+static void check_logit_gradient(const float *dlogits, double *dlog,
+                                 double (*f)(const void *ctx, const double *logits),
+                                 const void *ctx) {
+    const double h = 1e-5;
+    double fd[QN * QV], fmaxabs = 0.0;
+    for (int i = 0; i < QN * QV; i++) {
+        double save = dlog[i];
+        dlog[i] = save + h;
+        double fp = f(ctx, dlog);
+        dlog[i] = save - h;
+        double fm = f(ctx, dlog);
+        dlog[i] = save;
+        fd[i] = (fp - fm) / (2 * h);
+        fmaxabs = fmax(fmaxabs, fabs(fd[i]));
+    }
+    assert_true(fmaxabs > 1e-2);
+    double worst = 0.0;
+    for (int i = 0; i < QN * QV; i++) {
+        double err = fabs(dlogits[i] - fd[i]);
+        worst = fmax(worst, err / fmaxabs);
+        if (!(err <= 2e-5 * fmaxabs))
+            fprintf(stderr, "row %d logit %d: dlogits %.9g fd %.9g\n", i / QV, i % QV, dlogits[i],
+                    fd[i]);
+        assert_true(err <= 2e-5 * fmaxabs);
+    }
+    if (verbose()) fprintf(stderr, "  worst gradient error %.3g of max |g| %.3g\n", worst, fmaxabs);
+}
+
 // Gradient against central differences of the double loss, one logit at a
 // time (h = 1e-5 moves a ratio by ~2e-5, far from any kink; truncation and
 // rounding ~1e-11). The float gradient comes from float log-probs (a few
@@ -515,30 +550,7 @@ static void test_ppo_policy_loss_gradient_all_regimes(void **state) {
             assert_true(fabs(ratio - ratios[n]) <= 1e-5);
             assert_true(fabs(ratio - 0.8) >= 0.1 && fabs(ratio - 1.2) >= 0.1);
         }
-        // central differences
-        const double h = 1e-5;
-        double fd[QN * QV], fmaxabs = 0.0;
-        for (int i = 0; i < QN * QV; i++) {
-            double save = dlog[i];
-            dlog[i] = save + h;
-            double fp = ref_policy_loss(&pc, dlog, NULL);
-            dlog[i] = save - h;
-            double fm = ref_policy_loss(&pc, dlog, NULL);
-            dlog[i] = save;
-            fd[i] = (fp - fm) / (2 * h);
-            fmaxabs = fmax(fmaxabs, fabs(fd[i]));
-        }
-        assert_true(fmaxabs > 1e-2);
-        double worst = 0.0;
-        for (int i = 0; i < QN * QV; i++) {
-            double err = fabs(dlogits[i] - fd[i]);
-            worst = fmax(worst, err / fmaxabs);
-            if (!(err <= 2e-5 * fmaxabs))
-                fprintf(stderr, "row %d logit %d: dlogits %.9g fd %.9g\n", i / QV, i % QV,
-                        dlogits[i], fd[i]);
-            assert_true(err <= 2e-5 * fmaxabs);
-        }
-        if (verbose()) fprintf(stderr, "  worst gradient error %.3g of max |g| %.3g\n", worst, fmaxabs);
+        check_logit_gradient(dlogits, dlog, policy_loss_at, &pc);
         // clipped rows carry only the entropy gradient: with ent_coef 0 none
         if (ents[k] == 0.0f)
             for (int j = 0; j < QV; j++) assert_true(dlogits[2 * QV + j] == 0.0f && dlogits[5 * QV + j] == 0.0f);
@@ -611,6 +623,10 @@ static double ref_policy_loss_kl(const KLCase *kc, const double *logits, double 
     return loss;
 }
 
+static double policy_loss_kl_at(const void *kc, const double *logits) {
+    return ref_policy_loss_kl(kc, logits, NULL);
+}
+
 static void test_ppo_policy_loss_kl_gradient(void **state) {
     (void)state;
     const double ratios[QN] = {0.93, 1.08, 1.60, 0.50, 1.50, 0.60, 1.0};
@@ -653,29 +669,7 @@ static void test_ppo_policy_loss_kl_gradient(void **state) {
             assert_true(fabs(loss - want) <= 2e-6 * S / 4.0);
             assert_true(fabs(st.kl_k3 - 1.0 - k3_sum) <= 6 * 2e-6);
             assert_true(k3_sum > 0.05);  // the KL term is exercised
-            const double h = 1e-5;
-            double fd[QN * QV], fmaxabs = 0.0;
-            for (int i = 0; i < QN * QV; i++) {
-                double save = dlog[i];
-                dlog[i] = save + h;
-                double fp = ref_policy_loss_kl(&kc, dlog, NULL);
-                dlog[i] = save - h;
-                double fm = ref_policy_loss_kl(&kc, dlog, NULL);
-                dlog[i] = save;
-                fd[i] = (fp - fm) / (2 * h);
-                fmaxabs = fmax(fmaxabs, fabs(fd[i]));
-            }
-            assert_true(fmaxabs > 1e-2);
-            double worst = 0.0;
-            for (int i = 0; i < QN * QV; i++) {
-                double err = fabs(dlogits[i] - fd[i]);
-                worst = fmax(worst, err / fmaxabs);
-                if (!(err <= 2e-5 * fmaxabs))
-                    fprintf(stderr, "row %d logit %d: dlogits %.9g fd %.9g\n", i / QV, i % QV,
-                            dlogits[i], fd[i]);
-                assert_true(err <= 2e-5 * fmaxabs);
-            }
-            if (verbose()) fprintf(stderr, "  worst gradient error %.3g of max |g| %.3g\n", worst, fmaxabs);
+            check_logit_gradient(dlogits, dlog, policy_loss_kl_at, &kc);
             for (int j = 0; j < QV; j++) assert_true(dlogits[6 * QV + j] == 0.0f);
         }
         // without the KL term and per-token norms: ppo_policy_loss, bit for bit
