@@ -651,6 +651,16 @@ int config_validate(const Config *cfg) {
                          "sigmoid", cfg->dpo.label_smoothing, cfg->dpo.loss);
     POS_INT(dpo, eval_pairs);
 
+    INT_IN(rank, k, 2, 64);
+    NONNEG_INT(rank, n_prompts);
+    FLOAT_IN(rank, noise, 0.0, true, 0.5, false);
+    FLOAT_IN(rank, temperature, 0.0, false, INFINITY, false);
+    POS_INT(rank, max_new_tokens);
+    if (cfg->rank.batch < cfg->rank.k)
+        return rlhf_fail("config: rank.batch = %" PRId64 " is below rank.k = %" PRId64 "; hint: "
+                         "a batch holds batch / k prompts' k responses each, so raise rank.batch",
+                         cfg->rank.batch, cfg->rank.k);
+
     CHOICE(ppo, reward, "model|grader|model+grader");
     CHOICE(ppo, advantage, "gae|grpo|rloo|reinforce");
     CHOICE(ppo, scale_rewards, "group|batch|none");

@@ -67,6 +67,16 @@
     X(label_smoothing, FLOAT, 0.0, "share of pairs taken as flipped (sigmoid only)")   \
     X(eval_pairs, INT, 500, "test pairs scored per evaluation (the first that fit)")
 
+#define CONFIG_RANK(X) \
+    X(prompts_file, STR, "data/gen/tasks/ppo_train.jsonl", "JSONL prompts to answer and rank") \
+    X(out_file, STR, "data/gen/rank/comparisons.jsonl", "grouped comparisons written here")   \
+    X(k, INT, 4, "responses sampled per prompt (InstructGPT ranks 4 to 9)")                    \
+    X(n_prompts, INT, 0, "prompts ranked, the first of the file (0 = all)")                    \
+    X(noise, FLOAT, 0.0, "probability that the labeler flips a comparison")                    \
+    X(temperature, FLOAT, 1.0, "sampling temperature")                                         \
+    X(max_new_tokens, INT, 24, "longest response")                                             \
+    X(batch, INT, 64, "responses sampled at once (rounded down to a multiple of k)")
+
 #define CONFIG_PPO(X) \
     X(prompts_file, STR, "data/gen/tasks/ppo_train.jsonl", "JSONL prompts")       \
     X(test_file, STR, "data/gen/tasks/ppo_test.jsonl", "JSONL held-out prompts")  \
@@ -125,6 +135,7 @@
     S(reward, CONFIG_REWARD) \
     S(ppo, CONFIG_PPO) \
     S(dpo, CONFIG_DPO) \
+    S(rank, CONFIG_RANK) \
     S(sample, CONFIG_SAMPLE) \
     S(checkpoint, CONFIG_CHECKPOINT)
 

@@ -225,7 +225,7 @@ void pair_scores_free(PairScores *s) {
 int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pairs, int batch,
                    PairResult *out, PairScores *scores) {
     const int T = m->config.block_size;
-    *out = (PairResult){0, 0, NAN, NAN, NAN, NAN};
+    *out = (PairResult){0, 0, NAN, NAN, NAN, NAN, NAN, NAN, 0, 0};
     if (scores) memset(scores, 0, sizeof *scores);
     const size_t cap = (size_t)(set->n > 0 ? set->n : 1);
     const char **prompts = mallocCheck(cap * sizeof(char *));
@@ -278,6 +278,17 @@ int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pa
                   (r_rejected[i] - mean) * (r_rejected[i] - mean);
         out->accuracy = right / n;
         out->margin = margin / n;
+        double rw = 0, ww = 0;
+        for (long i = 0; i < n; i++) {
+            const int *rk = set->ex[example[i]].ranks;
+            if (rk[0] < 0) continue;
+            // against the ranks: a noisy label may have put the worse answer first
+            const int ok = rk[0] < rk[1] ? r_chosen[i] > r_rejected[i] : r_rejected[i] > r_chosen[i];
+            if (rk[0] == 0 || rk[1] == 0) out->n_right_wrong++, rw += ok;
+            else out->n_wrong_wrong++, ww += ok;
+        }
+        if (out->n_right_wrong) out->acc_right_wrong = rw / out->n_right_wrong;
+        if (out->n_wrong_wrong) out->acc_wrong_wrong = ww / out->n_wrong_wrong;
         out->mean = mean;
         out->std = sqrt(sq / (2.0 * n));
     }
@@ -319,6 +330,25 @@ void evaluate_seq_logprobs(GPT *m, const SeqSet *s, long n, int batch, int pad, 
     free(x);
     free(y);
     free(mask);
+    free(rows);
+}
+
+void evaluate_seq_rewards(GPT *rm, const SeqSet *s, long n, int batch, int pad, float *out) {
+    ASSERT(rm->config.value_head && n >= 0 && n <= s->n && batch > 0);
+    const int T = rm->config.block_size;
+    int *x = mallocCheck((size_t)batch * (T + 1) * sizeof(int));
+    int *last = mallocCheck((size_t)batch * sizeof(int));
+    long *rows = mallocCheck((size_t)batch * sizeof(long));
+    for (long i0 = 0; i0 < n; i0 += batch) {
+        const int b = (int)(n - i0 < batch ? n - i0 : batch);
+        for (int r = 0; r < b; r++) rows[r] = i0 + r;
+        const int Tb = seqs_pad_rows(s, rows, b, pad, x, last);
+        ASSERT(Tb <= T);
+        gpt_forward_nograd(rm, x, b, Tb, 0);
+        values_at(rm, last, out + i0);
+    }
+    free(x);
+    free(last);
     free(rows);
 }
 
@@ -515,9 +545,9 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                   out);
 }
 
-void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts *prompts, long n,
-                        int k, const SamplerParams *sampling, int max_new, int batch,
-                        uint64_t seed, PassAtK *out) {
+void sample_groups(GPT *policy, const Tokenizer *tok, const EncodedPrompts *prompts, long n,
+                   int k, const SamplerParams *sampling, int max_new, int batch, uint64_t seed,
+                   GroupFn fn, void *ctx) {
     ASSERT(k >= 1 && batch >= k && batch % k == 0 && n >= 0 && n <= prompts->n);
     const int T = policy->config.block_size, V = policy->config.vocab_size;
     Rollout ro;
@@ -530,9 +560,8 @@ void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts 
     rng_init(&rng, seed);
     const int **ids = mallocCheck((size_t)batch * sizeof(int *));
     int *lens = mallocCheck((size_t)batch * sizeof(int));
+    char **texts = mallocCheck((size_t)k * sizeof(char *));
     const PPOParams sp = {.sampling = *sampling, .max_new = max_new, .reward_std = 1.0f};
-    double pass_1 = 0.0, pass_k = 0.0;
-    *out = (PassAtK){NAN, NAN, 0, 0};
     for (long i0 = 0; i0 < n; i0 += batch / k) {
         const int np = (int)(n - i0 < batch / k ? n - i0 : batch / k);
         for (int r = 0; r < np * k; r++) {
@@ -541,35 +570,57 @@ void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts 
         }
         ppo_generate(&ro, policy, &kv, &smp, ids, lens, np * k, &sp, &rng);
         for (int q = 0; q < np; q++) {
-            const PromptExample *ex = prompts->ex[i0 + q];
-            int right = 0, graded = 1;
-            for (int j = 0; j < k && graded; j++) {
+            for (int j = 0; j < k; j++) {
                 const int r = q * k + j;
                 const int *resp = ro.tokens + (size_t)r * (ro.L + 1) + ro.qlen[r];
-                char *text = tokenizer_decode(tok, resp, ro.rlen[r] - ro.ended[r], 0);
-                int g = ex->family[0] ? tasks_grade(ex->family, ex->prompt, text) : -1;
-                free(text);
-                if (g < 0) graded = 0;
-                right += g == 1;
+                texts[j] = tokenizer_decode(tok, resp, ro.rlen[r] - ro.ended[r], 0);
             }
-            if (!graded) {
-                out->ungraded++;
-                continue;
-            }
-            out->graded++;
-            pass_1 += (double)right / k;
-            pass_k += right > 0;
+            fn(ctx, i0 + q, texts, ro.ended + q * k, k);
+            for (int j = 0; j < k; j++) free(texts[j]);
         }
     }
-    if (out->graded) {
-        out->pass_1 = pass_1 / out->graded;
-        out->pass_k = pass_k / out->graded;
-    }
+    free(texts);
     free(ids);
     free(lens);
     sampler_free(&smp);
     kvcache_free(&kv);
     rollout_free(&ro);
+}
+
+typedef struct {
+    const EncodedPrompts *prompts;
+    double pass_1, pass_k;
+    PassAtK *out;
+} PassCount;
+
+static void pass_group(void *ctx, long i, char *const *texts, const int *ended, int k) {
+    PassCount *c = ctx;
+    const PromptExample *ex = c->prompts->ex[i];
+    int right = 0;
+    (void)ended;
+    for (int j = 0; j < k; j++) {
+        const int g = ex->family[0] ? tasks_grade(ex->family, ex->prompt, texts[j]) : -1;
+        if (g < 0) {
+            c->out->ungraded++;
+            return;
+        }
+        right += g == 1;
+    }
+    c->out->graded++;
+    c->pass_1 += (double)right / k;
+    c->pass_k += right > 0;
+}
+
+void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts *prompts, long n,
+                        int k, const SamplerParams *sampling, int max_new, int batch,
+                        uint64_t seed, PassAtK *out) {
+    *out = (PassAtK){NAN, NAN, 0, 0};
+    PassCount c = {prompts, 0.0, 0.0, out};
+    sample_groups(policy, tok, prompts, n, k, sampling, max_new, batch, seed, pass_group, &c);
+    if (out->graded) {
+        out->pass_1 = c.pass_1 / out->graded;
+        out->pass_k = c.pass_k / out->graded;
+    }
 }
 
 double rollout_grade(const Rollout *ro, const Tokenizer *tok, const PromptExample *const *ex,

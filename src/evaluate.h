@@ -82,6 +82,11 @@ typedef struct {
     double accuracy;          // share of pairs with r(chosen) > r(rejected)
     double margin;            // mean r(chosen) - r(rejected)
     double mean, std;         // over all 2 * pairs rewards
+    // ranked comparisons ("ranks", 0 = a right answer): accuracy against the
+    // ranks (the better-ranked side scores higher) on pairs of a right and a
+    // wrong answer and on pairs of two wrong ones; NaN (count 0) when none
+    double acc_right_wrong, acc_wrong_wrong;
+    long n_right_wrong, n_wrong_wrong;
 } PairResult;
 
 // Per-pair rewards behind a PairResult: pair i came from set->ex[example[i]].
@@ -112,6 +117,11 @@ void pair_scores_free(PairScores *s);
 // over sequence i's loss-carrying tokens (seqs_from_prefs: a response and
 // its end-of-text). The same m, s, n and batch give the same bits.
 void evaluate_seq_logprobs(GPT *m, const SeqSet *s, long n, int batch, int pad, double *logp);
+
+// Rewards of the first n sequences of s under the reward model rm (each at
+// most block_size tokens, read at its last token), `batch` right-padded
+// rows per forward pass, into out (n).
+void evaluate_seq_rewards(GPT *rm, const SeqSet *s, long n, int batch, int pad, float *out);
 
 // A DPO policy m on the first n pairs of s (pair i: sequences 2i chosen,
 // 2i+1 rejected), against ref_logp (2n) the reference's log-probabilities
@@ -170,6 +180,17 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                      const EncodedPrompts *prompts, long n, const SamplerParams *sampling,
                      int max_new, int batch, uint64_t seed, const double *reward_norm,
                      EvalPolicyResult *out, TasksTally *tally);
+
+// Samples k responses to each of the first n prompts from policy (KV
+// cache), batch / k prompts at a time (batch a multiple of k), with
+// `sampling` from an rng seeded with `seed`, and calls fn(ctx, i, texts,
+// ended, k) for prompt i in order: texts[j] the decoded response without its
+// end-of-text (freed after the call), ended[j] whether it ended with one.
+// The same inputs give the same responses, whichever command asks.
+typedef void (*GroupFn)(void *ctx, long prompt, char *const *texts, const int *ended, int k);
+void sample_groups(GPT *policy, const Tokenizer *tok, const EncodedPrompts *prompts, long n,
+                   int k, const SamplerParams *sampling, int max_new, int batch, uint64_t seed,
+                   GroupFn fn, void *ctx);
 
 // pass@1 and pass@k of a policy on the first n prompts: k responses
 // sampled per prompt with `sampling` from an rng seeded with `seed`,

@@ -192,6 +192,23 @@ static int opt_bool(const cJSON *obj, const char *key, const Where *w, int *out)
     return 0;
 }
 
+// An optional non-negative integer that fits a long and an int-sized
+// count: absent or null gives -1.
+static int opt_index(const cJSON *obj, const char *key, const Where *w, double max, double *out) {
+    int err = 0;
+    const cJSON *it = member(obj, key, w, &err);
+    if (err) return -1;
+    *out = -1;
+    if (!it || cJSON_IsNull(it)) return 0;
+    const double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
+    if (!cJSON_IsNumber(it) || v < 0 || v > max || v != floor(v))
+        return fail_at(w, "field \"%s\" must be an integer in [0, %.0f]; hint: write e.g. "
+                          "\"%s\": 3",
+                       key, max, key);
+    *out = v;
+    return 0;
+}
+
 static int has_key(const cJSON *obj, const char *key) {
     return cJSON_GetObjectItemCaseSensitive(obj, key) != NULL;
 }
@@ -497,6 +514,38 @@ static int pref_line(void *vctx, const cJSON *obj, const Where *w) {
         opt_string(obj, "rejected_kind", w, &kind) ||
         opt_bool(obj, "rejected_no_eot", w, &no_eot))
         return -1;
+    // grouped comparisons: "group" and "ranks" come together
+    double group;
+    int ranks[2] = {-1, -1};
+    if (opt_index(obj, "group", w, 9007199254740991.0, &group)) return -1;
+    int err = 0;
+    const cJSON *rk = member(obj, "ranks", w, &err);
+    if (err) return -1;
+    if ((group >= 0) != (rk != NULL))
+        return fail_at(w, "\"group\" and \"ranks\" go together (grouped comparisons, as "
+                          "'rlhf rank' writes them); hint: give both or neither");
+    if (rk) {
+        if (!cJSON_IsArray(rk) || cJSON_GetArraySize(rk) != 2)
+            return fail_at(w, "field \"ranks\" must be [chosen's rank, rejected's rank]; hint: "
+                              "write e.g. \"ranks\": [0, 2]");
+        for (int i = 0; i < 2; i++) {
+            const cJSON *v = cJSON_GetArrayItem(rk, i);
+            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e6 ||
+                v->valuedouble != floor(v->valuedouble))
+                return fail_at(w, "field \"ranks\" must hold two integers in [0, 1000000]; "
+                                  "hint: write e.g. \"ranks\": [0, 2]");
+            ranks[i] = (int)v->valuedouble;
+        }
+        if (ranks[0] == ranks[1])
+            return fail_at(w, "\"ranks\" [%d, %d]: equal ranks make no comparison; hint: "
+                              "leave the pair out",
+                           ranks[0], ranks[1]);
+    }
+    if (ctx->set->n > 0 && (ctx->set->ex[0].group >= 0) != (group >= 0))
+        return fail_at(w, "this line %s \"group\" but line %d %s; hint: a file holds either "
+                          "grouped comparisons ('rlhf rank') or plain pairs, not both",
+                       group >= 0 ? "has" : "has no", ctx->set->ex[0].line,
+                       group >= 0 ? "has none" : "has one");
     PrefExample ex = {
         .prompt = strdup_check(p),
         .chosen = strdup_check(c),
@@ -504,6 +553,8 @@ static int pref_line(void *vctx, const cJSON *obj, const Where *w) {
         .family = strdup_check(family),
         .rejected_kind = strdup_check(kind),
         .rejected_no_eot = no_eot,
+        .group = (long)group,
+        .ranks = {ranks[0], ranks[1]},
         .line = w->line,
     };
     ctx->set->ex = grow(ctx->set->ex, ctx->set->n, &ctx->cap, sizeof(PrefExample));
@@ -663,6 +714,11 @@ int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex) {
     ASSERT(no_eot);
     if (ex->rejected_kind && ex->rejected_kind[0])
         add_string(obj, "rejected_kind", ex->rejected_kind);
+    if (ex->group >= 0) {
+        ASSERT(cJSON_AddNumberToObject(obj, "group", (double)ex->group));
+        cJSON *rk = cJSON_CreateIntArray(ex->ranks, 2);
+        ASSERT(rk && cJSON_AddItemToObject(obj, "ranks", rk));
+    }
     return write_object(w, obj);
 }
 

@@ -46,6 +46,11 @@ typedef struct {
 // and "rejected_no_eot". rejected_no_eot = true says the rejected response
 // ends without an end-of-text token (a rambling answer cut off by the
 // length limit); absent means false, so TRL / HH-style files need nothing.
+// Grouped comparisons (`rlhf rank`) add "group" (an integer id shared by
+// every pair of one prompt's ranked responses) and "ranks" ([chosen,
+// rejected], the grader's ranks: 0 for a right answer, larger for worse
+// ones, never equal; chosen's is the larger only where a noisy labeler
+// flipped the pair). Either every line of a file has a group or none has.
 typedef struct {
     char *prompt;
     char *chosen;
@@ -53,6 +58,8 @@ typedef struct {
     char *family;         // "" if none
     char *rejected_kind;  // how the rejected answer is wrong, "" if unknown
     int rejected_no_eot;  // 0 | 1
+    long group;           // -1 if none
+    int ranks[2];         // chosen's and rejected's rank; -1 if none
     int line;
 } PrefExample;
 
@@ -108,8 +115,9 @@ void jsonl_writer_abort(JsonlWriter *w);
 // non-empty. An SFT example of two turns is written as
 // {"prompt","response"[,"family"][,"answer"]}, a longer one as
 // {"messages":[...][,"family"][,"answer"]}. A preference line is
-// {"prompt","chosen","rejected"[,"family"],"rejected_no_eot"[,"rejected_kind"]}
-// (rejected_no_eot always, so every generated line has the same keys); a
+// {"prompt","chosen","rejected"[,"family"],"rejected_no_eot"[,"rejected_kind"]
+// [,"group","ranks"]} (rejected_no_eot always, so every generated line has
+// the same keys; group and ranks when group >= 0); a
 // prompt line {"prompt"[,"answer"][,"family"]}. Return -1 if writing fails.
 int jsonl_write_sft(JsonlWriter *w, const SftExample *ex);
 int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex);

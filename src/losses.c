@@ -47,21 +47,33 @@ void logprobs_from_logits(float *logp, float *entropy, const float *logits, cons
 // log(1 + exp(x)) without overflow
 static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
-float bt_loss(const float *rc, const float *rr, int n, float margin, float *drc, float *drr,
-              float *accuracy, float *mean_margin) {
+float bt_group_loss(const float *r, int n_rows, const int *chosen, const int *rejected,
+                    const int *pair_off, int n_groups, float margin, float *dr, float *accuracy,
+                    float *mean_margin) {
+    ASSERT(n_groups > 0 && pair_off[0] == 0);
+    memset(dr, 0, (size_t)n_rows * sizeof(float));
     double loss = 0.0, correct = 0.0, gap = 0.0;
-    for (int i = 0; i < n; i++) {
-        double x = (double)rc[i] - rr[i] - margin;
-        loss += softplus(-x);                    // -log sigmoid(x)
-        double g = 1.0 / (1.0 + exp(x)) / n;     // sigmoid(-x) / n
-        drc[i] = (float)-g;
-        drr[i] = (float)g;
-        correct += rc[i] > rr[i];
-        gap += (double)rc[i] - rr[i];
+    for (int g = 0; g < n_groups; g++) {
+        const int n = pair_off[g + 1] - pair_off[g];
+        ASSERT(n > 0);
+        double group_loss = 0.0;
+        for (int p = pair_off[g]; p < pair_off[g + 1]; p++) {
+            const int c = chosen[p], j = rejected[p];
+            ASSERT(c >= 0 && c < n_rows && j >= 0 && j < n_rows && c != j);
+            const double x = (double)r[c] - r[j] - margin;
+            group_loss += softplus(-x);  // -log sigmoid(x)
+            const double d = 1.0 / (1.0 + exp(x)) / ((double)n * n_groups);  // sigmoid(-x) / (n G)
+            dr[c] -= (float)d;
+            dr[j] += (float)d;
+            correct += r[c] > r[j];
+            gap += (double)r[c] - r[j];
+        }
+        loss += group_loss / n;
     }
-    if (accuracy) *accuracy = (float)(correct / n);
-    if (mean_margin) *mean_margin = (float)(gap / n);
-    return (float)(loss / n);
+    const int pairs = pair_off[n_groups];
+    if (accuracy) *accuracy = (float)(correct / pairs);
+    if (mean_margin) *mean_margin = (float)(gap / pairs);
+    return (float)(loss / n_groups);
 }
 
 void seq_logprobs(double *logp, const float *logits, const int *targets,

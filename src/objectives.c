@@ -18,15 +18,17 @@ void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss)
     for (int i = 0; i < n; i++) w[i] = (float)(mask[i] / n_loss);
 }
 
-float pairs_accumulate(GPT *m, const int *x, const int *last, int B, int T, float margin,
-                       int accum, float *r, float *dr, float *dvalues, float *acc, float *gap) {
+float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, const int *chosen,
+                        const int *rejected, const int *pair_off, int n_groups, float margin,
+                        int accum, float *r, float *dr, float *dvalues, float *acc, float *gap) {
     ASSERT(m->config.value_head);
-    gpt_forward(m, x, 2 * B, T, 0);
+    gpt_forward(m, x, n, T, 0);
     values_at(m, last, r);
-    const float loss = bt_loss(r, r + B, B, margin, dr, dr + B, acc, gap);
+    const float loss =
+        bt_group_loss(r, n, chosen, rejected, pair_off, n_groups, margin, dr, acc, gap);
     // the loss touches only each row's last position
-    memset(dvalues, 0, (size_t)2 * B * T * sizeof(float));
-    for (int i = 0; i < 2 * B; i++) dvalues[i * T + last[i]] = dr[i] / accum;
+    memset(dvalues, 0, (size_t)n * T * sizeof(float));
+    for (int i = 0; i < n; i++) dvalues[i * T + last[i]] = dr[i] / accum;
     gpt_backward(m, NULL, dvalues);
     return loss;
 }

@@ -20,14 +20,16 @@ double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, int B, 
 // micro-batches add up to a mean over the step's response tokens).
 void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss);
 
-// Bradley-Terry on B pairs laid out as 2B rows of x (2B,T): B chosen, then
-// B rejected; last[r] is row r's last token, where its reward is read.
-// Adds the gradient of loss / accum (one of accum micro-batches) and
-// returns the mean loss of these pairs; acc and gap receive the share of
-// pairs ranked right and the mean reward margin. Scratch: r and dr (2B),
-// dvalues (2B,T).
-float pairs_accumulate(GPT *m, const int *x, const int *last, int B, int T, float margin,
-                       int accum, float *r, float *dr, float *dvalues, float *acc, float *gap);
+// Bradley-Terry on comparisons grouped by prompt (bt_group_loss) over the
+// n rows of x (n,T): last[r] is row r's last token, where its reward is
+// read; pair p ranks row chosen[p] above row rejected[p]; group g owns
+// pairs pair_off[g] .. pair_off[g+1]). Adds the gradient of loss / accum
+// (one of accum micro-batches) and returns the loss of these groups; acc
+// and gap receive the share of pairs ranked right and the mean reward
+// margin. Scratch: r and dr (n), dvalues (n,T).
+float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, const int *chosen,
+                        const int *rejected, const int *pair_off, int n_groups, float margin,
+                        int accum, float *r, float *dr, float *dvalues, float *acc, float *gap);
 
 // DPO on B pairs laid out as 2B rows of inputs x, targets y and loss mask
 // (2B,T) (seqs_batch): B chosen, then B rejected. A row's log-probability

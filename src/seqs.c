@@ -158,6 +158,119 @@ int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seq
     return rc;
 }
 
+void pref_groups_free(PrefGroups *g) {
+    free(g->row_off);
+    free(g->pair_off);
+    free(g->chosen);
+    free(g->rejected);
+    memset(g, 0, sizeof *g);
+}
+
+// Order of the lines of a preference file by (group, line): a plain pair is
+// its own group, keyed by its index.
+typedef struct {
+    long key, index;
+} GroupKey;
+
+static int group_key_cmp(const void *a, const void *b) {
+    const GroupKey *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+// The sequence of response (text, no_eot) among the current group's rows
+// [first, seqs->n), added (ids, len) if new. texts / no_eots hold the
+// group's rows' responses, relative to first.
+static long group_row(SeqSet *seqs, long first, const char **texts, int *no_eots,
+                      const char *text, int no_eot, const int *ids, long len) {
+    for (long r = first; r < seqs->n; r++)
+        if (no_eots[r - first] == no_eot && strcmp(texts[r - first], text) == 0) return r;
+    texts[seqs->n - first] = text;
+    no_eots[seqs->n - first] = no_eot;
+    seqs_add(seqs, ids, NULL, len);
+    return seqs->n - 1;
+}
+
+int seqs_from_groups(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seqs,
+                     PrefGroups *g, long *skipped) {
+    memset(g, 0, sizeof *g);
+    seqs_init(seqs);
+    *skipped = 0;
+    const long n = set->n;
+    GroupKey *keys = mallocCheck((size_t)n * sizeof(GroupKey));
+    for (long i = 0; i < n; i++) keys[i] = (GroupKey){set->ex[i].group >= 0 ? set->ex[i].group : i, i};
+    qsort(keys, (size_t)n, sizeof(GroupKey), group_key_cmp);
+    g->row_off = mallocCheck(((size_t)n + 1) * sizeof(long));
+    g->pair_off = mallocCheck(((size_t)n + 1) * sizeof(long));
+    g->chosen = mallocCheck((size_t)n * sizeof(long));
+    g->rejected = mallocCheck((size_t)n * sizeof(long));
+    g->row_off[0] = g->pair_off[0] = 0;
+    // a group has at most 2 rows per pair
+    const char **texts = mallocCheck(2 * (size_t)n * sizeof(char *));
+    int *no_eots = mallocCheck(2 * (size_t)n * sizeof(int));
+    int *a_ids = mallocCheck(((size_t)T + 1) * sizeof(int));
+    int *b_ids = mallocCheck(((size_t)T + 1) * sizeof(int));
+    int rc = 0;
+    long pairs = 0;
+    for (long k0 = 0, k1; k0 < n && rc == 0; k0 = k1) {
+        for (k1 = k0 + 1; k1 < n && keys[k1].key == keys[k0].key; k1++) {}
+        const long first = seqs->n;
+        const PrefExample *head = &set->ex[keys[k0].index];
+        for (long k = k0; k < k1; k++) {
+            const long i = keys[k].index;
+            const PrefExample *e = &set->ex[i];
+            if (strcmp(e->prompt, head->prompt) != 0) {
+                rc = rlhf_fail("%s:%d: group %ld has another prompt on line %d; hint: a group "
+                               "holds the comparisons of one prompt's responses", set->path,
+                               e->line, e->group, head->line);
+                break;
+            }
+            long a, b;
+            const int fits = pref_encode(set, i, tok, T, a_ids, &a, b_ids, &b);
+            if (fits < 0) {
+                rc = -1;
+                break;
+            }
+            if (!fits) {
+                (*skipped)++;
+                continue;
+            }
+            const long c = group_row(seqs, first, texts, no_eots, e->chosen, 0, a_ids, a);
+            const long r = group_row(seqs, first, texts, no_eots, e->rejected,
+                                     e->rejected_no_eot, b_ids, b);
+            if (c == r) {
+                rc = rlhf_fail("%s:%d: chosen and rejected are the same response; hint: a "
+                               "comparison needs two different responses", set->path, e->line);
+                break;
+            }
+            g->chosen[pairs] = c;
+            g->rejected[pairs] = r;
+            pairs++;
+        }
+        if (rc == 0 && pairs > g->pair_off[g->n]) {  // a group with no pair that fits is dropped
+            g->n++;
+            g->row_off[g->n] = seqs->n;
+            g->pair_off[g->n] = pairs;
+            if (seqs->n - first > g->max_rows) g->max_rows = (int)(seqs->n - first);
+            if (pairs - g->pair_off[g->n - 1] > g->max_pairs)
+                g->max_pairs = (int)(pairs - g->pair_off[g->n - 1]);
+        }
+    }
+    free(keys);
+    free(texts);
+    free(no_eots);
+    free(a_ids);
+    free(b_ids);
+    if (rc == 0 && g->n == 0)
+        rc = rlhf_fail("%s: no preference pair fits in block_size=%d tokens; hint: raise "
+                       "model.block_size", set->path, T);
+    if (rc != 0) {
+        seqs_free(seqs);
+        pref_groups_free(g);
+    }
+    return rc;
+}
+
 void epoch_order_init(EpochOrder *o, long n, uint64_t seed) {
     ASSERT(n > 0);
     o->n = n;

@@ -62,6 +62,28 @@ int pref_encode(const PrefSet *set, long i, const Tokenizer *tok, int T, int *ch
 int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seqs,
                     long *skipped);
 
+// Preference comparisons grouped by prompt, for the reward model: group
+// g's responses are sequences row_off[g] .. row_off[g+1]) of a SeqSet, each
+// distinct response (text and end-of-text alike) once, and its comparisons
+// are pairs pair_off[g] .. pair_off[g+1]) of (chosen, rejected) sequence
+// indices. Lines with the same "group" form one group (all pairs of a
+// prompt train as one batch element); a plain pair is a group of its own.
+typedef struct {
+    long n;                   // groups
+    long *row_off, *pair_off; // (n + 1)
+    long *chosen, *rejected;  // (pairs)
+    int max_rows, max_pairs;  // of one group
+} PrefGroups;
+
+// Groups the pairs of set that fit T tokens (pref_encode; the others are
+// counted in *skipped, a group left without pairs is dropped), in order of
+// group id (plain pairs: of line). The sequences carry no loss flags.
+// Returns -1 with "PATH:LINE: reason" when a pair does not encode, a group
+// mixes prompts, a pair compares a response with itself, or no pair fits.
+int seqs_from_groups(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seqs,
+                     PrefGroups *g, long *skipped);
+void pref_groups_free(PrefGroups *g);
+
 // Epoch order over n items: stream position k maps to item perm_e[k % n],
 // with a fresh permutation for each epoch e = k / n seeded by (seed, e). The
 // position k is all the state a resumed run needs.

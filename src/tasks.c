@@ -480,21 +480,66 @@ void tasks_generate(Rng *rng, int f, TaskExample *ex) {
     tasks_families[f].generate(rng, ex->prompt, ex->answer);
 }
 
-int tasks_grade_index(int f, const char *prompt, const char *response) {
+// The right answer to prompt (trimmed) into want, and response without its
+// surrounding whitespace as (*start, *len). -1 when prompt is not f's.
+static int answer_and_response(int f, const char *prompt, const char *response, char *want,
+                               const char **start, size_t *len) {
     if (f < 0 || f >= tasks_n_families)
         return rlhf_fail("task family index %d out of range; hint: use tasks_family_by_name", f);
-    char solved[TASKS_TEXT_MAX], want[TASKS_TEXT_MAX];
+    char solved[TASKS_TEXT_MAX];
     if (tasks_families[f].solve(prompt, solved)) return -1;
     trim_copy(solved, want);  // e.g. sorting "a b" puts the space first
     while (isspace((unsigned char)*response)) response++;
     size_t n = strlen(response);
     while (n > 0 && isspace((unsigned char)response[n - 1])) n--;
-    return n == strlen(want) && memcmp(response, want, n) == 0;
+    *start = response;
+    *len = n;
+    return 0;
+}
+
+int tasks_grade_index(int f, const char *prompt, const char *response) {
+    char want[TASKS_TEXT_MAX];
+    const char *r;
+    size_t n;
+    if (answer_and_response(f, prompt, response, want, &r, &n)) return -1;
+    return n == strlen(want) && memcmp(r, want, n) == 0;
 }
 
 int tasks_grade(const char *family, const char *prompt, const char *response) {
     int f = tasks_family_by_name(family);
     return f < 0 ? -1 : tasks_grade_index(f, prompt, response);
+}
+
+// Levenshtein distance between a (n bytes) and b (m < TASKS_TEXT_MAX bytes):
+// insertions, deletions and substitutions of single bytes, each costing 1.
+static int edit_distance(const char *a, size_t n, const char *b, size_t m) {
+    int row[TASKS_TEXT_MAX + 1];
+    ASSERT(m <= TASKS_TEXT_MAX);
+    for (size_t j = 0; j <= m; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        int diag = row[0];  // row[i-1][j-1]
+        row[0] = (int)i;
+        for (size_t j = 1; j <= m; j++) {
+            const int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[m];
+}
+
+int tasks_rank(const char *family, const char *prompt, const char *response, int ended) {
+    const int f = tasks_family_by_name(family);
+    char want[TASKS_TEXT_MAX];
+    const char *r;
+    size_t n;
+    if (f < 0 || answer_and_response(f, prompt, response, want, &r, &n)) return -1;
+    if (!ended) return TASKS_RANK_NO_END;
+    const int d = edit_distance(r, n, want, strlen(want));
+    return d < TASKS_RANK_NO_END - 1 ? d : TASKS_RANK_NO_END - 1;
 }
 
 // ---------------------------------------------------------------------------
@@ -793,8 +838,14 @@ static int write_file(const TasksSpec *spec, int file, JsonlWriter *w, StrSet *t
             int no_eot;
             int kind = tasks_make_rejected(&rng, &ex, rejected, &no_eot);
             ASSERT(kind >= 0);
-            PrefExample p = {ex.prompt, ex.answer, rejected, (char *)family,
-                             (char *)tasks_reject_kind_name(kind), no_eot, 0};
+            PrefExample p = {.prompt = ex.prompt,
+                             .chosen = ex.answer,
+                             .rejected = rejected,
+                             .family = (char *)family,
+                             .rejected_kind = (char *)tasks_reject_kind_name(kind),
+                             .rejected_no_eot = no_eot,
+                             .group = -1,
+                             .ranks = {-1, -1}};
             rc = jsonl_write_pref(w, &p);
         } else {
             PromptExample p = {ex.prompt, ex.answer, (char *)family, 0};

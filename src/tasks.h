@@ -70,6 +70,15 @@ void tasks_generate(Rng *rng, int f, TaskExample *ex);
 int tasks_grade(const char *family, const char *prompt, const char *response);
 int tasks_grade_index(int f, const char *prompt, const char *response);
 
+// The labeler of `rlhf rank`: a response's rank among answers to the same
+// prompt, smaller is better. 0 for the right answer; for a wrong one that
+// ended (with end-of-text) its edit distance to the right answer (the
+// Levenshtein distance over bytes, surrounding whitespace trimmed), capped
+// at TASKS_RANK_NO_END - 1; TASKS_RANK_NO_END for one that never ended.
+// -1 with a reason as tasks_grade.
+#define TASKS_RANK_NO_END 1000
+int tasks_rank(const char *family, const char *prompt, const char *response, int ended);
+
 // A plausible wrong response to ex, written to out (TASKS_TEXT_MAX). Picks a
 // kind that fits the family (rambling about one time in four) and returns
 // it; *no_eot is 1 for rambling, else 0. The result always grades 0.

@@ -407,10 +407,11 @@ static void test_json(void **state) {
     cJSON *root = cJSON_Parse(json);
     if (!root) fail_msg("not JSON: %s", json);
     static const char *const sections[] = {"model", "data", "train", "optim", "sft",
-                                           "reward", "ppo", "dpo", "sample", "checkpoint"};
-    for (int i = 0; i < 10; i++)
+                                           "reward", "ppo", "dpo", "rank", "sample",
+                                           "checkpoint"};
+    for (int i = 0; i < 11; i++)
         assert_true(cJSON_IsObject(cJSON_GetObjectItem(root, sections[i])));
-    assert_int_equal(cJSON_GetArraySize(root), 10);
+    assert_int_equal(cJSON_GetArraySize(root), 11);
     cJSON *model = cJSON_GetObjectItem(root, "model");
     assert_int_equal(cJSON_GetArraySize(model), 4);
     assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(model, "n_layer")) == 4);

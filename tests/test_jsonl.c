@@ -391,7 +391,7 @@ static void test_write_read_roundtrip(void **state) {
     jsonl_free_sft(&set);
 
     assert_int_equal(jsonl_writer_open(&w, path), 0);
-    PrefExample p = {"p", "c", "r", "fam", "rambling", 1, 0};
+    PrefExample p = {"p", "c", "r", "fam", "rambling", 1, -1, {-1, -1}, 0};
     assert_int_equal(jsonl_write_pref(&w, &p), 0);
     jsonl_writer_abort(&w);  // the SFT file stays as it was
     assert_int_equal(stat(tmp, &st), -1);

@@ -98,71 +98,117 @@ static void test_logprobs_entropy_match_double(void **state) {
 
 static double softplus_d(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
-// mean over pairs of -log sigmoid(rc - rr - margin), in double
-static double ref_bt(const double *rc, const double *rr, int n, double margin) {
+// The grouped Bradley-Terry loss in double: mean over groups of the mean
+// over a group's pairs of -log sigmoid(r_c - r_r - margin).
+static double ref_bt_group(const double *r, const int *chosen, const int *rejected,
+                           const int *pair_off, int n_groups, double margin) {
     double s = 0.0;
-    for (int i = 0; i < n; i++) s += softplus_d(-(rc[i] - rr[i] - margin));
-    return s / n;
+    for (int g = 0; g < n_groups; g++) {
+        double sg = 0.0;
+        for (int p = pair_off[g]; p < pair_off[g + 1]; p++)
+            sg += softplus_d(-(r[chosen[p]] - r[rejected[p]] - margin));
+        s += sg / (pair_off[g + 1] - pair_off[g]);
+    }
+    return s / n_groups;
 }
 
-// Value within 1e-6 relative of double; gradients against central
-// differences of the double loss (h = 1e-5: truncation h^2/6 |f'''| < 1e-11,
-// rounding 1e-16/h = 1e-11), within 1e-6 absolute (the gradients are at most
-// 1/n = 0.17 and come out as floats: 1e-8). Includes pairs far apart
-// (+-60: no overflow, gradient 0 or -1/n), a pair exactly at the margin
-// (loss log 2) and a tie. Accuracy counts rc > rr (the margin plays no
-// part; a tie is wrong); mean margin is the mean of rc - rr.
+// Checks bt_group_loss on rewards r (n rows): value within 1e-6 relative of
+// the double reference; every dr against central differences of the
+// double loss (h = 1e-5: truncation h^2/6 |f'''| < 1e-11, rounding
+// 1e-16/h = 1e-11), within 1e-6 absolute (a row's gradient is a sum of a
+// few terms of size at most 1 that come out as floats: ~1e-7). Returns
+// the loss.
+static float check_bt_group(const float *r, int n, const int *chosen, const int *rejected,
+                            const int *pair_off, int n_groups, float margin, float *dr,
+                            float *acc, float *mm) {
+    enum { MAXR = 16 };
+    assert_true(n <= MAXR);
+    float loss = bt_group_loss(r, n, chosen, rejected, pair_off, n_groups, margin, dr, acc, mm);
+    double d[MAXR];
+    for (int i = 0; i < n; i++) d[i] = r[i];
+    const double want = ref_bt_group(d, chosen, rejected, pair_off, n_groups, margin);
+    if (verbose()) fprintf(stderr, "bt loss %.9g ref %.9g\n", loss, want);
+    assert_true(fabs(loss - want) <= 1e-6 * want);
+    const double h = 1e-5;
+    for (int i = 0; i < n; i++) {
+        const double save = d[i];
+        d[i] = save + h;
+        const double fp = ref_bt_group(d, chosen, rejected, pair_off, n_groups, margin);
+        d[i] = save - h;
+        const double fm = ref_bt_group(d, chosen, rejected, pair_off, n_groups, margin);
+        d[i] = save;
+        const double fd = (fp - fm) / (2 * h);
+        if (verbose()) fprintf(stderr, "  row %d dr %.9g fd %.9g\n", i, dr[i], fd);
+        assert_true(fabs(dr[i] - fd) <= 1e-6);
+    }
+    return loss;
+}
+
+// Plain pairs (a group each; rows: the n chosen, then the n rejected),
+// including pairs far apart (+-60: no overflow, gradient 0 or -1/n), a pair
+// exactly at the margin (loss log 2) and a tie. Accuracy counts rc > rr
+// (the margin plays no part; a tie is wrong); mean margin is the mean of
+// rc - rr.
 static void test_bt_loss_value_gradient_stats(void **state) {
     (void)state;
     enum { n = 6 };
     const float margin = 0.5f;
-    const float rc[n] = {1.25f, -0.5f, 60.0f, -30.0f, 0.75f, 0.3f};
-    const float rr[n] = {0.5f, 0.25f, 0.0f, 30.0f, 0.25f, 0.3f};
     // pair 4 sits exactly on the margin: rc - rr = 0.5
-    float drc[n], drr[n], acc = -1, mm = -1;
-    float loss = bt_loss(rc, rr, n, margin, drc, drr, &acc, &mm);
-    double dc[n], dr[n];
-    for (int i = 0; i < n; i++) dc[i] = rc[i], dr[i] = rr[i];
-    double want = ref_bt(dc, dr, n, margin);
-    if (verbose()) fprintf(stderr, "bt loss %.9g ref %.9g acc %g margin %g\n", loss, want, acc, mm);
-    assert_true(fabs(loss - want) <= 1e-6 * want);
+    const float r[2 * n] = {1.25f, -0.5f, 60.0f, -30.0f, 0.75f, 0.3f,
+                            0.5f,  0.25f, 0.0f,  30.0f,  0.25f, 0.3f};
+    int chosen[n], rejected[n], off[n + 1];
+    for (int i = 0; i < n; i++) chosen[i] = i, rejected[i] = n + i, off[i] = i;
+    off[n] = n;
+    float dr[2 * n], acc = -1, mm = -1;
+    float loss = check_bt_group(r, 2 * n, chosen, rejected, off, n, margin, dr, &acc, &mm);
     // hand value: the pair on the margin contributes log 2, the +-60 pairs
     // 60.5 and ~e^-59.5
-    assert_true(want > (log(2.0) + 60.5) / n);
-    const double h = 1e-5;
-    for (int i = 0; i < n; i++) {
-        double save = dc[i];
-        dc[i] = save + h;
-        double fp = ref_bt(dc, dr, n, margin);
-        dc[i] = save - h;
-        double fm = ref_bt(dc, dr, n, margin);
-        dc[i] = save;
-        double gc = (fp - fm) / (2 * h);
-        save = dr[i];
-        dr[i] = save + h;
-        fp = ref_bt(dc, dr, n, margin);
-        dr[i] = save - h;
-        fm = ref_bt(dc, dr, n, margin);
-        dr[i] = save;
-        double gr = (fp - fm) / (2 * h);
-        if (verbose()) fprintf(stderr, "  pair %d drc %.9g fd %.9g drr %.9g fd %.9g\n", i, drc[i], gc, drr[i], gr);
-        assert_true(fabs(drc[i] - gc) <= 1e-6);
-        assert_true(fabs(drr[i] - gr) <= 1e-6);
-    }
-    assert_true(fabs(drc[4] - (-0.5 / n)) <= 1e-7);  // sigmoid(0) / n
-    assert_true(fabs(drc[3] - (-1.0 / n)) <= 1e-7);  // far wrong: full gradient
-    assert_true(fabs(drc[2]) <= 1e-7);               // far right: none
+    assert_true(loss > (log(2.0) + 60.5) / n);
+    assert_true(fabs(dr[4] - (-0.5 / n)) <= 1e-7);  // sigmoid(0) / n
+    assert_true(fabs(dr[3] - (-1.0 / n)) <= 1e-7);  // far wrong: full gradient
+    assert_true(fabs(dr[2]) <= 1e-7);               // far right: none
+    for (int i = 0; i < n; i++) assert_true(dr[i] == -dr[n + i]);
     // rc > rr in pairs 0, 2, 4 (pair 4 although below the margin; 5 is a tie)
     assert_true(acc == 3.0f / n);
     double gap = 0.0;
-    for (int i = 0; i < n; i++) gap += (double)rc[i] - rr[i];
+    for (int i = 0; i < n; i++) gap += (double)r[i] - r[n + i];
     assert_true(fabs(mm - gap / n) <= 1e-6);
     // stats are optional
-    float loss2 = bt_loss(rc, rr, n, margin, drc, drr, NULL, NULL);
+    float loss2 = bt_group_loss(r, 2 * n, chosen, rejected, off, n, margin, dr, NULL, NULL);
     assert_true(loss2 == loss);
     // margin 0 is plain -log sigmoid(rc - rr)
-    const float a[1] = {0.0f}, b[1] = {0.0f};
-    assert_true(fabs(bt_loss(a, b, 1, 0.0f, drc, drr, NULL, NULL) - log(2.0)) <= 1e-7);
+    const float z[2] = {0.0f, 0.0f};
+    const int c0[1] = {0}, r0[1] = {1}, o1[2] = {0, 1};
+    assert_true(fabs(bt_group_loss(z, 2, c0, r0, o1, 1, 0.0f, dr, NULL, NULL) - log(2.0)) <= 1e-7);
+}
+
+// Grouped comparisons: three prompts with 4, 2 and 3 ranked responses
+// (rows 0-3, 4-5, 6-8) giving 3, 1 and 2 pairs (equal ranks give none), a
+// row in several pairs, and one label against the rewards. Value and
+// gradient as above; by hand, each group weighs 1/3 whatever its pair
+// count, so the single pair of group 1 gets gradient sigmoid(-x)/3 and each
+// pair of group 0 sigmoid(-x)/9.
+static void test_bt_group_loss(void **state) {
+    (void)state;
+    const float r[9] = {0.9f, -0.2f, 0.4f, -1.1f, 0.3f, 0.8f, 2.0f, -0.7f, 1.5f};
+    const int chosen[6] = {0, 0, 2, 4, 6, 6};
+    const int rejected[6] = {1, 3, 3, 5, 7, 8};
+    const int off[4] = {0, 3, 4, 6};
+    float dr[9], acc, mm;
+    float loss = check_bt_group(r, 9, chosen, rejected, off, 3, 0.1f, dr, &acc, &mm);
+    assert_true(loss > 0.0f);
+    const double x = (double)0.3f - 0.8f - 0.1f;  // group 1's pair, against its rewards
+    assert_true(fabs(dr[4] - (-1.0 / (1.0 + exp(x)) / 3)) <= 1e-7);
+    const double x01 = (double)0.9f - (-0.2f) - 0.1f;
+    assert_true(fabs(dr[1] - 1.0 / (1.0 + exp(x01)) / 9) <= 1e-7);
+    assert_true(acc == 5.0f / 6);  // all but group 1's pair
+    // within a group the gradients sum to zero (row 0, chosen twice, sums both)
+    assert_true(fabs(dr[0] + dr[1] + dr[2] + dr[3]) <= 1e-7);
+    // the same pairs counted flat would not weigh the groups equally
+    const int each[7] = {0, 1, 2, 3, 4, 5, 6};
+    float dr2[9];
+    float flat = bt_group_loss(r, 9, chosen, rejected, each, 6, 0.1f, dr2, NULL, NULL);
+    assert_true(fabs(flat - loss) > 1e-3);
 }
 
 // ---------------------------------------------------------------------------
@@ -170,7 +216,7 @@ static void test_bt_loss_value_gradient_stats(void **state) {
 //
 // Two preference pairs of different lengths in one right-padded batch
 // (rows: chosen 0, chosen 1, rejected 0, rejected 1); each row's reward is
-// the value at its last real token; loss = bt_loss. The gradient from
+// the value at its last real token; loss = bt_group_loss, a group per pair. The gradient from
 // gpt_backward(dvalues) is compared with a 5-point finite difference of the
 // whole loss computed by the double reference model (tests/ref_gpt.c),
 // e = 1e-3, along random unit directions: over all parameters, over the
@@ -183,6 +229,9 @@ static void test_bt_loss_value_gradient_stats(void **state) {
 // ---------------------------------------------------------------------------
 
 enum { PL = 2, PNH = 2, PC = 16, PT = 8, PV = 13, PPAD = 12, NPAIR = 2 };
+// a group per pair: rows chosen 0, chosen 1, rejected 0, rejected 1
+static const int pair_chosen[NPAIR] = {0, 1}, pair_rejected[NPAIR] = {2, 3};
+static const int pair_off[NPAIR + 1] = {0, 1, 2};
 
 typedef struct {
     const GPTConfig *c;
@@ -199,7 +248,9 @@ static double pair_objective(const PairObjective *o, const double *params) {
         rc[i] = values[i * PT + o->last[i]];
         rr[i] = values[(NPAIR + i) * PT + o->last[NPAIR + i]];
     }
-    return ref_bt(rc, rr, NPAIR, o->margin);
+    double r[2 * NPAIR];
+    for (int i = 0; i < NPAIR; i++) r[i] = rc[i], r[NPAIR + i] = rr[i];
+    return ref_bt_group(r, pair_chosen, pair_rejected, pair_off, NPAIR, o->margin);
 }
 
 static double pair_objective_at(const void *o, const double *x) { return pair_objective(o, x); }
@@ -223,14 +274,12 @@ static void test_bt_loss_through_value_head(void **state) {
     }
     const float margin = 0.25f;
     gpt_forward(&m, inputs, 2 * NPAIR, PT, 0);
-    float v[2 * NPAIR], drc[NPAIR], drr[NPAIR];
+    float v[2 * NPAIR], dv[2 * NPAIR];
     values_at(&m, last, v);
-    float loss = bt_loss(v, v + NPAIR, NPAIR, margin, drc, drr, NULL, NULL);
+    float loss = bt_group_loss(v, 2 * NPAIR, pair_chosen, pair_rejected, pair_off, NPAIR, margin,
+                               dv, NULL, NULL);
     float dvalues[2 * NPAIR * PT] = {0};
-    for (int i = 0; i < NPAIR; i++) {
-        dvalues[i * PT + last[i]] = drc[i];
-        dvalues[(NPAIR + i) * PT + last[NPAIR + i]] = drr[i];
-    }
+    for (int i = 0; i < 2 * NPAIR; i++) dvalues[i * PT + last[i]] = dv[i];
     gpt_zero_grad(&m);
     gpt_backward(&m, NULL, dvalues);
 
@@ -821,6 +870,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logprobs_entropy_match_double),
         cmocka_unit_test(test_bt_loss_value_gradient_stats),
+        cmocka_unit_test(test_bt_group_loss),
         cmocka_unit_test(test_bt_loss_through_value_head),
         cmocka_unit_test(test_kl_estimators),
         cmocka_unit_test(test_gae_hand_values),

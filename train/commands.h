@@ -10,6 +10,7 @@ int cmd_sft(int argc, char **argv);
 int cmd_reward(int argc, char **argv);
 int cmd_ppo(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
+int cmd_rank(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -19,6 +19,7 @@ static const Command commands[] = {
     {"sft", cmd_sft, "CONFIG             supervised fine-tuning from a checkpoint"},
     {"reward", cmd_reward, "CONFIG          reward model from an SFT checkpoint + preference pairs"},
     {"ppo", cmd_ppo, "CONFIG             PPO with policy, reference, critic and reward model"},
+    {"rank", cmd_rank, "CKPT CONFIG     sample k answers per prompt, rank them -> grouped comparisons"},
     {"dpo", cmd_dpo, "CONFIG             DPO / IPO / cDPO from an SFT checkpoint + preference pairs"},
     {"sample", cmd_sample, "CKPT [opts]     generate text (--prompt --temperature --top_k --top_p ...)"},
     {"chat", cmd_chat, "CKPT [opts]     interactive chat (--temperature --top_k --top_p --seed ...)"},

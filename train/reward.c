@@ -1,10 +1,15 @@
 // rlhf reward CONFIG [--resume] [--section.key=value ...]
 // Reward model: the GPT trunk of an SFT checkpoint plus a scalar head read
 // at the last token of <|user|>prompt<|assistant|>response<|endoftext|>,
-// trained on preference pairs with the Bradley-Terry loss
-// -log sigmoid(r_chosen - r_rejected - margin). Each checkpoint stores the
-// mean and std of its rewards on the training responses, for PPO to
-// normalise with.
+// trained with the Bradley-Terry loss -log sigmoid(r_chosen - r_rejected -
+// margin) on preference pairs or on the grouped comparisons of `rlhf rank`
+// (InstructGPT: all comparisons of one prompt are one batch element, the
+// loss averaged over its pairs, each response scored once). A batch holds
+// train.batch_size groups; a plain pair is a group of one. Each checkpoint
+// stores the mean and std of its rewards on the training responses (for
+// ranked SFT samples: the SFT policy's own), for PPO to normalise with, so
+// that the policy it starts from scores mean 0.
+#include <math.h>
 #include <stdlib.h>
 
 #include "commands.h"
@@ -15,16 +20,21 @@
 #include "seqs.h"
 #include "trainer.h"
 
+// Responses of the training groups that set the reward normalisation.
+#define NORM_ROWS 4000
+
 typedef struct {
     PrefSet train_set, test_set;
-    SeqSet train;          // pair i: sequences 2i (chosen) and 2i+1 (rejected)
-    BatchStream stream;    // batches of pairs of similar lengths
-    int *lengths;
+    SeqSet train;          // every group's distinct responses
+    PrefGroups groups;
+    BatchStream stream;    // batches of groups of similar lengths
+    int *lengths;          // (groups) the longest response of each
     int B, accum;
     float margin;
-    int *x, *last;         // (2B,T) rows: B chosen then B rejected; (2B)
-    long *rows, *pairs;    // (2B), (B)
-    float *r, *dr, *dvalues;  // (2B), (2B), (2B,T)
+    int *x, *last;         // (B * max_rows, T), (B * max_rows)
+    int *chosen, *rejected, *pair_off;  // of one micro-batch, rows local to it
+    long *items, *rows;    // (B) groups, (B * max_rows) their sequences
+    float *r, *dr, *dvalues;
     double acc, gap;       // of the last step
 } Reward;
 
@@ -41,54 +51,73 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     long skipped, tskipped;
     if (jsonl_read_prefs(cfg->reward.train_file, &w->train_set) != 0 ||
         jsonl_read_prefs(cfg->reward.test_file, &w->test_set) != 0 ||
-        seqs_from_prefs(&w->train_set, &t->tok, T, &w->train, &skipped) != 0 ||
+        seqs_from_groups(&w->train_set, &t->tok, T, &w->train, &w->groups, &skipped) != 0 ||
         seqs_from_prefs(&w->test_set, &t->tok, T, &test, &tskipped) != 0)
         return -1;
-    const long n_pairs = w->train.n / 2;
+    const PrefGroups *g = &w->groups;
     print_model_summary(trainer_model(t), &t->tok);
-    printf("# reward pairs: train %ld (%ld skipped as longer than %d tokens), test %ld (%ld "
-           "skipped)\n", n_pairs, skipped, T, test.n / 2, tskipped);
+    printf("# reward pairs: train %ld in %ld groups (%ld responses; %ld skipped as longer than "
+           "%d tokens), test %ld (%ld skipped)\n", g->pair_off[g->n], g->n, w->train.n, skipped,
+           T, test.n / 2, tskipped);
     fflush(stdout);
     seqs_free(&test);
 
-    const int B = w->B;
-    w->x = mallocCheck((size_t)2 * B * T * sizeof(int));
-    w->last = mallocCheck((size_t)2 * B * sizeof(int));
-    w->rows = mallocCheck((size_t)2 * B * sizeof(long));
-    w->pairs = mallocCheck((size_t)B * sizeof(long));
-    w->r = mallocCheck((size_t)2 * B * sizeof(float));
-    w->dr = mallocCheck((size_t)2 * B * sizeof(float));
-    w->dvalues = mallocCheck((size_t)2 * B * T * sizeof(float));
-    w->lengths = mallocCheck((size_t)n_pairs * sizeof(int));
-    for (long p = 0; p < n_pairs; p++) {
-        long a = seqs_len(&w->train, 2 * p), b = seqs_len(&w->train, 2 * p + 1);
-        w->lengths[p] = (int)(a > b ? a : b);
+    const size_t R = (size_t)w->B * g->max_rows, P = (size_t)w->B * g->max_pairs;
+    w->x = mallocCheck(R * T * sizeof(int));
+    w->last = mallocCheck(R * sizeof(int));
+    w->rows = mallocCheck(R * sizeof(long));
+    w->items = mallocCheck((size_t)w->B * sizeof(long));
+    w->chosen = mallocCheck(P * sizeof(int));
+    w->rejected = mallocCheck(P * sizeof(int));
+    w->pair_off = mallocCheck(((size_t)w->B + 1) * sizeof(int));
+    w->r = mallocCheck(R * sizeof(float));
+    w->dr = mallocCheck(R * sizeof(float));
+    w->dvalues = mallocCheck(R * T * sizeof(float));
+    w->lengths = mallocCheck((size_t)g->n * sizeof(int));
+    for (long k = 0; k < g->n; k++) {
+        long longest = 0;
+        for (long s = g->row_off[k]; s < g->row_off[k + 1]; s++)
+            if (seqs_len(&w->train, s) > longest) longest = seqs_len(&w->train, s);
+        w->lengths[k] = (int)longest;
     }
-    batch_stream_init(&w->stream, n_pairs, w->lengths, B, 8, (uint64_t)cfg->train.seed);
+    batch_stream_init(&w->stream, g->n, w->lengths, w->B, 8, (uint64_t)cfg->train.seed);
     (void)resume;  // the cursor in t->data is all the state
     return 0;
 }
 
+// The rows and pairs of micro-batch k: the responses of its B groups in
+// order, pairs renumbered to those rows. Returns the row count.
+static int gather(Reward *w, int64_t k) {
+    const PrefGroups *g = &w->groups;
+    batch_stream_get(&w->stream, k, w->items);
+    int n = 0, p = 0;
+    w->pair_off[0] = 0;
+    for (int i = 0; i < w->B; i++) {
+        const long grp = w->items[i], first = g->row_off[grp];
+        for (long q = g->pair_off[grp]; q < g->pair_off[grp + 1]; q++, p++) {
+            w->chosen[p] = n + (int)(g->chosen[q] - first);
+            w->rejected[p] = n + (int)(g->rejected[q] - first);
+        }
+        for (long s = first; s < g->row_off[grp + 1]; s++) w->rows[n++] = s;
+        w->pair_off[i + 1] = p;
+    }
+    return n;
+}
+
 static void step(Trainer *t, void *ctx, StepResult *res) {
     Reward *w = ctx;
-    const int B = w->B;
-    float loss = 0.0f;
-    w->acc = w->gap = 0.0;
     double acc = 0.0, gap = 0.0, l = 0.0;
     for (int a = 0; a < w->accum; a++) {
-        batch_stream_get(&w->stream, (int64_t)t->data.cursor++, w->pairs);
-        for (int i = 0; i < B; i++) {
-            w->rows[i] = 2 * w->pairs[i];
-            w->rows[B + i] = 2 * w->pairs[i] + 1;
-        }
-        const int Tb = seqs_pad_rows(&w->train, w->rows, 2 * B, t->tok.pad, w->x, w->last);
+        const int n = gather(w, (int64_t)t->data.cursor++);
+        const int Tb = seqs_pad_rows(&w->train, w->rows, n, t->tok.pad, w->x, w->last);
         float a_acc, a_gap;
-        loss = pairs_accumulate(trainer_model(t), w->x, w->last, B, Tb, w->margin, w->accum,
-                                w->r, w->dr, w->dvalues, &a_acc, &a_gap);
+        const float loss = groups_accumulate(trainer_model(t), w->x, w->last, n, Tb, w->chosen,
+                                             w->rejected, w->pair_off, w->B, w->margin, w->accum,
+                                             w->r, w->dr, w->dvalues, &a_acc, &a_gap);
         l += loss / w->accum;
         acc += a_acc / w->accum;
         gap += a_gap / w->accum;
-        res->tokens += 2.0 * B * Tb;
+        res->tokens += (double)n * Tb;
     }
     res->loss = l;
     w->acc = acc;
@@ -110,6 +139,8 @@ static void evaluate(Trainer *t, void *ctx, const StepResult *res, int last) {
         die_last();
     metrics_set(&t->run.metrics, "test_accuracy", ts.accuracy);
     metrics_set(&t->run.metrics, "test_margin", ts.margin);
+    if (ts.n_right_wrong) metrics_set(&t->run.metrics, "test_accuracy_right_wrong", ts.acc_right_wrong);
+    if (ts.n_wrong_wrong) metrics_set(&t->run.metrics, "test_accuracy_wrong_wrong", ts.acc_wrong_wrong);
     metrics_set(&t->run.metrics, "reward_mean", ts.mean);
     metrics_set(&t->run.metrics, "reward_std", ts.std);
     run_print(&t->run, "step %lld: train loss %.4f acc %.1f%%, test accuracy %.1f%%, margin "
@@ -117,17 +148,23 @@ static void evaluate(Trainer *t, void *ctx, const StepResult *res, int last) {
               100 * ts.accuracy, ts.margin, ts.mean, ts.std);
 }
 
-// The normalisation PPO reads: mean and std of the rewards of (up to 2000
-// of) the training pairs.
+// The normalisation PPO reads: mean and std of the rewards of the first
+// NORM_ROWS training responses.
 static int save(Trainer *t, void *ctx, Ckpt *ck, int last) {
     Reward *w = ctx;
-    PairResult ns;
-    if (evaluate_pairs(trainer_model(t), &t->tok, &w->train_set, 2000, 2 * w->B, &ns, NULL) != 0)
-        return -1;
-    double norm[2] = {ns.mean, ns.std > 1e-6 ? ns.std : 1.0};
+    const long n = w->train.n < NORM_ROWS ? w->train.n : NORM_ROWS;
+    float *r = mallocCheck((size_t)n * sizeof(float));
+    evaluate_seq_rewards(trainer_model(t), &w->train, n, 2 * w->B, t->tok.pad, r);
+    double sum = 0.0, sq = 0.0;
+    for (long i = 0; i < n; i++) sum += r[i];
+    const double mean = sum / n;
+    for (long i = 0; i < n; i++) sq += (r[i] - mean) * (r[i] - mean);
+    free(r);
+    const double std = sqrt(sq / n);
+    double norm[2] = {mean, std > 1e-6 ? std : 1.0};
     if (ckpt_write_f64(ck, "reward_norm", norm, 2) != 0) return -1;
     if (last)
-        printf("# reward normalisation (train, %ld pairs): mean %.4f std %.4f\n", ns.pairs,
+        printf("# reward normalisation (%ld training responses): mean %.4f std %.4f\n", n,
                norm[0], norm[1]);
     return 0;
 }
@@ -137,13 +174,17 @@ static void reward_free(void *ctx) {
     free(w->x);
     free(w->last);
     free(w->rows);
-    free(w->pairs);
+    free(w->items);
+    free(w->chosen);
+    free(w->rejected);
+    free(w->pair_off);
     free(w->r);
     free(w->dr);
     free(w->dvalues);
     if (w->lengths) batch_stream_free(&w->stream);
     free(w->lengths);
     seqs_free(&w->train);
+    pref_groups_free(&w->groups);
     jsonl_free_prefs(&w->train_set);
     jsonl_free_prefs(&w->test_set);
 }
