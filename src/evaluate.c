@@ -500,6 +500,9 @@ static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
     TasksTally tally;
     tasks_tally_init(&tally);
     double s1 = 0, s3 = 0, len = 0, reward = 0;
+    const size_t room = (size_t)(n > 0 ? n : 1);
+    float *score = mallocCheck(room * sizeof(float));
+    int *grade = mallocCheck(room * sizeof(int)), *family = mallocCheck(room * sizeof(int));
     for (long i0 = 0; i0 < n; i0 += P) {
         int b = (int)(n - i0 < P ? n - i0 : P);
         ppo_generate(&ro, policy, &kv, &smp, (const int *const *)pp->ids + i0, pp->lens + i0, b,
@@ -514,7 +517,10 @@ static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
             if (rm) reward += (ro.score_raw[r] - mean) / std;
             const int *resp = ro.tokens + (size_t)r * (ro.L + 1) + ro.qlen[r];
             char *text = tokenizer_decode(tok, resp, ro.rlen[r] - ro.ended[r], 0);
-            tasks_tally_add(&tally, pp->ex[i0 + r]->family, pp->ex[i0 + r]->prompt, text);
+            const PromptExample *ex = pp->ex[i0 + r];
+            grade[i0 + r] = tasks_tally_add(&tally, ex->family, ex->prompt, text);
+            family[i0 + r] = ex->family[0] ? tasks_family_by_name(ex->family) : -1;
+            score[i0 + r] = rm ? ro.score_raw[r] : 0.0f;
             free(text);
         }
     }
@@ -523,6 +529,18 @@ static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
     out->length = n ? len / n : NAN;
     out->sample_accuracy = tasks_tally_accuracy(&tally, -1);
     out->sample_reward = rm && n ? reward / n : NAN;
+    if (rm) {
+        out->sample_rm_auc = reward_auc(score, grade, family, n);
+        int *only = mallocCheck(room * sizeof(int));
+        for (int f = 0; f < tasks_n_families; f++) {  // one family at a time: the others ungraded
+            for (long i = 0; i < n; i++) only[i] = family[i] == f ? grade[i] : -1;
+            out->rm_auc_family[f] = reward_auc(score, only, family, n);
+        }
+        free(only);
+    }
+    free(score);
+    free(grade);
+    free(family);
     free(order);
     free(k1);
     free(k3);
@@ -536,7 +554,9 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                      int max_new, int batch, uint64_t seed, const double *reward_norm,
                      EvalPolicyResult *out, TasksTally *tally) {
     ASSERT(n >= 0 && n <= prompts->n && batch > 0);
-    *out = (EvalPolicyResult){NAN, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, rm != NULL, ref != NULL};
+    *out = (EvalPolicyResult){NAN, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, {0},
+                              rm != NULL, ref != NULL};
+    for (int f = 0; f < TASKS_MAX_FAMILIES; f++) out->rm_auc_family[f] = NAN;
     TasksTally local;
     policy_reward(policy, rm, tok, prompts, n, max_new, batch, reward_norm, out,
                   tally ? tally : &local);
@@ -621,6 +641,61 @@ void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts 
         out->pass_1 = c.pass_1 / out->graded;
         out->pass_k = c.pass_k / out->graded;
     }
+}
+
+typedef struct {
+    GPT *rm;
+    const Tokenizer *tok;
+    const EncodedPrompts *prompts;
+    const char **prompt;  // (k) the prompt, k times
+    int *no_eot;          // (k)
+    float *scores;        // (k)
+    double best, mean, any;
+    BestOfK *out;
+} BestOf;
+
+static void best_of_group(void *ctx, long i, char *const *texts, const int *ended, int k) {
+    BestOf *b = ctx;
+    const PromptExample *ex = b->prompts->ex[i];
+    int right = 0, best = 0, best_right = 0;
+    for (int j = 0; j < k; j++) {
+        const int g = ex->family[0] ? tasks_grade(ex->family, ex->prompt, texts[j]) : -1;
+        if (g < 0) {
+            b->out->ungraded++;
+            return;
+        }
+        right += g == 1;
+        b->prompt[j] = ex->prompt;
+        b->no_eot[j] = !ended[j];
+    }
+    reward_scores(b->rm, b->tok, b->prompt, (const char *const *)texts, b->no_eot, k, k,
+                  b->scores, NULL);
+    for (int j = 1; j < k; j++)
+        if (b->scores[j] > b->scores[best]) best = j;
+    best_right = tasks_grade(ex->family, ex->prompt, texts[best]) == 1;
+    b->out->graded++;
+    b->best += best_right;
+    b->mean += (double)right / k;
+    b->any += right > 0;
+}
+
+void evaluate_best_of(GPT *policy, GPT *rm, const Tokenizer *tok, const EncodedPrompts *prompts,
+                      long n, int k, const SamplerParams *sampling, int max_new, int batch,
+                      uint64_t seed, BestOfK *out) {
+    ASSERT(rm->config.value_head);
+    *out = (BestOfK){NAN, NAN, NAN, 0, 0};
+    BestOf b = {rm, tok, prompts, mallocCheck((size_t)k * sizeof(char *)),
+                mallocCheck((size_t)k * sizeof(int)), mallocCheck((size_t)k * sizeof(float)),
+                0.0, 0.0, 0.0, out};
+    sample_groups(policy, tok, prompts, n, k, sampling, max_new, batch, seed, best_of_group, &b);
+    if (out->graded) {
+        out->best_accuracy = b.best / out->graded;
+        out->sample_accuracy = b.mean / out->graded;
+        out->pass_k = b.any / out->graded;
+    }
+    free(b.prompt);
+    free(b.no_eot);
+    free(b.scores);
 }
 
 double rollout_grade(const Rollout *ro, const Tokenizer *tok, const PromptExample *const *ex,

@@ -163,6 +163,9 @@ typedef struct {
     double length;             // mean sampled response length, tokens
     double sample_accuracy;    // sampled responses, graded per task family
     double sample_reward;      // their mean normalised reward (rm != NULL)
+    double sample_rm_auc;      // the reward model's AUC of right over wrong sampled
+                               // answers within a family, pooled (NaN: no such pair)
+    double rm_auc_family[TASKS_MAX_FAMILIES];  // the same per family
     int rewarded, sampled;     // the parts that ran: rm != NULL, ref != NULL
 } EvalPolicyResult;
 
@@ -205,6 +208,21 @@ typedef struct {
 void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts *prompts, long n,
                         int k, const SamplerParams *sampling, int max_new, int batch,
                         uint64_t seed, PassAtK *out);
+
+// Best-of-k (rejection sampling) on the first n prompts: k answers sampled
+// per prompt as sample_groups does, each scored by the reward model rm
+// (reward_scores), the highest-scoring one (the first of equals) graded.
+// Beside it, the mean accuracy of all samples (what one sample gets) and
+// pass@k (what an oracle picking any right answer gets): the reward model's
+// worth is where best_accuracy falls between the two. Prompts no grader
+// reads are left out and counted.
+typedef struct {
+    double best_accuracy, sample_accuracy, pass_k;  // NaN when no prompt was graded
+    long graded, ungraded;
+} BestOfK;
+void evaluate_best_of(GPT *policy, GPT *rm, const Tokenizer *tok, const EncodedPrompts *prompts,
+                      long n, int k, const SamplerParams *sampling, int max_new, int batch,
+                      uint64_t seed, BestOfK *out);
 
 // Logs the accuracy of every task family with graded answers as the
 // metric PREFIX<family> (e.g. "accuracy_add").

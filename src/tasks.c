@@ -542,6 +542,27 @@ int tasks_rank(const char *family, const char *prompt, const char *response, int
     return d < TASKS_RANK_NO_END - 1 ? d : TASKS_RANK_NO_END - 1;
 }
 
+int tasks_rank_pairs(const int *ranks, const int *ended, int k, double noise, Rng *rng,
+                     int (*pairs)[2], long *flippable, long *flipped) {
+    int n = 0;
+    for (int a = 0; a < k; a++)
+        for (int b = a + 1; b < k; b++) {
+            if (ranks[a] == ranks[b]) continue;
+            int c = ranks[a] < ranks[b] ? a : b;
+            if (ended[a] && ended[b]) {
+                (*flippable)++;
+                if (noise > 0 && rng_float(rng) < noise) {
+                    c = a + b - c;
+                    (*flipped)++;
+                }
+            }
+            pairs[n][0] = c;
+            pairs[n][1] = a + b - c;
+            n++;
+        }
+    return n;
+}
+
 // ---------------------------------------------------------------------------
 // Wrong answers. Each maker reads the correct answer a and writes out; it
 // may leave out equal to a when the kind does not apply (the caller then

@@ -79,6 +79,15 @@ int tasks_grade_index(int f, const char *prompt, const char *response);
 #define TASKS_RANK_NO_END 1000
 int tasks_rank(const char *family, const char *prompt, const char *response, int ended);
 
+// The comparisons of k ranked answers to one prompt: every pair a < b with
+// different ranks, the better ranked (smaller) one chosen, in order of
+// (a, b). With noise > 0 a comparison of two answers that both ended is
+// flipped with probability noise (one rng_float per such pair; a chosen
+// answer must end). Writes (chosen, rejected) into pairs (room for
+// k(k-1)/2) and returns their count; adds to *flippable and *flipped.
+int tasks_rank_pairs(const int *ranks, const int *ended, int k, double noise, Rng *rng,
+                     int (*pairs)[2], long *flippable, long *flipped);
+
 // A plausible wrong response to ex, written to out (TASKS_TEXT_MAX). Picks a
 // kind that fits the family (rambling about one time in four) and returns
 // it; *no_eot is 1 for rambling, else 0. The result always grades 0.

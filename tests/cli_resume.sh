@@ -106,6 +106,12 @@ resume_case pretrain pretrain 5 2
 resume_case pretrain_seq pretrain 5 3 --train.shuffle=false --train.grad_accum=2
 resume_case sft sft 5 2 --checkpoint.init="$D/pretrain/latest.h5" --sft.train_file="$D/sft6.jsonl"
 resume_case reward reward 5 2 --checkpoint.init="$D/sft/latest.h5" --reward.train_file="$D/pref6.jsonl"
+# grouped comparisons of the SFT model's own answers (rlhf rank), a few groups
+"$R" rank "$D/sft/latest.h5" "$CFG" --rank.prompts_file="$D/tasks/ppo_train.jsonl" \
+    --rank.max_new_tokens=8 --rank.k=6 --rank.batch=24 --rank.n_prompts=16 \
+    --rank.out_file="$D/groups.jsonl" >"$D/rank.log" 2>&1 || fail "rank: $(tail -1 "$D/rank.log")"
+resume_case reward_groups reward 5 2 --checkpoint.init="$D/sft/latest.h5" \
+    --reward.train_file="$D/groups.jsonl"
 # adaptive KL: the coefficient after step k is state the resume must restore
 resume_case ppo ppo 5 2 --checkpoint.init="$D/sft/latest.h5" --ppo.prompts_file="$D/ppo6.jsonl" \
     --ppo.adaptive_kl=true --ppo.kl_target=0.01 --ppo.kl_horizon=10

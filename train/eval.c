@@ -29,7 +29,7 @@
 
 #define USAGE                                                                               \
     "usage: rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE] [--show N] "      \
-    "[--section.key=value ...]"
+    "[--best_of N] [--section.key=value ...]"
 
 // Logits of one LM batch stay under this many floats (B is lowered for
 // large vocabularies and contexts).
@@ -38,6 +38,7 @@
 typedef struct {
     const char *ckpt, *config, *text, *ref, *json;
     long show;      // held-out task examples to print with the model's answers
+    long best_of;   // answers sampled per prompt for best-of-N (0: off)
     Options opts;   // what the strings point into, and the config overrides
 } EvalArgs;
 
@@ -48,10 +49,14 @@ typedef struct {
     double family_acc[TASKS_MAX_FAMILIES];
     long family_total[TASKS_MAX_FAMILIES];
     double rm_accuracy, rm_margin, rm_mean, rm_std, rm_pairs;
+    double rm_acc_right_wrong, rm_acc_wrong_wrong;  // ranked comparisons only
     double lik_accuracy;  // a language model's own ranking of the pairs
     double reward, reward_raw, policy_accuracy, reward_prompts;
     double kl, kl_k3, kl_length;
     double sample_accuracy, sample_reward;  // responses sampled at ppo.temperature
+    double rm_auc;                          // the reward model on those: right over wrong
+    double rm_auc_family[TASKS_MAX_FAMILIES];
+    double best_of_accuracy, best_of_mean, best_of_pass;  // --best_of
     // the first --show task examples: owned strings
     long n_shown;
     char **shown_prompt, **shown_expected, **shown_response, **shown_family;
@@ -63,6 +68,9 @@ static void results_init(Results *r) {
     r->val_loss = r->ppl = r->lm_tokens = NAN;
     r->accuracy = r->task_graded = NAN;
     r->rm_accuracy = r->rm_margin = r->rm_mean = r->rm_std = r->rm_pairs = NAN;
+    r->rm_acc_right_wrong = r->rm_acc_wrong_wrong = NAN;
+    r->rm_auc = r->best_of_accuracy = r->best_of_mean = r->best_of_pass = NAN;
+    for (int f = 0; f < TASKS_MAX_FAMILIES; f++) r->rm_auc_family[f] = NAN;
     r->lik_accuracy = NAN;
     r->reward = r->reward_raw = r->policy_accuracy = r->reward_prompts = NAN;
     r->kl = r->kl_k3 = r->kl_length = NAN;
@@ -91,7 +99,8 @@ static int args_parse(EvalArgs *a, int argc, char **argv) {
         .usage = USAGE,
         .positional = {"checkpoint", "CONFIG"},
         .required = 2,
-        .options = {{"text", 1, 0}, {"ref", 1, 0}, {"json", 1, 0}, {"show", 1, 0}},
+        .options = {{"text", 1, 0}, {"ref", 1, 0}, {"json", 1, 0}, {"show", 1, 0},
+                    {"best_of", 1, 0}},
         .overrides = 1,
     };
     memset(a, 0, sizeof *a);
@@ -101,6 +110,14 @@ static int args_parse(EvalArgs *a, int argc, char **argv) {
     a->text = options_get(&a->opts, "text");
     a->ref = options_get(&a->opts, "ref");
     a->json = options_get(&a->opts, "json");
+    const char *best_of = options_get(&a->opts, "best_of");
+    if (best_of) {
+        char *end;
+        a->best_of = strtol(best_of, &end, 10);
+        if (end == best_of || *end || a->best_of < 2 || a->best_of > 64)
+            return rlhf_fail("--best_of '%s' is not a count from 2 to 64; hint: --best_of 8 "
+                             "keeps the reward model's best of 8 sampled answers", best_of);
+    }
     const char *show = options_get(&a->opts, "show");
     if (show) {
         char *end;
@@ -351,6 +368,14 @@ static int eval_pairs(GPT *m, const Tokenizer *tok, const Config *cfg, const dou
                pr.pairs, pr.skipped, T, 100 * pr.accuracy, pr.margin, pr.mean, pr.std);
         if (norm) printf(" (stored normalisation: mean %.4f std %.4f)", norm[0], norm[1]);
         printf("\n");
+        if (pr.n_right_wrong || pr.n_wrong_wrong) {
+            res->rm_acc_right_wrong = pr.acc_right_wrong;
+            res->rm_acc_wrong_wrong = pr.acc_wrong_wrong;
+            printf("  ranked comparisons: a right answer above a wrong one %.1f%% (%ld pairs), "
+                   "the closer of two wrong ones above the other %.1f%% (%ld pairs)\n",
+                   100 * pr.acc_right_wrong, pr.n_right_wrong, 100 * pr.acc_wrong_wrong,
+                   pr.n_wrong_wrong);
+        }
     } else {
         res->lik_accuracy = pr.accuracy;
         printf("likelihood   %s: %ld pairs (%ld skipped as longer than %d tokens): the model's "
@@ -438,7 +463,7 @@ static int load_reference(const char *path, const Tokenizer *tok, const GPT *pol
 // `rlhf ppo`, so a final ppo checkpoint reproduces its last eval_reward
 // (raw) and eval_kl_k1.
 static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, const char *parent,
-                       const char *ref_arg, const char *stage, Results *res) {
+                       const char *ref_arg, const char *stage, long best_of, Results *res) {
     const int T = policy->config.block_size, P = (int)cfg->ppo.rollout_batch;
     const SamplerParams sampling = {(float)cfg->ppo.temperature, (int)cfg->ppo.top_k,
                                     (float)cfg->ppo.top_p};
@@ -500,7 +525,29 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
                res->kl, res->kl_k3, pp.n, cfg->ppo.temperature, res->kl_length);
         printf("sampled      the same responses: task accuracy %.1f%%, reward %.4f normalised\n",
                100 * res->sample_accuracy, res->sample_reward);
+        res->rm_auc = e.sample_rm_auc;
+        printf("rm auc       the reward model ranks a right sampled answer above a wrong one of "
+               "the same family: %.3f;", res->rm_auc);
+        for (int f = 0; f < tasks_n_families; f++) {
+            res->rm_auc_family[f] = e.rm_auc_family[f];
+            if (!isnan(e.rm_auc_family[f]))
+                printf(" %s %.3f", tasks_families[f].name, e.rm_auc_family[f]);
+        }
+        printf("\n");
         gpt_free(&ref);
+    }
+    if (best_of > 0) {
+        BestOfK bo;
+        const int batch = P / (int)best_of * (int)best_of;
+        evaluate_best_of(policy, &rm, tok, &pp, pp.n, (int)best_of, &sampling, max_new,
+                         batch > 0 ? batch : (int)best_of, seed, &bo);
+        res->best_of_accuracy = bo.best_accuracy;
+        res->best_of_mean = bo.sample_accuracy;
+        res->best_of_pass = bo.pass_k;
+        printf("best-of-%ld   %ld prompts, %ld answers each sampled at temperature %g, the reward "
+               "model's best graded: accuracy %.1f%% (one sample %.1f%%, any of them right "
+               "%.1f%%)\n", best_of, bo.graded, best_of, cfg->ppo.temperature,
+               100 * bo.best_accuracy, 100 * bo.sample_accuracy, 100 * bo.pass_k);
     }
     fflush(stdout);
     gpt_free(&rm);
@@ -523,7 +570,11 @@ static int result_fields(const Results *r, Field *out) {
                    {"rm_margin", r->rm_margin},     {"reward", r->reward},
                    {"kl", r->kl},                   {"sample_accuracy", r->sample_accuracy},
                    {"sample_reward", r->sample_reward},
-                   {"likelihood_accuracy", r->lik_accuracy}};
+                   {"likelihood_accuracy", r->lik_accuracy},
+                   {"rm_accuracy_right_wrong", r->rm_acc_right_wrong},
+                   {"rm_accuracy_wrong_wrong", r->rm_acc_wrong_wrong},
+                   {"rm_auc", r->rm_auc},
+                   {"best_of_accuracy", r->best_of_accuracy}};
     int n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!isnan(all[i].value)) out[n++] = all[i];
@@ -547,7 +598,9 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
                      {"rm_pairs", r->rm_pairs},             {"rm_reward_mean", r->rm_mean},
                      {"rm_reward_std", r->rm_std},          {"reward_raw", r->reward_raw},
                      {"reward_prompts", r->reward_prompts}, {"reward_prompts_accuracy", r->policy_accuracy},
-                     {"kl_k3", r->kl_k3},                   {"kl_response_length", r->kl_length}};
+                     {"kl_k3", r->kl_k3},                   {"kl_response_length", r->kl_length},
+                     {"best_of_sample_accuracy", r->best_of_mean},
+                     {"best_of_pass", r->best_of_pass}};
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         if (!isnan(extra[i].value))
             json_out_add_number(root, extra[i].key, extra[i].value, JSON_DIGITS);
@@ -556,6 +609,13 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
         for (int fam = 0; fam < tasks_n_families; fam++)
             if (r->family_total[fam])
                 json_out_add_number(by_family, tasks_families[fam].name, r->family_acc[fam],
+                                    JSON_DIGITS);
+    }
+    if (!isnan(r->rm_auc)) {
+        JsonOut *by_family = json_out_add_object(root, "rm_auc_by_family");
+        for (int fam = 0; fam < tasks_n_families; fam++)
+            if (!isnan(r->rm_auc_family[fam]))
+                json_out_add_number(by_family, tasks_families[fam].name, r->rm_auc_family[fam],
                                     JSON_DIGITS);
     }
     if (r->n_shown > 0) {
@@ -639,11 +699,12 @@ int cmd_eval(int argc, char **argv) {
             if (!file_exists(cfg.ppo.test_file))
                 printf("reward       skipped: ppo.test_file '%s' not found (hint: set "
                        "--ppo.test_file=DIR/ppo_test.jsonl from 'rlhf tasks')\n", cfg.ppo.test_file);
-            else if (eval_policy(&m, &tok, &cfg, meta.parent, a.ref, meta.stage, &r) != 0)
+            else if (eval_policy(&m, &tok, &cfg, meta.parent, a.ref, meta.stage, a.best_of, &r) != 0)
                 die_last();
-        } else if (policy) {
+        } else if (policy || a.best_of) {
             printf("reward       skipped: ppo.reward_model is empty (hint: "
-                   "--ppo.reward_model=CKPT to score answers and measure the KL)\n");
+                   "--ppo.reward_model=CKPT to score answers and measure the KL%s)\n",
+                   a.best_of ? "; best-of-N needs it to pick" : "");
         }
     } else {
         if (file_exists(cfg.reward.test_file)) {
@@ -656,7 +717,7 @@ int cmd_eval(int argc, char **argv) {
         if (a.ref) printf("note: --ref is ignored for a reward model\n");
     }
 
-    Field fields[16];  // result_fields emits at most 10
+    Field fields[16];  // result_fields emits at most 14
     int nf = result_fields(&r, fields);
     printf("RESULT stage=%s", meta.stage);
     for (int i = 0; i < nf; i++) printf(" %s=%.6g", fields[i].key, fields[i].value);

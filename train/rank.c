@@ -48,36 +48,29 @@ static void rank_group(void *ctx, long i, char *const *texts, const int *ended, 
         }
     }
     rk->groups++;
-    const long before = rk->pairs;
-    for (int a = 0; a < k; a++) {
+    for (int j = 0; j < k; j++) {
         rk->responses++;
-        rk->right += ranks[a] == 0;
-        rk->no_end += !ended[a];
-        for (int b = a + 1; b < k; b++) {
-            if (ranks[a] == ranks[b]) continue;
-            int c = ranks[a] < ranks[b] ? a : b, r = a + b - c;
-            if (ended[c] && ended[r]) {
-                rk->flippable++;
-                if (rk->noise > 0 && rng_float(&rk->noise_rng) < rk->noise) {
-                    c = r;
-                    r = a + b - c;
-                    rk->flipped++;
-                }
-            }
-            rk->right_wrong += ranks[c] == 0 || ranks[r] == 0;
-            const PrefExample p = {.prompt = ex->prompt,
-                                   .chosen = texts[c],
-                                   .rejected = texts[r],
-                                   .family = ex->family,
-                                   .rejected_kind = "",
-                                   .rejected_no_eot = !ended[r],
-                                   .group = i,
-                                   .ranks = {ranks[c], ranks[r]}};
-            if (!rk->failed && jsonl_write_pref(&rk->out, &p) != 0) rk->failed = 1;
-            rk->pairs++;
-        }
+        rk->right += ranks[j] == 0;
+        rk->no_end += !ended[j];
     }
-    rk->no_pair += rk->pairs == before;
+    int pairs[64 * 63 / 2][2];
+    const int n = tasks_rank_pairs(ranks, ended, k, rk->noise, &rk->noise_rng, pairs,
+                                   &rk->flippable, &rk->flipped);
+    for (int q = 0; q < n; q++) {
+        const int c = pairs[q][0], r = pairs[q][1];
+        rk->right_wrong += ranks[c] == 0 || ranks[r] == 0;
+        const PrefExample p = {.prompt = ex->prompt,
+                               .chosen = texts[c],
+                               .rejected = texts[r],
+                               .family = ex->family,
+                               .rejected_kind = "",
+                               .rejected_no_eot = !ended[r],
+                               .group = i,
+                               .ranks = {ranks[c], ranks[r]}};
+        if (!rk->failed && jsonl_write_pref(&rk->out, &p) != 0) rk->failed = 1;
+    }
+    rk->pairs += n;
+    rk->no_pair += n == 0;
 }
 
 int cmd_rank(int argc, char **argv) {

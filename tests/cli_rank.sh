@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# rlhf rank through the command line, on the tiny pipeline's SFT model:
+# the labeler's ranks re-derived from the prompts' answers by an
+# independent implementation (right answer 0, else edit distance, never
+# ending 1000), every pair of differently ranked answers written once per
+# group with the better one chosen, the same bytes for the same seed,
+# label noise flipping a share of comparisons within binomial bounds; a
+# reward model trains on the groups (and resumes exactly: cli_resume.sh);
+# bad input refused in one line, an existing output never overwritten.
+cd "$(dirname "$0")/.."
+source tests/cli_pipeline.bash
+pipeline_build
+
+RK=(rank "$D/sft/latest.h5" "$CFG" --rank.prompts_file="$D/tasks/ppo_train.jsonl"
+    --rank.max_new_tokens=8 --rank.k=6 --rank.batch=24)
+run "$R" "${RK[@]}" --rank.n_prompts=60 --rank.out_file="$D/c1.jsonl"
+grep -q '^wrote [0-9]* comparisons' "$D/out" || fail "no summary line: $(cat "$D/out")"
+run "$R" "${RK[@]}" --rank.n_prompts=60 --rank.out_file="$D/c2.jsonl"
+cmp -s "$D/c1.jsonl" "$D/c2.jsonl" || fail "rank is not deterministic for a seed"
+
+"$PY" - "$D/c1.jsonl" "$D/tasks/ppo_train.jsonl" <<'PYEOF' || fail "ranks or pairs wrong"
+import json, sys
+from collections import defaultdict
+answers = {}
+for line in open(sys.argv[2]):
+    e = json.loads(line)
+    answers[e["prompt"]] = e["answer"]
+
+def dist(a, b):
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+def rank(prompt, text, ended):
+    if not ended:
+        return 1000
+    t, a = text.strip(), answers[prompt].strip()
+    return 0 if t == a else min(dist(t.encode(), a.encode()), 999)
+
+groups = defaultdict(list)
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    groups[e["group"]].append(e)
+    rc, rr = e["ranks"]
+    assert rc == rank(e["prompt"], e["chosen"], True), e
+    assert rr == rank(e["prompt"], e["rejected"], not e["rejected_no_eot"]), e
+    assert rc < rr, e  # no noise: the better answer is chosen
+assert len(groups) >= 5, len(groups)
+for g, lines in groups.items():
+    assert len({e["prompt"] for e in lines}) == 1
+    # the group's answers and their ranks: every differently ranked pair of
+    # distinct answers appears (as often as the answers were sampled)
+    seen = {}
+    for e in lines:
+        seen[(e["chosen"], False)] = e["ranks"][0]
+        seen[(e["rejected"], e["rejected_no_eot"])] = e["ranks"][1]
+    keyed = {(min(a, b), max(a, b)) for a in seen for b in seen if seen[a] != seen[b]}
+    pairs = {(min(x, y), max(x, y)) for e in lines
+             for x, y in [((e["chosen"], False), (e["rejected"], e["rejected_no_eot"]))]}
+    assert pairs == keyed, (g, pairs ^ keyed)
+print(len(groups), "groups")
+PYEOF
+
+# label noise (its rate against binomial bounds: test_tasks): the
+# comparisons written with the worse answer chosen are the ones reported
+# flipped, and each is of two answers that ended
+run "$R" "${RK[@]}" --rank.n_prompts=60 --rank.noise=0.3 --rank.out_file="$D/noisy.jsonl"
+read -r flipped of < <(sed -n 's/.*noise flipped \([0-9]*\) of \([0-9]*\) flippable.*/\1 \2/p' "$D/out")
+[ -n "$of" ] || fail "no noise count: $(cat "$D/out")"
+"$PY" - "$D/noisy.jsonl" "$flipped" <<'PYEOF' || fail "noisy comparisons"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+flipped = [e for e in lines if e["ranks"][0] > e["ranks"][1]]
+assert len(flipped) == int(sys.argv[2]), (len(flipped), sys.argv[2])
+assert all(not e["rejected_no_eot"] and e["ranks"][0] < 1000 for e in flipped)
+PYEOF
+
+# a reward model on the groups: one batch element per prompt
+run "$R" reward "$CFG" --checkpoint.init="$D/sft/latest.h5" --checkpoint.dir="$D/rg" \
+    --reward.train_file="$D/c1.jsonl" --reward.test_file="$D/noisy.jsonl"
+grep -q '^# reward pairs: train [0-9]* in [0-9]* groups' "$D/out" || fail "no group count"
+[ -n "$(metric "$D/rg/metrics.csv" test_accuracy_wrong_wrong)" ] ||
+    fail "no accuracy on pairs of two wrong answers"
+
+# refusals: an existing output, plain pairs mixed with groups, a bad rank
+run_fails "$R" "${RK[@]}" --rank.n_prompts=5 --rank.out_file="$D/c1.jsonl"
+cmp -s "$D/c1.jsonl" "$D/c2.jsonl" || fail "an existing output was touched"
+run_fails "$R" "${RK[@]}" --rank.k=1 --rank.out_file="$D/c3.jsonl"
+run_fails "$R" rank "$D/reward/latest.h5" "$CFG" --rank.out_file="$D/c3.jsonl"
+{ head -n 2 "$D/c1.jsonl"; head -n 1 "$D/tasks/pref_train.jsonl"; } >"$D/mixed.jsonl"
+run_fails "$R" reward "$CFG" --checkpoint.init="$D/sft/latest.h5" --checkpoint.dir="$D/rm" \
+    --reward.train_file="$D/mixed.jsonl"
+grep -q 'mixed.jsonl:3:' "$D/err" || fail "mixed file: $(cat "$D/err")"
+head -n 1 "$D/c1.jsonl" | sed 's/"ranks":\[[0-9]*,/"ranks":[1000,/; s/"ranks":\[1000,\([0-9]*\)\]/"ranks":[\1,\1]/' >"$D/tie.jsonl"
+run_fails "$R" reward "$CFG" --checkpoint.init="$D/sft/latest.h5" --checkpoint.dir="$D/rm" \
+    --reward.train_file="$D/tie.jsonl"
+[ ! -e "$D/c3.jsonl" ] || fail "a refused rank left a file"
+echo "cli_rank: ok"
