@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: the whole pipeline on the bundled defaults, then one table.
-#   data -> pretrain -> SFT -> reward model -> PPO -> eval of every stage,
-#   plus DPO and GRPO (graders' reward) from the same SFT model
+#   data -> pretrain -> SFT -> rank (the SFT model's own answers, ranked by
+#   the task graders) -> reward model on those comparisons -> PPO -> eval of
+#   every stage, plus PPO on the graders' reward, best-of-8 with the reward
+#   model, DPO and GRPO (graders' reward), all from the same SFT model
 # Runs go to checkpoints/demo/ (a previous demo is moved to checkpoints/demo.old).
 # Set DEMO_FAST=1 for a quick smoke run of the same pipeline (few steps).
 set -euo pipefail
@@ -32,7 +34,15 @@ RLHF_BIN=$RLHF ./tools/data.sh | tee -a "$log"
 stage pretrain "$RLHF" pretrain configs/pretrain_fortunes.ini --checkpoint.dir=$D/pretrain "${steps[@]}"
 stage sft "$RLHF" sft configs/sft_tasks.ini --checkpoint.init=$D/pretrain/latest.h5 \
     --checkpoint.dir=$D/sft "${steps[@]}"
+rank_n=()
+[ "${DEMO_FAST:-0}" = 1 ] && rank_n=(--rank.n_prompts=256)
+stage rank "$RLHF" rank $D/sft/latest.h5 configs/rank_tasks.ini --rank.out_file=$D/rank/train.jsonl \
+    "${rank_n[@]}"
+stage "rank test" "$RLHF" rank $D/sft/latest.h5 configs/rank_tasks.ini \
+    --rank.prompts_file=data/gen/tasks/ppo_test.jsonl --rank.n_prompts=500 \
+    --rank.out_file=$D/rank/test.jsonl
 stage reward "$RLHF" reward configs/reward_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
+    --reward.train_file=$D/rank/train.jsonl --reward.test_file=$D/rank/test.jsonl \
     --checkpoint.dir=$D/reward "${steps[@]}"
 ppo_steps=()
 [ "${DEMO_FAST:-0}" = 1 ] && ppo_steps=(--train.max_steps=4 --train.eval_interval=2)
@@ -40,15 +50,21 @@ stage ppo "$RLHF" ppo configs/ppo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
     --ppo.reward_model=$D/reward/latest.h5 --checkpoint.dir=$D/ppo \
     --ppo.dump_rollouts=$D/ppo/rollouts.h5 "${ppo_steps[@]}"
 
+stage "ppo grader" "$RLHF" ppo configs/ppo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
+    --ppo.reward=grader --ppo.reward_model= --checkpoint.dir=$D/ppo_grader "${ppo_steps[@]}"
 stage dpo "$RLHF" dpo configs/dpo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
     --checkpoint.dir=$D/dpo "${steps[@]}"
 stage grpo "$RLHF" ppo configs/grpo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
     --checkpoint.dir=$D/grpo "${ppo_steps[@]}"
 
-# one evaluation per stage on held-out data, all with the same settings
-for s in pretrain sft reward ppo dpo grpo; do
-    stage "eval $s" "$RLHF" eval $D/$s/latest.h5 configs/eval_tasks.ini \
-        --ppo.reward_model=$D/reward/latest.h5 --ref=$D/sft/latest.h5 --json $D/eval_$s.json
+# one evaluation per stage on held-out data, all with the same settings;
+# the SFT model's also takes the reward model's best of 8 answers
+for s in pretrain sft reward ppo ppo_grader dpo grpo; do
+    best=()
+    [ $s = sft ] && best=(--best_of 8)
+    stage "eval $s" "$RLHF" eval $D/$s/latest.h5 configs/eval_tasks.ini "${best[@]}" \
+        --ppo.reward_model=$D/reward/latest.h5 --reward.test_file=$D/rank/test.jsonl \
+        --ref=$D/sft/latest.h5 --json $D/eval_$s.json
     grep '^RESULT' "$log" | tail -n 1 >"$D/eval_$s.result"
 done
 ./tools/demo_table.sh "$D" | tee "$D/table.md"

@@ -527,7 +527,9 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
                100 * res->sample_accuracy, res->sample_reward);
         res->rm_auc = e.sample_rm_auc;
         printf("rm auc       the reward model ranks a right sampled answer above a wrong one of "
-               "the same family: %.3f;", res->rm_auc);
+               "the same family: ");
+        if (isnan(res->rm_auc)) printf("– (no family with both)");
+        else printf("%.3f;", res->rm_auc);
         for (int f = 0; f < tasks_n_families; f++) {
             res->rm_auc_family[f] = e.rm_auc_family[f];
             if (!isnan(e.rm_auc_family[f]))
@@ -574,7 +576,9 @@ static int result_fields(const Results *r, Field *out) {
                    {"rm_accuracy_right_wrong", r->rm_acc_right_wrong},
                    {"rm_accuracy_wrong_wrong", r->rm_acc_wrong_wrong},
                    {"rm_auc", r->rm_auc},
-                   {"best_of_accuracy", r->best_of_accuracy}};
+                   {"best_of_accuracy", r->best_of_accuracy},
+                   {"best_of_sample_accuracy", r->best_of_mean},
+                   {"best_of_pass", r->best_of_pass}};
     int n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!isnan(all[i].value)) out[n++] = all[i];
@@ -590,7 +594,7 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
     json_out_add_string(root, "config", a->config);
     json_out_add_string(root, "stage", meta->stage);
     json_out_add_int(root, "step", meta->step);
-    Field main_fields[16];
+    Field main_fields[24];
     int n = result_fields(r, main_fields);
     for (int i = 0; i < n; i++)  // a perplexity that overflows is null
         json_out_add_number(root, main_fields[i].key, main_fields[i].value, JSON_DIGITS);
@@ -598,9 +602,7 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
                      {"rm_pairs", r->rm_pairs},             {"rm_reward_mean", r->rm_mean},
                      {"rm_reward_std", r->rm_std},          {"reward_raw", r->reward_raw},
                      {"reward_prompts", r->reward_prompts}, {"reward_prompts_accuracy", r->policy_accuracy},
-                     {"kl_k3", r->kl_k3},                   {"kl_response_length", r->kl_length},
-                     {"best_of_sample_accuracy", r->best_of_mean},
-                     {"best_of_pass", r->best_of_pass}};
+                     {"kl_k3", r->kl_k3},                   {"kl_response_length", r->kl_length}};
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         if (!isnan(extra[i].value))
             json_out_add_number(root, extra[i].key, extra[i].value, JSON_DIGITS);
@@ -717,7 +719,7 @@ int cmd_eval(int argc, char **argv) {
         if (a.ref) printf("note: --ref is ignored for a reward model\n");
     }
 
-    Field fields[16];  // result_fields emits at most 14
+    Field fields[24];  // result_fields emits at most 16
     int nf = result_fields(&r, fields);
     printf("RESULT stage=%s", meta.stage);
     for (int i = 0; i < nf; i++) printf(" %s=%.6g", fields[i].key, fields[i].value);
