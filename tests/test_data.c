@@ -12,10 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "chat.h"
 #include "common.h"
 #include "data.h"
+#include "jsonl.h"
 #include "seqs.h"
+#include "tokenizer.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 const char *__ubsan_default_options(void);
@@ -293,6 +297,95 @@ static void test_batch_stream(void **state) {
     batch_stream_free(&again);
 }
 
+// Grouped comparisons for the reward model (seqs_from_groups), from a file
+// written here: groups in order of id whatever the line order; each
+// distinct answer (text and end-of-text) one sequence, encoded as the chat
+// template does; pairs renumbered to those sequences; a pair too long for
+// the context skipped and counted; plain pairs one group each; a group
+// mixing prompts and a pair of an answer with itself refused with their
+// line.
+static int groups_from(const char *text, const Tokenizer *tok, int T, PrefSet *set, SeqSet *s,
+                       PrefGroups *g, long *skipped) {
+    char path[] = "/tmp/rlhf_test_groups_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    int rc = jsonl_read_prefs(path, set);
+    remove(path);
+    if (rc) fail_msg("%s", rlhf_errmsg);
+    return seqs_from_groups(set, tok, T, s, g, skipped);
+}
+
+static void test_seqs_from_groups(void **state) {
+    (void)state;
+    static const char corpus[] = "abcdefghijklmnopqrstuvwxyz 0123456789";
+    Tokenizer tok;
+    if (tokenizer_train(&tok, TOKENIZER_CHAR, (const uint8_t *)corpus, sizeof corpus - 1, 300))
+        fail_msg("%s", rlhf_errmsg);
+    const int T = 16;
+    PrefSet set;
+    SeqSet s;
+    PrefGroups g;
+    long skipped;
+    const char *lines =
+        "{\"prompt\":\"pp\",\"chosen\":\"a\",\"rejected\":\"b\",\"group\":5,\"ranks\":[0,2]}\n"
+        "{\"prompt\":\"q\",\"chosen\":\"x\",\"rejected\":\"y\",\"group\":2,\"ranks\":[1,3]}\n"
+        "{\"prompt\":\"pp\",\"chosen\":\"a\",\"rejected\":\"c\",\"group\":5,\"ranks\":[0,4]}\n"
+        "{\"prompt\":\"pp\",\"chosen\":\"b\",\"rejected\":\"c\",\"group\":5,\"ranks\":[2,4]}\n"
+        "{\"prompt\":\"pp\",\"chosen\":\"b\",\"rejected\":\"abcdefghijklmnop\",\"group\":5,"
+        "\"ranks\":[2,9]}\n"
+        "{\"prompt\":\"pp\",\"chosen\":\"a\",\"rejected\":\"b\",\"rejected_no_eot\":true,"
+        "\"group\":5,\"ranks\":[0,1000]}\n";
+    assert_int_equal(groups_from(lines, &tok, T, &set, &s, &g, &skipped), 0);
+    assert_int_equal(skipped, 1);
+    assert_int_equal(g.n, 2);
+    // group 2 (line 2): x, y; group 5: a, b, c, b without end-of-text
+    const long row_off[3] = {0, 2, 6}, pair_off[3] = {0, 1, 5};
+    const long chosen[5] = {0, 2, 2, 3, 2}, rejected[5] = {1, 3, 4, 4, 5};
+    assert_memory_equal(g.row_off, row_off, sizeof row_off);
+    assert_memory_equal(g.pair_off, pair_off, sizeof pair_off);
+    assert_memory_equal(g.chosen, chosen, sizeof chosen);
+    assert_memory_equal(g.rejected, rejected, sizeof rejected);
+    assert_int_equal(g.max_rows, 4);
+    assert_int_equal(g.max_pairs, 4);
+    assert_int_equal(s.n, 6);
+    const char *answer[6] = {"x", "y", "a", "b", "c", "b"};
+    const int no_eot[6] = {0, 0, 0, 0, 0, 1};
+    int ids[32];
+    for (int r = 0; r < 6; r++) {
+        long len = chat_encode_pair(&tok, r < 2 ? "q" : "pp", answer[r], no_eot[r], ids, 32);
+        assert_int_equal(seqs_len(&s, r), len);
+        assert_memory_equal(s.ids + s.off[r], ids, (size_t)len * sizeof(int));
+    }
+    seqs_free(&s);
+    pref_groups_free(&g);
+    jsonl_free_prefs(&set);
+
+    // plain pairs: a group each, in line order
+    assert_int_equal(groups_from("{\"prompt\":\"q\",\"chosen\":\"x\",\"rejected\":\"y\"}\n"
+                                 "{\"prompt\":\"q\",\"chosen\":\"x\",\"rejected\":\"z\"}\n",
+                                 &tok, T, &set, &s, &g, &skipped), 0);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(s.n, 4);  // x is scored once per group
+    seqs_free(&s);
+    pref_groups_free(&g);
+    jsonl_free_prefs(&set);
+
+    assert_int_equal(groups_from(
+        "{\"prompt\":\"pp\",\"chosen\":\"a\",\"rejected\":\"b\",\"group\":1,\"ranks\":[0,2]}\n"
+        "{\"prompt\":\"qq\",\"chosen\":\"a\",\"rejected\":\"c\",\"group\":1,\"ranks\":[0,4]}\n",
+        &tok, T, &set, &s, &g, &skipped), -1);
+    assert_non_null(strstr(rlhf_errmsg, ":2: group 1 has another prompt on line 1"));
+    jsonl_free_prefs(&set);
+    assert_int_equal(groups_from("{\"prompt\":\"q\",\"chosen\":\"x\",\"rejected\":\"x\"}\n", &tok, T,
+                                 &set, &s, &g, &skipped), -1);
+    assert_non_null(strstr(rlhf_errmsg, ":1: chosen and rejected are the same response"));
+    jsonl_free_prefs(&set);
+    tokenizer_free(&tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sequential_sweep_wraps),
@@ -301,6 +394,7 @@ int main(void) {
         cmocka_unit_test(test_seqs_batch_padding),
         cmocka_unit_test(test_epoch_order),
         cmocka_unit_test(test_batch_stream),
+        cmocka_unit_test(test_seqs_from_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
