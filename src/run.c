@@ -18,6 +18,7 @@
 #endif
 
 #include "common.h"
+#include "cpu.h"
 #include "options.h"
 
 // Cores busy with other work right now: /proc/stat sampled 0.2 s apart
@@ -102,6 +103,7 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
     run_set_threads(&r->cfg);
     warn_if_busy();
     printf("# rlhf %s, config %s%s\n", stage, path, r->resume ? " (resuming)" : "");
+    cpu_print_report(stdout, "# ");
     config_print(&r->cfg, stdout);
     fflush(stdout);
     options_free(&o);
