@@ -1,6 +1,9 @@
-// Training-step throughput: the machine's sgemm GFLOP/s (1024^3, measured in
-// this run), then forward + backward + AdamW for fixed GPT shapes, reported
-// as ms/step, tokens/s and model-FLOPs utilisation against that sgemm rate.
+// Training-step throughput. First the machine, measured in this run: the
+// CPU's fp32 FMA peak and bf16 peaks (VDPBF16PS, AMX) from register-only
+// loops at each thread count (bench/peak.h), and sgemm 1024^3. Then forward
+// + backward + AdamW for fixed GPT shapes: ms/step, tokens/s and model-FLOPs
+// utilisation (MFU) against the FMA peak of the precision used, and the
+// step's rate as a share of sgemm's (the engine against its own BLAS).
 // Numbers only; nothing here asserts a speed.
 //
 // usage: bench_train [--steps N] [--config tiny|small|all]
@@ -15,8 +18,10 @@
 #endif
 
 #include "common.h"
+#include "cpu.h"
 #include "gpt.h"
 #include "optim.h"
+#include "peak.h"
 #include "rng.h"
 
 typedef struct {
@@ -61,7 +66,7 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static void bench_shape(const Shape *s, int steps, double peak) {
+static void bench_shape(const Shape *s, int steps, double peak, double sgemm) {
     GPTConfig c = {.n_layer = s->L, .n_head = s->NH, .n_embd = s->C, .block_size = s->T,
                    .vocab_size = s->V};
     GPT m;
@@ -94,9 +99,9 @@ static void bench_shape(const Shape *s, int steps, double peak) {
     double tok_s = BT / (med / 1e3);
     double flops = gpt_flops_per_token(&m, s->T) * tok_s / 1e9;
     printf("%-6s V=%d L=%d H=%d C=%d T=%d B=%d  params=%.2fM  %8.1f ms/step (min %.1f)  "
-           "%9.0f tok/s  %6.1f GFLOP/s  MFU %5.1f%%\n",
+           "%9.0f tok/s  %6.1f GFLOP/s  MFU %5.1f%%  (%.0f%% of sgemm's rate)\n",
            s->name, s->V, s->L, s->NH, s->C, s->T, s->B, gpt_num_flop_params(&m) / 1e6, med,
-           ms[0], tok_s, flops, 100.0 * flops / peak);
+           ms[0], tok_s, flops, 100.0 * flops / peak, 100.0 * flops / sgemm);
     free(ms);
     free(x);
     free(y);
@@ -105,6 +110,7 @@ static void bench_shape(const Shape *s, int steps, double peak) {
 }
 
 int main(int argc, char **argv) {
+    cpu_choose_blas_core(argv);  // before any BLAS work (may re-exec)
     int steps = 10;
     const char *which = "all";
     for (int i = 1; i < argc; i++) {
@@ -116,10 +122,23 @@ int main(int argc, char **argv) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    double peak = sgemm_gflops(1024, 2.0);
-    printf("threads %d, sgemm 1024^3: %.1f GFLOP/s (best of 2 s)\n", threads, peak);
+    cpu_print_report(stdout, "");
+    Peaks pk = {0};
+    for (int t = 1; t <= threads; t++) {
+        pk = peaks_measure(t);
+        printf("peak %d thread%s: fp32 %.1f GFLOP/s (%s)", t, t > 1 ? "s" : " ", pk.fp32,
+               pk.fp32_how);
+        if (pk.dpbf16 > 0) printf(", bf16 %.1f GFLOP/s (VDPBF16PS)", pk.dpbf16);
+        if (pk.amx > 0) printf(", bf16 %.1f GFLOP/s (AMX)", pk.amx);
+        printf("\n");
+    }
+    double sgemm = sgemm_gflops(1024, 2.0);
+    printf("sgemm 1024^3, %d threads: %.1f GFLOP/s (best of 2 s), %.0f%% of the fp32 peak\n",
+           threads, sgemm, pk.fp32 > 0 ? 100.0 * sgemm / pk.fp32 : 0.0);
+    double peak = pk.fp32 > 0 ? pk.fp32 : sgemm;
+    printf("MFU below: against the fp32 FMA peak at %d threads (%.1f GFLOP/s)\n", threads, peak);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (!strcmp(which, "all") || !strcmp(which, shapes[i].name))
-            bench_shape(&shapes[i], steps, peak);
+            bench_shape(&shapes[i], steps, peak, sgemm);
     return 0;
 }
