@@ -6,8 +6,8 @@
 
 #include "commands.h"
 #include "common.h"
-#include "cpu.h"
 #include "options.h"
+#include "run.h"
 
 int cmd_env(int argc, char **argv) {
     const OptionSpec spec = {.usage = "usage: rlhf env"};
@@ -15,6 +15,6 @@ int cmd_env(int argc, char **argv) {
     int rc = options_parse(&o, &spec, argc, argv);
     options_free(&o);
     if (rc != 0) die_last();
-    cpu_print_report(stdout, "");
+    run_print_machine(stdout, "");
     return 0;
 }
