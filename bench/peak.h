@@ -117,7 +117,8 @@ __attribute__((target("amx-tile,amx-bf16"))) static double amx_loop(long iters) 
 typedef double (*PeakLoop)(long iters);
 
 // GFLOP/s of `loop` run by `threads` threads at once, best of `reps` runs
-// of `iters` iterations each.
+// of `iters` iterations each. Short runs, many of them: on a machine shared
+// with other work, the best short run is the one that had the cores.
 static double peak_gflops(PeakLoop loop, int threads, long iters, int reps) {
     double best = 0.0;
     for (int r = 0; r < reps; r++) {
@@ -142,16 +143,16 @@ static Peaks peaks_measure(int threads) {
     CpuFeatures f;
     cpu_features(&f);
     Peaks p = {0, 0, 0, "none"};
-    const long iters = 20L * 1000 * 1000;
+    const long iters = 1000L * 1000;  // a few ms per run
     if (f.avx512f) {
-        p.fp32 = peak_gflops(fma512_loop, threads, iters, 3);
+        p.fp32 = peak_gflops(fma512_loop, threads, iters, 40);
         p.fp32_how = "AVX-512 FMA";
     } else if (f.avx2 && f.fma) {
-        p.fp32 = peak_gflops(fma256_loop, threads, iters, 3);
+        p.fp32 = peak_gflops(fma256_loop, threads, iters, 40);
         p.fp32_how = "AVX2 FMA";
     }
-    if (f.avx512_bf16) p.dpbf16 = peak_gflops(dpbf16_loop, threads, iters, 3);
-    if (f.amx_bf16 && cpu_amx_enable()) p.amx = peak_gflops(amx_loop, threads, iters / 8, 3);
+    if (f.avx512_bf16) p.dpbf16 = peak_gflops(dpbf16_loop, threads, iters, 40);
+    if (f.amx_bf16 && cpu_amx_enable()) p.amx = peak_gflops(amx_loop, threads, iters / 8, 40);
     return p;
 }
 

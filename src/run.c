@@ -72,8 +72,8 @@ void run_set_threads(const Config *cfg) {
 int run_set_precision(const Config *cfg) {
     Precision p = strcmp(cfg->train.precision, "bf16") == 0 ? PRECISION_BF16 : PRECISION_FP32;
     if (p == PRECISION_BF16 && !bf16_available())
-        return rlhf_fail("train.precision = bf16, but %s; hint: use --train.precision=fp32 "
-                         "on this CPU", bf16_backend());
+        return rlhf_fail("train.precision = bf16 cannot run here (bf16 matmul %s); hint: use "
+                         "--train.precision=fp32 on this CPU", bf16_backend());
     gpt_set_default_precision(p);
     return 0;
 }
