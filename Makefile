@@ -66,7 +66,7 @@ help:
 	@echo "make            build ./rlhf (BUILD=default|fast|asan, NO_OMP=1)"
 	@echo "make test       build and run every test; ends with 'N passed, N failed, N skipped'"
 	@echo "make demo       the whole pipeline on the bundled corpus and tasks"
-	@echo "make bench      sgemm peak, step time, tokens/s and MFU (fast build)"
+	@echo "make bench      FMA/bf16 peaks, sgemm, step times in fp32 and bf16, MFU (fast build)"
 	@echo "make data       the default corpus (fortunes) and the task data"
 	@echo "make notebooks  render notebooks/ with outputs into notebooks/out/"
 	@echo "make deps       install missing Debian packages (needs root or sudo)"

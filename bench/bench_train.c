@@ -134,6 +134,7 @@ static void bench_shape(const Shape *s, int steps, Precision prec, double peak, 
 
 int main(int argc, char **argv) {
     cpu_choose_blas_core(argv);  // before any BLAS work (may re-exec)
+    setvbuf(stdout, NULL, _IOLBF, 0);  // lines as they come, also into a pipe
     int steps = 10;
     const char *which = "all", *precision = "all";
     for (int i = 1; i < argc; i++) {
