@@ -4,7 +4,8 @@
 // fp32 accumulation error is allowed) and on the fp32 operands (the bf16
 // bound); the whole model's gradient in bf16 against central differences
 // of the double reference model along random directions; bit-identical
-// repeated bf16 training; the bf16 copy rounded anew after AdamW.
+// repeated bf16 training; the bf16 copy rounded anew after AdamW; oneDNN
+// keeping to the OpenMP thread count.
 // On a CPU without a bf16 matmul (bf16_available) every case but the
 // rounding one is skipped, and says so.
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,10 @@
 #include "ops.h"
 #include "optim.h"
 #include "ref_gpt.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__SANITIZE_ADDRESS__)
 const char *__ubsan_default_options(void);
@@ -76,6 +82,48 @@ static void test_round(void **state) {
     bf16_round_transposed(t, src, 40, 25);
     for (int i = 0; i < 40; i++)
         for (int j = 0; j < 25; j++) assert_int_equal(t[j * 40 + i], dst[i * 25 + j]);
+}
+
+// Threads of this process (entries of /proc/self/task).
+static int count_threads(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+// oneDNN runs on the OpenMP thread count rlhf sets (train.threads through
+// omp_set_num_threads), not on one of its own: with 1 set, a large bf16
+// product starts no thread; with 2, it does (so the count can tell). Runs
+// first, before anything else here has started OpenMP's threads.
+static void test_threads_respected(void **state) {
+    (void)state;
+    SKIP_WITHOUT_BF16();
+#ifndef _OPENMP
+    fprintf(stderr, "skipped: built without OpenMP\n");
+    skip();
+#else
+    if (count_threads() != 1 || omp_get_num_procs() < 2) {
+        fprintf(stderr, "skipped: %d threads already, %d processors\n", count_threads(),
+                omp_get_num_procs());
+        skip();
+    }
+    enum { n = 512 };
+    bf16 *a = calloc((size_t)n * n, sizeof(bf16));
+    float *c = calloc((size_t)n * n, sizeof(float));
+    omp_set_num_threads(1);
+    bf16_gemm(0, 0, n, n, n, a, n, a, n, 0.0f, c, n);
+    assert_int_equal(count_threads(), 1);
+    omp_set_num_threads(2);
+    bf16_gemm(0, 0, n, n, n, a, n, a, n, 0.0f, c, n);
+    assert_int_equal(count_threads(), 2);
+    free(a);
+    free(c);
+#endif
 }
 
 static float *random_floats(RefRng *r, size_t n, double scale) {
@@ -347,6 +395,7 @@ static void test_copy_follows_updates(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_respected),  // first: no OpenMP threads yet
         cmocka_unit_test(test_round),
         cmocka_unit_test(test_linear_products),
         cmocka_unit_test(test_model_gradient_direction),
