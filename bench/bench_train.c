@@ -7,7 +7,9 @@
 // that precision (sgemm, oneDNN bf16 1024^3): the engine against its BLAS.
 // Numbers only; nothing here asserts a speed.
 //
-// usage: bench_train [--steps N] [--config tiny|small|all] [--precision fp32|bf16|all]
+// Also batched KV-cached decoding (tokens/s) for each shape and precision.
+//
+// usage: bench_train [--steps N] [--config tiny|small|gpt2|all] [--precision fp32|bf16|all]
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,11 +31,13 @@
 typedef struct {
     const char *name;
     int V, L, NH, C, T, B;
+    int in_all;  // part of --config all (gpt2 is asked for by name: seconds per step)
 } Shape;
 
 static const Shape shapes[] = {
-    {"tiny", 65, 4, 4, 128, 64, 12},
-    {"small", 65, 6, 6, 384, 256, 16},
+    {"tiny", 65, 4, 4, 128, 64, 12, 1},
+    {"small", 65, 6, 6, 384, 256, 16, 1},
+    {"gpt2", 50257, 12, 12, 768, 256, 4, 0},  // GPT-2 124M
 };
 
 // Best-of sgemm rate for an n^3 product, in GFLOP/s.
@@ -125,6 +129,16 @@ static void bench_shape(const Shape *s, int steps, Precision prec, double peak, 
            "%9.0f tok/s  %6.1f GFLOP/s  MFU %5.1f%%  (%.0f%% of the matmul rate)\n",
            s->name, prec == PRECISION_BF16 ? "bf16" : "fp32", s->V, s->L, s->NH, s->C, s->T, s->B, gpt_num_flop_params(&m) / 1e6, med,
            ms[0], tok_s, flops, 100.0 * flops / peak, 100.0 * flops / sgemm);
+    // batched KV-cached decoding, the inner loop of sampling and rollouts:
+    // B rows, positions 0 .. T-1 (attention grows with the position)
+    KVCache kv;
+    kvcache_build(&kv, &c, s->B, s->T);
+    double t0 = now_seconds();
+    for (int pos = 0; pos < s->T; pos++) gpt_decode_step(&m, &kv, x + (size_t)pos * s->B, pos);
+    double dt = now_seconds() - t0;
+    printf("%-6s %s decode B=%d, %d positions: %8.0f tok/s\n", s->name,
+           prec == PRECISION_BF16 ? "bf16" : "fp32", s->B, s->T, s->B * s->T / dt);
+    kvcache_free(&kv);
     free(ms);
     free(x);
     free(y);
@@ -141,8 +155,8 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--config") && i + 1 < argc) which = argv[++i];
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
-        else die("unknown argument '%s'; usage: bench_train [--steps N] [--config tiny|small|all] "
-                 "[--precision fp32|bf16|all]", argv[i]);
+        else die("unknown argument '%s'; usage: bench_train [--steps N] "
+                 "[--config tiny|small|gpt2|all] [--precision fp32|bf16|all]", argv[i]);
     }
     int threads = 1;
 #ifdef _OPENMP
@@ -186,7 +200,7 @@ int main(int argc, char **argv) {
     if (with_bf16) printf(", bf16 steps against the %s peak (%.1f GFLOP/s)", how16, peak16);
     printf("; the share of the matmul rate (sgemm, bf16 matmul) in parentheses\n");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        if (strcmp(which, "all") && strcmp(which, shapes[i].name)) continue;
+        if (strcmp(which, shapes[i].name) && (strcmp(which, "all") || !shapes[i].in_all)) continue;
         if (strcmp(precision, "bf16")) bench_shape(&shapes[i], steps, PRECISION_FP32, peak, sgemm);
         if (with_bf16) bench_shape(&shapes[i], steps, PRECISION_BF16, peak16, mm16);
     }

@@ -17,6 +17,8 @@ out=bench/out/bench-$(date +%Y%m%d-%H%M%S).txt
     echo "# OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
     echo; echo "## 1. default: all cores, libgomp's default wait policy"
     "$B" --steps 20
+    echo; echo "## 1b. GPT-2 124M shape (V=50257 L=12 C=768 T=256 B=4), 3 steps"
+    "$B" --config gpt2 --steps 3
     echo; echo "## 2. OMP_WAIT_POLICY=passive (threads sleep at once between parallel regions)"
     OMP_WAIT_POLICY=passive "$B" --steps 20
     echo; echo "## 3. one thread"
