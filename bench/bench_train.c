@@ -127,7 +127,8 @@ static void bench_shape(const Shape *s, int steps, Precision prec, double peak, 
     double flops = gpt_flops_per_token(&m, s->T) * tok_s / 1e9;
     printf("%-6s %s V=%d L=%d H=%d C=%d T=%d B=%d  params=%.2fM  %8.1f ms/step (min %.1f)  "
            "%9.0f tok/s  %6.1f GFLOP/s  MFU %5.1f%%  (%.0f%% of the matmul rate)\n",
-           s->name, prec == PRECISION_BF16 ? "bf16" : "fp32", s->V, s->L, s->NH, s->C, s->T, s->B, gpt_num_flop_params(&m) / 1e6, med,
+           s->name, prec == PRECISION_BF16 ? "bf16" : "fp32", s->V, s->L, s->NH, s->C, s->T,
+           s->B, gpt_num_flop_params(&m) / 1e6, med,
            ms[0], tok_s, flops, 100.0 * flops / peak, 100.0 * flops / sgemm);
     // batched KV-cached decoding, the inner loop of sampling and rollouts:
     // B rows, positions 0 .. T-1 (attention grows with the position)

@@ -73,7 +73,8 @@ static void test_round(void **state) {
     ref_rng_init(&r, 5);
     float src[1000];
     bf16 dst[1000];
-    for (int i = 0; i < 1000; i++) src[i] = (float)(ref_rng_normal(&r) * exp(5 * ref_rng_normal(&r)));
+    for (int i = 0; i < 1000; i++)
+        src[i] = (float)(ref_rng_normal(&r) * exp(5 * ref_rng_normal(&r)));
     bf16_round(dst, src, 1000);
     for (int i = 0; i < 1000; i++)
         assert_true(fabs(bf16_to_float(dst[i]) - src[i]) <= fabs(src[i]) / 256.0);
@@ -216,7 +217,10 @@ static void check_linear(int N, int C, int OC, uint64_t seed) {
     check_product("backward dW += dY^T X", dw, dw0, dout, 1, OC, inp, C, 1, OC, C, N);
     for (int o = 0; o < OC; o++) {
         double sum = 0.0, mag = 0.0;
-        for (int n = 0; n < N; n++) sum += dout[(size_t)n * OC + o], mag += fabs(dout[(size_t)n * OC + o]);
+        for (int n = 0; n < N; n++) {
+            sum += dout[(size_t)n * OC + o];
+            mag += fabs(dout[(size_t)n * OC + o]);
+        }
         assert_true(fabs(dbias[o] - sum) <= 1e-5 * mag);  // fp32, no rounding to bf16
     }
     // dinp may be skipped
