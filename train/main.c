@@ -26,7 +26,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "CKPT CONFIG     loss / perplexity, task accuracy, RM accuracy, reward, KL"},
     {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics"},
     {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)"},
-    {"env", cmd_env, "                 CPU features, BLAS kernels and matmul backend in use"},
+    {"env", cmd_env, "                CPU features, BLAS kernels and matmul backend in use"},
     {"help", NULL, "[config]        this help, or every config key with its default"},
 };
 
