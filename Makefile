@@ -11,13 +11,15 @@ CC ?= gcc
 PKG_CONFIG ?= pkg-config
 PYTHON ?= /usr/bin/python3
 
-# Libraries by pkg-config name; cmocka only for tests.
+# Libraries by pkg-config name; cmocka only for tests. oneDNN (bf16
+# matmuls) ships no .pc file in Debian: linked by name.
 PKGS := openblas hdf5-serial inih libcjson zlib libcrypto
+DNNL_LIBS := -ldnnl
 TEST_PKGS := cmocka
 
 # Debian packages the project needs (the deps step installs missing ones).
 DEB_BUILD := build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools \
-             zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev fortunes
+             zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev libdnnl-dev fortunes
 DEB_PY := python3-h5py python3-numpy python3-matplotlib jupyter-nbconvert python3-ipykernel
 
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
@@ -37,7 +39,7 @@ TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
 
 CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS_$(BUILD)) $(OMP_FLAGS) -MMD -MP
 LDFLAGS := $(LDFLAGS_$(BUILD)) $(OMP_FLAGS)
-LDLIBS = $(PKG_LIBS) -lm
+LDLIBS = $(PKG_LIBS) $(DNNL_LIBS) -lm
 
 OUT := build/$(BUILD)$(if $(NO_OMP),-noomp)
 LIB_SRC := $(wildcard src/*.c)
@@ -64,7 +66,7 @@ help:
 	@echo "make            build ./rlhf (BUILD=default|fast|asan, NO_OMP=1)"
 	@echo "make test       build and run every test; ends with 'N passed, N failed, N skipped'"
 	@echo "make demo       the whole pipeline on the bundled corpus and tasks"
-	@echo "make bench      sgemm peak, step time, tokens/s and MFU (fast build)"
+	@echo "make bench      FMA/bf16 peaks, sgemm, step times in fp32 and bf16, MFU (fast build)"
 	@echo "make data       the default corpus (fortunes) and the task data"
 	@echo "make notebooks  render notebooks/ with outputs into notebooks/out/"
 	@echo "make deps       install missing Debian packages (needs root or sudo)"

@@ -1,9 +1,15 @@
-// Training-step throughput: the machine's sgemm GFLOP/s (1024^3, measured in
-// this run), then forward + backward + AdamW for fixed GPT shapes, reported
-// as ms/step, tokens/s and model-FLOPs utilisation against that sgemm rate.
+// Training-step throughput. First the machine, measured in this run: the
+// CPU's fp32 FMA peak and bf16 peaks (VDPBF16PS, AMX) from register-only
+// loops at each thread count (bench/peak.h), and sgemm 1024^3. Then forward
+// + backward + AdamW for fixed GPT shapes: ms/step, tokens/s and model-FLOPs
+// utilisation (MFU) against the peak of the precision used (fp32 FMA, or the
+// fastest bf16 unit), and the step's rate as a share of the matmul rate of
+// that precision (sgemm, oneDNN bf16 1024^3): the engine against its BLAS.
 // Numbers only; nothing here asserts a speed.
 //
-// usage: bench_train [--steps N] [--config tiny|small|all]
+// Also batched KV-cached decoding (tokens/s) for each shape and precision.
+//
+// usage: bench_train [--steps N] [--config tiny|small|gpt2|all] [--precision fp32|bf16|all]
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,19 +20,24 @@
 #include <omp.h>
 #endif
 
+#include "bf16.h"
 #include "common.h"
+#include "cpu.h"
 #include "gpt.h"
 #include "optim.h"
+#include "peak.h"
 #include "rng.h"
 
 typedef struct {
     const char *name;
     int V, L, NH, C, T, B;
+    int in_all;  // part of --config all (gpt2 is asked for by name: seconds per step)
 } Shape;
 
 static const Shape shapes[] = {
-    {"tiny", 65, 4, 4, 128, 64, 12},
-    {"small", 65, 6, 6, 384, 256, 16},
+    {"tiny", 65, 4, 4, 128, 64, 12, 1},
+    {"small", 65, 6, 6, 384, 256, 16, 1},
+    {"gpt2", 50257, 12, 12, 768, 256, 4, 0},  // GPT-2 124M
 };
 
 // Best-of sgemm rate for an n^3 product, in GFLOP/s.
@@ -56,16 +67,37 @@ static double sgemm_gflops(int n, double seconds) {
     return best;
 }
 
+// Best-of bf16 matmul rate (oneDNN, fp32 output) for an n^3 product.
+static double bf16_gflops(int n, double seconds) {
+    bf16 *a = alignedCheck((size_t)n * n * sizeof(bf16));
+    bf16 *b = alignedCheck((size_t)n * n * sizeof(bf16));
+    float *c = alignedCheck((size_t)n * n * sizeof(float));
+    for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = bf16_from_float(0.5f);
+    double best = 0.0, t_end = now_seconds() + seconds;
+    bf16_gemm(0, 0, n, n, n, a, n, b, n, 0.0f, c, n);
+    while (now_seconds() < t_end) {
+        double t0 = now_seconds();
+        bf16_gemm(0, 0, n, n, n, a, n, b, n, 0.0f, c, n);
+        double g = 2.0 * n * n * (double)n / (now_seconds() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-static void bench_shape(const Shape *s, int steps, double peak) {
+static void bench_shape(const Shape *s, int steps, Precision prec, double peak, double sgemm) {
     GPTConfig c = {.n_layer = s->L, .n_head = s->NH, .n_embd = s->C, .block_size = s->T,
                    .vocab_size = s->V};
     GPT m;
     gpt_build(&m, &c);
+    gpt_set_precision(&m, prec);
     gpt_train_build(&m);
     gpt_init_weights(&m, 42);
     AdamW opt;
@@ -93,10 +125,21 @@ static void bench_shape(const Shape *s, int steps, double peak) {
     double med = ms[steps / 2];
     double tok_s = BT / (med / 1e3);
     double flops = gpt_flops_per_token(&m, s->T) * tok_s / 1e9;
-    printf("%-6s V=%d L=%d H=%d C=%d T=%d B=%d  params=%.2fM  %8.1f ms/step (min %.1f)  "
-           "%9.0f tok/s  %6.1f GFLOP/s  MFU %5.1f%%\n",
-           s->name, s->V, s->L, s->NH, s->C, s->T, s->B, gpt_num_flop_params(&m) / 1e6, med,
-           ms[0], tok_s, flops, 100.0 * flops / peak);
+    printf("%-6s %s V=%d L=%d H=%d C=%d T=%d B=%d  params=%.2fM  %8.1f ms/step (min %.1f)  "
+           "%9.0f tok/s  %6.1f GFLOP/s  MFU %5.1f%%  (%.0f%% of the matmul rate)\n",
+           s->name, prec == PRECISION_BF16 ? "bf16" : "fp32", s->V, s->L, s->NH, s->C, s->T,
+           s->B, gpt_num_flop_params(&m) / 1e6, med,
+           ms[0], tok_s, flops, 100.0 * flops / peak, 100.0 * flops / sgemm);
+    // batched KV-cached decoding, the inner loop of sampling and rollouts:
+    // B rows, positions 0 .. T-1 (attention grows with the position)
+    KVCache kv;
+    kvcache_build(&kv, &c, s->B, s->T);
+    double t0 = now_seconds();
+    for (int pos = 0; pos < s->T; pos++) gpt_decode_step(&m, &kv, x + (size_t)pos * s->B, pos);
+    double dt = now_seconds() - t0;
+    printf("%-6s %s decode B=%d, %d positions: %8.0f tok/s\n", s->name,
+           prec == PRECISION_BF16 ? "bf16" : "fp32", s->B, s->T, s->B * s->T / dt);
+    kvcache_free(&kv);
     free(ms);
     free(x);
     free(y);
@@ -105,21 +148,62 @@ static void bench_shape(const Shape *s, int steps, double peak) {
 }
 
 int main(int argc, char **argv) {
+    cpu_choose_blas_core(argv);  // before any BLAS work (may re-exec)
+    setvbuf(stdout, NULL, _IOLBF, 0);  // lines as they come, also into a pipe
     int steps = 10;
-    const char *which = "all";
+    const char *which = "all", *precision = "all";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--config") && i + 1 < argc) which = argv[++i];
-        else die("unknown argument '%s'; usage: bench_train [--steps N] [--config tiny|small|all]", argv[i]);
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
+        else die("unknown argument '%s'; usage: bench_train [--steps N] "
+                 "[--config tiny|small|gpt2|all] [--precision fp32|bf16|all]", argv[i]);
     }
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    double peak = sgemm_gflops(1024, 2.0);
-    printf("threads %d, sgemm 1024^3: %.1f GFLOP/s (best of 2 s)\n", threads, peak);
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        if (!strcmp(which, "all") || !strcmp(which, shapes[i].name))
-            bench_shape(&shapes[i], steps, peak);
+    cpu_print_report(stdout, "");
+    Peaks pk = {0}, one = {0};
+    for (int t = 1; t <= threads; t++) {
+        pk = peaks_measure(t);
+        if (t == 1) one = pk;
+        printf("peak %d thread%s: fp32 %.1f GFLOP/s (%s)", t, t > 1 ? "s" : " ", pk.fp32,
+               pk.fp32_how);
+        if (pk.dpbf16 > 0) printf(", bf16 %.1f GFLOP/s (VDPBF16PS)", pk.dpbf16);
+        if (pk.amx > 0) printf(", bf16 %.1f GFLOP/s (AMX)", pk.amx);
+        printf("\n");
+    }
+    // The yardstick at `threads` threads: the larger of that measurement and
+    // `threads` times the one-thread one. On a machine shared with other
+    // work the many-thread loop rarely holds every core at once, and a low
+    // peak would inflate MFU; this way MFU is never flattered.
+    pk.fp32 = fmax(pk.fp32, threads * one.fp32);
+    pk.dpbf16 = fmax(pk.dpbf16, threads * one.dpbf16);
+    pk.amx = fmax(pk.amx, threads * one.amx);
+    double sgemm = sgemm_gflops(1024, 2.0);
+    printf("sgemm 1024^3, %d threads: %.1f GFLOP/s (best of 2 s), %.0f%% of the fp32 peak "
+           "(%.1f GFLOP/s: the larger of the %d-thread peak and %d x the one-thread one)\n",
+           threads, sgemm, pk.fp32 > 0 ? 100.0 * sgemm / pk.fp32 : 0.0, pk.fp32, threads, threads);
+    double peak = pk.fp32 > 0 ? pk.fp32 : sgemm;
+    int with_bf16 = bf16_available() && strcmp(precision, "fp32") != 0;
+    // the bf16 yardstick: the fastest bf16 unit present (oneDNN uses it)
+    double peak16 = pk.amx > pk.dpbf16 ? pk.amx : pk.dpbf16;
+    const char *how16 = pk.amx > pk.dpbf16 ? "AMX" : "VDPBF16PS";
+    if (peak16 <= 0) peak16 = peak, how16 = "fp32 FMA (bf16 emulated)";
+    printf("bf16 matmul: %s\n", bf16_backend());
+    double mm16 = with_bf16 ? bf16_gflops(1024, 2.0) : 0.0;
+    if (with_bf16)
+        printf("bf16 matmul 1024^3, %d threads: %.1f GFLOP/s (best of 2 s), %.0f%% of the bf16 "
+               "peak\n", threads, mm16, 100.0 * mm16 / peak16);
+    printf("MFU below: fp32 steps against the fp32 FMA peak at %d threads (%.1f GFLOP/s)",
+           threads, peak);
+    if (with_bf16) printf(", bf16 steps against the %s peak (%.1f GFLOP/s)", how16, peak16);
+    printf("; the share of the matmul rate (sgemm, bf16 matmul) in parentheses\n");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        if (strcmp(which, shapes[i].name) && (strcmp(which, "all") || !shapes[i].in_all)) continue;
+        if (strcmp(precision, "bf16")) bench_shape(&shapes[i], steps, PRECISION_FP32, peak, sgemm);
+        if (with_bf16) bench_shape(&shapes[i], steps, PRECISION_BF16, peak16, mm16);
+    }
     return 0;
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# make bench: training-step throughput and MFU for the tiny and small shapes.
+# make bench: the CPU's peaks (fp32 FMA, bf16), sgemm and bf16 matmul rates,
+# then training-step throughput and MFU for the tiny and small shapes in
+# fp32 and bf16 (bf16 where this CPU has a bf16 matmul).
 # Runs 1-4 are under the machine's OpenBLAS settings, as tests and CI use
 # (run 4 with a busy-looping process beside it, as on a machine in use);
 # run 5 unsets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for that command alone, so
-# OpenBLAS may pick the CPU's widest kernels. Each run measures its own
-# sgemm peak: compare MFU within a run, not across runs.
+# that the kernels are OpenBLAS's pick, or rlhf's when that pick is weaker
+# than the CPU. Each run measures its own peaks: compare within a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build/fast/bench/bench_train
@@ -15,6 +17,8 @@ out=bench/out/bench-$(date +%Y%m%d-%H%M%S).txt
     echo "# OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
     echo; echo "## 1. default: all cores, libgomp's default wait policy"
     "$B" --steps 20
+    echo; echo "## 1b. GPT-2 124M shape (V=50257 L=12 C=768 T=256 B=4), 3 steps"
+    "$B" --config gpt2 --steps 3
     echo; echo "## 2. OMP_WAIT_POLICY=passive (threads sleep at once between parallel regions)"
     OMP_WAIT_POLICY=passive "$B" --steps 20
     echo; echo "## 3. one thread"
@@ -24,7 +28,7 @@ out=bench/out/bench-$(date +%Y%m%d-%H%M%S).txt
     "$B" --steps 10 || true
     OMP_WAIT_POLICY=passive "$B" --steps 10 || true
     kill $hog; wait $hog 2>/dev/null || true
-    echo; echo "## 5. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (OpenBLAS picks its kernel)"
+    echo; echo "## 5. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (kernels chosen for the CPU)"
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$B" --steps 20
 } | tee "$out"
 echo "saved $out"

@@ -823,6 +823,7 @@ int ckpt_read_model(Ckpt *ck, const char *prefix, GPT *m, int allow_missing_head
                          "n_head=%d n_embd=%d block_size=%d vocab_size=%d; hint: %s", ck->path,
                          group, c->n_layer, c->n_head, c->n_embd, c->block_size, c->vocab_size,
                          hint);
+    gpt_params_changed(m);
     return tensors_read(ck, prefix, "", 0, m, m->params_memory, skip_heads, hint);
 }
 

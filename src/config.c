@@ -625,6 +625,7 @@ int config_validate(const Config *cfg) {
     POS_INT(train, eval_steps);
     POS_INT(train, log_interval);
     NONNEG_INT(train, threads);
+    CHOICE(train, precision, "fp32|bf16");
 
     FLOAT_IN(optim, lr, 0.0, false, INFINITY, false);
     FLOAT_IN(optim, min_lr, 0.0, true, INFINITY, false);

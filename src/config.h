@@ -35,7 +35,8 @@
     X(log_interval, INT, 10, "steps between log lines")                           \
     X(seed, INT, 1337, "seed for init, batches and sampling")                     \
     X(shuffle, BOOL, 1, "random batches (false: sequential sweep)")               \
-    X(threads, INT, 0, "OpenMP/OpenBLAS threads (0 = all cores)")                
+    X(threads, INT, 0, "OpenMP/OpenBLAS threads (0 = all cores)")                 \
+    X(precision, STR, "fp32", "fp32 | bf16: matrix products (bf16: fp32 master weights)")
 
 #define CONFIG_OPTIM(X) \
     X(lr, FLOAT, 1e-3, "peak learning rate")                               \

@@ -9,9 +9,12 @@
 #include <omp.h>
 #endif
 
+#include "bf16.h"
 #include "common.h"
 #include "ops.h"
 #include "rng.h"
+
+static Precision default_precision = PRECISION_FP32;
 
 size_t gpt_param_layout(const GPTConfig *c, ParamInfo info[NUM_PARAM_TENSORS]) {
     const int V = c->vocab_size, T = c->block_size, C = c->n_embd, H = c->value_head != 0;
@@ -45,6 +48,49 @@ void gpt_build(GPT *m, const GPTConfig *c) {
     m->params_memory = alignedCheck(m->num_params * sizeof(float));
     memset(m->params_memory, 0, m->num_params * sizeof(float));
     gpt_point_params(&m->params, m->params_memory, m->info);
+    if (default_precision != PRECISION_FP32) gpt_set_precision(m, default_precision);
+}
+
+void gpt_set_default_precision(Precision p) { default_precision = p; }
+Precision gpt_default_precision(void) { return default_precision; }
+
+void gpt_set_precision(GPT *m, Precision p) {
+    free(m->params_bf16);
+    m->params_bf16 = NULL;
+    m->precision = p;
+    if (p == PRECISION_BF16) {
+        ASSERT(bf16_available());
+        m->params_bf16 = alignedCheck(m->num_params * sizeof(bf16));
+    }
+    gpt_params_changed(m);
+}
+
+// The bf16 copy of weight w (a pointer into params_memory), rounded anew
+// first when the parameters changed.
+static const bf16 *weight_bf16(GPT *m, const float *w) {
+    if (m->bf16_stale) {
+        bf16_round(m->params_bf16, m->params_memory, m->num_params);
+        m->bf16_stale = 0;
+    }
+    ASSERT(w >= m->params_memory && w < m->params_memory + m->num_params);
+    return m->params_bf16 + (w - m->params_memory);
+}
+
+// The model's matrix products, in its precision (ops.h's contracts).
+static void linear_forward(GPT *m, float *out, const float *add, const float *inp,
+                           const float *w, const float *bias, int N, int C, int OC) {
+    if (m->precision == PRECISION_BF16)
+        matmul_forward_bf16(out, add, inp, weight_bf16(m, w), bias, N, C, OC);
+    else
+        matmul_forward(out, add, inp, w, bias, N, C, OC);
+}
+
+static void linear_backward(GPT *m, float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int C, int OC) {
+    if (m->precision == PRECISION_BF16)
+        matmul_backward_bf16(dinp, dw, dbias, dout, inp, weight_bf16(m, w), N, C, OC);
+    else
+        matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC);
 }
 
 void gpt_train_build(GPT *m) {
@@ -64,6 +110,7 @@ void gpt_free(GPT *m) {
         free(m->train);
     }
     free(m->params_memory);
+    free(m->params_bf16);
     free(m->acts_memory);
     memset(m, 0, sizeof *m);
 }
@@ -87,6 +134,7 @@ void gpt_init_weights(GPT *m, unsigned long long seed) {
             for (size_t i = 0; i < pi->size; i++) w[i] = is_ln_weight ? 1.0f : 0.0f;
         }
     }
+    gpt_params_changed(m);
 }
 
 size_t gpt_num_flop_params(const GPT *m) {
@@ -216,23 +264,23 @@ static void forward(GPT *m, const int *inputs, int B, int T, int with_logits, in
 
         layernorm_forward(ln1, a->ln1_mean + k * N, a->ln1_rstd + k * N, residual,
                           p->ln1w + l * C, p->ln1b + l * C, N, C);
-        matmul_forward(qkv, NULL, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C,
+        linear_forward(m, qkv, NULL, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C,
                        N, C, 3 * C);
         attention_forward(atty, att, qkv, B, T, C, NH);
-        matmul_forward(residual2, residual, atty, p->attprojw + (size_t)l * C * C,
+        linear_forward(m, residual2, residual, atty, p->attprojw + (size_t)l * C * C,
                        p->attprojb + l * C, N, C, C);
         layernorm_forward(ln2, a->ln2_mean + k * N, a->ln2_rstd + k * N, residual2,
                           p->ln2w + l * C, p->ln2b + l * C, N, C);
-        matmul_forward(fch, NULL, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, N,
+        linear_forward(m, fch, NULL, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, N,
                        C, 4 * C);
         gelu_forward(fch_gelu, fch, (long)N * 4 * C);
-        matmul_forward(residual3, residual2, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C,
+        linear_forward(m, residual3, residual2, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C,
                        p->fcprojb + l * C, N, 4 * C, C);
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (size_t)((L - 1) % D) * NC,
                       p->lnfw, p->lnfb, N, C);
     m->has_logits = with_logits;
-    if (with_logits) matmul_forward(a->logits, NULL, a->lnf, p->wte, NULL, N, C, V);
+    if (with_logits) linear_forward(m, a->logits, NULL, a->lnf, p->wte, NULL, N, C, V);
     if (c->value_head) value_forward(a->values, a->lnf, p->vw, p->vb, N, C);
 }
 
@@ -278,7 +326,7 @@ void gpt_backward(GPT *m, const float *dlogits, const float *dvalues) {
     // heads -> dln = d loss / d lnf
     float *dlnf = s->dln;
     if (dlogits)
-        matmul_backward(dlnf, g->wte, NULL, dlogits, a->lnf, p->wte, N, C, V);
+        linear_backward(m, dlnf, g->wte, NULL, dlogits, a->lnf, p->wte, N, C, V);
     else
         memset(dlnf, 0, NC * sizeof(float));
     if (dvalues) value_backward(dlnf, g->vw, g->vb, dvalues, a->lnf, p->vw, N, C);
@@ -296,18 +344,18 @@ void gpt_backward(GPT *m, const float *dlogits, const float *dvalues) {
         const float *fch = a->fch + l * 4 * NC, *fch_gelu = a->fch_gelu + l * 4 * NC;
 
         // MLP block: dres holds d residual3
-        matmul_backward(s->dfch, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, dres,
+        linear_backward(m, s->dfch, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, dres,
                         fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, N, 4 * C, C);
         gelu_backward(s->dfch, fch, s->dfch, (long)N * 4 * C);
-        matmul_backward(s->dln, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, s->dfch,
+        linear_backward(m, s->dln, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, s->dfch,
                         ln2, p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C);
         layernorm_backward(dres, g->ln2w + l * C, g->ln2b + l * C, s->dln, residual2,
                            p->ln2w + l * C, a->ln2_mean + l * N, a->ln2_rstd + l * N, N, C);
         // attention block: dres now holds d residual2
-        matmul_backward(s->datty, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, dres,
+        linear_backward(m, s->datty, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, dres,
                         atty, p->attprojw + (size_t)l * C * C, N, C, C);
         attention_backward(s->dqkv, s->datt, s->datty, qkv, att, B, T, C, NH);
-        matmul_backward(s->dln, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, s->dqkv,
+        linear_backward(m, s->dln, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, s->dqkv,
                         ln1, p->qkvw + (size_t)l * 3 * C * C, N, C, 3 * C);
         layernorm_backward(dres, g->ln1w + l * C, g->ln1b + l * C, s->dln, residual,
                            p->ln1w + l * C, a->ln1_mean + l * N, a->ln1_rstd + l * N, N, C);
@@ -394,7 +442,7 @@ void gpt_decode_step(GPT *m, KVCache *kv, const int *tokens, int pos) {
     for (int l = 0; l < L; l++) {
         float *kc = kv->k + (size_t)l * B * T * C, *vc = kv->v + (size_t)l * B * T * C;
         layernorm_forward(kv->ln, mean, rstd, kv->x, p->ln1w + l * C, p->ln1b + l * C, B, C);
-        matmul_forward(kv->qkv, NULL, kv->ln, p->qkvw + (size_t)l * 3 * C * C,
+        linear_forward(m, kv->qkv, NULL, kv->ln, p->qkvw + (size_t)l * 3 * C * C,
                        p->qkvb + l * 3 * C, B, C, 3 * C);
         for (int b = 0; b < B; b++) {
             memcpy(kc + ((size_t)b * T + pos) * C, kv->qkv + (size_t)b * 3 * C + C,
@@ -403,15 +451,15 @@ void gpt_decode_step(GPT *m, KVCache *kv, const int *tokens, int pos) {
                    (size_t)C * sizeof(float));
         }
         attention_decode(kv->atty, kv->att, kv->qkv, kc, vc, B, T, C, NH, pos);
-        matmul_forward(kv->x, kv->x, kv->atty, p->attprojw + (size_t)l * C * C,
+        linear_forward(m, kv->x, kv->x, kv->atty, p->attprojw + (size_t)l * C * C,
                        p->attprojb + l * C, B, C, C);
         layernorm_forward(kv->ln, mean, rstd, kv->x, p->ln2w + l * C, p->ln2b + l * C, B, C);
-        matmul_forward(kv->fch, NULL, kv->ln, p->fcw + (size_t)l * 4 * C * C,
+        linear_forward(m, kv->fch, NULL, kv->ln, p->fcw + (size_t)l * 4 * C * C,
                        p->fcb + l * 4 * C, B, C, 4 * C);
         gelu_forward(kv->fch, kv->fch, (long)B * 4 * C);
-        matmul_forward(kv->x, kv->x, kv->fch, p->fcprojw + (size_t)l * 4 * C * C,
+        linear_forward(m, kv->x, kv->x, kv->fch, p->fcprojw + (size_t)l * 4 * C * C,
                        p->fcprojb + l * C, B, 4 * C, C);
     }
     layernorm_forward(kv->hidden, mean, rstd, kv->x, p->lnfw, p->lnfb, B, C);
-    matmul_forward(kv->logits, NULL, kv->hidden, p->wte, NULL, B, C, V);
+    linear_forward(m, kv->logits, NULL, kv->hidden, p->wte, NULL, B, C, V);
 }

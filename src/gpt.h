@@ -11,6 +11,7 @@
 #define RLHF_GPT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     int n_layer;     // L
@@ -137,6 +138,14 @@ typedef struct {
     int kept;             // the last forward kept every layer: gpt_backward may follow
 } GPTTrain;
 
+// Precision of the matrix products (the linear layers and the lm_head):
+// fp32 through OpenBLAS sgemm, or bf16 through oneDNN (bf16.h) with fp32
+// accumulation. Everything else (embeddings, LayerNorm, attention, softmax,
+// GELU, losses, gradients, AdamW) is fp32 in both, and the parameters
+// themselves stay fp32: a bf16 model holds a bf16 copy of them for the
+// products, rounded again after every change (gpt_params_changed).
+typedef enum { PRECISION_FP32, PRECISION_BF16 } Precision;
+
 // A model is its description, its weights and the scratch of its forward
 // pass; a model being trained also has a GPTTrain. Without one it is
 // frozen: it costs its weights plus one layer's activations (gpt_forward)
@@ -154,6 +163,9 @@ typedef struct {
     int B, T;              // shape of the last forward
     int has_logits;        // last forward computed logits
     GPTTrain *train;       // owned; NULL for a frozen model
+    Precision precision;
+    uint16_t *params_bf16; // (num_params) bf16 copy of params_memory, when bf16; owned
+    int bf16_stale;        // params changed since the copy was made
 } GPT;
 
 // Allocates parameters (zeroed) for config c; call gpt_init_weights or load.
@@ -164,6 +176,18 @@ void gpt_build(GPT *m, const GPTConfig *c);
 // frees it with the model.
 void gpt_train_build(GPT *m);
 void gpt_free(GPT *m);
+
+// The precision gpt_build gives new models (PRECISION_FP32 until set): the
+// commands set it once from train.precision, before building models.
+void gpt_set_default_precision(Precision p);
+Precision gpt_default_precision(void);
+// Switches one model's products to precision p (allocating or freeing the
+// bf16 copy). bf16 needs bf16_available().
+void gpt_set_precision(GPT *m, Precision p);
+// Every writer of params_memory calls this afterwards (AdamW, checkpoint
+// loading, initialisation, tests): a bf16 model rounds its copy anew before
+// its next product, once, not once per product.
+static inline void gpt_params_changed(GPT *m) { m->bf16_stale = 1; }
 
 // GPT-2 initialisation: weights N(0, 0.02), residual projections (attn and
 // mlp c_proj) N(0, 0.02/sqrt(2L)), biases 0, LayerNorm weights 1. Draws from

@@ -6,6 +6,10 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
+
+#include "bf16.h"
+#include "common.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -127,28 +131,54 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
     }
 }
 
+// out (N,OC) = add + bias (either may be NULL); returns the beta with which
+// a product must then be added (0 when there was nothing to fill in).
+static float matmul_prefill(float *out, const float *add, const float *bias, int N, int OC) {
+    if (!add && !bias) return 0.0f;
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * OC))
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * OC;
+        const float *a = add ? add + (size_t)n * OC : NULL;
+        if (a && bias) {
+#pragma omp simd
+            for (int i = 0; i < OC; i++) o[i] = a[i] + bias[i];
+        } else if (a) {
+            if (a != o) memcpy(o, a, (size_t)OC * sizeof(float));
+        } else {
+            memcpy(o, bias, (size_t)OC * sizeof(float));
+        }
+    }
+    return 1.0f;
+}
+
 void matmul_forward(float *out, const float *add, const float *inp, const float *weight,
                     const float *bias, int N, int C, int OC) {
     // Fill out with add + bias, then let sgemm accumulate onto it.
-    float beta = 0.0f;
-    if (add || bias) {
-        beta = 1.0f;
-#pragma omp parallel for schedule(static) if (omp_worth((long)N * OC))
-        for (int n = 0; n < N; n++) {
-            float *o = out + (size_t)n * OC;
-            const float *a = add ? add + (size_t)n * OC : NULL;
-            if (a && bias) {
-#pragma omp simd
-                for (int i = 0; i < OC; i++) o[i] = a[i] + bias[i];
-            } else if (a) {
-                if (a != o) memcpy(o, a, (size_t)OC * sizeof(float));
-            } else {
-                memcpy(o, bias, (size_t)OC * sizeof(float));
-            }
-        }
-    }
+    float beta = matmul_prefill(out, add, bias, N, OC);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C,
                 beta, out, OC);
+}
+
+// Growable bf16 scratch for the rounded activations of one call (two
+// slots: backward needs dout and inp at once). Not thread-safe, like
+// bf16_gemm.
+static bf16 *bf16_scratch(int slot, size_t n) {
+    static bf16 *buf[2];
+    static size_t cap[2];
+    if (n > cap[slot]) {
+        free(buf[slot]);
+        buf[slot] = alignedCheck(n * sizeof(bf16));
+        cap[slot] = n;
+    }
+    return buf[slot];
+}
+
+void matmul_forward_bf16(float *out, const float *add, const float *inp, const uint16_t *weight,
+                         const float *bias, int N, int C, int OC) {
+    float beta = matmul_prefill(out, add, bias, N, OC);
+    bf16 *x = bf16_scratch(0, (size_t)N * C);
+    bf16_round(x, inp, (size_t)N * C);
+    bf16_gemm(0, 1, N, OC, C, x, C, weight, C, beta, out, OC);
 }
 
 // dbias (OC) += column sums of dout (N,OC); threads split the columns.
@@ -172,6 +202,16 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
                     weight, C, 0.0f, dinp, C);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
                 1.0f, dweight, C);
+    if (dbias) column_sums_add(dbias, dout, N, OC);
+}
+
+void matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const uint16_t *weight, int N, int C, int OC) {
+    bf16 *d = bf16_scratch(0, (size_t)N * OC), *x = bf16_scratch(1, (size_t)N * C);
+    bf16_round(d, dout, (size_t)N * OC);
+    bf16_round(x, inp, (size_t)N * C);
+    if (dinp) bf16_gemm(0, 0, N, C, OC, d, OC, weight, C, 0.0f, dinp, C);
+    bf16_gemm(1, 0, OC, C, N, d, OC, x, C, 1.0f, dweight, C);
     if (dbias) column_sums_add(dbias, dout, N, OC);
 }
 

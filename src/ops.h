@@ -9,6 +9,8 @@
 #ifndef RLHF_OPS_H
 #define RLHF_OPS_H
 
+#include <stdint.h>
+
 // out (B,T,C) = wte[inp] + wpe[t]
 void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe,
                      int B, int T, int C);
@@ -32,6 +34,15 @@ void matmul_forward(float *out, const float *add, const float *inp, const float 
 // dweight (OC,C) += dout^T @ inp; dbias (OC) += column sums (when not NULL)
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int C, int OC);
+
+// The same two in bf16 (bf16.h): weight is a bf16 copy of the (OC,C)
+// matrix; inp and dout are rounded to bf16 on each call (into scratch these
+// functions own), products accumulate in fp32, bias and add are fp32.
+// Call from outside OpenMP parallel regions.
+void matmul_forward_bf16(float *out, const float *add, const float *inp, const uint16_t *weight,
+                         const float *bias, int N, int C, int OC);
+void matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const uint16_t *weight, int N, int C, int OC);
 
 // Causal multi-head self-attention. qkv (B,T,3C) holds q, k, v; head h uses
 // channels [h*hs, (h+1)*hs) of each. Writes out (B,T,C) and caches the

@@ -55,6 +55,7 @@ void adamw_step(AdamW *opt, GPT *model, float lr) {
             w[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * w[i]);
         }
     }
+    gpt_params_changed(model);  // a bf16 model rounds its copy once, before its next product
 }
 
 float grad_norm(const GPT *model) {

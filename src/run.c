@@ -17,7 +17,9 @@
 #include <omp.h>
 #endif
 
+#include "bf16.h"
 #include "common.h"
+#include "cpu.h"
 #include "options.h"
 
 // Cores busy with other work right now: /proc/stat sampled 0.2 s apart
@@ -67,6 +69,22 @@ void run_set_threads(const Config *cfg) {
     openblas_set_num_threads(threads);
 }
 
+int run_set_precision(const Config *cfg) {
+    Precision p = strcmp(cfg->train.precision, "bf16") == 0 ? PRECISION_BF16 : PRECISION_FP32;
+    if (p == PRECISION_BF16 && !bf16_available())
+        return rlhf_fail("train.precision = bf16 cannot run here (bf16 matmul %s); hint: use "
+                         "--train.precision=fp32 on this CPU", bf16_backend());
+    gpt_set_default_precision(p);
+    return 0;
+}
+
+void run_print_machine(FILE *out, const char *prefix) {
+    cpu_print_report(out, prefix);
+    fprintf(out, "%smatmul: fp32 OpenBLAS sgemm (core %s); bf16 %s; train.precision %s\n",
+            prefix, cpu_blas_core(), bf16_backend(),
+            gpt_default_precision() == PRECISION_BF16 ? "bf16" : "fp32");
+}
+
 int run_init(Run *r, const char *stage, int argc, char **argv) {
     memset(r, 0, sizeof *r);
     r->stage = stage;
@@ -94,6 +112,7 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
     }
     if (rc == 0) rc = options_apply(&o, &r->cfg);
     if (rc == 0) rc = config_validate(&r->cfg);
+    if (rc == 0) rc = run_set_precision(&r->cfg);
     if (rc != 0) {
         options_free(&o);
         return -1;
@@ -102,6 +121,7 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
     run_set_threads(&r->cfg);
     warn_if_busy();
     printf("# rlhf %s, config %s%s\n", stage, path, r->resume ? " (resuming)" : "");
+    run_print_machine(stdout, "# ");
     config_print(&r->cfg, stdout);
     fflush(stdout);
     options_free(&o);

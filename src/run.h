@@ -34,6 +34,16 @@ void run_free(Run *r);
 // the defaults, all cores).
 void run_set_threads(const Config *cfg);
 
+// Sets the precision of the models built from now on from train.precision
+// (gpt_set_default_precision). Returns -1 with a reason when it asks for
+// bf16 and this CPU has no bf16 matmul (bf16_available).
+int run_set_precision(const Config *cfg);
+
+// The machine report of the run header and `rlhf env`: CPU, features,
+// OpenBLAS core and where it came from, and the matmul backend of each
+// precision, each line led by prefix.
+void run_print_machine(FILE *out, const char *prefix);
+
 // Path of the checkpoint to resume from (DIR/latest.h5); caller frees.
 char *run_latest_path(const Run *r);
 

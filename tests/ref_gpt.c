@@ -54,6 +54,7 @@ void ref_randomize_params(GPT *m, uint64_t seed) {
         }
         for (size_t i = 0; i < pi->size; i++) w[i] = (float)(mean + std * ref_rng_normal(&r));
     }
+    gpt_params_changed(m);
 }
 
 double *ref_params_to_double(const GPT *m) {
@@ -201,6 +202,12 @@ double ref_gpt_forward(const GPTConfig *c, const ParamInfo info[NUM_PARAM_TENSOR
 
 int ref_check_direction(const char *what, const GPT *m, const double *params, const double *d,
                         double (*f)(const void *ctx, const double *x), const void *ctx) {
+    return ref_check_direction_tol(what, m, params, d, f, ctx, 1e-4, 1e-6);
+}
+
+int ref_check_direction_tol(const char *what, const GPT *m, const double *params,
+                            const double *d, double (*f)(const void *ctx, const double *x),
+                            const void *ctx, double rtol, double atol) {
     const size_t P = m->num_params;
     const float *g = m->train->grads_memory;
     double *x = mallocCheck(P * sizeof(double));
@@ -219,7 +226,8 @@ int ref_check_direction(const char *what, const GPT *m, const double *params, co
     }
     free(x);
     const double fd = (8.0 * (fs[0] - fs[1]) - (fs[2] - fs[3])) / (12.0 * e);
-    const double err = fabs(gd - fd), allowed = 1e-4 * fmax(fabs(gd), fabs(fd)) + 1e-6 * sqrt(g2 * d2);
+    const double err = fabs(gd - fd);
+    const double allowed = rtol * fmax(fabs(gd), fabs(fd)) + atol * sqrt(g2 * d2);
     if (getenv("RLHF_TEST_VERBOSE"))
         fprintf(stderr, "  %-34s g.d %+.9e fd %+.9e |g| %.3e (%.3f of allowed)\n", what, gd, fd,
                 sqrt(g2), err / allowed);

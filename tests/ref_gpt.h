@@ -50,5 +50,10 @@ double ref_gpt_forward(const GPTConfig *c, const ParamInfo info[NUM_PARAM_TENSOR
 // Prints `what` with the numbers on failure (and with RLHF_TEST_VERBOSE).
 int ref_check_direction(const char *what, const GPT *m, const double *params, const double *d,
                         double (*f)(const void *ctx, const double *x), const void *ctx);
+// The same with the tolerance given: passes when |g.d - fd| <= rtol
+// max(|g.d|, |fd|) + atol |g| |d| (for gradients computed in bf16).
+int ref_check_direction_tol(const char *what, const GPT *m, const double *params,
+                            const double *d, double (*f)(const void *ctx, const double *x),
+                            const void *ctx, double rtol, double atol);
 
 #endif

@@ -658,6 +658,7 @@ int cmd_eval(int argc, char **argv) {
         config_validate(&cfg) != 0)
         die_last();
     run_set_threads(&cfg);
+    if (run_set_precision(&cfg) != 0) die_last();
 
     GPT m;
     Tokenizer tok = {0};

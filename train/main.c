@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "cpu.h"
 #include "commands.h"
 
 typedef struct {
@@ -26,6 +27,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "CKPT CONFIG     loss / perplexity, task accuracy, RM accuracy, reward, KL"},
     {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics"},
     {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)"},
+    {"env", cmd_env, "                CPU features, BLAS kernels and matmul backend in use"},
     {"help", NULL, "[config]        this help, or every config key with its default"},
 };
 
@@ -36,6 +38,8 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    // before any BLAS work: OpenBLAS kernels that match the CPU (may re-exec)
+    cpu_choose_blas_core(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -63,7 +63,7 @@ int cmd_sample(int argc, char **argv) {
         die_last();
     const char *ckpt = opts.positional[0], *logits_path = options_get(&opts, "logits");
     if (logits_path && !logits_path[0]) die("--logits needs a file name; hint: %s", USAGE);
-    if (config_validate(&cfg) != 0) die_last();
+    if (config_validate(&cfg) != 0 || run_set_precision(&cfg) != 0) die_last();
     GPT m;
     Tokenizer tok = {0};
     if (load_model_file(ckpt, &m, 0, &tok, NULL) != 0) die_last();
