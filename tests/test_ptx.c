@@ -1,6 +1,7 @@
 // Checks the pretraining windows of src/ptx.c (PPO-ptx, sft.pretrain_mix):
 // the gradient they add is ptx_coef times the LM gradient of the same
-// windows (bit for bit for a power-of-two coefficient), their loss is the
+// windows (bit for bit for a power-of-two coefficient) and agrees with
+// central differences of the double reference GPT, their loss is the
 // windows' mean, the stream is deterministic and resumes exactly from a
 // checkpoint, and a missing, foreign or too short shard and a resume that
 // switches the mix on or off are refused with one line. Also the SFT
@@ -23,6 +24,7 @@
 #include "gpt.h"
 #include "objectives.h"
 #include "ptx.h"
+#include "ref_gpt.h"
 #include "tokenizer.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -131,6 +133,58 @@ static void test_gradient_is_scaled_lm_gradient(void **state) {
     }
     free(g_ptx);
     free(g_ref);
+    gpt_free(&m);
+    config_free(&cfg);
+    tokenizer_free(&tok);
+}
+
+// The same gradient against central differences of the double-precision
+// reference GPT (ref_gpt.c) of ptx_coef times the windows' mean loss, along
+// one random direction over all parameters (ref_check_direction's
+// tolerance: 1e-4 relative), at test-scale weights.
+typedef struct {
+    const GPT *m;
+    const int *x, *y;
+    const float *w;
+    int B, T;
+} PtxLoss;
+
+static double ptx_loss_at(const void *ctx, const double *params) {
+    const PtxLoss *o = ctx;
+    return ref_gpt_forward(&o->m->config, o->m->info, params, o->x, o->y, o->w, o->B, o->T, NULL,
+                           NULL);
+}
+
+static void test_gradient_finite_differences(void **state) {
+    (void)state;
+    Tokenizer tok;
+    make_shard("fd", TEXT, &tok);
+    Config cfg;
+    config_for(&cfg, "fd");
+    GPT m;
+    build_model(&m, tok.vocab_size);
+    ref_randomize_params(&m, 11);
+    const int B = 2, T = 8;
+    const double coef = 0.3;
+    Ptx p;
+    assert_int_equal(ptx_setup(&p, 1, &cfg, &tok, B, T, "ppo.ptx_coef", NULL), 0);
+    gpt_zero_grad(&m);
+    ptx_accumulate(&p, &m, (float)(coef / (B * T)));
+    double *params = ref_params_to_double(&m);
+    const size_t P = m.num_params;
+    double *d = mallocCheck(P * sizeof(double)), n2 = 0.0;
+    RefRng rng;
+    ref_rng_init(&rng, 5);
+    for (size_t i = 0; i < P; i++) {
+        d[i] = ref_rng_normal(&rng);
+        n2 += d[i] * d[i];
+    }
+    for (size_t i = 0; i < P; i++) d[i] /= sqrt(n2);
+    const PtxLoss o = {&m, p.x, p.y, p.w, B, T};
+    assert_true(ref_check_direction("ptx loss, all parameters", &m, params, d, ptx_loss_at, &o));
+    free(d);
+    free(params);
+    ptx_free(&p);
     gpt_free(&m);
     config_free(&cfg);
     tokenizer_free(&tok);
@@ -287,6 +341,7 @@ int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradient_is_scaled_lm_gradient),
+        cmocka_unit_test(test_gradient_finite_differences),
         cmocka_unit_test(test_stream_deterministic_and_resumes),
         cmocka_unit_test(test_bad_inputs_refused),
         cmocka_unit_test(test_config_ranges),
