@@ -25,9 +25,8 @@ static int read_shard(Ptx *p, const char *path, const Tokenizer *tok, const char
     return 0;
 }
 
-int ptx_setup(Ptx *p, int on, const Config *cfg, const Tokenizer *tok, int B, int T,
-              const char *key, Ckpt *resume) {
-    memset(p, 0, sizeof *p);
+static int setup(Ptx *p, int on, const Config *cfg, const Tokenizer *tok, int B, int T,
+                 const char *key, Ckpt *resume) {
     const int had = resume && ckpt_has_state(resume, "ptx");
     if (resume && had != on)
         return rlhf_fail("%s: the run being resumed was trained %s pretraining windows, this "
@@ -64,6 +63,14 @@ int ptx_setup(Ptx *p, int on, const Config *cfg, const Tokenizer *tok, int B, in
     p->w = mallocCheck(N * sizeof(float));
     p->on = 1;
     return 0;
+}
+
+int ptx_setup(Ptx *p, int on, const Config *cfg, const Tokenizer *tok, int B, int T,
+              const char *key, Ckpt *resume) {
+    memset(p, 0, sizeof *p);
+    if (setup(p, on, cfg, tok, B, T, key, resume) == 0) return 0;
+    ptx_free(p);  // keeps rlhf_errmsg
+    return -1;
 }
 
 double ptx_accumulate(Ptx *p, GPT *m, float w_token) {

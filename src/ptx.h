@@ -33,7 +33,7 @@ typedef struct {
 // recorded (the same path and sha256) and continues its stream. Refused
 // with one line: a missing or unreadable shard, one made with another
 // tokenizer than tok, one shorter than a window, a resume that turns the
-// mix on or off midway.
+// mix on or off midway (p is then left off, holding nothing).
 int ptx_setup(Ptx *p, int on, const Config *cfg, const Tokenizer *tok, int B, int T,
               const char *key, Ckpt *resume);
 
