@@ -642,6 +642,7 @@ int config_validate(const Config *cfg) {
     CHOICE(sft, overlong, "skip|truncate");
     NONNEG_INT(sft, eval_examples);
     POS_INT(sft, max_new_tokens);
+    FLOAT_IN(sft, pretrain_mix, 0.0, true, 1.0, false);
 
     FLOAT_IN(dpo, beta, 0.0, false, INFINITY, false);
     CHOICE(dpo, loss, "sigmoid|ipo");
@@ -710,6 +711,8 @@ int config_validate(const Config *cfg) {
     FLOAT_IN(ppo, kl_target, 0.0, false, INFINITY, false);
     POS_INT(ppo, kl_horizon);
     FLOAT_IN(ppo, critic_lr, 0.0, true, INFINITY, false);
+    FLOAT_IN(ppo, ptx_coef, 0.0, true, INFINITY, false);
+    POS_INT(ppo, ptx_batch);
 
     POS_INT(sample, max_new_tokens);
     FLOAT_IN(sample, temperature, 0.0, true, INFINITY, false);

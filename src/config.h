@@ -20,7 +20,7 @@
 
 #define CONFIG_DATA(X) \
     X(corpus, STR, "", "text corpus for prepare: file, .gz or directory")          \
-    X(dir, STR, "data/gen/fortunes", "where prepare writes train.h5/val.h5")       \
+    X(dir, STR, "data/gen/fortunes", "where prepare writes train.h5/val.h5 (ptx and pretrain_mix read train.h5)") \
     X(tokenizer, STR, "char", "char | bpe")                                        \
     X(vocab_size, INT, 512, "bpe vocabulary size, special tokens included")        \
     X(val_fraction, FLOAT, 0.1, "share of documents held out for validation")      \
@@ -53,7 +53,8 @@
     X(test_file, STR, "data/gen/tasks/sft_test.jsonl", "JSONL held-out examples") \
     X(overlong, STR, "skip", "skip | truncate: examples longer than block_size")  \
     X(eval_examples, INT, 200, "held-out examples graded per evaluation")         \
-    X(max_new_tokens, INT, 32, "longest generated answer when grading")          
+    X(max_new_tokens, INT, 32, "longest generated answer when grading")           \
+    X(pretrain_mix, FLOAT, 0.0, "share of each micro-batch (rows and loss) given to data.dir/train.h5 windows, in [0, 1)")
 
 #define CONFIG_REWARD(X) \
     X(train_file, STR, "data/gen/tasks/pref_train.jsonl", "JSONL preferences")  \
@@ -108,6 +109,8 @@
     X(whiten_advantages, BOOL, 1, "whiten advantages per batch")                  \
     X(no_eot_penalty, FLOAT, 0.0, "added to the score of a response without end") \
     X(critic_lr, FLOAT, 0.0, "critic learning rate (0 = optim.lr)")               \
+    X(ptx_coef, FLOAT, 0.0, "PPO-ptx: each update adds this x the LM gradient of data.dir/train.h5 windows (0 = off)") \
+    X(ptx_batch, INT, 8, "PPO-ptx: windows of block_size tokens per update")     \
     X(dump_rollouts, STR, "", "HDF5 file to write every rollout batch into")      \
     X(eval_prompts, INT, 200, "held-out prompts per evaluation")     
 

@@ -14,8 +14,9 @@ double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, int B, 
     return loss;
 }
 
-void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss) {
-    for (int i = 0; i < n; i++) w[i] = (float)(mask[i] / n_loss);
+void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss, double share) {
+    // share = 1: exactly mask / n_loss, the weights without pretraining windows
+    for (int i = 0; i < n; i++) w[i] = (float)(share * mask[i] / n_loss);
 }
 
 float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, const int *chosen,

@@ -15,10 +15,11 @@
 // (B,T): returns sum_t w[t] * loss_t and adds its gradient.
 double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, int B, int T);
 
-// Loss weights of one SFT micro-batch: w[i] = mask[i] / n_loss, where
-// n_loss counts the loss-carrying tokens of the whole optimizer step (so
-// micro-batches add up to a mean over the step's response tokens).
-void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss);
+// Loss weights of one SFT micro-batch: w[i] = share * mask[i] / n_loss,
+// where n_loss counts the loss-carrying tokens of the whole optimizer step
+// (so micro-batches add up to share times the mean over the step's
+// response tokens; share is 1 unless pretraining windows take the rest).
+void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss, double share);
 
 // Bradley-Terry on comparisons grouped by prompt (bt_group_loss) over the
 // n rows of x (n,T): last[r] is row r's last token, where its reward is

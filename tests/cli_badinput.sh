@@ -117,6 +117,38 @@ bad "ppo.reward_model is empty; hint: .*--ppo.reward=grader" \
 # a resume that would drop the run's critic, or grow one it never had
 bad "latest.h5 trains a /critic, but this config does not" \
     "$R" ppo "$T" --checkpoint.init="$S" --checkpoint.dir="$D/ppo" --resume --ppo.advantage=reinforce
+# pretraining windows (PPO-ptx, sft.pretrain_mix): ranges, the shard
+# (missing, another tokenizer, changed under a run), a resume that turns
+# them on or off
+Y=(--checkpoint.init="$P" --checkpoint.dir="$D/x")
+bad "ppo.ptx_coef = -0.5 must be >= 0" "$R" ppo "$T" "${X[@]}" --ppo.ptx_coef=-0.5
+bad "ppo.ptx_batch = 0" "$R" ppo "$T" "${X[@]}" --ppo.ptx_coef=1 --ppo.ptx_batch=0
+bad "sft.pretrain_mix = 1 must be in \[0, 1\)" "$R" sft "$T" "${Y[@]}" --sft.pretrain_mix=1
+bad "sft.pretrain_mix = -0.25 must be in \[0, 1\)" "$R" sft "$T" "${Y[@]}" --sft.pretrain_mix=-0.25
+bad "sft.pretrain_mix = 0.1 of train.batch_size = 4 rows gives no pretraining window" \
+    "$R" sft "$T" "${Y[@]}" --sft.pretrain_mix=0.1
+bad "sft.pretrain_mix = 0.9 of train.batch_size = 4 rows gives no example" \
+    "$R" sft "$T" "${Y[@]}" --sft.pretrain_mix=0.9
+bad "ppo.ptx_coef needs the pretraining shard $D/none/train.h5, which is missing" \
+    "$R" ppo "$T" "${X[@]}" --ppo.ptx_coef=1 --data.dir="$D/none"
+bad "sft.pretrain_mix needs the pretraining shard $D/none/train.h5, which is missing" \
+    "$R" sft "$T" "${Y[@]}" --sft.pretrain_mix=0.25 --data.dir="$D/none"
+run "$R" prepare "$T" --data.dir="$D/bpe" --data.tokenizer=bpe --data.vocab_size=300
+bad "ppo.ptx_coef: the pretraining shard $D/bpe/train.h5 was made with another tokenizer" \
+    "$R" ppo "$T" "${X[@]}" --ppo.ptx_coef=1 --data.dir="$D/bpe"
+bad "sft.pretrain_mix: the pretraining shard $D/bpe/train.h5 was made with another tokenizer" \
+    "$R" sft "$T" "${Y[@]}" --sft.pretrain_mix=0.5 --data.dir="$D/bpe"
+bad "ppo.ptx_coef: the run being resumed was trained without pretraining windows" \
+    "$R" ppo "$T" --checkpoint.init="$S" --checkpoint.dir="$D/ppo" --resume --ppo.ptx_coef=1
+cp -r "$D/data" "$D/data2"
+run "$R" ppo "$T" --checkpoint.init="$S" --checkpoint.dir="$D/ptx" --train.max_steps=1 \
+    --ppo.ptx_coef=1 --data.dir="$D/data2"
+bad "ppo.ptx_coef: the run being resumed was trained with pretraining windows" \
+    "$R" ppo "$T" --checkpoint.init="$S" --checkpoint.dir="$D/ptx" --resume --train.max_steps=2
+run "$R" prepare "$T" --data.dir="$D/data2" --data.val_fraction=0.2
+bad "the pretraining shard .*/data2/train.h5 changed since this run started" \
+    "$R" ppo "$T" --checkpoint.init="$S" --checkpoint.dir="$D/ptx" --resume --train.max_steps=2 \
+    --ppo.ptx_coef=1
 bad "unexpected argument" "$R" pretrain "$T" "$T"
 # a model too large for memory is refused, not crashed on (sanitizer builds
 # abort on such requests unless told to return NULL like malloc does, and

@@ -53,4 +53,36 @@ for name, critic in (("grpo", 0), ("rloo", 0), ("reinforce", 0), ("gae_grader", 
     f = h5py.File(f"{sys.argv[1]}/{name}.res/step_000005.h5", "r")
     assert ("critic" in f) == bool(critic), name
 EOF
+# pretraining windows (PPO-ptx, sft.pretrain_mix): their stream is state
+# of its own; GAE with the reward model, GRPO on the graders, SFT with
+# gradient accumulation. The streams draw once per update (ppo: 2
+# minibatches x 1 epoch per step) or per micro-batch (sft: grad_accum 2).
+resume_case ppo_ptx ppo 5 2 --checkpoint.init="$D/sft/latest.h5" --ppo.prompts_file="$D/ppo6.jsonl" \
+    --ppo.ptx_coef=0.5 --ppo.ptx_batch=2
+resume_case grpo_ptx ppo 5 2 "${GR[@]}" --ppo.advantage=grpo --ppo.group_size=2 --ppo.reward=grader \
+    --ppo.reward_model= --ppo.ptx_coef=1
+resume_case sft_mix sft 5 2 --checkpoint.init="$D/pretrain/latest.h5" --sft.train_file="$D/sft6.jsonl" \
+    --sft.pretrain_mix=0.25 --train.grad_accum=2
+"$PY" - "$D" <<'EOF' || fail "the pretraining streams did not run as configured"
+import csv, h5py, sys
+for name, cursor in (("ppo_ptx", 10), ("grpo_ptx", 10), ("sft_mix", 10)):
+    f = h5py.File(f"{sys.argv[1]}/{name}.res/step_000005.h5", "r")
+    assert f["state/ptx"][4] == cursor, (name, f["state/ptx"][()])
+    assert f["state/ptx_shard"].size > 0, name
+    rows = list(csv.DictReader(open(f"{sys.argv[1]}/{name}.res/metrics.csv")))
+    assert all(float(r["ptx_loss"]) > 0 for r in rows if r["step"] != "0"), name
+EOF
+# ptx_coef = 0 and pretrain_mix = 0 are the runs without the keys, bit for bit
+ident() {  # name stage key=0 overrides...: the run with key=0 vs without it
+    local name=$1 stage=$2 zero=$3
+    shift 3
+    local args=("$CFG" --train.max_steps=3 --checkpoint.every=3 "$@")
+    "$R" "$stage" "${args[@]}" --checkpoint.dir="$D/$name.off" >"$D/$name.off.log" 2>&1 &&
+        "$R" "$stage" "${args[@]}" "$zero" --checkpoint.dir="$D/$name.zero" >"$D/$name.zero.log" 2>&1 ||
+        fail "$name: a run failed"
+    same_ckpt "$D/$name.off/latest.h5" "$D/$name.zero/latest.h5" || fail "$name: $zero changed the run"
+    same_csv "$D/$name.off/metrics.csv" "$D/$name.zero/metrics.csv" || fail "$name: metrics differ"
+}
+ident ppo_ptx0 ppo --ppo.ptx_coef=0 --checkpoint.init="$D/sft/latest.h5"
+ident sft_mix0 sft --sft.pretrain_mix=0 --checkpoint.init="$D/pretrain/latest.h5"
 echo "cli_resume: ok"

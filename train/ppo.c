@@ -10,7 +10,9 @@
 // the reference, pass@1 and pass@group_size) before the first step and
 // every eval_interval steps. A resumed run reloads exactly the reference
 // and reward model it recorded (checked by sha256), whatever the config
-// names now.
+// names now. With ppo.ptx_coef (PPO-ptx), every update also adds ptx_coef
+// times the gradient of the mean next-token loss of ppo.ptx_batch windows
+// of the pretraining shard (ptx.h).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "commands.h"
 #include "common.h"
 #include "jsonl.h"
+#include "ptx.h"
 #include "rollouts.h"
 #include "trainer.h"
 
@@ -34,6 +37,8 @@ typedef struct {
     long n_eval;
     Rollouts r;
     PPOStats st;                 // of the last step's updates
+    Ptx ptx;                     // PPO-ptx windows (off when ptx_coef = 0)
+    double ptx_loss;             // the last step's mean over its updates
 } Ppo;
 
 // The critic learns values for GAE; the group methods compare the
@@ -115,7 +120,9 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     if (jsonl_read_prompts(cfg->ppo.prompts_file, &p->train_set) != 0 ||
         jsonl_read_prompts(cfg->ppo.test_file, &p->test_set) != 0 ||
         prompts_encode(&p->train_set, &t->tok, T, pp.max_new, 0, &p->train) != 0 ||
-        prompts_encode(&p->test_set, &t->tok, T, pp.max_new, 0, &p->test) != 0)
+        prompts_encode(&p->test_set, &t->tok, T, pp.max_new, 0, &p->test) != 0 ||
+        ptx_setup(&p->ptx, cfg->ppo.ptx_coef > 0, cfg, &t->tok, (int)cfg->ppo.ptx_batch, T,
+                  "ppo.ptx_coef", resume) != 0)
         return -1;
     p->n_eval = p->test.n < cfg->ppo.eval_prompts ? p->test.n : cfg->ppo.eval_prompts;
     print_model_summary(policy, &t->tok);
@@ -127,6 +134,10 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
            (long long)cfg->ppo.group_size, (long long)cfg->ppo.rollout_batch,
            t->n_trained > 1 ? "trained" : "none", p->has_ref ? "loaded" : "none (kl_coef = 0)",
            !p->has_ref ? "none" : cfg->ppo.kl_in_loss ? "k3 in the loss" : "k1 in the reward");
+    if (p->ptx.on)
+        printf("# ppo-ptx: each update adds %g x the LM gradient of %lld windows of %d tokens "
+               "from %s (%zu tokens)\n", cfg->ppo.ptx_coef, (long long)cfg->ppo.ptx_batch, T,
+               p->ptx.record, p->ptx.n);
     fflush(stdout);
 
     rollouts_build(&p->r, cfg, &pp, &p->train, &policy->config, &t->tok);
@@ -146,12 +157,23 @@ static void step(Trainer *t, void *ctx, StepResult *res) {
     rollouts_collect(r, &t->data.cursor, policy, p->has_ref ? &p->ref : NULL, critic,
                      p->has_rm ? &p->rm : NULL, reward_kl, &t->tok);
     memset(&p->st, 0, sizeof p->st);
+    // PPO-ptx: ptx_coef / (ptx_batch T) on every window token makes the
+    // added gradient exactly ptx_coef times that of their mean loss
+    const float ptx_w = p->ptx.on ? (float)(cfg->ppo.ptx_coef /
+                                            ((double)cfg->ppo.ptx_batch * policy->config.block_size))
+                                  : 0.0f;
+    double ptx_sum = 0.0;
+    int updates = 0;
     for (int e = 0; e < cfg->ppo.ppo_epochs; e++) {
         if (e > 0) rollouts_shuffle(r);
         for (int i0 = 0; i0 < r->P; i0 += r->mb)
-            if (ppo_minibatch_grads(&r->ro, r->order + i0, r->mb, &r->pp, policy, critic, &p->st))
+            if (ppo_minibatch_grads(&r->ro, r->order + i0, r->mb, &r->pp, policy, critic, &p->st)) {
+                if (p->ptx.on) ptx_sum += ptx_accumulate(&p->ptx, policy, ptx_w);
+                updates++;
                 trainer_update(t);
+            }
     }
+    p->ptx_loss = updates ? ptx_sum / updates : NAN;
     res->updated = 1;
     res->loss = isfinite(p->st.value_loss) ? p->st.policy_loss / p->st.tokens : NAN;
     res->tokens = r->stats.tokens * cfg->ppo.ppo_epochs;
@@ -172,11 +194,15 @@ static void log_step(Trainer *t, void *ctx, StepResult *res) {
     metrics_set(mt, "lr", t->lr);
     metrics_set(mt, "time_s", now_seconds() - t->run.t_start);
     metrics_set(mt, "generate_s", r->generate_s);
+    if (p->ptx.on) metrics_set(mt, "ptx_loss", p->ptx_loss);
     // the reward model's raw reward when there is one, else the score
-    snprintf(res->extra, sizeof res->extra, "reward %.3f | kl %.3f | acc %.0f%% | len %.1f | "
-             "clip %.2f", p->has_rm ? r->stats.reward_raw : r->stats.reward,
-             p->has_ref ? r->stats.kl_k1 : 0.0, isnan(r->accuracy) ? 0.0 : 100 * r->accuracy,
-             r->stats.length, p->st.clipfrac / p->st.tokens);
+    int n = snprintf(res->extra, sizeof res->extra, "reward %.3f | kl %.3f | acc %.0f%% | "
+                     "len %.1f | clip %.2f", p->has_rm ? r->stats.reward_raw : r->stats.reward,
+                     p->has_ref ? r->stats.kl_k1 : 0.0,
+                     isnan(r->accuracy) ? 0.0 : 100 * r->accuracy, r->stats.length,
+                     p->st.clipfrac / p->st.tokens);
+    if (p->ptx.on)
+        snprintf(res->extra + n, sizeof res->extra - n, " | ptx %.3f", p->ptx_loss);
 }
 
 // Greedy answers graded and scored by the reward model (eval_reward
@@ -224,7 +250,8 @@ static void evaluate(Trainer *t, void *ctx, const StepResult *res, int last) {
 
 static int save(Trainer *t, void *ctx, Ckpt *ck, int last) {
     Ppo *p = ctx;
-    if (ckpt_write_f64(ck, "kl_coef", &p->kl.coef, 1) != 0) return -1;
+    if (ckpt_write_f64(ck, "kl_coef", &p->kl.coef, 1) != 0 || ptx_save(&p->ptx, ck) != 0)
+        return -1;
     if (!p->has_rm) return 0;
     return ckpt_write_f64(ck, "reward_norm", p->reward_norm, 2) != 0 ||
            ckpt_write_str(ck, "reward_model", p->rm_record) != 0 ? -1 : 0;
@@ -240,6 +267,7 @@ static void ppo_free(void *ctx) {
     gpt_free(&p->ref);
     gpt_free(&p->rm);
     free(p->rm_record);
+    ptx_free(&p->ptx);
 }
 
 int cmd_ppo(int argc, char **argv) {

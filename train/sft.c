@@ -5,6 +5,16 @@
 // right-padded to the longest in each micro-batch, batches grouped by length.
 // Held-out loss and task accuracy (greedy, graded per family) every
 // eval_interval steps.
+//
+// sft.pretrain_mix = m keeps some pretraining in the mix (against
+// forgetting): k = round(m * batch_size) rows of every micro-batch are
+// windows of block_size tokens from data.dir/train.h5 (ptx.h) instead of
+// examples, and the step's loss is
+//     (1 - k/B) * (mean loss over the step's response tokens)
+//   + (k/B)     * (mean loss over all tokens of the step's windows),
+// so windows weigh as much per row as examples do on average, whatever the
+// response lengths. m = 0 is the plain SFT step, bit for bit.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +23,7 @@
 #include "evaluate.h"
 #include "jsonl.h"
 #include "objectives.h"
+#include "ptx.h"
 #include "seqs.h"
 #include "trainer.h"
 
@@ -24,6 +35,9 @@ typedef struct {
     long n_eval;           // held-out prompts graded: the first eval_examples
     const char **eval_prompts, **eval_families;
     int B, T, accum;
+    int Bs, Bw;            // rows per micro-batch: examples, pretraining windows
+    Ptx ptx;               // the windows (off when sft.pretrain_mix = 0)
+    double ptx_loss;       // the last step's mean window loss
     int *x, *y;            // (accum,B,T) the step's micro-batches
     unsigned char *mask;   // (accum,B,T)
     float *w;              // (B,T)
@@ -45,7 +59,24 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
         seqs_from_sft(&s->train_set, &t->tok, s->T, truncate, &s->train, &skipped, &truncated) ||
         seqs_from_sft(&s->test_set, &t->tok, s->T, truncate, &s->test, &tskipped, &ttruncated))
         return -1;
+    s->Bw = (int)lround(cfg->sft.pretrain_mix * s->B);
+    s->Bs = s->B - s->Bw;
+    if (cfg->sft.pretrain_mix > 0 && s->B < 2)
+        return rlhf_fail("sft.pretrain_mix needs micro-batches of at least 2 rows (an example "
+                         "and a window), but train.batch_size = 1; hint: raise train.batch_size");
+    if (cfg->sft.pretrain_mix > 0 && (s->Bw == 0 || s->Bs == 0))
+        return rlhf_fail("sft.pretrain_mix = %g of train.batch_size = %d rows gives %s; hint: "
+                         "choose a mix from %g to %g (1 to %d windows per micro-batch)",
+                         cfg->sft.pretrain_mix, s->B,
+                         s->Bw == 0 ? "no pretraining window" : "no example", 1.0 / s->B,
+                         (s->B - 1.0) / s->B, s->B - 1);
+    if (ptx_setup(&s->ptx, s->Bw > 0, cfg, &t->tok, s->Bw, s->T, "sft.pretrain_mix", resume) != 0)
+        return -1;
     print_model_summary(trainer_model(t), &t->tok);
+    if (s->ptx.on)
+        printf("# sft pretrain_mix: %d examples + %d windows of %d tokens per micro-batch from %s "
+               "(%zu tokens); windows carry %g of the loss\n", s->Bs, s->Bw, s->T, s->ptx.record,
+               s->ptx.n, (double)s->Bw / s->B);
     printf("# sft train: %ld examples (%ld skipped, %ld truncated as longer than %d tokens); "
            "test: %ld (%ld skipped, %ld truncated)\n", s->train.n, skipped, truncated, s->T + 1,
            s->test.n, tskipped, ttruncated);
@@ -67,37 +98,52 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     s->Ts = mallocCheck((size_t)s->accum * sizeof(int));
     s->lengths = mallocCheck((size_t)s->train.n * sizeof(int));
     for (long i = 0; i < s->train.n; i++) s->lengths[i] = (int)seqs_len(&s->train, i);
-    batch_stream_init(&s->stream, s->train.n, s->lengths, s->B, 8, (uint64_t)cfg->train.seed);
-    (void)resume;  // the cursor in t->data is all the state
-    return 0;
+    batch_stream_init(&s->stream, s->train.n, s->lengths, s->Bs, 8, (uint64_t)cfg->train.seed);
+    return 0;  // the cursor in t->data is all the examples' state
 }
 
 static void step(Trainer *t, void *ctx, StepResult *res) {
     Sft *s = ctx;
     const size_t cap = (size_t)s->B * s->T;
+    const int Bs = s->Bs;
     // the step's micro-batches first: its loss is a mean over all of their
     // loss-carrying tokens
     double n_loss = 0.0;
     for (int a = 0; a < s->accum; a++) {
         batch_stream_get(&s->stream, (int64_t)t->data.cursor++, s->rows);
-        s->Ts[a] = seqs_batch(&s->train, s->rows, s->B, t->tok.pad, s->x + a * cap,
+        s->Ts[a] = seqs_batch(&s->train, s->rows, Bs, t->tok.pad, s->x + a * cap,
                               s->y + a * cap, s->mask + a * cap);
-        for (int i = 0; i < s->B * s->Ts[a]; i++) n_loss += s->mask[a * cap + i];
-        res->tokens += (double)s->B * s->Ts[a];
-    }
-    for (int a = 0; a < s->accum; a++) {
-        sft_loss_weights(s->w, s->mask + a * cap, s->B * s->Ts[a], n_loss);
-        res->loss += lm_accumulate(trainer_model(t), s->x + a * cap, s->y + a * cap, s->w, s->B,
-                                   s->Ts[a]);
+        for (int i = 0; i < Bs * s->Ts[a]; i++) n_loss += s->mask[a * cap + i];
+        res->tokens += (double)Bs * s->Ts[a];
     }
     s->loss_token_frac = n_loss / res->tokens;
+    const double share = (double)s->Bw / s->B;  // the windows' share of rows and loss
+    for (int a = 0; a < s->accum; a++) {
+        sft_loss_weights(s->w, s->mask + a * cap, Bs * s->Ts[a], n_loss, 1.0 - share);
+        res->loss += lm_accumulate(trainer_model(t), s->x + a * cap, s->y + a * cap, s->w, Bs,
+                                   s->Ts[a]);
+    }
+    if (!s->ptx.on) return;
+    // the windows as micro-batches of their own (they would pad the
+    // examples' micro-batches to block_size): share / (accum Bw T) on every
+    // window token makes them `share` times the mean over the step's windows
+    const float w = (float)(share / ((double)s->accum * s->Bw * s->T));
+    double ptx = 0.0;
+    for (int a = 0; a < s->accum; a++) ptx += ptx_accumulate(&s->ptx, trainer_model(t), w);
+    s->ptx_loss = ptx / s->accum;
+    res->loss += share * s->ptx_loss;
+    res->tokens += (double)s->accum * s->Bw * s->T;
 }
 
 static void log_step(Trainer *t, void *ctx, StepResult *res) {
     Sft *s = ctx;
     trainer_log_common(t, res);
     metrics_set(&t->run.metrics, "loss_token_frac", s->loss_token_frac);
-    snprintf(res->extra, sizeof res->extra, "loss tokens %.0f%%", 100 * s->loss_token_frac);
+    int n = snprintf(res->extra, sizeof res->extra, "loss tokens %.0f%%", 100 * s->loss_token_frac);
+    if (s->ptx.on) {
+        metrics_set(&t->run.metrics, "ptx_loss", s->ptx_loss);
+        snprintf(res->extra + n, sizeof res->extra - n, " | ptx %.3f", s->ptx_loss);
+    }
 }
 
 static void evaluate(Trainer *t, void *ctx, const StepResult *res, int last) {
@@ -118,6 +164,11 @@ static void evaluate(Trainer *t, void *ctx, const StepResult *res, int last) {
     if (last) tasks_tally_print(&tally, stdout);
 }
 
+static int save(Trainer *t, void *ctx, Ckpt *ck, int last) {
+    Sft *s = ctx;
+    return ptx_save(&s->ptx, ck);
+}
+
 static void sft_free(void *ctx) {
     Sft *s = ctx;
     free(s->x);
@@ -130,6 +181,7 @@ static void sft_free(void *ctx) {
     free(s->lengths);
     free(s->eval_prompts);
     free(s->eval_families);
+    ptx_free(&s->ptx);
     seqs_free(&s->train);
     seqs_free(&s->test);
     jsonl_free_sft(&s->train_set);
@@ -144,6 +196,7 @@ int cmd_sft(int argc, char **argv) {
         .step = step,
         .log = log_step,
         .evaluate = evaluate,
+        .save = save,
         .free = sft_free,
     };
     Sft s = {0};
