@@ -73,14 +73,26 @@ int seqs_pad_rows(const SeqSet *s, const long *rows, int n, int pad, int *x, int
 }
 
 int seqs_from_sft(const SftSet *set, const Tokenizer *tok, int T, int truncate, SeqSet *seqs,
-                  long *skipped, long *truncated) {
+                  long *skipped, long *truncated, long *trimmed) {
     int *ids = mallocCheck(((size_t)T + 1) * sizeof(int));
     unsigned char *loss = mallocCheck((size_t)T + 1);
     *skipped = *truncated = 0;
+    if (trimmed) *trimmed = 0;
     seqs_init(seqs);
     int rc = 0;
     for (long i = 0; i < set->n; i++) {
-        long len = chat_encode_example(tok, &set->ex[i], ids, loss, T + 1);
+        SftExample ex = set->ex[i];  // a view: trimming moves its first turn
+        long len = chat_encode_example(tok, &ex, ids, loss, T + 1);
+        if (len > T + 1 && ex.n_turns > 2) {
+            // a conversation loses its oldest exchanges, whole, until the
+            // rest fits: the model learns to answer from a recent history
+            while (len > T + 1 && ex.n_turns > 2) {
+                ex.turns += 2;
+                ex.n_turns -= 2;
+                len = chat_encode_example(tok, &ex, ids, loss, T + 1);
+            }
+            if (trimmed) (*trimmed)++;
+        }
         if (len < 0) {
             rc = rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
             break;

@@ -39,13 +39,17 @@ void pad_row(int *dst, int T, const int *src, long len, int pad);
 // Returns T.
 int seqs_pad_rows(const SeqSet *s, const long *rows, int n, int pad, int *x, int *last);
 
-// SFT examples through the chat template, loss on response tokens. Those
-// longer than T+1 tokens are truncated to T+1 (truncate) or skipped, and
-// counted; so is one whose truncation cut every response token. Returns
-// -1 with "PATH:LINE: reason" when an example does not encode, or when no
-// example fits.
+// SFT examples through the chat template, loss on every response token
+// and each response's closing end-of-text (never on user text or the
+// <|user|> / <|assistant|> specials). A conversation longer than T+1
+// tokens first drops its oldest exchanges (user turn + reply), whole,
+// until it fits or one exchange is left, counted in *trimmed (may be
+// NULL); never a part of a turn. An example still longer than T+1 tokens
+// is truncated to T+1 (truncate) or skipped, and counted; so is one whose
+// truncation cut every response token. Returns -1 with "PATH:LINE:
+// reason" when an example does not encode, or when no example fits.
 int seqs_from_sft(const SftSet *set, const Tokenizer *tok, int T, int truncate, SeqSet *seqs,
-                  long *skipped, long *truncated);
+                  long *skipped, long *truncated, long *trimmed);
 
 // Encodes a preference pair (its chosen and rejected sides, at most T+1 ids
 // each, lengths in *a and *b). Returns 1 when both fit a context of T

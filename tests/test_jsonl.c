@@ -359,10 +359,10 @@ static void test_write_read_roundtrip(void **state) {
     char path[160];
     snprintf(path, sizeof path, "%s/out.jsonl", tmpdir);
     assert_int_equal(jsonl_writer_open(&w, path), 0);
-    Turn two[2] = {{TURN_USER, "reverse: \"cat\"\n\xc3\xa9"}, {TURN_ASSISTANT, "tac"}};
+    Turn two[2] = {{TURN_USER, "reverse: \"cat\"\n\xc3\xa9", NULL}, {TURN_ASSISTANT, "tac", NULL}};
     SftExample a = {two, 2, "reverse", "", 0};
-    Turn four[4] = {{TURN_USER, "hi"}, {TURN_ASSISTANT, "hello"}, {TURN_USER, "x"},
-                    {TURN_ASSISTANT, "y"}};
+    Turn four[4] = {{TURN_USER, "hi", NULL}, {TURN_ASSISTANT, "hello", NULL}, {TURN_USER, "x", NULL},
+                    {TURN_ASSISTANT, "y", NULL}};
     SftExample b = {four, 4, "", "y", 0};
     assert_int_equal(jsonl_write_sft(&w, &a), 0);
     assert_int_equal(jsonl_write_sft(&w, &b), 0);
@@ -391,7 +391,7 @@ static void test_write_read_roundtrip(void **state) {
     jsonl_free_sft(&set);
 
     assert_int_equal(jsonl_writer_open(&w, path), 0);
-    PrefExample p = {"p", "c", "r", "fam", "rambling", 1, 0};
+    PrefExample p = {"p", "c", "r", "fam", "rambling", 1, 0, NULL, 0};
     assert_int_equal(jsonl_write_pref(&w, &p), 0);
     jsonl_writer_abort(&w);  // the SFT file stays as it was
     assert_int_equal(stat(tmp, &st), -1);
@@ -414,7 +414,7 @@ static void test_write_read_roundtrip(void **state) {
     jsonl_free_prefs(&ps);
 
     assert_int_equal(jsonl_writer_open(&w, path), 0);
-    PromptExample q = {"add: 1 + 2", "3", "add", 0};
+    PromptExample q = {"add: 1 + 2", "3", "add", 0, NULL, 0};
     assert_int_equal(jsonl_write_prompt(&w, &q), 0);
     assert_int_equal(jsonl_writer_commit(&w), 0);
     PromptSet qs;
