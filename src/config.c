@@ -641,6 +641,7 @@ int config_validate(const Config *cfg) {
     CHOICE(sft, overlong, "skip|truncate");
     NONNEG_INT(sft, eval_examples);
     POS_INT(sft, max_new_tokens);
+    NONNEG_INT(sft, chat_eval_examples);
 
     FLOAT_IN(dpo, beta, 0.0, false, INFINITY, false);
     CHOICE(dpo, loss, "sigmoid|ipo");

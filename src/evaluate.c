@@ -9,6 +9,7 @@
 
 #include "chat.h"
 #include "common.h"
+#include "conversation.h"
 #include "losses.h"
 #include "sampling.h"
 #include "seqs.h"
@@ -141,6 +142,100 @@ void evaluate_tasks(GPT *m, const Tokenizer *tok, const char *const *prompts,
     free(out_len);
     sampler_free(&smp);
     kvcache_free(&kv);
+}
+
+void evaluate_chat_turns(GPT *m, const Tokenizer *tok, const SftSet *set, long n, int max_new,
+                         int batch, TasksTally tally[EVAL_MAX_TURNS], ChatEvalStats *out,
+                         char **replies) {
+    const int T = m->config.block_size;
+    if (max_new > T - 2) max_new = T - 2;
+    if (n > set->n) n = set->n;
+    if (replies)
+        for (long i = 0; i < n * EVAL_MAX_TURNS; i++) replies[i] = NULL;
+    for (int k = 0; k < EVAL_MAX_TURNS; k++) tasks_tally_init(&tally[k]);
+    ChatEvalStats st = {n > 0 ? n : 0, 0, 0};
+    KVCache kv;
+    kvcache_build(&kv, &m->config, batch, T);
+    Sampler smp;
+    sampler_build(&smp, m->config.vocab_size);
+    SamplerParams greedy = {0.0f, 0, 1.0f};
+    Rng rng;
+    rng_init(&rng, 0);  // unused by greedy decoding
+    const size_t nn = (size_t)(n > 0 ? n : 1);
+    Conversation *conv = mallocCheck(nn * sizeof(Conversation));
+    char *dead = callocCheck(nn, 1);  // a prompt did not fit: the rest is ungraded
+    for (long i = 0; i < n; i++) conversation_init(&conv[i], T);
+    int *prompt = mallocCheck((size_t)batch * (T + 1) * sizeof(int));
+    int *plen = mallocCheck((size_t)batch * sizeof(int));
+    const int **rows = mallocCheck((size_t)batch * sizeof(int *));
+    int *lens = mallocCheck((size_t)batch * sizeof(int));
+    long *which = mallocCheck((size_t)batch * sizeof(long));
+    int *outt = mallocCheck((size_t)batch * max_new * sizeof(int));
+    int *out_len = mallocCheck((size_t)batch * sizeof(int));
+    int *turn = mallocCheck(((size_t)T + 2) * sizeof(int));
+    for (int k = 0; k < EVAL_MAX_TURNS; k++) {
+        long i = 0;
+        while (i < n) {
+            int b = 0, budget = max_new;
+            for (; i < n && b < batch; i++) {
+                const SftExample *e = &set->ex[i];
+                if (2 * k >= e->n_turns) continue;  // no turn k
+                int *p = prompt + (size_t)b * (T + 1);
+                long pl = dead[i] ? -1 : chat_encode_prompt(tok, e->turns[2 * k].text, p, T + 1);
+                if (pl < 1 || pl >= T) {
+                    dead[i] = 1;
+                    tally[k].ungraded++;
+                    continue;
+                }
+                conversation_begin_turn(&conv[i], p, (int)pl, max_new);
+                if (conv[i].n_ex < k) st.trimmed_turns++;  // some history was dropped
+                plen[b] = (int)pl;
+                rows[b] = conv[i].seq;
+                lens[b] = conv[i].n_seq;
+                int fits = conversation_reply_budget(&conv[i], max_new);
+                budget = fits < budget ? fits : budget;
+                which[b++] = i;
+            }
+            if (b == 0) break;
+            generate(m, &kv, &smp, rows, lens, b, budget, tok->eot, &greedy, &rng, outt,
+                     out_len);
+            for (int r = 0; r < b; r++) {
+                const long c = which[r];
+                const SftExample *e = &set->ex[c];
+                const Turn *u = &e->turns[2 * k];
+                int g = out_len[r];
+                const int *reply = outt + (size_t)r * budget;
+                const int ended = g > 0 && reply[g - 1] == tok->eot;
+                char *text = tokenizer_decode(tok, reply, ended ? g - 1 : g, 0);
+                tasks_tally_add(&tally[k], u->family && u->family[0] ? u->family : e->family,
+                                u->text, text);
+                if (replies) replies[c * EVAL_MAX_TURNS + k] = text;
+                else free(text);
+                // the exchange as the chat records it: prompt, reply, end-of-text
+                const int pl = plen[r];
+                memcpy(turn, prompt + (size_t)r * (T + 1), (size_t)pl * sizeof(int));
+                memcpy(turn + pl, reply, (size_t)g * sizeof(int));
+                int tn = pl + g;
+                if (!ended) turn[tn++] = tok->eot;
+                conversation_add(&conv[c], turn, tn);
+                st.turns++;
+            }
+        }
+    }
+    for (long i = 0; i < n; i++) conversation_free(&conv[i]);
+    free(conv);
+    free(dead);
+    free(prompt);
+    free(plen);
+    free(rows);
+    free(lens);
+    free(which);
+    free(outt);
+    free(out_len);
+    free(turn);
+    sampler_free(&smp);
+    kvcache_free(&kv);
+    if (out) *out = st;
 }
 
 void values_at(const GPT *m, const int *last, float *out) {
