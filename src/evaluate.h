@@ -150,12 +150,16 @@ void evaluate_dpo_pairs(GPT *m, const SeqSet *s, long n, const double *ref_logp,
 
 // --- policy prompts, reward and KL -------------------------------------------
 
-// Prompts encoded with the chat template (<|user|>prompt<|assistant|>),
-// each leaving room for max_new response tokens: len + max_new <= T, the
-// contract of ppo_generate, so the reward model reads every token.
+// Prompts encoded with the chat template (<|user|>prompt<|assistant|>,
+// after the history of a multi-turn prompt), each leaving room for max_new
+// response tokens: len + max_new <= T, the contract of ppo_generate, so the
+// reward model reads every token. A multi-turn prompt drops its oldest
+// exchanges, whole, until it leaves that room (counted in trimmed); one
+// that cannot is skipped.
 typedef struct {
     long n;                    // prompts kept
     long skipped;              // prompts too long for the context with max_new
+    long trimmed;              // multi-turn prompts kept with their oldest exchanges dropped
     int **ids;                 // (n) owned, lens[i] ids each
     int *lens;                 // (n)
     const PromptExample **ex;  // (n) into the PromptSet, which must outlive this

@@ -122,11 +122,18 @@ int seqs_from_sft(const SftSet *set, const Tokenizer *tok, int T, int truncate, 
 }
 
 int pref_encode(const PrefSet *set, long i, const Tokenizer *tok, int T, int *chosen, long *a,
-                int *rejected, long *b) {
+                int *rejected, long *b, ChatPrompt *kept) {
     const PrefExample *e = &set->ex[i];
-    *a = chat_encode_pair(tok, e->prompt, e->chosen, 0, chosen, T + 1);
-    *b = chat_encode_pair(tok, e->prompt, e->rejected, e->rejected_no_eot, rejected, T + 1);
-    if (*a < 0 || *b < 0) return rlhf_fail("%s:%d: %s", set->path, e->line, rlhf_errmsg);
+    ChatPrompt p = {e->history, e->n_history, e->prompt};
+    for (;;) {
+        *a = chat_encode_context_pair(tok, &p, e->chosen, 0, chosen, T + 1);
+        *b = chat_encode_context_pair(tok, &p, e->rejected, e->rejected_no_eot, rejected, T + 1);
+        if (*a < 0 || *b < 0) return rlhf_fail("%s:%d: %s", set->path, e->line, rlhf_errmsg);
+        if ((*a <= T && *b <= T) || p.n_history == 0) break;
+        p.history += 2;  // the oldest exchange goes, whole
+        p.n_history -= 2;
+    }
+    if (kept) *kept = p;
     return *a <= T && *b <= T;  // the score must be read inside the context
 }
 
@@ -141,7 +148,8 @@ int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seq
     int rc = 0;
     for (long i = 0; i < set->n; i++) {
         long a, b;
-        int fits = pref_encode(set, i, tok, T, ids, &a, ids2, &b);
+        ChatPrompt p;
+        int fits = pref_encode(set, i, tok, T, ids, &a, ids2, &b, &p);
         if (fits < 0) {
             rc = -1;
             break;
@@ -150,8 +158,9 @@ int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seq
             (*skipped)++;
             continue;
         }
-        // both sides start with the same template prompt, which carries no loss
-        long pl = chat_encode_prompt(tok, set->ex[i].prompt, scratch, T + 1);
+        // both sides start with the same context (history and prompt), which
+        // carries no loss
+        long pl = chat_encode_context(tok, &p, scratch, T + 1);
         if (pl < 0) {
             rc = rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
             break;

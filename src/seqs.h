@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat.h"
 #include "jsonl.h"
 #include "tokenizer.h"
 
@@ -51,12 +52,16 @@ int seqs_pad_rows(const SeqSet *s, const long *rows, int n, int pad, int *x, int
 int seqs_from_sft(const SftSet *set, const Tokenizer *tok, int T, int truncate, SeqSet *seqs,
                   long *skipped, long *truncated, long *trimmed);
 
-// Encodes a preference pair (its chosen and rejected sides, at most T+1 ids
-// each, lengths in *a and *b). Returns 1 when both fit a context of T
-// tokens (so the reward is read inside it), 0 when one does not, -1 with
-// "PATH:LINE: reason" when a side does not encode.
+// Encodes a preference pair (its chosen and rejected sides, each the
+// context (history and prompt) then the response, at most T+1 ids each,
+// lengths in *a and *b). A multi-turn prompt whose sides do not fit T
+// tokens drops its oldest exchanges, whole, until they fit or no history
+// is left; kept (may be NULL) receives the prompt as encoded. Returns 1
+// when both fit a context of T tokens (so the reward is read inside it),
+// 0 when one does not, -1 with "PATH:LINE: reason" when a side does not
+// encode.
 int pref_encode(const PrefSet *set, long i, const Tokenizer *tok, int T, int *chosen, long *a,
-                int *rejected, long *b);
+                int *rejected, long *b, ChatPrompt *kept);
 
 // Preference pairs that fit T tokens as sequences 2i (chosen) and 2i+1
 // (rejected); the others are counted in *skipped. Loss flags mark each

@@ -231,8 +231,10 @@ static void test_prompt_errors(void **state) {
     PromptSet set;
     assert_int_equal(jsonl_read_prompts(FIX "prompts_answer_number.jsonl", &set), -1);
     assert_error_at(FIX "prompts_answer_number.jsonl", 2, "\"answer\" is a number");
+    // an SFT conversation ends with the answer; a prompt's with the question
     assert_int_equal(jsonl_read_prompts(FIX "sft_chat.jsonl", &set), -1);
-    assert_error_at(FIX "sft_chat.jsonl", 1, "missing field \"prompt\"");
+    assert_error_at(FIX "sft_chat.jsonl", 1, "the last message of \"messages\" has role "
+                                             "\"assistant\"");
 }
 
 // --- in-memory cases -------------------------------------------------------
