@@ -36,6 +36,11 @@ for k in 1 2 3 4; do
 done
 [ -z "$(result_key accuracy_turn5)" ] || fail "no fifth turn in the data"
 grep -q '^by turn .*chat_test.jsonl: first 24 conversations' "$D/out" || fail "by-turn line: $(grep 'by turn' "$D/out")"
+# the demo's table shows them
+grep '^RESULT' "$D/out" >"$D/eval_sft.result"
+tools/demo_table.sh "$D" >"$D/table.md" || fail "demo_table.sh"
+grep -q '^| stage | turn 1 | turn 2 | turn 3 | turn 4 |$' "$D/table.md" || fail "no table by turn: $(cat "$D/table.md")"
+grep -Eq '^\| sft( \| [0-9.]+%){4} \|$' "$D/table.md" || fail "no sft row by turn: $(cat "$D/table.md")"
 run "$PY" - "$D/e.json" <<'PY'
 import json, sys
 e = json.load(open(sys.argv[1]))
