@@ -187,6 +187,7 @@ static void test_sft_trims_oldest_exchange_whole(void **state) {
                 if (keep == 0 && !truncate) {  // even the last exchange is too long
                     assert_int_equal(rc, -1);      // no example fits: an error
                     assert_int_equal(skipped, 1);
+                    seqs_free(&s);
                     continue;
                 }
                 assert_int_equal(rc, 0);
