@@ -29,6 +29,9 @@ assert d["conversations"] == conv and d["max_user_turns"] == 4, d
 assert d["file"].endswith("sft_train.jsonl"), d
 PY
 
+run "$R" inspect "$SFT"
+grep -q '^  sft_data .*"conversations":50,"max_user_turns":4' "$D/out" || fail "inspect: $(grep sft_data "$D/out")"
+
 # --- eval: accuracy by turn ----------------------------------------------------------
 run "$R" eval "$SFT" "$CFG" "${EV[@]}" --json "$D/e.json"
 for k in 1 2 3 4; do
