@@ -765,9 +765,28 @@ int jsonl_write_sft(JsonlWriter *w, const SftExample *ex) {
     return write_object(w, obj);
 }
 
+// "prompt": the text, or with a history the messages ending with it.
+static void add_prompt(cJSON *obj, const Turn *history, int n_history, const char *prompt) {
+    if (n_history == 0) {
+        add_string(obj, "prompt", prompt);
+        return;
+    }
+    cJSON *msgs = cJSON_AddArrayToObject(obj, "prompt");
+    ASSERT(msgs);
+    for (int i = 0; i <= n_history; i++) {
+        cJSON *m = new_object();
+        const int user = i == n_history || history[i].role == TURN_USER;
+        add_string(m, "role", user ? "user" : "assistant");
+        add_string(m, "content", i == n_history ? prompt : history[i].text);
+        if (i < n_history && history[i].family && history[i].family[0])
+            add_string(m, "family", history[i].family);
+        cJSON_AddItemToArray(msgs, m);
+    }
+}
+
 int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex) {
     cJSON *obj = new_object();
-    add_string(obj, "prompt", ex->prompt);
+    add_prompt(obj, ex->history, ex->n_history, ex->prompt);
     add_string(obj, "chosen", ex->chosen);
     add_string(obj, "rejected", ex->rejected);
     if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
@@ -780,7 +799,7 @@ int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex) {
 
 int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex) {
     cJSON *obj = new_object();
-    add_string(obj, "prompt", ex->prompt);
+    add_prompt(obj, ex->history, ex->n_history, ex->prompt);
     if (ex->answer && ex->answer[0]) add_string(obj, "answer", ex->answer);
     if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
     return write_object(w, obj);

@@ -129,7 +129,9 @@ void jsonl_writer_abort(JsonlWriter *w);
 // [,"family"]}. A preference line is
 // {"prompt","chosen","rejected"[,"family"],"rejected_no_eot"[,"rejected_kind"]}
 // (rejected_no_eot always, so every generated line has the same keys); a
-// prompt line {"prompt"[,"answer"][,"family"]}. Return -1 if writing fails.
+// prompt line {"prompt"[,"answer"][,"family"]}. A prompt with a history is
+// written as "prompt": [messages...] ending with it. Return -1 if writing
+// fails.
 int jsonl_write_sft(JsonlWriter *w, const SftExample *ex);
 int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex);
 int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex);
