@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "common.h"
 
 // Appends one special id; counts past max without writing.
 static void put_id(int *ids, unsigned char *loss, long max, long *n, int id, int has_loss) {
@@ -58,4 +59,46 @@ long chat_encode_pair(const Tokenizer *tok, const char *prompt, const char *resp
     if (put_text(tok, response, ids, NULL, max, &n, 0) != 0) return -1;
     if (!no_eot) put_id(ids, NULL, max, &n, tok->eot, 0);
     return n;
+}
+
+long chat_encode_context(const Tokenizer *tok, const ChatPrompt *p, int *ids, long max) {
+    ASSERT(p->n_history % 2 == 0);
+    long n = 0;
+    for (int t = 0; t < p->n_history; t++) {
+        const Turn *turn = &p->history[t];
+        if (turn->role == TURN_USER) {
+            put_id(ids, NULL, max, &n, tok->user, 0);
+            if (put_text(tok, turn->text, ids, NULL, max, &n, 0) != 0) return -1;
+            put_id(ids, NULL, max, &n, tok->assistant, 0);
+        } else {
+            if (put_text(tok, turn->text, ids, NULL, max, &n, 0) != 0) return -1;
+            put_id(ids, NULL, max, &n, tok->eot, 0);
+        }
+    }
+    put_id(ids, NULL, max, &n, tok->user, 0);
+    if (put_text(tok, p->text, ids, NULL, max, &n, 0) != 0) return -1;
+    put_id(ids, NULL, max, &n, tok->assistant, 0);
+    return n;
+}
+
+long chat_encode_context_pair(const Tokenizer *tok, const ChatPrompt *p, const char *response,
+                              int no_eot, int *ids, long max) {
+    long n = chat_encode_context(tok, p, ids, max);
+    if (n < 0) return -1;
+    if (put_text(tok, response, ids, NULL, max, &n, 0) != 0) return -1;
+    if (!no_eot) put_id(ids, NULL, max, &n, tok->eot, 0);
+    return n;
+}
+
+int chat_prompt_fit(const Tokenizer *tok, ChatPrompt *p, long extra, long limit) {
+    int dropped = 0;
+    for (;;) {
+        int none[1];
+        long n = chat_encode_context(tok, p, none, 0);  // counts only
+        if (n < 0) return -1;
+        if (n + extra <= limit || p->n_history == 0) return dropped;
+        p->history += 2;
+        p->n_history -= 2;
+        dropped++;
+    }
 }

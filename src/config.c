@@ -643,6 +643,7 @@ int config_validate(const Config *cfg) {
     NONNEG_INT(sft, eval_examples);
     POS_INT(sft, max_new_tokens);
     FLOAT_IN(sft, pretrain_mix, 0.0, true, 1.0, false);
+    NONNEG_INT(sft, chat_eval_examples);
 
     FLOAT_IN(dpo, beta, 0.0, false, INFINITY, false);
     CHOICE(dpo, loss, "sigmoid|ipo");

@@ -9,6 +9,7 @@
 
 #include "chat.h"
 #include "common.h"
+#include "conversation.h"
 #include "losses.h"
 #include "sampling.h"
 #include "seqs.h"
@@ -83,9 +84,11 @@ double evaluate_sft_loss(GPT *m, const SeqSet *s, int B, int pad) {
     return count > 0 ? sum / count : 0.0;
 }
 
-void evaluate_tasks(GPT *m, const Tokenizer *tok, const char *const *prompts,
-                    const char *const *families, long n, int max_new, int batch,
-                    TasksTally *tally, char **responses, int *ended) {
+// evaluate_tasks on prompts in their conversations: a prompt whose history
+// leaves no room for max_new tokens loses its oldest exchanges first.
+static void tasks_greedy(GPT *m, const Tokenizer *tok, const ChatPrompt *prompts,
+                         const char *const *families, long n, int max_new, int batch,
+                         TasksTally *tally, char **responses, int *ended) {
     const int T = m->config.block_size;
     if (max_new > T - 2) max_new = T - 2;
     KVCache kv;
@@ -106,7 +109,10 @@ void evaluate_tasks(GPT *m, const Tokenizer *tok, const char *const *prompts,
         int b = 0, longest = 0;
         // fill a batch with prompts that leave room for max_new tokens
         for (; i < n && b < batch; i++) {
-            long len = chat_encode_prompt(tok, prompts[i], ids + (size_t)b * T, T);
+            ChatPrompt p = prompts[i];
+            long len = chat_prompt_fit(tok, &p, max_new, T) < 0
+                           ? -1
+                           : chat_encode_context(tok, &p, ids + (size_t)b * T, T);
             if (responses) responses[i] = NULL;
             if (ended) ended[i] = 0;
             if (len < 0 || len + max_new > T) {
@@ -128,7 +134,7 @@ void evaluate_tasks(GPT *m, const Tokenizer *tok, const char *const *prompts,
             if (has_eot) k--;  // graded text excludes it
             if (ended) ended[which[r]] = has_eot;
             char *text = tokenizer_decode(tok, out + (size_t)r * room, k, 0);
-            tasks_tally_add(tally, families[which[r]], prompts[which[r]], text);
+            tasks_tally_add(tally, families[which[r]], prompts[which[r]].text, text);
             if (responses) responses[which[r]] = text;
             else free(text);
         }
@@ -143,6 +149,109 @@ void evaluate_tasks(GPT *m, const Tokenizer *tok, const char *const *prompts,
     kvcache_free(&kv);
 }
 
+void evaluate_tasks(GPT *m, const Tokenizer *tok, const char *const *prompts,
+                    const char *const *families, long n, int max_new, int batch,
+                    TasksTally *tally, char **responses, int *ended) {
+    ChatPrompt *p = mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(ChatPrompt));
+    for (long i = 0; i < n; i++) p[i] = chat_prompt(prompts[i]);
+    tasks_greedy(m, tok, p, families, n, max_new, batch, tally, responses, ended);
+    free(p);
+}
+
+void evaluate_chat_turns(GPT *m, const Tokenizer *tok, const SftSet *set, long n, int max_new,
+                         int batch, TasksTally tally[EVAL_MAX_TURNS], ChatEvalStats *out,
+                         char **replies) {
+    const int T = m->config.block_size;
+    if (max_new > T - 2) max_new = T - 2;
+    if (n > set->n) n = set->n;
+    if (replies)
+        for (long i = 0; i < n * EVAL_MAX_TURNS; i++) replies[i] = NULL;
+    for (int k = 0; k < EVAL_MAX_TURNS; k++) tasks_tally_init(&tally[k]);
+    ChatEvalStats st = {n > 0 ? n : 0, 0, 0};
+    KVCache kv;
+    kvcache_build(&kv, &m->config, batch, T);
+    Sampler smp;
+    sampler_build(&smp, m->config.vocab_size);
+    SamplerParams greedy = {0.0f, 0, 1.0f};
+    Rng rng;
+    rng_init(&rng, 0);  // unused by greedy decoding
+    const size_t nn = (size_t)(n > 0 ? n : 1);
+    Conversation *conv = mallocCheck(nn * sizeof(Conversation));
+    char *dead = callocCheck(nn, 1);  // a prompt did not fit: the rest is ungraded
+    for (long i = 0; i < n; i++) conversation_init(&conv[i], T);
+    int *prompt = mallocCheck((size_t)batch * (T + 1) * sizeof(int));
+    int *plen = mallocCheck((size_t)batch * sizeof(int));
+    const int **rows = mallocCheck((size_t)batch * sizeof(int *));
+    int *lens = mallocCheck((size_t)batch * sizeof(int));
+    long *which = mallocCheck((size_t)batch * sizeof(long));
+    int *outt = mallocCheck((size_t)batch * max_new * sizeof(int));
+    int *out_len = mallocCheck((size_t)batch * sizeof(int));
+    int *turn = mallocCheck(((size_t)T + 2) * sizeof(int));
+    for (int k = 0; k < EVAL_MAX_TURNS; k++) {
+        long i = 0;
+        while (i < n) {
+            int b = 0, budget = max_new;
+            for (; i < n && b < batch; i++) {
+                const SftExample *e = &set->ex[i];
+                if (2 * k >= e->n_turns) continue;  // no turn k
+                int *p = prompt + (size_t)b * (T + 1);
+                long pl = dead[i] ? -1 : chat_encode_prompt(tok, e->turns[2 * k].text, p, T + 1);
+                if (pl < 1 || pl >= T) {
+                    dead[i] = 1;
+                    tally[k].ungraded++;
+                    continue;
+                }
+                conversation_begin_turn(&conv[i], p, (int)pl, max_new);
+                if (conv[i].n_ex < k) st.trimmed_turns++;  // some history was dropped
+                plen[b] = (int)pl;
+                rows[b] = conv[i].seq;
+                lens[b] = conv[i].n_seq;
+                int fits = conversation_reply_budget(&conv[i], max_new);
+                budget = fits < budget ? fits : budget;
+                which[b++] = i;
+            }
+            if (b == 0) break;
+            generate(m, &kv, &smp, rows, lens, b, budget, tok->eot, &greedy, &rng, outt,
+                     out_len);
+            for (int r = 0; r < b; r++) {
+                const long c = which[r];
+                const SftExample *e = &set->ex[c];
+                const Turn *u = &e->turns[2 * k];
+                int g = out_len[r];
+                const int *reply = outt + (size_t)r * budget;
+                const int ended = g > 0 && reply[g - 1] == tok->eot;
+                char *text = tokenizer_decode(tok, reply, ended ? g - 1 : g, 0);
+                tasks_tally_add(&tally[k], u->family && u->family[0] ? u->family : e->family,
+                                u->text, text);
+                if (replies) replies[c * EVAL_MAX_TURNS + k] = text;
+                else free(text);
+                // the exchange as the chat records it: prompt, reply, end-of-text
+                const int pl = plen[r];
+                memcpy(turn, prompt + (size_t)r * (T + 1), (size_t)pl * sizeof(int));
+                memcpy(turn + pl, reply, (size_t)g * sizeof(int));
+                int tn = pl + g;
+                if (!ended) turn[tn++] = tok->eot;
+                conversation_add(&conv[c], turn, tn);
+                st.turns++;
+            }
+        }
+    }
+    for (long i = 0; i < n; i++) conversation_free(&conv[i]);
+    free(conv);
+    free(dead);
+    free(prompt);
+    free(plen);
+    free(rows);
+    free(lens);
+    free(which);
+    free(outt);
+    free(out_len);
+    free(turn);
+    sampler_free(&smp);
+    kvcache_free(&kv);
+    if (out) *out = st;
+}
+
 void values_at(const GPT *m, const int *last, float *out) {
     for (int b = 0; b < m->B; b++) out[b] = m->acts.values[(size_t)b * m->T + last[b]];
 }
@@ -152,7 +261,7 @@ void values_at(const GPT *m, const int *last, float *out) {
 // tokens' log-probabilities (a language model; the response starts after
 // the prompt's plen[r] template tokens). m keeps no activations for a
 // backward pass, even when it is being trained.
-static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts,
+static void pair_scores(GPT *m, const Tokenizer *tok, const ChatPrompt *prompts,
                         const char *const *responses, const int *no_eot, long n, int batch,
                         float *scores, long *n_truncated) {
     const int T = m->config.block_size, V = m->config.vocab_size;
@@ -168,9 +277,9 @@ static void pair_scores(GPT *m, const Tokenizer *tok, const char *const *prompts
         int b = (int)(n - i0 < batch ? n - i0 : batch), longest = 1;
         for (int r = 0; r < b; r++) {
             int *row = ids + (size_t)r * T;
-            long len = chat_encode_pair(tok, prompts[i0 + r], responses[i0 + r],
-                                        no_eot ? no_eot[i0 + r] : 0, row, T);
-            long pl = chat_encode_prompt(tok, prompts[i0 + r], scratch, T);  // its length
+            long len = chat_encode_context_pair(tok, &prompts[i0 + r], responses[i0 + r],
+                                                no_eot ? no_eot[i0 + r] : 0, row, T);
+            long pl = chat_encode_context(tok, &prompts[i0 + r], scratch, T);  // its length
             if (len < 0 || pl < 0) len = pl = 1;  // unencodable text: score a stub, never crash
             if (len > T) {
                 len = T;
@@ -210,7 +319,10 @@ void reward_scores(GPT *rm, const Tokenizer *tok, const char *const *prompts,
                    const char *const *responses, const int *no_eot, long n, int batch,
                    float *scores, long *n_truncated) {
     ASSERT(rm->config.value_head);
-    pair_scores(rm, tok, prompts, responses, no_eot, n, batch, scores, n_truncated);
+    ChatPrompt *p = mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(ChatPrompt));
+    for (long i = 0; i < n; i++) p[i] = chat_prompt(prompts[i]);
+    pair_scores(rm, tok, p, responses, no_eot, n, batch, scores, n_truncated);
+    free(p);
 }
 
 // --- preference pairs ----------------------------------------------------------
@@ -228,7 +340,7 @@ int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pa
     *out = (PairResult){0, 0, NAN, NAN, NAN, NAN, NAN, NAN, 0, 0};
     if (scores) memset(scores, 0, sizeof *scores);
     const size_t cap = (size_t)(set->n > 0 ? set->n : 1);
-    const char **prompts = mallocCheck(cap * sizeof(char *));
+    ChatPrompt *prompts = mallocCheck(cap * sizeof(ChatPrompt));
     const char **chosen = mallocCheck(cap * sizeof(char *));
     const char **rejected = mallocCheck(cap * sizeof(char *));
     int *no_eot = mallocCheck(cap * sizeof(int));
@@ -239,7 +351,8 @@ int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pa
     for (long i = 0; i < set->n && (max_pairs <= 0 || n < max_pairs); i++) {
         const PrefExample *e = &set->ex[i];
         long a, b;
-        int fits = pref_encode(set, i, tok, T, ids, &a, ids, &b);
+        ChatPrompt kept;
+        int fits = pref_encode(set, i, tok, T, ids, &a, ids, &b, &kept);
         if (fits < 0) {
             err = -1;
             break;
@@ -248,7 +361,7 @@ int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pa
             skipped++;
             continue;
         }
-        prompts[n] = e->prompt;
+        prompts[n] = kept;
         chosen[n] = e->chosen;
         rejected[n] = e->rejected;
         no_eot[n] = e->rejected_no_eot;
@@ -390,7 +503,10 @@ int prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_ne
     int *buf = mallocCheck((size_t)T * sizeof(int));
     int rc = 0;
     for (long i = 0; i < set->n && (cap <= 0 || p->n < cap); i++) {
-        long len = chat_encode_prompt(tok, set->ex[i].prompt, buf, T);
+        const PromptExample *e = &set->ex[i];
+        ChatPrompt cp = {e->history, e->n_history, e->prompt};
+        const int dropped = chat_prompt_fit(tok, &cp, max_new, T);
+        long len = dropped < 0 ? -1 : chat_encode_context(tok, &cp, buf, T);
         if (len < 0) {
             rc = rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
             break;
@@ -399,6 +515,7 @@ int prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_ne
             p->skipped++;
             continue;
         }
+        p->trimmed += dropped > 0;
         p->ids[p->n] = mallocCheck((size_t)len * sizeof(int));
         memcpy(p->ids[p->n], buf, (size_t)len * sizeof(int));
         p->lens[p->n] = (int)len;
@@ -433,17 +550,21 @@ static void policy_reward(GPT *policy, GPT *rm, const Tokenizer *tok, const Enco
                           long n, int max_new, int batch, const double *norm,
                           EvalPolicyResult *out, TasksTally *tally) {
     const size_t room = (size_t)(n > 0 ? n : 1);
-    const char **text = mallocCheck(room * sizeof(char *));
+    ChatPrompt *text = mallocCheck(room * sizeof(ChatPrompt));
     const char **families = mallocCheck(room * sizeof(char *));
     char **responses = mallocCheck(room * sizeof(char *));
     int *ended = mallocCheck(room * sizeof(int)), *no_eot = mallocCheck(room * sizeof(int));
     float *scores = mallocCheck(room * sizeof(float));
     for (long i = 0; i < n; i++) {
-        text[i] = pp->ex[i]->prompt;
-        families[i] = pp->ex[i]->family;
+        const PromptExample *e = pp->ex[i];
+        text[i] = (ChatPrompt){e->history, e->n_history, e->prompt};
+        // the history prompts_encode kept, so that the answers are the rollouts'
+        if (chat_prompt_fit(tok, &text[i], max_new, policy->config.block_size) < 0)
+            text[i] = chat_prompt(e->prompt);  // encoded once already: cannot fail
+        families[i] = e->family;
     }
     tasks_tally_init(tally);
-    evaluate_tasks(policy, tok, text, families, n, max_new, batch, tally, responses, ended);
+    tasks_greedy(policy, tok, text, families, n, max_new, batch, tally, responses, ended);
     out->accuracy = tasks_tally_accuracy(tally, -1);
     long scored = 0;  // a prompt without room for the answer has no response
     for (long i = 0; i < n; i++) {
@@ -454,8 +575,8 @@ static void policy_reward(GPT *policy, GPT *rm, const Tokenizer *tok, const Enco
         scored++;
     }
     if (rm)
-        reward_scores(rm, tok, text, (const char *const *)responses, no_eot, scored, batch,
-                      scores, NULL);
+        pair_scores(rm, tok, text, (const char *const *)responses, no_eot, scored, batch, scores,
+                    NULL);
     const double mean = norm ? norm[0] : 0.0, std = norm ? norm[1] : 1.0;
     double raw = 0.0, normed = 0.0;
     for (long i = 0; i < scored; i++) {

@@ -53,6 +53,32 @@ void evaluate_tasks(GPT *m, const Tokenizer *tok, const char *const *prompts,
                     const char *const *families, long n, int max_new, int batch,
                     TasksTally *tally, char **responses, int *ended);
 
+// Task accuracy by turn index on conversations, answered as `rlhf chat`
+// holds them: for each of the first n examples of set, user turn k is
+// asked after the model's own greedy answers to turns 1..k-1 (the
+// conversation's assistant turns are never shown), the oldest exchanges
+// dropped, whole, when the history, the prompt and chat_reply_room(T, pl,
+// max_new) tokens of reply no longer fit the context (Conversation,
+// conversation.h). Turn k is graded by its message's family (else the
+// example's) into tally[k] (turns past EVAL_MAX_TURNS are not asked).
+// Conversations are answered `batch` at a time, turn by turn; a reply gets
+// the batch's smallest budget (conversation_reply_budget), which is
+// max_new whenever max_new <= T/4. A prompt that cannot fit the context
+// ends its conversation: it and the later turns count as ungraded. out
+// (may be NULL) receives the counts below; replies (may be NULL; n *
+// EVAL_MAX_TURNS entries, conversation i's turn k at i * EVAL_MAX_TURNS +
+// k) each decoded reply without its end-of-text, NULL for a turn not
+// answered (the caller frees them).
+#define EVAL_MAX_TURNS 8
+typedef struct {
+    long conversations;  // examples asked
+    long turns;          // turns answered
+    long trimmed_turns;  // turns answered after dropping older exchanges
+} ChatEvalStats;
+void evaluate_chat_turns(GPT *m, const Tokenizer *tok, const SftSet *set, long n, int max_new,
+                         int batch, TasksTally tally[EVAL_MAX_TURNS], ChatEvalStats *out,
+                         char **replies);
+
 // Rewards of n (prompt, response) pairs: the value head read at the last
 // token of <|user|>prompt<|assistant|>response[<|endoftext|>] (the
 // end-of-text unless no_eot[i]; no_eot may be NULL). Rows are right-padded,
@@ -134,12 +160,16 @@ void evaluate_dpo_pairs(GPT *m, const SeqSet *s, long n, const double *ref_logp,
 
 // --- policy prompts, reward and KL -------------------------------------------
 
-// Prompts encoded with the chat template (<|user|>prompt<|assistant|>),
-// each leaving room for max_new response tokens: len + max_new <= T, the
-// contract of ppo_generate, so the reward model reads every token.
+// Prompts encoded with the chat template (<|user|>prompt<|assistant|>,
+// after the history of a multi-turn prompt), each leaving room for max_new
+// response tokens: len + max_new <= T, the contract of ppo_generate, so the
+// reward model reads every token. A multi-turn prompt drops its oldest
+// exchanges, whole, until it leaves that room (counted in trimmed); one
+// that cannot is skipped.
 typedef struct {
     long n;                    // prompts kept
     long skipped;              // prompts too long for the context with max_new
+    long trimmed;              // multi-turn prompts kept with their oldest exchanges dropped
     int **ids;                 // (n) owned, lens[i] ids each
     int *lens;                 // (n)
     const PromptExample **ex;  // (n) into the PromptSet, which must outlive this

@@ -327,82 +327,120 @@ typedef struct {
 static void turn_set(Turn *t, int role, const char *text) {
     t->role = role;
     t->text = strdup_check(text);
+    t->family = strdup_check("");
+}
+
+static void turns_free(Turn *turns, int n) {
+    for (int i = 0; i < n; i++) {
+        free(turns[i].text);
+        free(turns[i].family);
+    }
+    free(turns);
 }
 
 static void sft_example_free(SftExample *ex) {
-    for (int i = 0; i < ex->n_turns; i++) free(ex->turns[i].text);
-    free(ex->turns);
+    turns_free(ex->turns, ex->n_turns);
     free(ex->family);
     free(ex->answer);
     memset(ex, 0, sizeof *ex);
 }
 
-// {"messages":[...]} -> turns (system folded into the first user turn).
-static int sft_parse_chat(const cJSON *msgs, const Where *w, SftExample *ex) {
+// A "messages" array -> turns alternating user, assistant, starting with
+// user and ending with role `last` (a system message is folded into the
+// first user turn; a message's optional "family" is kept). `field` names
+// the array in messages. On failure *turns is freed.
+static int parse_messages(const cJSON *msgs, const char *field, int last, const Where *w,
+                          Turn **turns, int *n_turns) {
+    *turns = NULL;
+    *n_turns = 0;
     if (!cJSON_IsArray(msgs))
-        return fail_at(w, "field \"messages\" is %s, expected an array; hint: "
-                          "\"messages\": [{\"role\": \"user\", \"content\": \"...\"}, ...]",
-                       type_name(msgs));
+        return fail_at(w, "field \"%s\" is %s, expected an array; hint: "
+                          "\"%s\": [{\"role\": \"user\", \"content\": \"...\"}, ...]",
+                       field, type_name(msgs), field);
     int n = cJSON_GetArraySize(msgs);
     if (n == 0)
-        return fail_at(w, "\"messages\" is empty; hint: give at least a user and an "
-                          "assistant message");
-    ex->turns = callocCheck((size_t)n, sizeof(Turn));
+        return fail_at(w, "\"%s\" is empty; hint: give at least a user%s message", field,
+                       last == TURN_ASSISTANT ? " and an assistant" : "");
+    Turn *t = callocCheck((size_t)n, sizeof(Turn));
+    int nt = 0, rc = 0;
     const char *system = NULL;
     int i = 0;
-    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
-        if (!cJSON_IsObject(m))
-            return fail_at(w, "messages[%d] is %s, expected an object; hint: "
-                              "{\"role\": \"user\", \"content\": \"...\"}",
-                           i, type_name(m));
-        char inner[32];
-        snprintf(inner, sizeof inner, "messages[%d]", i);
+    for (const cJSON *m = msgs->child; m && rc == 0; m = m->next, i++) {
+        if (!cJSON_IsObject(m)) {
+            rc = fail_at(w, "%s[%d] is %s, expected an object; hint: "
+                            "{\"role\": \"user\", \"content\": \"...\"}",
+                         field, i, type_name(m));
+            break;
+        }
+        char inner[48];
+        snprintf(inner, sizeof inner, "%s[%d]", field, i);
         Where wm = {w->path, w->line, inner};
         const char *what = "each message needs \"role\" and \"content\"";
-        const char *role, *content;
+        const char *role, *content, *family;
         if (need_string(m, "role", what, &wm, &role) ||
-            need_string(m, "content", what, &wm, &content))
-            return -1;
-        int want = ex->n_turns % 2 == 0 ? TURN_USER : TURN_ASSISTANT;
+            need_string(m, "content", what, &wm, &content) ||
+            opt_string(m, "family", &wm, &family)) {
+            rc = -1;
+            break;
+        }
+        int want = nt % 2 == 0 ? TURN_USER : TURN_ASSISTANT;
         if (strcmp(role, "system") == 0) {
-            if (i != 0)
-                return fail_at(w, "messages[%d] has role \"system\" after the first message; "
-                                  "hint: only messages[0] may be a system message",
-                               i);
+            if (i != 0) {
+                rc = fail_at(w, "%s[%d] has role \"system\" after the first message; "
+                                "hint: only %s[0] may be a system message",
+                             field, i, field);
+                break;
+            }
             system = content;
             continue;
         }
         int role_id;
         if (strcmp(role, "user") == 0) role_id = TURN_USER;
         else if (strcmp(role, "assistant") == 0) role_id = TURN_ASSISTANT;
-        else
-            return fail_at(w, "messages[%d] has unknown role \"%.40s\"; hint: roles are "
-                              "\"system\", \"user\" and \"assistant\"",
-                           i, role);
-        if (role_id != want)
-            return fail_at(w, "messages[%d] has role \"%s\" but a%s turn is expected; hint: "
-                              "after an optional system message, roles must alternate user, "
-                              "assistant, user, ... starting with user",
-                           i, role, want == TURN_USER ? " user" : "n assistant");
-        if (role_id == TURN_USER && ex->n_turns == 0 && system && system[0]) {
+        else {
+            rc = fail_at(w, "%s[%d] has unknown role \"%.40s\"; hint: roles are "
+                            "\"system\", \"user\" and \"assistant\"",
+                         field, i, role);
+            break;
+        }
+        if (role_id != want) {
+            rc = fail_at(w, "%s[%d] has role \"%s\" but a%s turn is expected; hint: "
+                            "after an optional system message, roles must alternate user, "
+                            "assistant, user, ... starting with user",
+                         field, i, role, want == TURN_USER ? " user" : "n assistant");
+            break;
+        }
+        if (role_id == TURN_USER && nt == 0 && system && system[0]) {
             size_t ls = strlen(system), lc = strlen(content);
             char *text = mallocCheck(ls + 2 + lc + 1);
             memcpy(text, system, ls);
             memcpy(text + ls, "\n\n", 2);
             memcpy(text + ls + 2, content, lc + 1);
-            ex->turns[ex->n_turns].role = role_id;
-            ex->turns[ex->n_turns].text = text;
+            t[nt].role = role_id;
+            t[nt].text = text;
+            t[nt].family = strdup_check(family);
         } else {
-            turn_set(&ex->turns[ex->n_turns], role_id, content);
+            turn_set(&t[nt], role_id, content);
+            free(t[nt].family);
+            t[nt].family = strdup_check(family);
         }
-        ex->n_turns++;
+        nt++;
     }
-    if (ex->n_turns == 0)
-        return fail_at(w, "\"messages\" has no user message; hint: add a user and an "
-                          "assistant message");
-    if (ex->turns[ex->n_turns - 1].role != TURN_ASSISTANT)
-        return fail_at(w, "the last message has role \"user\"; hint: an SFT conversation must "
-                          "end with the assistant's response");
+    if (rc == 0 && nt == 0)
+        rc = fail_at(w, "\"%s\" has no user message; hint: add a user%s message", field,
+                     last == TURN_ASSISTANT ? " and an assistant" : "");
+    if (rc == 0 && t[nt - 1].role != last)
+        rc = last == TURN_ASSISTANT
+                 ? fail_at(w, "the last message has role \"user\"; hint: an SFT conversation "
+                              "must end with the assistant's response")
+                 : fail_at(w, "the last message of \"%s\" has role \"assistant\"; hint: a "
+                              "prompt's messages end with the user message to answer", field);
+    if (rc != 0) {
+        turns_free(t, nt);
+        return -1;
+    }
+    *turns = t;
+    *n_turns = nt;
     return 0;
 }
 
@@ -454,6 +492,7 @@ static int sft_line(void *vctx, const cJSON *obj, const Where *w) {
                 memcpy(text + li + 2, input, ln + 1);
                 ex.turns[0].role = TURN_USER;
                 ex.turns[0].text = text;
+                ex.turns[0].family = strdup_check("");
             } else {
                 turn_set(&ex.turns[0], TURN_USER, ins);
             }
@@ -461,7 +500,8 @@ static int sft_line(void *vctx, const cJSON *obj, const Where *w) {
             ex.n_turns = 2;
         }
     } else {
-        rc = sft_parse_chat(cJSON_GetObjectItemCaseSensitive(obj, "messages"), w, &ex);
+        rc = parse_messages(cJSON_GetObjectItemCaseSensitive(obj, "messages"), "messages",
+                            TURN_ASSISTANT, w, &ex.turns, &ex.n_turns);
     }
     const char *family = "", *answer = "";
     if (!rc) rc = opt_string(obj, "family", w, &family);
@@ -495,6 +535,26 @@ void jsonl_free_sft(SftSet *set) {
     memset(set, 0, sizeof *set);
 }
 
+// A prompt given as messages (ending with a user message): the turns before
+// it become *history (NULL when none), the last one's text *prompt; its
+// "family" goes to *family unless one was given.
+static int conversation_prompt(const cJSON *msgs, const char *field, const Where *w,
+                               Turn **history, int *n_history, char **prompt,
+                               char **last_family) {
+    Turn *t;
+    int n;
+    if (parse_messages(msgs, field, TURN_USER, w, &t, &n)) return -1;
+    *prompt = t[n - 1].text;
+    *last_family = t[n - 1].family;
+    if (n == 1) {
+        free(t);
+        t = NULL;
+    }
+    *history = t;
+    *n_history = n - 1;
+    return 0;
+}
+
 // ---------------------------------------------------------------------------
 // Preferences
 
@@ -503,15 +563,37 @@ typedef struct {
     long cap;
 } PrefCtx;
 
+// A response side of a pair: a string, or one assistant message in an
+// array (TRL's conversational form). *out points into obj.
+static int pref_side(const cJSON *obj, const char *key, const char *what, const Where *w,
+                     const char **out) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!it || !cJSON_IsArray(it)) return need_string(obj, key, what, w, out);
+    const cJSON *m = it->child;
+    const cJSON *role = m && cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "role") : NULL;
+    const cJSON *content =
+        m && cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "content") : NULL;
+    if (cJSON_GetArraySize(it) != 1 || !cJSON_IsString(role) || !cJSON_IsString(content) ||
+        strcmp(role->valuestring, "assistant") != 0)
+        return fail_at(w, "field \"%s\" is an array but not one assistant message; hint: "
+                          "\"%s\": \"...\" or \"%s\": [{\"role\": \"assistant\", "
+                          "\"content\": \"...\"}]",
+                       key, key, key);
+    *out = content->valuestring;
+    return 0;
+}
+
 static int pref_line(void *vctx, const cJSON *obj, const Where *w) {
     PrefCtx *ctx = vctx;
     const char *what = "a preference line is {\"prompt\", \"chosen\", \"rejected\"} with the "
                        "shared prompt split out of the two responses";
-    const char *p, *c, *r, *family, *kind;
+    const char *p = NULL, *c, *r, *family, *kind;
     int no_eot;
-    if (need_string(obj, "prompt", what, w, &p) || need_string(obj, "chosen", what, w, &c) ||
-        need_string(obj, "rejected", what, w, &r) || opt_string(obj, "family", w, &family) ||
-        opt_string(obj, "rejected_kind", w, &kind) ||
+    const cJSON *pm = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
+    int conv = pm && cJSON_IsArray(pm);
+    if ((!conv && need_string(obj, "prompt", what, w, &p)) ||
+        pref_side(obj, "chosen", what, w, &c) || pref_side(obj, "rejected", what, w, &r) ||
+        opt_string(obj, "family", w, &family) || opt_string(obj, "rejected_kind", w, &kind) ||
         opt_bool(obj, "rejected_no_eot", w, &no_eot))
         return -1;
     // grouped comparisons: "group" and "ranks" come together
@@ -547,16 +629,29 @@ static int pref_line(void *vctx, const cJSON *obj, const Where *w) {
                        group >= 0 ? "has" : "has no", ctx->set->ex[0].line,
                        group >= 0 ? "has none" : "has one");
     PrefExample ex = {
-        .prompt = strdup_check(p),
         .chosen = strdup_check(c),
         .rejected = strdup_check(r),
-        .family = strdup_check(family),
         .rejected_kind = strdup_check(kind),
         .rejected_no_eot = no_eot,
         .group = (long)group,
         .ranks = {ranks[0], ranks[1]},
         .line = w->line,
     };
+    if (conv) {
+        char *last_family;
+        if (conversation_prompt(pm, "prompt", w, &ex.history, &ex.n_history, &ex.prompt,
+                                &last_family)) {
+            free(ex.chosen);
+            free(ex.rejected);
+            free(ex.rejected_kind);
+            return -1;
+        }
+        ex.family = strdup_check(family[0] ? family : last_family);
+        free(last_family);
+    } else {
+        ex.prompt = strdup_check(p);
+        ex.family = strdup_check(family);
+    }
     ctx->set->ex = grow(ctx->set->ex, ctx->set->n, &ctx->cap, sizeof(PrefExample));
     ctx->set->ex[ctx->set->n++] = ex;
     return 0;
@@ -581,6 +676,7 @@ void jsonl_free_prefs(PrefSet *set) {
         free(ex->rejected);
         free(ex->family);
         free(ex->rejected_kind);
+        turns_free(ex->history, ex->n_history);
     }
     free(set->ex);
     free(set->path);
@@ -597,18 +693,31 @@ typedef struct {
 
 static int prompt_line(void *vctx, const cJSON *obj, const Where *w) {
     PromptCtx *ctx = vctx;
-    const char *p, *answer, *family;
-    if (need_string(obj, "prompt", "a prompt line is {\"prompt\": \"...\"} (optional "
-                                   "\"answer\", \"family\")",
-                    w, &p) ||
+    const char *what = "a prompt line is {\"prompt\": \"...\"} (optional \"answer\", "
+                       "\"family\"), or {\"messages\": [...]} ending with a user message";
+    const char *p = NULL, *answer, *family;
+    const cJSON *pm = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(obj, "messages");
+    if (pm && msgs)
+        return fail_at(w, "the line has both \"prompt\" and \"messages\"; hint: %s", what);
+    const cJSON *conv = msgs ? msgs : (pm && cJSON_IsArray(pm) ? pm : NULL);
+    if ((!conv && need_string(obj, "prompt", what, w, &p)) ||
         opt_string(obj, "answer", w, &answer) || opt_string(obj, "family", w, &family))
         return -1;
-    PromptExample ex = {
-        .prompt = strdup_check(p),
-        .answer = strdup_check(answer),
-        .family = strdup_check(family),
-        .line = w->line,
-    };
+    PromptExample ex = {.answer = strdup_check(answer), .line = w->line};
+    if (conv) {
+        char *last_family;
+        if (conversation_prompt(conv, msgs ? "messages" : "prompt", w, &ex.history,
+                                &ex.n_history, &ex.prompt, &last_family)) {
+            free(ex.answer);
+            return -1;
+        }
+        ex.family = strdup_check(family[0] ? family : last_family);
+        free(last_family);
+    } else {
+        ex.prompt = strdup_check(p);
+        ex.family = strdup_check(family);
+    }
     ctx->set->ex = grow(ctx->set->ex, ctx->set->n, &ctx->cap, sizeof(PromptExample));
     ctx->set->ex[ctx->set->n++] = ex;
     return 0;
@@ -630,6 +739,7 @@ void jsonl_free_prompts(PromptSet *set) {
         free(set->ex[i].prompt);
         free(set->ex[i].answer);
         free(set->ex[i].family);
+        turns_free(set->ex[i].history, set->ex[i].n_history);
     }
     free(set->ex);
     free(set->path);
@@ -696,6 +806,8 @@ int jsonl_write_sft(JsonlWriter *w, const SftExample *ex) {
             cJSON *m = new_object();
             add_string(m, "role", ex->turns[i].role == TURN_USER ? "user" : "assistant");
             add_string(m, "content", ex->turns[i].text);
+            if (ex->turns[i].family && ex->turns[i].family[0])
+                add_string(m, "family", ex->turns[i].family);
             cJSON_AddItemToArray(msgs, m);
         }
     }
@@ -704,9 +816,28 @@ int jsonl_write_sft(JsonlWriter *w, const SftExample *ex) {
     return write_object(w, obj);
 }
 
+// "prompt": the text, or with a history the messages ending with it.
+static void add_prompt(cJSON *obj, const Turn *history, int n_history, const char *prompt) {
+    if (n_history == 0) {
+        add_string(obj, "prompt", prompt);
+        return;
+    }
+    cJSON *msgs = cJSON_AddArrayToObject(obj, "prompt");
+    ASSERT(msgs);
+    for (int i = 0; i <= n_history; i++) {
+        cJSON *m = new_object();
+        const int user = i == n_history || history[i].role == TURN_USER;
+        add_string(m, "role", user ? "user" : "assistant");
+        add_string(m, "content", i == n_history ? prompt : history[i].text);
+        if (i < n_history && history[i].family && history[i].family[0])
+            add_string(m, "family", history[i].family);
+        cJSON_AddItemToArray(msgs, m);
+    }
+}
+
 int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex) {
     cJSON *obj = new_object();
-    add_string(obj, "prompt", ex->prompt);
+    add_prompt(obj, ex->history, ex->n_history, ex->prompt);
     add_string(obj, "chosen", ex->chosen);
     add_string(obj, "rejected", ex->rejected);
     if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
@@ -724,7 +855,7 @@ int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex) {
 
 int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex) {
     cJSON *obj = new_object();
-    add_string(obj, "prompt", ex->prompt);
+    add_prompt(obj, ex->history, ex->n_history, ex->prompt);
     if (ex->answer && ex->answer[0]) add_string(obj, "answer", ex->answer);
     if (ex->family && ex->family[0]) add_string(obj, "family", ex->family);
     return write_object(w, obj);

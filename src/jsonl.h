@@ -19,8 +19,11 @@
 enum { TURN_USER = 0, TURN_ASSISTANT = 1 };
 
 typedef struct {
-    int role;    // TURN_USER | TURN_ASSISTANT
-    char *text;  // owned
+    int role;      // TURN_USER | TURN_ASSISTANT
+    char *text;    // owned
+    char *family;  // a user turn's task family ("family" of its message), for
+                   // grading turn by turn; "" (or NULL in a Turn built by
+                   // hand) when none. Owned when read.
 } Turn;
 
 // One SFT example as a conversation: turns alternate user/assistant,
@@ -42,6 +45,11 @@ typedef struct {
     char *path;  // the file it came from
 } SftSet;
 
+// A multi-turn prompt (PPO prompts, preference pairs): the conversation so
+// far, `history` (n_history turns alternating user, assistant, starting
+// with user and ending with assistant; NULL and 0 for a single turn), then
+// the last user turn `prompt`, which is the one answered and graded.
+//
 // {"prompt","chosen","rejected"} plus optional "family", "rejected_kind"
 // and "rejected_no_eot". rejected_no_eot = true says the rejected response
 // ends without an end-of-text token (a rambling answer cut off by the
@@ -51,8 +59,11 @@ typedef struct {
 // rejected], the grader's ranks: 0 for a right answer, larger for worse
 // ones, never equal; chosen's is the larger only where a noisy labeler
 // flipped the pair). Either every line of a file has a group or none has.
+// A multi-turn pair gives "prompt" as an array of messages ending with a
+// user message (TRL's conversational form); "chosen" and "rejected" are then
+// strings or one-message arrays [{"role":"assistant","content":"..."}].
 typedef struct {
-    char *prompt;
+    char *prompt;         // the last user turn
     char *chosen;
     char *rejected;
     char *family;         // "" if none
@@ -61,6 +72,8 @@ typedef struct {
     long group;           // -1 if none
     int ranks[2];         // chosen's and rejected's rank; -1 if none
     int line;
+    Turn *history;        // the turns before prompt, owned; NULL if none
+    int n_history;
 } PrefExample;
 
 typedef struct {
@@ -69,12 +82,17 @@ typedef struct {
     char *path;
 } PrefSet;
 
-// {"prompt"} plus optional "answer" and "family".
+// {"prompt"} plus optional "answer" and "family"; a multi-turn prompt is
+// {"messages":[...]} or {"prompt":[...]}, messages ending with the user
+// message to answer (answer and family are about that one; without a
+// top-level "family" the last user message's "family" is taken).
 typedef struct {
-    char *prompt;
+    char *prompt;  // the last user turn
     char *answer;  // "" if none
     char *family;  // "" if none
     int line;
+    Turn *history; // the turns before prompt, owned; NULL if none
+    int n_history;
 } PromptExample;
 
 typedef struct {
@@ -114,11 +132,13 @@ void jsonl_writer_abort(JsonlWriter *w);
 // One line each, fields in a fixed order, optional fields written only when
 // non-empty. An SFT example of two turns is written as
 // {"prompt","response"[,"family"][,"answer"]}, a longer one as
-// {"messages":[...][,"family"][,"answer"]}. A preference line is
+// {"messages":[...][,"family"][,"answer"]}, each message {"role","content"
+// [,"family"]}. A preference line is
 // {"prompt","chosen","rejected"[,"family"],"rejected_no_eot"[,"rejected_kind"]
 // [,"group","ranks"]} (rejected_no_eot always, so every generated line has
-// the same keys; group and ranks when group >= 0); a
-// prompt line {"prompt"[,"answer"][,"family"]}. Return -1 if writing fails.
+// the same keys; group and ranks when group >= 0); a prompt line
+// {"prompt"[,"answer"][,"family"]}. A prompt with a history is written as
+// "prompt": [messages...] ending with it. Return -1 if writing fails.
 int jsonl_write_sft(JsonlWriter *w, const SftExample *ex);
 int jsonl_write_pref(JsonlWriter *w, const PrefExample *ex);
 int jsonl_write_prompt(JsonlWriter *w, const PromptExample *ex);

@@ -73,14 +73,26 @@ int seqs_pad_rows(const SeqSet *s, const long *rows, int n, int pad, int *x, int
 }
 
 int seqs_from_sft(const SftSet *set, const Tokenizer *tok, int T, int truncate, SeqSet *seqs,
-                  long *skipped, long *truncated) {
+                  long *skipped, long *truncated, long *trimmed) {
     int *ids = mallocCheck(((size_t)T + 1) * sizeof(int));
     unsigned char *loss = mallocCheck((size_t)T + 1);
     *skipped = *truncated = 0;
+    if (trimmed) *trimmed = 0;
     seqs_init(seqs);
     int rc = 0;
     for (long i = 0; i < set->n; i++) {
-        long len = chat_encode_example(tok, &set->ex[i], ids, loss, T + 1);
+        SftExample ex = set->ex[i];  // a view: trimming moves its first turn
+        long len = chat_encode_example(tok, &ex, ids, loss, T + 1);
+        if (len > T + 1 && ex.n_turns > 2) {
+            // a conversation loses its oldest exchanges, whole, until the
+            // rest fits: the model learns to answer from a recent history
+            while (len > T + 1 && ex.n_turns > 2) {
+                ex.turns += 2;
+                ex.n_turns -= 2;
+                len = chat_encode_example(tok, &ex, ids, loss, T + 1);
+            }
+            if (trimmed) (*trimmed)++;
+        }
         if (len < 0) {
             rc = rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
             break;
@@ -110,11 +122,18 @@ int seqs_from_sft(const SftSet *set, const Tokenizer *tok, int T, int truncate, 
 }
 
 int pref_encode(const PrefSet *set, long i, const Tokenizer *tok, int T, int *chosen, long *a,
-                int *rejected, long *b) {
+                int *rejected, long *b, ChatPrompt *kept) {
     const PrefExample *e = &set->ex[i];
-    *a = chat_encode_pair(tok, e->prompt, e->chosen, 0, chosen, T + 1);
-    *b = chat_encode_pair(tok, e->prompt, e->rejected, e->rejected_no_eot, rejected, T + 1);
-    if (*a < 0 || *b < 0) return rlhf_fail("%s:%d: %s", set->path, e->line, rlhf_errmsg);
+    ChatPrompt p = {e->history, e->n_history, e->prompt};
+    for (;;) {
+        *a = chat_encode_context_pair(tok, &p, e->chosen, 0, chosen, T + 1);
+        *b = chat_encode_context_pair(tok, &p, e->rejected, e->rejected_no_eot, rejected, T + 1);
+        if (*a < 0 || *b < 0) return rlhf_fail("%s:%d: %s", set->path, e->line, rlhf_errmsg);
+        if ((*a <= T && *b <= T) || p.n_history == 0) break;
+        p.history += 2;  // the oldest exchange goes, whole
+        p.n_history -= 2;
+    }
+    if (kept) *kept = p;
     return *a <= T && *b <= T;  // the score must be read inside the context
 }
 
@@ -129,7 +148,8 @@ int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seq
     int rc = 0;
     for (long i = 0; i < set->n; i++) {
         long a, b;
-        int fits = pref_encode(set, i, tok, T, ids, &a, ids2, &b);
+        ChatPrompt p;
+        int fits = pref_encode(set, i, tok, T, ids, &a, ids2, &b, &p);
         if (fits < 0) {
             rc = -1;
             break;
@@ -138,8 +158,9 @@ int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seq
             (*skipped)++;
             continue;
         }
-        // both sides start with the same template prompt, which carries no loss
-        long pl = chat_encode_prompt(tok, set->ex[i].prompt, scratch, T + 1);
+        // both sides start with the same context (history and prompt), which
+        // carries no loss
+        long pl = chat_encode_context(tok, &p, scratch, T + 1);
         if (pl < 0) {
             rc = rlhf_fail("%s:%d: %s", set->path, set->ex[i].line, rlhf_errmsg);
             break;
@@ -178,17 +199,25 @@ static int group_key_cmp(const void *a, const void *b) {
     return (x->index > y->index) - (x->index < y->index);
 }
 
-// The sequence of response (text, no_eot) among the current group's rows
-// [first, seqs->n), added (ids, len) if new. texts / no_eots hold the
-// group's rows' responses, relative to first.
-static long group_row(SeqSet *seqs, long first, const char **texts, int *no_eots,
-                      const char *text, int no_eot, const int *ids, long len) {
+// The sequence equal to ids (len) among the current group's rows
+// [first, seqs->n), added if new: a response is scored once per group.
+static long group_row(SeqSet *seqs, long first, const int *ids, long len) {
     for (long r = first; r < seqs->n; r++)
-        if (no_eots[r - first] == no_eot && strcmp(texts[r - first], text) == 0) return r;
-    texts[seqs->n - first] = text;
-    no_eots[seqs->n - first] = no_eot;
+        if (seqs_len(seqs, r) == len &&
+            memcmp(seqs->ids + seqs->off[r], ids, (size_t)len * sizeof(int)) == 0)
+            return r;
     seqs_add(seqs, ids, NULL, len);
     return seqs->n - 1;
+}
+
+// Whether two preference lines ask the same thing: last turn and history.
+static int same_prompt(const PrefExample *a, const PrefExample *b) {
+    if (strcmp(a->prompt, b->prompt) != 0 || a->n_history != b->n_history) return 0;
+    for (int i = 0; i < a->n_history; i++)
+        if (a->history[i].role != b->history[i].role ||
+            strcmp(a->history[i].text, b->history[i].text) != 0)
+            return 0;
+    return 1;
 }
 
 int seqs_from_groups(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seqs,
@@ -205,9 +234,6 @@ int seqs_from_groups(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *se
     g->chosen = mallocCheck((size_t)n * sizeof(long));
     g->rejected = mallocCheck((size_t)n * sizeof(long));
     g->row_off[0] = g->pair_off[0] = 0;
-    // a group has at most 2 rows per pair
-    const char **texts = mallocCheck(2 * (size_t)n * sizeof(char *));
-    int *no_eots = mallocCheck(2 * (size_t)n * sizeof(int));
     int *a_ids = mallocCheck(((size_t)T + 1) * sizeof(int));
     int *b_ids = mallocCheck(((size_t)T + 1) * sizeof(int));
     int rc = 0;
@@ -219,14 +245,14 @@ int seqs_from_groups(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *se
         for (long k = k0; k < k1; k++) {
             const long i = keys[k].index;
             const PrefExample *e = &set->ex[i];
-            if (strcmp(e->prompt, head->prompt) != 0) {
+            if (!same_prompt(e, head)) {
                 rc = rlhf_fail("%s:%d: group %ld has another prompt on line %d; hint: a group "
                                "holds the comparisons of one prompt's responses", set->path,
                                e->line, e->group, head->line);
                 break;
             }
             long a, b;
-            const int fits = pref_encode(set, i, tok, T, a_ids, &a, b_ids, &b);
+            const int fits = pref_encode(set, i, tok, T, a_ids, &a, b_ids, &b, NULL);
             if (fits < 0) {
                 rc = -1;
                 break;
@@ -235,9 +261,8 @@ int seqs_from_groups(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *se
                 (*skipped)++;
                 continue;
             }
-            const long c = group_row(seqs, first, texts, no_eots, e->chosen, 0, a_ids, a);
-            const long r = group_row(seqs, first, texts, no_eots, e->rejected,
-                                     e->rejected_no_eot, b_ids, b);
+            const long c = group_row(seqs, first, a_ids, a);
+            const long r = group_row(seqs, first, b_ids, b);
             if (c == r) {
                 rc = rlhf_fail("%s:%d: chosen and rejected are the same response; hint: a "
                                "comparison needs two different responses", set->path, e->line);
@@ -257,8 +282,6 @@ int seqs_from_groups(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *se
         }
     }
     free(keys);
-    free(texts);
-    free(no_eots);
     free(a_ids);
     free(b_ids);
     if (rc == 0 && g->n == 0)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat.h"
 #include "jsonl.h"
 #include "tokenizer.h"
 
@@ -39,20 +40,28 @@ void pad_row(int *dst, int T, const int *src, long len, int pad);
 // Returns T.
 int seqs_pad_rows(const SeqSet *s, const long *rows, int n, int pad, int *x, int *last);
 
-// SFT examples through the chat template, loss on response tokens. Those
-// longer than T+1 tokens are truncated to T+1 (truncate) or skipped, and
-// counted; so is one whose truncation cut every response token. Returns
-// -1 with "PATH:LINE: reason" when an example does not encode, or when no
-// example fits.
+// SFT examples through the chat template, loss on every response token
+// and each response's closing end-of-text (never on user text or the
+// <|user|> / <|assistant|> specials). A conversation longer than T+1
+// tokens first drops its oldest exchanges (user turn + reply), whole,
+// until it fits or one exchange is left, counted in *trimmed (may be
+// NULL); never a part of a turn. An example still longer than T+1 tokens
+// is truncated to T+1 (truncate) or skipped, and counted; so is one whose
+// truncation cut every response token. Returns -1 with "PATH:LINE:
+// reason" when an example does not encode, or when no example fits.
 int seqs_from_sft(const SftSet *set, const Tokenizer *tok, int T, int truncate, SeqSet *seqs,
-                  long *skipped, long *truncated);
+                  long *skipped, long *truncated, long *trimmed);
 
-// Encodes a preference pair (its chosen and rejected sides, at most T+1 ids
-// each, lengths in *a and *b). Returns 1 when both fit a context of T
-// tokens (so the reward is read inside it), 0 when one does not, -1 with
-// "PATH:LINE: reason" when a side does not encode.
+// Encodes a preference pair (its chosen and rejected sides, each the
+// context (history and prompt) then the response, at most T+1 ids each,
+// lengths in *a and *b). A multi-turn prompt whose sides do not fit T
+// tokens drops its oldest exchanges, whole, until they fit or no history
+// is left; kept (may be NULL) receives the prompt as encoded. Returns 1
+// when both fit a context of T tokens (so the reward is read inside it),
+// 0 when one does not, -1 with "PATH:LINE: reason" when a side does not
+// encode.
 int pref_encode(const PrefSet *set, long i, const Tokenizer *tok, int T, int *chosen, long *a,
-                int *rejected, long *b);
+                int *rejected, long *b, ChatPrompt *kept);
 
 // Preference pairs that fit T tokens as sequences 2i (chosen) and 2i+1
 // (rejected); the others are counted in *skipped. Loss flags mark each
@@ -64,7 +73,7 @@ int seqs_from_prefs(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seq
 
 // Preference comparisons grouped by prompt, for the reward model: group
 // g's responses are sequences row_off[g] .. row_off[g+1]) of a SeqSet, each
-// distinct response (text and end-of-text alike) once, and its comparisons
+// distinct encoded response once, and its comparisons
 // are pairs pair_off[g] .. pair_off[g+1]) of (chosen, rejected) sequence
 // indices. Lines with the same "group" form one group (all pairs of a
 // prompt train as one batch element); a plain pair is a group of its own.

@@ -758,8 +758,8 @@ void tasks_tally_print(const TasksTally *t, FILE *out) {
 // Data files
 
 const char *const tasks_file_names[TASKS_N_FILES] = {
-    "sft_train.jsonl",  "sft_test.jsonl", "pref_train.jsonl",
-    "pref_test.jsonl", "ppo_train.jsonl", "ppo_test.jsonl"};
+    "sft_train.jsonl", "sft_test.jsonl",  "pref_train.jsonl", "pref_test.jsonl",
+    "ppo_train.jsonl", "ppo_test.jsonl", "chat_test.jsonl"};
 
 // A set of strings (open addressing, FNV-1a), owning copies of its keys.
 typedef struct {
@@ -811,14 +811,79 @@ static uint64_t stream_seed(uint64_t seed, int file) {
 }
 
 static int is_test_file(int file) {
-    return file == TASKS_SFT_TEST || file == TASKS_PREF_TEST || file == TASKS_PPO_TEST;
+    return file == TASKS_SFT_TEST || file == TASKS_PREF_TEST || file == TASKS_PPO_TEST ||
+           file == TASKS_CHAT_TEST;
+}
+
+long tasks_chat_train_count(const TasksSpec *spec) {
+    if (!(spec->chat_share > 0.0)) return 0;
+    return (long)((double)spec->n_train * spec->chat_share / (1.0 - spec->chat_share) + 0.5);
 }
 
 // Tries per test example before giving up on a family whose prompts are
 // (nearly) all in train already.
 #define TASKS_MAX_TRIES 1000
 
-static int write_file(const TasksSpec *spec, int file, JsonlWriter *w, StrSet *train,
+// One example of family f into ex whose prompt is in neither forbid nor
+// unique (either may be NULL); the prompt then joins unique and record
+// (when given). Redraws are counted as dropped for the file.
+static int draw_example(Rng *rng, int f, int file, const StrSet *forbid, StrSet *unique,
+                        StrSet *record, TasksReport *report, TaskExample *ex) {
+    for (int tries = 0;; tries++) {
+        tasks_generate(rng, f, ex);
+        if (!(forbid && strset_has(forbid, ex->prompt)) &&
+            !(unique && strset_has(unique, ex->prompt))) {
+            if (unique) strset_add(unique, ex->prompt);
+            if (record) strset_add(record, ex->prompt);
+            return 0;
+        }
+        report->dropped[file]++;
+        if (tries + 1 >= TASKS_MAX_TRIES)
+            return rlhf_fail("%s: family %s ran out of prompts unseen in %s after %d tries; "
+                             "hint: lower --n_train or --n_test",
+                             tasks_file_names[file], tasks_families[f].name,
+                             is_test_file(file) ? "train" : "the test files", TASKS_MAX_TRIES);
+    }
+}
+
+// The prompt sets the files are checked against.
+typedef struct {
+    StrSet train;  // every train prompt, conversations' included
+    StrSet test;   // every prompt of the single-turn test files
+} PromptSets;
+
+// Conversation i of a file: its turns' families, then the conversation. A
+// test conversation's prompts avoid train and repeat no prompt of the file
+// (seen); a train conversation's avoid the test files.
+static int write_conversation(const TasksSpec *spec, int file, long i, Rng *rng,
+                              JsonlWriter *w, PromptSets *ps, StrSet *seen, TasksReport *report) {
+    const int nf = spec->n_families;
+    int fam[TASKS_CHAT_MAX_TURNS], n;
+    const int spread = TASKS_CHAT_MAX_TURNS - TASKS_CHAT_MIN_TURNS + 1;
+    if (file == TASKS_CHAT_TEST) {  // balanced: every turn index sees every family alike
+        n = TASKS_CHAT_MIN_TURNS + (int)(i % spread);
+        for (int k = 0; k < n; k++) fam[k] = spec->families[(i + k) % nf];
+    } else {
+        n = TASKS_CHAT_MIN_TURNS + (int)rng_below(rng, (uint64_t)spread);
+        for (int k = 0; k < n; k++) fam[k] = spec->families[rng_below(rng, (uint64_t)nf)];
+    }
+    TaskExample ex[TASKS_CHAT_MAX_TURNS];
+    Turn turns[2 * TASKS_CHAT_MAX_TURNS];
+    for (int k = 0; k < n; k++) {
+        int rc = file == TASKS_CHAT_TEST
+                     ? draw_example(rng, fam[k], file, &ps->train, seen, NULL, report, &ex[k])
+                     : draw_example(rng, fam[k], file, &ps->test, NULL, &ps->train, report,
+                                    &ex[k]);
+        if (rc) return -1;
+        turns[2 * k] = (Turn){TURN_USER, ex[k].prompt, (char *)tasks_families[fam[k]].name};
+        turns[2 * k + 1] = (Turn){TURN_ASSISTANT, ex[k].answer, NULL};
+    }
+    SftExample s = {turns, 2 * n, "", "", 0};
+    return jsonl_write_sft(w, &s);
+}
+
+// The single-turn lines of a file (or chat_test's conversations).
+static int write_file(const TasksSpec *spec, int file, JsonlWriter *w, PromptSets *ps,
                       TasksReport *report) {
     Rng rng;
     rng_init(&rng, stream_seed(spec->seed, file));
@@ -828,30 +893,18 @@ static int write_file(const TasksSpec *spec, int file, JsonlWriter *w, StrSet *t
     int rc = 0;
     TaskExample ex;
     for (long i = 0; i < n && rc == 0; i++) {
-        int f = spec->families[i % spec->n_families];
-        for (int tries = 0;; tries++) {
-            tasks_generate(&rng, f, &ex);
-            if (!test) {
-                strset_add(train, ex.prompt);
-                break;
-            }
-            if (!strset_has(train, ex.prompt) && !strset_has(&seen, ex.prompt)) {
-                strset_add(&seen, ex.prompt);
-                break;
-            }
-            report->dropped[file]++;
-            if (tries + 1 >= TASKS_MAX_TRIES) {
-                rc = rlhf_fail("%s: family %s ran out of prompts unseen in train after %d "
-                               "tries; hint: lower --n_train or --n_test",
-                               tasks_file_names[file], tasks_families[f].name,
-                               TASKS_MAX_TRIES);
-                break;
-            }
+        if (file == TASKS_CHAT_TEST) {
+            rc = write_conversation(spec, file, i, &rng, w, ps, &seen, report);
+            if (rc == 0) report->written[file]++;
+            continue;
         }
+        int f = spec->families[i % spec->n_families];
+        rc = test ? draw_example(&rng, f, file, &ps->train, &seen, &ps->test, report, &ex)
+                  : draw_example(&rng, f, file, NULL, NULL, &ps->train, report, &ex);
         if (rc) break;
         const char *family = tasks_families[f].name;
         if (file == TASKS_SFT_TRAIN || file == TASKS_SFT_TEST) {
-            Turn turns[2] = {{TURN_USER, ex.prompt}, {TURN_ASSISTANT, ex.answer}};
+            Turn turns[2] = {{TURN_USER, ex.prompt, NULL}, {TURN_ASSISTANT, ex.answer, NULL}};
             SftExample s = {turns, 2, (char *)family, "", 0};
             rc = jsonl_write_sft(w, &s);
         } else if (file == TASKS_PREF_TRAIN || file == TASKS_PREF_TEST) {
@@ -869,7 +922,7 @@ static int write_file(const TasksSpec *spec, int file, JsonlWriter *w, StrSet *t
                              .ranks = {-1, -1}};
             rc = jsonl_write_pref(w, &p);
         } else {
-            PromptExample p = {ex.prompt, ex.answer, (char *)family, 0};
+            PromptExample p = {ex.prompt, ex.answer, (char *)family, 0, NULL, 0};
             rc = jsonl_write_prompt(w, &p);
         }
         if (rc == 0) report->written[file]++;
@@ -878,12 +931,31 @@ static int write_file(const TasksSpec *spec, int file, JsonlWriter *w, StrSet *t
     return rc;
 }
 
+// sft_train's conversations, after its single-turn lines and after the
+// single-turn test files (whose prompts they avoid), from a stream of their
+// own: the single-turn lines of every file stay the same bytes whatever
+// the share.
+static int write_train_conversations(const TasksSpec *spec, JsonlWriter *w, PromptSets *ps,
+                                     TasksReport *report) {
+    Rng rng;
+    rng_init(&rng, stream_seed(spec->seed, TASKS_N_FILES));
+    const long n = tasks_chat_train_count(spec);
+    for (long i = 0; i < n; i++) {
+        if (write_conversation(spec, TASKS_SFT_TRAIN, i, &rng, w, ps, NULL, report)) return -1;
+        report->written_chat++;
+    }
+    return 0;
+}
+
 int tasks_write_data(const TasksSpec *spec, TasksReport *report) {
     memset(report, 0, sizeof *report);
     if (spec->n_train < 1 || spec->n_test < 1)
         return rlhf_fail("n_train (%ld) and n_test (%ld) must be at least 1; hint: pass "
                          "--n_train N --n_test N with N >= 1",
                          spec->n_train, spec->n_test);
+    if (!(spec->chat_share >= 0.0 && spec->chat_share <= 0.5))
+        return rlhf_fail("chat share %g is outside [0, 0.5]; hint: --chat_share 0.2 makes a "
+                         "fifth of the SFT lines conversations, 0 none", spec->chat_share);
     if (spec->n_families < 1 || spec->n_families > TASKS_MAX_FAMILIES)
         return rlhf_fail("no task families selected; hint: --families reverse,add,...");
     for (int i = 0; i < spec->n_families; i++)
@@ -904,11 +976,16 @@ int tasks_write_data(const TasksSpec *spec, TasksReport *report) {
     // train files first: the test files check their prompts against them
     static const int order[TASKS_N_FILES] = {TASKS_SFT_TRAIN, TASKS_PREF_TRAIN,
                                              TASKS_PPO_TRAIN, TASKS_SFT_TEST,
-                                             TASKS_PREF_TEST, TASKS_PPO_TEST};
-    StrSet train = {0};
-    for (int i = 0; i < TASKS_N_FILES && rc == 0; i++)
-        rc = write_file(spec, order[i], &w[order[i]], &train, report);
-    strset_free(&train);
+                                             TASKS_PREF_TEST, TASKS_PPO_TEST,
+                                             TASKS_CHAT_TEST};
+    PromptSets ps = {{0}, {0}};
+    for (int i = 0; i < TASKS_N_FILES && rc == 0; i++) {
+        if (order[i] == TASKS_CHAT_TEST && rc == 0)  // after every single-turn test prompt
+            rc = write_train_conversations(spec, &w[TASKS_SFT_TRAIN], &ps, report);
+        if (rc == 0) rc = write_file(spec, order[i], &w[order[i]], &ps, report);
+    }
+    strset_free(&ps.train);
+    strset_free(&ps.test);
     for (int k = 0; k < TASKS_N_FILES; k++) {
         if (rc == 0) rc = jsonl_writer_commit(&w[k]);
         else jsonl_writer_abort(&w[k]);

@@ -118,27 +118,49 @@ enum {
     TASKS_PREF_TEST,
     TASKS_PPO_TRAIN,
     TASKS_PPO_TEST,
+    TASKS_CHAT_TEST,
     TASKS_N_FILES
 };
 extern const char *const tasks_file_names[TASKS_N_FILES];  // "sft_train.jsonl", ...
+
+// Conversations: 2 to 4 user turns, each a task question of its own (the
+// turns do not refer to each other), answered correctly by the assistant.
+// A user message carries its family ("family" in the JSONL), so that each
+// turn can be graded.
+#define TASKS_CHAT_MIN_TURNS 2
+#define TASKS_CHAT_MAX_TURNS 4
 
 typedef struct {
     const char *out_dir;  // created (with parents) if missing
     uint64_t seed;
     long n_train;  // examples in each *_train file
-    long n_test;   // examples in each *_test file
+    long n_test;   // examples in each *_test file (conversations in chat_test)
+    // Share of sft_train lines that are conversations, in [0, 0.5]: after
+    // the n_train single-turn lines (the same bytes whatever the share)
+    // come round(n_train * share / (1 - share)) conversations. 0: none, the
+    // file is single-turn only.
+    double chat_share;
     int families[TASKS_MAX_FAMILIES];
     int n_families;  // families cycle in this order: example i is families[i % n]
 } TasksSpec;
 
+// Conversations mixed into sft_train for a spec.
+long tasks_chat_train_count(const TasksSpec *spec);
+
 typedef struct {
-    long written[TASKS_N_FILES];  // lines per file
+    long written[TASKS_N_FILES];  // lines per file (sft_train: single-turn ones)
+    long written_chat;            // conversations mixed into sft_train
     long dropped[TASKS_N_FILES];  // test candidates dropped: prompt already in train
 } TasksReport;
 
-// Writes the six files of tasks_file_names into spec->out_dir. Each file has
-// its own random stream derived from the seed, so the same spec gives
-// byte-identical files. No prompt of a test file occurs in any train file.
+// Writes the files of tasks_file_names into spec->out_dir. Each file has
+// its own random stream derived from the seed (the conversations of
+// sft_train one more), so the same spec gives byte-identical files, and
+// the single-turn files do not depend on chat_share. No prompt of a test
+// file occurs in any train file (conversations included). chat_test holds n_test
+// conversations, the turn count cycling 2, 3, 4 and turn k of conversation
+// i asking family families[(i + k) % n], so that each turn index sees the
+// families in equal shares; train conversations draw both at random.
 // All files are written to .tmp first and renamed only when all succeeded.
 // Returns -1 with a reason (bad spec, I/O error, a family whose prompts run
 // out before the test split is full).

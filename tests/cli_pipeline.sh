@@ -16,9 +16,15 @@ need = {"sft": {"prompt", "response"}, "pref": {"prompt", "chosen", "rejected"},
 for kind, fields in need.items():
     for split, n in (("train", 200), ("test", 24)):
         rows = [json.loads(l) for l in open(f"{sys.argv[1]}/{kind}_{split}.jsonl")]
+        if kind == "sft" and split == "train":  # then 50 conversations (chat_share 0.2)
+            conv = rows[n:]
+            rows = rows[:n]
+            assert len(conv) == 50 and all(2 <= len(r["messages"]) // 2 <= 4 for r in conv)
         assert len(rows) == n, (kind, split, len(rows))
         assert all(fields <= set(r) and all(isinstance(r[k], str) and r[k] for k in fields)
                    for r in rows), (kind, split)
+chat = [json.loads(l) for l in open(f"{sys.argv[1]}/chat_test.jsonl")]
+assert [len(r["messages"]) // 2 for r in chat] == [2, 3, 4] * 8
 EOF
 run "$R" tasks --out "$D/tasks2" --n_train 200 --n_test 24 --seed 3
 diff -r "$D/tasks" "$D/tasks2" >/dev/null || fail "rlhf tasks with the same seed differs"

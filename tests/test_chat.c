@@ -103,7 +103,7 @@ static void test_single_turn_layout(void **state) {
     (void)state;
     for (int type = 0; type < 2; type++) {
         Tokenizer tok = train(type == 0 ? TOKENIZER_CHAR : TOKENIZER_BPE);
-        Turn turns[2] = {{TURN_USER, "what is 2+3?"}, {TURN_ASSISTANT, "5."}};
+        Turn turns[2] = {{TURN_USER, "what is 2+3?", NULL}, {TURN_ASSISTANT, "5.", NULL}};
         SftExample ex = {.turns = turns, .n_turns = 2, .family = "", .answer = ""};
         int want[128], ids[128];
         unsigned char wl[128], loss[128];
@@ -140,9 +140,9 @@ static void test_multi_turn_layout(void **state) {
     (void)state;
     for (int type = 0; type < 2; type++) {
         Tokenizer tok = train(type == 0 ? TOKENIZER_CHAR : TOKENIZER_BPE);
-        Turn turns[6] = {{TURN_USER, "say hello."},  {TURN_ASSISTANT, "hello!"},
-                         {TURN_USER, "what is 7+1?"}, {TURN_ASSISTANT, "8."},
-                         {TURN_USER, "say bye."},     {TURN_ASSISTANT, "bye!"}};
+        Turn turns[6] = {{TURN_USER, "say hello.", NULL},  {TURN_ASSISTANT, "hello!", NULL},
+                         {TURN_USER, "what is 7+1?", NULL}, {TURN_ASSISTANT, "8.", NULL},
+                         {TURN_USER, "say bye.", NULL},     {TURN_ASSISTANT, "bye!", NULL}};
         SftExample ex = {.turns = turns, .n_turns = 6, .family = "", .answer = ""};
         int want[256], ids[256];
         unsigned char wl[256], loss[256];
@@ -178,8 +178,8 @@ static void test_truncated_output(void **state) {
     (void)state;
     for (int type = 0; type < 2; type++) {
         Tokenizer tok = train(type == 0 ? TOKENIZER_CHAR : TOKENIZER_BPE);
-        Turn turns[4] = {{TURN_USER, "what is 4+4?"}, {TURN_ASSISTANT, "8."},
-                         {TURN_USER, "the dog sleeps."}, {TURN_ASSISTANT, "the fox runs."}};
+        Turn turns[4] = {{TURN_USER, "what is 4+4?", NULL}, {TURN_ASSISTANT, "8.", NULL},
+                         {TURN_USER, "the dog sleeps.", NULL}, {TURN_ASSISTANT, "the fox runs.", NULL}};
         SftExample ex = {.turns = turns, .n_turns = 4, .family = "", .answer = ""};
         int full[256], ids[260];
         unsigned char fl[256], loss[260];
@@ -225,7 +225,7 @@ static void test_encoding_error(void **state) {
     assert_int_equal(chat_encode_prompt(&tok, "caf\xc3\xa9", ids, 64), -1);
     assert_true(rlhf_errmsg[0] != '\0');
     assert_int_equal(chat_encode_pair(&tok, "ok", "a\x01", 0, ids, 64), -1);
-    Turn turns[2] = {{TURN_USER, "fine"}, {TURN_ASSISTANT, "caf\xc3\xa9"}};
+    Turn turns[2] = {{TURN_USER, "fine", NULL}, {TURN_ASSISTANT, "caf\xc3\xa9", NULL}};
     SftExample ex = {.turns = turns, .n_turns = 2, .family = "", .answer = ""};
     assert_int_equal(chat_encode_example(&tok, &ex, ids, loss, 64), -1);
     tokenizer_free(&tok);

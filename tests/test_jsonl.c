@@ -231,8 +231,10 @@ static void test_prompt_errors(void **state) {
     PromptSet set;
     assert_int_equal(jsonl_read_prompts(FIX "prompts_answer_number.jsonl", &set), -1);
     assert_error_at(FIX "prompts_answer_number.jsonl", 2, "\"answer\" is a number");
+    // an SFT conversation ends with the answer; a prompt's with the question
     assert_int_equal(jsonl_read_prompts(FIX "sft_chat.jsonl", &set), -1);
-    assert_error_at(FIX "sft_chat.jsonl", 1, "missing field \"prompt\"");
+    assert_error_at(FIX "sft_chat.jsonl", 1, "the last message of \"messages\" has role "
+                                             "\"assistant\"");
 }
 
 // --- in-memory cases -------------------------------------------------------
@@ -359,10 +361,10 @@ static void test_write_read_roundtrip(void **state) {
     char path[160];
     snprintf(path, sizeof path, "%s/out.jsonl", tmpdir);
     assert_int_equal(jsonl_writer_open(&w, path), 0);
-    Turn two[2] = {{TURN_USER, "reverse: \"cat\"\n\xc3\xa9"}, {TURN_ASSISTANT, "tac"}};
+    Turn two[2] = {{TURN_USER, "reverse: \"cat\"\n\xc3\xa9", NULL}, {TURN_ASSISTANT, "tac", NULL}};
     SftExample a = {two, 2, "reverse", "", 0};
-    Turn four[4] = {{TURN_USER, "hi"}, {TURN_ASSISTANT, "hello"}, {TURN_USER, "x"},
-                    {TURN_ASSISTANT, "y"}};
+    Turn four[4] = {{TURN_USER, "hi", NULL}, {TURN_ASSISTANT, "hello", NULL}, {TURN_USER, "x", NULL},
+                    {TURN_ASSISTANT, "y", NULL}};
     SftExample b = {four, 4, "", "y", 0};
     assert_int_equal(jsonl_write_sft(&w, &a), 0);
     assert_int_equal(jsonl_write_sft(&w, &b), 0);
@@ -391,7 +393,7 @@ static void test_write_read_roundtrip(void **state) {
     jsonl_free_sft(&set);
 
     assert_int_equal(jsonl_writer_open(&w, path), 0);
-    PrefExample p = {"p", "c", "r", "fam", "rambling", 1, -1, {-1, -1}, 0};
+    PrefExample p = {"p", "c", "r", "fam", "rambling", 1, -1, {-1, -1}, 0, NULL, 0};
     assert_int_equal(jsonl_write_pref(&w, &p), 0);
     jsonl_writer_abort(&w);  // the SFT file stays as it was
     assert_int_equal(stat(tmp, &st), -1);
@@ -414,7 +416,7 @@ static void test_write_read_roundtrip(void **state) {
     jsonl_free_prefs(&ps);
 
     assert_int_equal(jsonl_writer_open(&w, path), 0);
-    PromptExample q = {"add: 1 + 2", "3", "add", 0};
+    PromptExample q = {"add: 1 + 2", "3", "add", 0, NULL, 0};
     assert_int_equal(jsonl_write_prompt(&w, &q), 0);
     assert_int_equal(jsonl_writer_commit(&w), 0);
     PromptSet qs;
@@ -423,6 +425,43 @@ static void test_write_read_roundtrip(void **state) {
     assert_string_equal(qs.ex[0].answer, "3");
     assert_string_equal(qs.ex[0].family, "add");
     jsonl_free_prompts(&qs);
+
+    // multi-turn: the history goes out as messages ending with the prompt,
+    // and reads back as it was
+    Turn hist[2] = {{TURN_USER, "reverse: cat", "reverse"}, {TURN_ASSISTANT, "tac", NULL}};
+    PromptExample mq = {"add: 1 + 2", "3", "add", 0, hist, 2};
+    PrefExample mp = {"add: 1 + 2", "3", "4", "add", "off_by_one", 0, -1, {-1, -1}, 0, hist, 2};
+    for (int kind = 0; kind < 2; kind++) {
+        assert_int_equal(jsonl_writer_open(&w, path), 0);
+        assert_int_equal(kind ? jsonl_write_pref(&w, &mp) : jsonl_write_prompt(&w, &mq), 0);
+        assert_int_equal(jsonl_writer_commit(&w), 0);
+        f = fopen(path, "rb");
+        assert_non_null(fgets(line, sizeof line, f));
+        fclose(f);
+        assert_non_null(strstr(line, "{\"prompt\":[{\"role\":\"user\",\"content\":\"reverse: cat\","
+                                     "\"family\":\"reverse\"},{\"role\":\"assistant\",\"content\":"
+                                     "\"tac\"},{\"role\":\"user\",\"content\":\"add: 1 + 2\"}]"));
+        const Turn *h;
+        int nh;
+        if (kind) {
+            assert_int_equal(jsonl_read_prefs(path, &ps), 0);
+            assert_string_equal(ps.ex[0].prompt, "add: 1 + 2");
+            assert_string_equal(ps.ex[0].rejected, "4");
+            h = ps.ex[0].history, nh = ps.ex[0].n_history;
+        } else {
+            assert_int_equal(jsonl_read_prompts(path, &qs), 0);
+            assert_string_equal(qs.ex[0].prompt, "add: 1 + 2");
+            assert_string_equal(qs.ex[0].family, "add");
+            h = qs.ex[0].history, nh = qs.ex[0].n_history;
+        }
+        assert_int_equal(nh, 2);
+        assert_true(h[0].role == TURN_USER && h[1].role == TURN_ASSISTANT);
+        assert_string_equal(h[0].text, "reverse: cat");
+        assert_string_equal(h[0].family, "reverse");
+        assert_string_equal(h[1].text, "tac");
+        if (kind) jsonl_free_prefs(&ps);
+        else jsonl_free_prompts(&qs);
+    }
     remove(path);
 }
 

@@ -472,6 +472,111 @@ static void test_write_data_errors(void **state) {
     rmdir(dir);
 }
 
+// Conversations: with chat_share 0.2, sft_train holds its n_train
+// single-turn lines byte for byte as with no share (so do the other
+// single-turn files), then n_train / 4
+// conversations of 2-4 turns whose every answer grades right by the family
+// its user message names. chat_test holds n_test conversations, the turn
+// count cycling 2, 3, 4 and turn k of conversation i asking family
+// (i + k) % 8. No chat_test prompt occurs in any train file (single-turn
+// or conversation), no train conversation prompt in a single-turn test
+// file, and no chat_test prompt twice; a share above 0.5 is refused.
+static void test_conversations(void **state) {
+    char d0[128], d1[128];
+    snprintf(d0, sizeof d0, "%s/chat0", tmpdir);
+    snprintf(d1, sizeof d1, "%s/chat1", tmpdir);
+    TasksSpec spec;
+    TasksReport rep;
+    spec_all(&spec, d0, 2, 1000, 64);
+    assert_int_equal(tasks_write_data(&spec, &rep), 0);
+    assert_int_equal(rep.written_chat, 0);
+    spec_all(&spec, d1, 2, 1000, 64);
+    spec.chat_share = 0.2;
+    assert_int_equal(tasks_write_data(&spec, &rep), 0);
+    assert_int_equal(rep.written_chat, 250);
+    assert_int_equal(rep.written[TASKS_SFT_TRAIN], 1000);
+    assert_int_equal(rep.written[TASKS_CHAT_TEST], 64);
+    for (int k = 0; k < TASKS_N_FILES; k++)  // chat_test avoids the train conversations
+        if (k != TASKS_SFT_TRAIN && k != TASKS_CHAT_TEST) assert_true(same_file(d0, d1, k));
+    char p0[256], p1[256];
+    snprintf(p0, sizeof p0, "%s/%s", d0, tasks_file_names[TASKS_SFT_TRAIN]);
+    snprintf(p1, sizeof p1, "%s/%s", d1, tasks_file_names[TASKS_SFT_TRAIN]);
+    long n0, n1;
+    char *a = read_all(p0, &n0), *b = read_all(p1, &n1);
+    assert_true(n1 > n0 && memcmp(a, b, (size_t)n0) == 0);  // the single-turn lines first
+    free(a);
+    free(b);
+
+    SftSet train, test, sft_test;
+    PrefSet pref_train;
+    PromptSet ppo_train;
+    char path[256];
+    assert_int_equal(jsonl_read_sft(p1, &train), 0);
+    snprintf(path, sizeof path, "%s/%s", d1, tasks_file_names[TASKS_CHAT_TEST]);
+    assert_int_equal(jsonl_read_sft(path, &test), 0);
+    snprintf(path, sizeof path, "%s/%s", d1, tasks_file_names[TASKS_SFT_TEST]);
+    assert_int_equal(jsonl_read_sft(path, &sft_test), 0);
+    snprintf(path, sizeof path, "%s/%s", d1, tasks_file_names[TASKS_PREF_TRAIN]);
+    assert_int_equal(jsonl_read_prefs(path, &pref_train), 0);
+    snprintf(path, sizeof path, "%s/%s", d1, tasks_file_names[TASKS_PPO_TRAIN]);
+    assert_int_equal(jsonl_read_prompts(path, &ppo_train), 0);
+    assert_int_equal(train.n, 1250);
+    assert_int_equal(test.n, 64);
+    int turn_counts[5] = {0};
+    for (int s = 0; s < 2; s++) {
+        const SftSet *set = s ? &test : &train;
+        for (long i = s ? 0 : 1000; i < set->n; i++) {
+            const SftExample *e = &set->ex[i];
+            assert_true(e->n_turns >= 4 && e->n_turns <= 8 && e->n_turns % 2 == 0);
+            assert_string_equal(e->family, "");
+            if (s) {
+                assert_int_equal(e->n_turns / 2, 2 + i % 3);
+            } else {
+                turn_counts[e->n_turns / 2]++;
+            }
+            for (int k = 0; k < e->n_turns; k += 2) {
+                assert_int_equal(e->turns[k].role, TURN_USER);
+                if (s) assert_string_equal(e->turns[k].family,
+                                           tasks_families[(i + k / 2) % tasks_n_families].name);
+                assert_int_equal(tasks_grade(e->turns[k].family, e->turns[k].text,
+                                             e->turns[k + 1].text), 1);
+            }
+        }
+    }
+    for (int t = 2; t <= 4; t++) assert_true(turn_counts[t] > 50);  // all three lengths
+    // no leaks either way: every train prompt and test prompt, sorted
+    long nt = 0, ns = 0;
+    const char **tr = mallocCheck(8000 * sizeof *tr), **te = mallocCheck(1000 * sizeof *te);
+    for (long i = 0; i < train.n; i++)
+        for (int k = 0; k < train.ex[i].n_turns; k += 2) tr[nt++] = train.ex[i].turns[k].text;
+    for (long i = 0; i < pref_train.n; i++) tr[nt++] = pref_train.ex[i].prompt;
+    for (long i = 0; i < ppo_train.n; i++) tr[nt++] = ppo_train.ex[i].prompt;
+    qsort(tr, (size_t)nt, sizeof *tr, cmp_str);
+    for (long i = 0; i < test.n; i++)
+        for (int k = 0; k < test.ex[i].n_turns; k += 2) te[ns++] = test.ex[i].turns[k].text;
+    qsort(te, (size_t)ns, sizeof *te, cmp_str);
+    for (long i = 0; i < ns; i++) {
+        assert_null(bsearch(&te[i], tr, (size_t)nt, sizeof *tr, cmp_str));
+        if (i > 0) assert_int_not_equal(strcmp(te[i - 1], te[i]), 0);
+    }
+    for (long i = 1000; i < train.n; i++)
+        for (int k = 0; k < train.ex[i].n_turns; k += 2)
+            for (long j = 0; j < sft_test.n; j++)
+                assert_int_not_equal(strcmp(train.ex[i].turns[k].text, sft_test.ex[j].turns[0].text), 0);
+    free(tr);
+    free(te);
+    jsonl_free_sft(&train);
+    jsonl_free_sft(&test);
+    jsonl_free_sft(&sft_test);
+    jsonl_free_prefs(&pref_train);
+    jsonl_free_prompts(&ppo_train);
+    remove_dir(d0);
+    remove_dir(d1);
+    spec.chat_share = 0.6;
+    assert_int_equal(tasks_write_data(&spec, &rep), -1);
+    assert_msg_has("chat share 0.6");
+}
+
 // --- tallies ------------------------------------------------------------------
 
 // The labeler's ranks by hand: the right answer 0 (whitespace around it
@@ -594,6 +699,7 @@ int main(void) {
         cmocka_unit_test(test_write_data_deterministic),
         cmocka_unit_test(test_files_read_back_without_leaks),
         cmocka_unit_test(test_write_data_errors),
+        cmocka_unit_test(test_conversations),
         cmocka_unit_test(test_tally),
         cmocka_unit_test(test_rank_labels),
         cmocka_unit_test(test_rank_pairs),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # demo_table.sh DIR: the demo's summary table (Markdown) from the RESULT
-# lines `rlhf eval` wrote to DIR/eval_<stage>.result.
+# lines `rlhf eval` wrote to DIR/eval_<stage>.result, and the accuracy by
+# turn on the held-out conversations.
 set -euo pipefail
 D=$1
 echo "| stage | checkpoint | val loss | task accuracy (greedy / sampled) | RM accuracy | RM AUC on sampled answers | mean reward (greedy / sampled) | KL to SFT |"
@@ -34,3 +35,21 @@ for s in pretrain sft best_of reward ppo ppo_grader dpo grpo; do
                 both_num(get("reward"), get("sample_reward")), num(get("kl"), "%.3f")
         }' "$f"
 done
+# accuracy by turn on the held-out conversations (rlhf eval's accuracy_turnK):
+# each turn asked after the model's own earlier answers, as in `rlhf chat`
+if grep -qs 'accuracy_turn1=' "$D"/eval_*.result; then
+    echo
+    echo "| stage | turn 1 | turn 2 | turn 3 | turn 4 |"
+    echo "|---|---|---|---|---|"
+    for s in pretrain sft reward ppo dpo grpo; do
+        f=$D/eval_$s.result
+        grep -qs 'accuracy_turn1=' "$f" || continue
+        awk -v stage="$s" '
+            function pct(k) { return (k in v) ? sprintf("%.1f%%", 100 * v[k]) : "–" }
+            {
+                for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                printf "| %s | %s | %s | %s | %s |\n", stage, pct("accuracy_turn1"),
+                    pct("accuracy_turn2"), pct("accuracy_turn3"), pct("accuracy_turn4")
+            }' "$f"
+    done
+fi

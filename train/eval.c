@@ -2,7 +2,8 @@
 //                       [--section.key=value ...]
 // Held-out measurements of one checkpoint, chosen from what it is and what
 // the config points at: language-model loss and perplexity (data.dir/val.h5
-// or --text), greedy task accuracy (sft.test_file), reward-model pairwise
+// or --text), greedy task accuracy (sft.test_file) and its accuracy by turn
+// in conversations (sft.chat_test_file), reward-model pairwise
 // accuracy (reward.test_file), and for a policy the reward-model reward of
 // its greedy answers and its KL to a reference (ppo.*). Each measurement is
 // the one the training stage logs, computed the same way, so a fresh eval of
@@ -57,6 +58,10 @@ typedef struct {
     double rm_auc;                          // the reward model on those: right over wrong
     double rm_auc_family[TASKS_MAX_FAMILIES];
     double best_of_accuracy, best_of_mean, best_of_pass;  // --best_of
+    // held-out conversations: accuracy of turn k+1, asked after the model's
+    // own earlier answers; NaN for a turn without graded answers
+    double turn_acc[EVAL_MAX_TURNS], turn_graded[EVAL_MAX_TURNS];
+    double chat_conversations, chat_trimmed_turns;
     // the first --show task examples: owned strings
     long n_shown;
     char **shown_prompt, **shown_expected, **shown_response, **shown_family;
@@ -75,6 +80,8 @@ static void results_init(Results *r) {
     r->reward = r->reward_raw = r->policy_accuracy = r->reward_prompts = NAN;
     r->kl = r->kl_k3 = r->kl_length = NAN;
     r->sample_accuracy = r->sample_reward = NAN;
+    for (int k = 0; k < EVAL_MAX_TURNS; k++) r->turn_acc[k] = r->turn_graded[k] = NAN;
+    r->chat_conversations = r->chat_trimmed_turns = NAN;
 }
 
 static void results_free(Results *r) {
@@ -333,6 +340,42 @@ static int eval_tasks(GPT *m, const Tokenizer *tok, const Config *cfg, long show
     return 0;
 }
 
+// Accuracy by turn on sft.chat_test_file: the first chat_eval_examples
+// conversations, each turn asked after the model's own earlier answers.
+static int eval_chat(GPT *m, const Tokenizer *tok, const Config *cfg, Results *res) {
+    SftSet set;
+    if (jsonl_read_sft(cfg->sft.chat_test_file, &set) != 0) return -1;
+    const long n = set.n < cfg->sft.chat_eval_examples ? set.n : cfg->sft.chat_eval_examples;
+    TasksTally tally[EVAL_MAX_TURNS];
+    ChatEvalStats st;
+    evaluate_chat_turns(m, tok, &set, n, (int)cfg->sft.max_new_tokens, EVAL_TASK_BATCH, tally,
+                        &st, NULL);
+    res->chat_conversations = (double)st.conversations;
+    res->chat_trimmed_turns = (double)st.trimmed_turns;
+    printf("by turn      %s: first %ld conversations, each turn asked after the model's own "
+           "greedy answers (%ld turns, %ld of them with older turns dropped to fit the "
+           "context):", cfg->sft.chat_test_file, n, st.turns, st.trimmed_turns);
+    for (int k = 0; k < EVAL_MAX_TURNS; k++) {
+        long graded = 0, correct = 0;
+        for (int f = 0; f < TASKS_MAX_FAMILIES; f++) {
+            graded += tally[k].total[f];
+            correct += tally[k].correct[f];
+        }
+        if (graded == 0 && tally[k].ungraded == 0) continue;
+        if (graded > 0) {
+            res->turn_acc[k] = tasks_tally_accuracy(&tally[k], -1);
+            res->turn_graded[k] = (double)graded;
+        }
+        printf(" turn %d %.1f%% (%ld/%ld", k + 1, 100 * tasks_tally_accuracy(&tally[k], -1),
+               correct, graded);
+        if (tally[k].ungraded) printf(", %ld ungraded", tally[k].ungraded);
+        printf(")");
+    }
+    printf("\n");
+    jsonl_free_sft(&set);
+    return 0;
+}
+
 // --- preference pairs ---------------------------------------------------------------
 
 // Pairwise accuracy on the held-out preference pairs (batches of
@@ -566,21 +609,27 @@ typedef struct {
 } Field;
 
 // The RESULT keys, in order; the JSON file has these and a few more.
+// accuracy_turnK: turn K of the held-out conversations.
+#define MAX_FIELDS (16 + EVAL_MAX_TURNS)
 static int result_fields(const Results *r, Field *out) {
-    Field all[] = {{"val_loss", r->val_loss},       {"ppl", r->ppl},
-                   {"accuracy", r->accuracy},       {"rm_accuracy", r->rm_accuracy},
-                   {"rm_margin", r->rm_margin},     {"reward", r->reward},
-                   {"kl", r->kl},                   {"sample_accuracy", r->sample_accuracy},
-                   {"sample_reward", r->sample_reward},
-                   {"likelihood_accuracy", r->lik_accuracy},
-                   {"rm_accuracy_right_wrong", r->rm_acc_right_wrong},
-                   {"rm_accuracy_wrong_wrong", r->rm_acc_wrong_wrong},
-                   {"rm_auc", r->rm_auc},
-                   {"best_of_accuracy", r->best_of_accuracy},
-                   {"best_of_sample_accuracy", r->best_of_mean},
-                   {"best_of_pass", r->best_of_pass}};
+    Field all[MAX_FIELDS] = {{"val_loss", r->val_loss},       {"ppl", r->ppl},
+                             {"accuracy", r->accuracy},       {"rm_accuracy", r->rm_accuracy},
+                             {"rm_margin", r->rm_margin},     {"reward", r->reward},
+                             {"kl", r->kl},                   {"sample_accuracy", r->sample_accuracy},
+                             {"sample_reward", r->sample_reward},
+                             {"likelihood_accuracy", r->lik_accuracy},
+                             {"rm_accuracy_right_wrong", r->rm_acc_right_wrong},
+                             {"rm_accuracy_wrong_wrong", r->rm_acc_wrong_wrong},
+                             {"rm_auc", r->rm_auc},
+                             {"best_of_accuracy", r->best_of_accuracy},
+                             {"best_of_sample_accuracy", r->best_of_mean},
+                             {"best_of_pass", r->best_of_pass}};
+    static const char *const turn_keys[EVAL_MAX_TURNS] = {
+        "accuracy_turn1", "accuracy_turn2", "accuracy_turn3", "accuracy_turn4",
+        "accuracy_turn5", "accuracy_turn6", "accuracy_turn7", "accuracy_turn8"};
+    for (int k = 0; k < EVAL_MAX_TURNS; k++) all[16 + k] = (Field){turn_keys[k], r->turn_acc[k]};
     int n = 0;
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    for (int i = 0; i < MAX_FIELDS; i++)
         if (!isnan(all[i].value)) out[n++] = all[i];
     return n;
 }
@@ -594,7 +643,7 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
     json_out_add_string(root, "config", a->config);
     json_out_add_string(root, "stage", meta->stage);
     json_out_add_int(root, "step", meta->step);
-    Field main_fields[24];
+    Field main_fields[MAX_FIELDS];
     int n = result_fields(r, main_fields);
     for (int i = 0; i < n; i++)  // a perplexity that overflows is null
         json_out_add_number(root, main_fields[i].key, main_fields[i].value, JSON_DIGITS);
@@ -602,7 +651,9 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
                      {"rm_pairs", r->rm_pairs},             {"rm_reward_mean", r->rm_mean},
                      {"rm_reward_std", r->rm_std},          {"reward_raw", r->reward_raw},
                      {"reward_prompts", r->reward_prompts}, {"reward_prompts_accuracy", r->policy_accuracy},
-                     {"kl_k3", r->kl_k3},                   {"kl_response_length", r->kl_length}};
+                     {"kl_k3", r->kl_k3},                   {"kl_response_length", r->kl_length},
+                     {"chat_conversations", r->chat_conversations},
+                     {"chat_trimmed_turns", r->chat_trimmed_turns}};
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         if (!isnan(extra[i].value))
             json_out_add_number(root, extra[i].key, extra[i].value, JSON_DIGITS);
@@ -619,6 +670,11 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
             if (!isnan(r->rm_auc_family[fam]))
                 json_out_add_number(by_family, tasks_families[fam].name, r->rm_auc_family[fam],
                                     JSON_DIGITS);
+    }
+    if (!isnan(r->chat_conversations)) {
+        JsonOut *graded = json_out_add_array(root, "turn_graded");  // answers per turn
+        for (int k = 0; k < EVAL_MAX_TURNS && !isnan(r->turn_graded[k]); k++)
+            json_out_add_int(graded, NULL, (int64_t)r->turn_graded[k]);
     }
     if (r->n_shown > 0) {
         JsonOut *examples = json_out_add_array(root, "examples");
@@ -695,6 +751,14 @@ int cmd_eval(int argc, char **argv) {
             printf("tasks        skipped: sft.test_file '%s' not found (hint: set "
                    "--sft.test_file=DIR/sft_test.jsonl from 'rlhf tasks')\n", cfg.sft.test_file);
         }
+        if (cfg.sft.chat_eval_examples > 0 && file_exists(cfg.sft.chat_test_file)) {
+            if (eval_chat(&m, &tok, &cfg, &r) != 0) die_last();
+        } else if (policy && cfg.sft.chat_eval_examples > 0) {
+            printf("by turn      skipped: sft.chat_test_file '%s' not found (hint: set "
+                   "--sft.chat_test_file=DIR/chat_test.jsonl from 'rlhf tasks')\n",
+                   cfg.sft.chat_test_file);
+        }
+        fflush(stdout);
         if (file_exists(cfg.reward.test_file) && eval_pairs(&m, &tok, &cfg, NULL, &r) != 0)
             die_last();
         fflush(stdout);
@@ -720,7 +784,7 @@ int cmd_eval(int argc, char **argv) {
         if (a.ref) printf("note: --ref is ignored for a reward model\n");
     }
 
-    Field fields[24];  // result_fields emits at most 16
+    Field fields[MAX_FIELDS];
     int nf = result_fields(&r, fields);
     printf("RESULT stage=%s", meta.stage);
     for (int i = 0; i < nf; i++) printf(" %s=%.6g", fields[i].key, fields[i].value);

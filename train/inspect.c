@@ -362,6 +362,13 @@ static int print_state(Ckpt *ck, const char *stage) {
         printf("  reward_norm     mean %.6g, std %.6g\n", r[0], r[1]);
         any = 1;
     }
+    if (ckpt_has_state(ck, "sft_data")) {  // what the SFT data held (train/sft.c)
+        char *text;
+        if (ckpt_read_str(ck, "sft_data", &text) != 0) return -1;
+        printf("  sft_data        %s\n", text);
+        free(text);
+        any = 1;
+    }
     if (!any) printf("  (none)\n");
     return 0;
 }

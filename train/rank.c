@@ -66,7 +66,9 @@ static void rank_group(void *ctx, long i, char *const *texts, const int *ended, 
                                .rejected_kind = "",
                                .rejected_no_eot = !ended[r],
                                .group = i,
-                               .ranks = {ranks[c], ranks[r]}};
+                               .ranks = {ranks[c], ranks[r]},
+                               .history = ex->history,  // a multi-turn prompt keeps its turns
+                               .n_history = ex->n_history};
         if (!rk->failed && jsonl_write_pref(&rk->out, &p) != 0) rk->failed = 1;
     }
     rk->pairs += n;

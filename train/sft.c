@@ -44,7 +44,31 @@ typedef struct {
     long *rows;            // (B)
     int *Ts;               // (accum) each micro-batch's length
     double loss_token_frac;
+    char *data_desc;       // /state/sft_data: what the training data holds (JSON)
 } Sft;
+
+// The training data as `rlhf chat` reads it back from the checkpoint:
+// {"sft_data":{"file","examples","conversations","max_user_turns",
+// "trimmed"}}. conversations counts examples of two user turns or more;
+// a model trained without any is chatted with turn by turn.
+static char *describe_data(const SftSet *set, long examples, long trimmed) {
+    long conversations = 0, max_user = 0;
+    for (long i = 0; i < set->n; i++) {
+        const long users = (set->ex[i].n_turns + 1) / 2;
+        conversations += users >= 2;
+        max_user = users > max_user ? users : max_user;
+    }
+    JsonOut *root = json_out_object();
+    JsonOut *d = json_out_add_object(root, "sft_data");
+    json_out_add_string(d, "file", set->path);
+    json_out_add_int(d, "examples", examples);
+    json_out_add_int(d, "conversations", conversations);
+    json_out_add_int(d, "max_user_turns", max_user);
+    json_out_add_int(d, "trimmed", trimmed);
+    char *text = json_out_print(root);
+    json_out_free(root);
+    return text;
+}
 
 static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     Sft *s = ctx;
@@ -53,11 +77,13 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     s->accum = (int)cfg->train.grad_accum;
     s->T = trainer_model(t)->config.block_size;
     const int truncate = strcmp(cfg->sft.overlong, "truncate") == 0;
-    long skipped, truncated, tskipped, ttruncated;
+    long skipped, truncated, trimmed, tskipped, ttruncated, ttrimmed;
     if (jsonl_read_sft(cfg->sft.train_file, &s->train_set) != 0 ||
         jsonl_read_sft(cfg->sft.test_file, &s->test_set) != 0 ||
-        seqs_from_sft(&s->train_set, &t->tok, s->T, truncate, &s->train, &skipped, &truncated) ||
-        seqs_from_sft(&s->test_set, &t->tok, s->T, truncate, &s->test, &tskipped, &ttruncated))
+        seqs_from_sft(&s->train_set, &t->tok, s->T, truncate, &s->train, &skipped, &truncated,
+                      &trimmed) ||
+        seqs_from_sft(&s->test_set, &t->tok, s->T, truncate, &s->test, &tskipped, &ttruncated,
+                      &ttrimmed))
         return -1;
     s->Bw = (int)lround(cfg->sft.pretrain_mix * s->B);
     s->Bs = s->B - s->Bw;
@@ -77,9 +103,12 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
         printf("# sft pretrain_mix: %d examples + %d windows of %d tokens per micro-batch from %s "
                "(%zu tokens); windows carry %g of the loss\n", s->Bs, s->Bw, s->T, s->ptx.record,
                s->ptx.n, (double)s->Bw / s->B);
-    printf("# sft train: %ld examples (%ld skipped, %ld truncated as longer than %d tokens); "
-           "test: %ld (%ld skipped, %ld truncated)\n", s->train.n, skipped, truncated, s->T + 1,
-           s->test.n, tskipped, ttruncated);
+    printf("# sft train: %ld examples (%ld skipped, %ld truncated as longer than %d tokens; "
+           "%ld conversations trimmed to their newest turns); test: %ld (%ld skipped, %ld "
+           "truncated, %ld trimmed)\n", s->train.n, skipped, truncated, s->T + 1, trimmed,
+           s->test.n, tskipped, ttruncated, ttrimmed);
+    s->data_desc = describe_data(&s->train_set, s->train.n, trimmed);
+    printf("# sft data: %s\n", s->data_desc);
     fflush(stdout);
 
     s->n_eval = s->test_set.n < cfg->sft.eval_examples ? s->test_set.n : cfg->sft.eval_examples;
@@ -166,11 +195,15 @@ static void evaluate(Trainer *t, void *ctx, const StepResult *res, int last) {
 
 static int save(Trainer *t, void *ctx, Ckpt *ck, int last) {
     Sft *s = ctx;
+    (void)t;
+    (void)last;
+    if (ckpt_write_str(ck, "sft_data", s->data_desc) != 0) return -1;
     return ptx_save(&s->ptx, ck);
 }
 
 static void sft_free(void *ctx) {
     Sft *s = ctx;
+    free(s->data_desc);
     free(s->x);
     free(s->y);
     free(s->mask);

@@ -16,11 +16,15 @@
 static void tasks_usage(FILE *out) {
     fprintf(out,
             "usage: rlhf tasks [--out DIR] [--seed N] [--n_train N] [--n_test N] "
-            "[--families a,b,c]\n"
-            "  --out DIR        where the six .jsonl files go (default data/gen/tasks)\n"
+            "[--chat_share P] [--families a,b,c]\n"
+            "  --out DIR        where the seven .jsonl files go (default data/gen/tasks)\n"
             "  --seed N         generator seed; the same seed writes the same bytes (default 1)\n"
             "  --n_train N      examples in each *_train file (default 20000)\n"
-            "  --n_test N       examples in each *_test file (default 500)\n"
+            "  --n_test N       examples in each *_test file (default 500); chat_test.jsonl\n"
+            "                   holds N held-out conversations of 2-4 task questions\n"
+            "  --chat_share P   share of sft_train.jsonl lines that are conversations of 2-4\n"
+            "                   task questions, after the N single-turn lines (default 0.2;\n"
+            "                   0: single-turn only; at most 0.5)\n"
             "  --families LIST  comma-separated, default all:\n");
     for (int f = 0; f < tasks_n_families; f++)
         fprintf(out, "                     %-9s %s\n", tasks_families[f].name,
@@ -52,12 +56,13 @@ static int parse_seed(const char *s, uint64_t *out) {
 int cmd_tasks(int argc, char **argv) {
     static const OptionSpec cli = {
         .usage = "usage: rlhf tasks [--out DIR] [--seed N] [--n_train N] [--n_test N] "
-                 "[--families a,b,c] (--help explains them)",
+                 "[--chat_share P] [--families a,b,c] (--help explains them)",
         .options = {{"help", 0, 'h'},
                     {"out", 1, 0},
                     {"seed", 1, 0},
                     {"n_train", 1, 0},
                     {"n_test", 1, 0},
+                    {"chat_share", 1, 0},
                     {"families", 1, 0}},
     };
     Options opts;  // the values point into argv
@@ -67,7 +72,8 @@ int cmd_tasks(int argc, char **argv) {
         options_free(&opts);
         return 0;
     }
-    TasksSpec spec = {.out_dir = "data/gen/tasks", .seed = 1, .n_train = 20000, .n_test = 500};
+    TasksSpec spec = {.out_dir = "data/gen/tasks", .seed = 1, .n_train = 20000, .n_test = 500,
+                      .chat_share = 0.2};
     const char *v;
     if ((v = options_get(&opts, "out"))) {
         if (!v[0]) die("tasks: --out is empty; hint: give a directory");
@@ -80,12 +86,19 @@ int cmd_tasks(int argc, char **argv) {
     if ((v = options_get(&opts, "n_test")) &&
         parse_count("--n_test", v, 1, 100000000, &spec.n_test) != 0)
         die_last();
+    if ((v = options_get(&opts, "chat_share"))) {
+        char *end;
+        errno = 0;
+        spec.chat_share = strtod(v, &end);
+        if (errno || end == v || *end || !(spec.chat_share >= 0.0 && spec.chat_share <= 0.5))
+            die("--chat_share: bad value '%s'; hint: give a share from 0 to 0.5, e.g. 0.2", v);
+    }
     spec.n_families = tasks_parse_families(options_get(&opts, "families"), spec.families);
     if (spec.n_families < 0) die_last();
     options_free(&opts);
 
-    printf("tasks: seed %" PRIu64 ", %ld train / %ld test examples per file, families", spec.seed,
-           spec.n_train, spec.n_test);
+    printf("tasks: seed %" PRIu64 ", %ld train / %ld test examples per file, chat share %g, "
+           "families", spec.seed, spec.n_train, spec.n_test, spec.chat_share);
     for (int i = 0; i < spec.n_families; i++)
         printf("%s%s", i ? "," : " ", tasks_families[spec.families[i]].name);
     printf("\n");
@@ -94,8 +107,17 @@ int cmd_tasks(int argc, char **argv) {
     TasksReport report;
     if (tasks_write_data(&spec, &report)) die_last();
     for (int k = 0; k < TASKS_N_FILES; k++) {
-        printf("  wrote %s/%s  %ld lines", spec.out_dir, tasks_file_names[k], report.written[k]);
-        if (report.dropped[k])
+        printf("  wrote %s/%s  %ld lines", spec.out_dir, tasks_file_names[k],
+               report.written[k] + (k == TASKS_SFT_TRAIN ? report.written_chat : 0));
+        if (k == TASKS_SFT_TRAIN && report.written_chat)
+            printf(": %ld single-turn, then %ld conversations of %d-%d turns", report.written[k],
+                   report.written_chat, TASKS_CHAT_MIN_TURNS, TASKS_CHAT_MAX_TURNS);
+        if (k == TASKS_CHAT_TEST)
+            printf(" (conversations of %d-%d turns)", TASKS_CHAT_MIN_TURNS, TASKS_CHAT_MAX_TURNS);
+        if (report.dropped[k] && k == TASKS_SFT_TRAIN)
+            printf(" (skipped %ld generated conversation prompts found in a test file)",
+                   report.dropped[k]);
+        else if (report.dropped[k])
             printf(" (skipped %ld generated prompts already in train or in this file)",
                    report.dropped[k]);
         printf("\n");
