@@ -6,9 +6,11 @@
 #include <cblas.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +72,7 @@ void run_set_threads(const Config *cfg) {
 int run_init(Run *r, const char *stage, int argc, char **argv) {
     memset(r, 0, sizeof *r);
     r->stage = stage;
+    r->lock_fd = -1;
     config_init(&r->cfg);
     metrics_init(&r->metrics);
     r->parent = strdup_check("");
@@ -109,6 +112,7 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
 }
 
 void run_free(Run *r) {
+    if (r->lock_fd >= 0) close(r->lock_fd);  // releases the lock
     config_free(&r->cfg);
     metrics_free(&r->metrics);
     free(r->parent);
@@ -124,16 +128,59 @@ static char *join_path(const char *dir, const char *name) {
 
 char *run_latest_path(const Run *r) { return join_path(r->cfg.checkpoint.dir, "latest.h5"); }
 
+int run_lock(Run *r) {
+    const char *dir = r->cfg.checkpoint.dir;
+    struct stat st;
+    if (r->resume && stat(dir, &st) != 0) return 0;
+    if (!r->resume && mkdir_p(dir) != 0) return -1;
+    char *path = join_path(dir, ".lock");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        int rc = rlhf_fail("cannot open the run directory's lock %s: %s; hint: check that '%s' "
+                           "is a writable directory", path, strerror(errno), dir);
+        free(path);
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        int rc;
+        if (e == EWOULDBLOCK)
+            rc = rlhf_fail("checkpoint.dir '%s' is in use by another run (pid %s); hint: wait "
+                           "for it to end, or set checkpoint.dir to a new directory", dir,
+                           pid[0] ? pid : "unknown");
+        else
+            rc = rlhf_fail("cannot lock %s: %s; hint: put checkpoint.dir on a filesystem that "
+                           "supports flock", path, strerror(e));
+        free(path);
+        return rc;
+    }
+    free(path);
+    r->lock_fd = fd;
+    // the pid, for the message above; the lock itself is the flock
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        // a full disk: the lock holds all the same, the message lacks the pid
+    }
+    if (!r->resume) {
+        char *latest = run_latest_path(r);
+        int exists = lstat(latest, &st) == 0;
+        free(latest);
+        if (exists)
+            return rlhf_fail("'%s' already holds a run (latest.h5); hint: pass --resume to "
+                             "continue it, or set checkpoint.dir to a new directory", dir);
+    }
+    return 0;
+}
+
 int run_begin(Run *r, int64_t start_step) {
     const char *dir = r->cfg.checkpoint.dir;
     if (mkdir_p(dir) != 0) return -1;
-    char *latest = run_latest_path(r);
-    struct stat st;
-    int exists = stat(latest, &st) == 0;
-    free(latest);
-    if (exists && !r->resume)
-        return rlhf_fail("'%s' already holds a run (latest.h5); hint: pass --resume to continue "
-                         "it, or set checkpoint.dir to a new directory", dir);
     r->start_step = start_step;
     metrics_truncate_after(&r->metrics, (double)start_step);
     char *csv = join_path(dir, "metrics.csv");

@@ -22,6 +22,7 @@ typedef struct {
     int tty;                // stderr is a terminal: progress redraws one line
     double t_start;         // wall clock at run_begin
     int64_t start_step;     // first step of this process (after a resume)
+    int lock_fd;            // DIR/.lock, held for the whole run (-1: none)
 } Run;
 
 // Parses the command line of a training command, loads the config and the
@@ -33,6 +34,16 @@ void run_free(Run *r);
 // Sets the OpenMP and OpenBLAS thread count from train.threads (0: leave
 // the defaults, all cores).
 void run_set_threads(const Config *cfg);
+
+// Takes the run directory for this process alone, before anything in it is
+// read or written: creates DIR (fresh runs) and DIR/.lock, and holds an
+// exclusive flock on it until the process ends (the kernel drops it on any
+// exit, SIGKILL included, so a dead run never blocks the next). The
+// holder's pid is written into the lock file for the message a second run
+// gets: "in use by another run (pid N)". A fresh run is refused here when
+// DIR already holds one (latest.h5). A --resume of a missing DIR takes no
+// lock (there is nothing to resume; the resume says so).
+int run_lock(Run *r);
 
 // Path of the checkpoint to resume from (DIR/latest.h5); caller frees.
 char *run_latest_path(const Run *r);

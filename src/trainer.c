@@ -183,6 +183,7 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
     ASSERT(t.n_trained >= 1 && t.n_trained <= most && most <= TRAINER_MAX_MODELS);
     for (int i = 0; i < t.n_trained; i++) t.trained[i].prefix = stage->prefix[i] ? stage->prefix[i] : "";
 
+    if (run_lock(r) != 0) die_last();
     Ckpt *resume = NULL;
     if ((r->resume ? start_resumed(&t, &resume) : start_fresh(&t)) != 0) die_last();
     run_adopt_model(r, &trainer_model(&t)->config);

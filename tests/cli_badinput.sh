@@ -11,15 +11,16 @@ pipeline_build
 
 # snapshot: sha256 of every file (and the target of every link) already on
 # disk; stamp: the same files' inode, size and mtime (cheap, after every call:
-# a write or a replacement changes one of them)
+# a write or a replacement changes one of them). A run directory's .lock is
+# left out: a run that takes the lock and is then refused writes its pid there.
 OLD=(pretrain sft reward ppo data tasks corpus.txt tiny.ini)
 snapshot() {
     (cd "$D" && {
-        find "${OLD[@]}" -type f -print0 | xargs -0 sha256sum
+        find "${OLD[@]}" -type f ! -name .lock -print0 | xargs -0 sha256sum
         find "${OLD[@]}" -type l -printf '%p -> %l\n'
     } | sort)
 }
-stamp() { (cd "$D" && find "${OLD[@]}" -printf '%p %i %s %T@ %l\n' | sort); }
+stamp() { (cd "$D" && find "${OLD[@]}" ! -name .lock -printf '%p %i %s %T@ %l\n' | sort); }
 snapshot >"$D/before"
 stamp >"$D/stamp"
 [ "$(grep -c 'step_000004.h5' "$D/before")" -ge 8 ] || fail "snapshot misses the checkpoints"
@@ -132,6 +133,25 @@ bad "prompt is 200 tokens, the context holds 48" "$R" sample "$P" --prompt "$lon
 bad "not in the vocabulary" "$R" sample "$P" --prompt "$(printf 'caf\xc3\xa9')"
 bad "top_p = 2" "$R" sample "$P" --top_p 2
 
+# --- output files an option names: never an input, never an existing file ------
+# (--force replaces an existing file that is not an input)
+bad "--logits $P: is the input $P itself" "$R" sample "$P" --logits "$P"
+bad "--logits $D/pretrain/step_000004.h5: is the input $P itself" \
+    "$R" sample "$P" --logits "$D/pretrain/step_000004.h5" --force
+bad "--logits $T: already exists; hint: .*--force" "$R" sample "$P" --logits "$T"
+bad "--logits $D/tasks: is a directory" "$R" sample "$P" --logits "$D/tasks" --force
+bad "--force applies to --logits FILE only" "$R" sample "$P" --force
+bad "--json $P: is the input $P itself" "$R" eval "$P" "$T" --json "$P" --force
+bad "--json $T: is the input $T itself" "$R" eval "$P" "$T" --json "$T" --force
+bad "--json $D/tasks/sft_test.jsonl: already exists" "$R" eval "$P" "$T" --json "$D/tasks/sft_test.jsonl"
+bad "--force applies to --json FILE only" "$R" eval "$P" "$T" --force
+echo old >"$D/old.txt"
+run "$R" sample "$P" --logits "$D/old.txt" --force
+grep -q '^# next-token logits' "$D/old.txt" || fail "--logits --force did not replace the file"
+run "$R" eval "$P" "$T" --json "$D/old.txt" --force
+"$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$D/old.txt" || fail "--json --force did not replace the file"
+compgen -G "$D/*.tmp" >/dev/null && fail "an output left a .tmp behind"
+
 # --- checkpoints: truncated, random bytes, foreign and forged HDF5 ------------
 head -c 30000 "$P" >"$D/trunc.h5"
 head -c 100 "$P" >"$D/head.h5"
@@ -226,7 +246,8 @@ ln -s step_000009.h5 "$D/dangling/latest.h5"
 bad "cannot resume.*truncated" "$R" pretrain "$T" --checkpoint.dir="$D/broken" --resume
 bad "cannot resume.*no such file" "$R" pretrain "$T" --checkpoint.dir="$D/dangling" --resume
 cmp -s "$D/trunc.h5" "$D/broken/step_000004.h5" || fail "a failed resume changed the damaged file"
-[ "$(ls "$D/broken")" = "$(printf 'latest.h5\nstep_000004.h5')" ] || fail "a failed resume wrote into its directory: $(ls "$D/broken")"
+# (its lock file apart: the resume holds the directory while it reads)
+[ "$(ls -A "$D/broken")" = "$(printf '.lock\nlatest.h5\nstep_000004.h5')" ] || fail "a failed resume wrote into its directory: $(ls -A "$D/broken")"
 
 # --- commands -------------------------------------------------------------------
 bad "unknown command 'bogus'; hint: run 'rlhf help'" "$R" bogus

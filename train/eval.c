@@ -28,8 +28,8 @@
 #include "tokenizer.h"
 
 #define USAGE                                                                               \
-    "usage: rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE] [--show N] "      \
-    "[--section.key=value ...]"
+    "usage: rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE [--force]] "      \
+    "[--show N] [--section.key=value ...]"
 
 // Logits of one LM batch stay under this many floats (B is lowered for
 // large vocabularies and contexts).
@@ -37,6 +37,7 @@
 
 typedef struct {
     const char *ckpt, *config, *text, *ref, *json;
+    int force;      // --force: --json may replace an existing file
     long show;      // held-out task examples to print with the model's answers
     Options opts;   // what the strings point into, and the config overrides
 } EvalArgs;
@@ -91,7 +92,7 @@ static int args_parse(EvalArgs *a, int argc, char **argv) {
         .usage = USAGE,
         .positional = {"checkpoint", "CONFIG"},
         .required = 2,
-        .options = {{"text", 1, 0}, {"ref", 1, 0}, {"json", 1, 0}, {"show", 1, 0}},
+        .options = {{"text", 1, 0}, {"ref", 1, 0}, {"json", 1, 0}, {"show", 1, 0}, {"force", 0, 0}},
         .overrides = 1,
     };
     memset(a, 0, sizeof *a);
@@ -101,6 +102,13 @@ static int args_parse(EvalArgs *a, int argc, char **argv) {
     a->text = options_get(&a->opts, "text");
     a->ref = options_get(&a->opts, "ref");
     a->json = options_get(&a->opts, "json");
+    a->force = options_get(&a->opts, "force") != NULL;
+    if (a->force && !a->json)
+        return rlhf_fail("--force applies to --json FILE only; hint: %s", USAGE);
+    // the files this command reads (the config's data files are read-only
+    // to it as well, but a --json onto one of them is caught as existing)
+    const char *inputs[] = {a->ckpt, a->config, a->text, a->ref};
+    if (a->json && output_check(a->json, "--json", a->force, inputs, 4) != 0) return -1;
     const char *show = options_get(&a->opts, "show");
     if (show) {
         char *end;
@@ -575,14 +583,14 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
     char *text = json_out_print(root);
     json_out_free(root);
     AtomicFile af;
-    int rc = atomic_open(&af, path);
+    const char *inputs[] = {a->ckpt, a->config, a->text, a->ref};
+    int rc = output_open(&af, path, "--json", a->force, inputs, 4);
     if (rc == 0) {
         fprintf(af.f, "%s\n", text);
         rc = atomic_commit(&af);
     }
     free(text);
-    if (rc != 0) return rlhf_fail("--json %s: %s", path, rlhf_errmsg);
-    return 0;
+    return rc;
 }
 
 // --- the command ---------------------------------------------------------------------
