@@ -34,13 +34,15 @@ struct Ckpt {
 
 // --- HDF5 plumbing -----------------------------------------------------------
 
-// HDF5 prints its error stack on every failure; we report one line instead.
-static void h5_quiet(void) {
-    static int done;
-    if (!done) {
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        done = 1;
-    }
+// Before any HDF5 call (a constructor: even H5F_ACC_RDONLY calls H5open):
+// HDF5 is told to register no exit handler, since every file is closed by
+// us, and after a close that failed (a full disk) HDF5 keeps a half-closed
+// file whose second close at exit crashes in H5_term_library (SIGSEGV in
+// H5F__close_cb). And HDF5 prints its error stack on every failure; we
+// report one line instead.
+__attribute__((constructor)) static void h5_setup(void) {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
 // What HDF5's error stack says about the call that just failed. Read it
@@ -51,9 +53,27 @@ typedef struct {
     char desc[200];  // the innermost message
 } H5Fault;
 
+// HDF5's messages for system errors span lines ("file write failed: time =
+// ...\n, filename = ..., errno = 28, error message = 'No space left on
+// device', ..."): keep what precedes the first ':' and the error message.
+static void fault_desc(char *out, size_t n, const char *desc) {
+    const char *msg = strstr(desc, "error message = '");
+    if (msg) {
+        msg += strlen("error message = '");
+        const char *end = strchr(msg, '\'');
+        const char *colon = strchr(desc, ':');
+        snprintf(out, n, "%.*s: %.*s", colon ? (int)(colon - desc) : 0, desc,
+                 end ? (int)(end - msg) : (int)strlen(msg), msg);
+    } else {
+        snprintf(out, n, "%s", desc);
+    }
+    for (char *c = out; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+}
+
 static herr_t fault_visit(unsigned n, const H5E_error2_t *e, void *data) {
     H5Fault *f = data;
-    if (n == 0 && e->desc) snprintf(f->desc, sizeof f->desc, "%s", e->desc);
+    if (n == 0 && e->desc) fault_desc(f->desc, sizeof f->desc, e->desc);
     if (e->maj_num == H5E_PLINE) f->checksum = 1;
     if (e->min_num == H5E_TRUNCATED) f->truncated = 1;
     return 0;
@@ -436,7 +456,6 @@ static void ck_free(Ckpt *ck) {
 
 // Starts PATH.tmp (a stale one is removed) for a crash-safe write.
 static Ckpt *tmp_create(const char *path, const char *kind) {
-    h5_quiet();
     Ckpt *ck = callocCheck(1, sizeof *ck);
     ck->kind = kind;
     ck->path = strdup_check(path);
@@ -534,7 +553,6 @@ void ckpt_abort(Ckpt *ck) {
 // Opens an existing HDF5 file with a clear reason for each way it can fail;
 // `missing` is the hint when there is no such file.
 static Ckpt *file_open(const char *path, const char *kind, unsigned flags, const char *missing) {
-    h5_quiet();
     struct stat st;
     if (stat(path, &st) != 0) {
         if (errno == ENOENT)
@@ -1353,8 +1371,8 @@ int shard_read(const char *path, int **tokens, size_t *n, int *vocab_size,
 int rollout_dump_append(const char *path, int64_t step, int rows, int cols,
                         const DumpColumn *columns, int ncolumns) {
     ASSERT(path && rows >= 0 && cols >= 0 && (columns || ncolumns == 0));
-    h5_quiet();
     Ckpt *ck;
+    int created = 0;  // by this call: removed again if the batch cannot be written
     if (access(path, F_OK) == 0) {
         ck = file_open(path, "rollout dump", H5F_ACC_RDWR, "check the path");
         if (!ck) return -1;
@@ -1363,13 +1381,18 @@ int rollout_dump_append(const char *path, int64_t step, int rows, int cols,
         hid_t file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
         H5Fault f = fault_get();
         H5Pclose(fapl);
-        if (file < 0)
-            return rlhf_fail("rollout dump %s: cannot create (%s); hint: check that the "
-                             "directory exists and is writable", path, f.desc);
+        if (file < 0) {
+            // an empty file there is this call's, cut short (nothing to lose)
+            struct stat st;
+            if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) unlink(path);
+            return rlhf_fail("rollout dump %s: cannot create (%s); hint: check free disk space "
+                             "and that the directory exists and is writable", path, f.desc);
+        }
         ck = callocCheck(1, sizeof *ck);
         ck->file = file;
         ck->kind = "rollout dump";
         ck->path = strdup_check(path);
+        created = 1;
     }
     char group[64], dpath[PATH_MAX_LEN];
     snprintf(group, sizeof group, "/batch_%06lld", (long long)step);
@@ -1401,6 +1424,7 @@ int rollout_dump_append(const char *path, int64_t step, int rows, int cols,
     if (!rc && st < 0)
         rc = rlhf_fail("rollout dump %s: cannot finish writing (%s); hint: check free disk space",
                        path, f.desc);
+    if (rc && created) unlink(path);
     ck_free(ck);
     return rc;
 }

@@ -191,6 +191,7 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
     int rc = stage->setup ? stage->setup(&t, ctx, resume) : 0;
     if (resume) ckpt_close(resume);
     if (rc != 0 || run_begin(r, t.step) != 0) die_last();
+    size_t saved_rows = r->metrics.nrows;  // metrics rows in the newest checkpoint
 
     const int64_t max_steps = cfg->train.max_steps;
     if (stage->eval_at_start && t.step == 0 && stage->evaluate) {
@@ -222,7 +223,17 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
             run_progress(r, t.step, max_steps, res.loss, t.lr, res.tokens / res.seconds,
                          res.extra[0] ? res.extra : NULL);
         }
-        if (plan.save && save(&t, t.step + 1, plan.last) != 0) die_last();
+        if (plan.save) {
+            if (save(&t, t.step + 1, plan.last) != 0) {
+                // metrics.csv goes back to latest.h5's rows (it must not run ahead)
+                char why[sizeof rlhf_errmsg];
+                snprintf(why, sizeof why, "%s", rlhf_errmsg);
+                if (metrics_keep_rows(&r->metrics, saved_rows) != 0)
+                    fprintf(stderr, "rlhf: warning: %s\n", rlhf_errmsg);
+                die("%s", why);
+            }
+            saved_rows = r->metrics.nrows;
+        }
     }
     run_print(r, "done: %lld steps, %.1f s; checkpoints in %s", (long long)max_steps,
               now_seconds() - r->t_start, cfg->checkpoint.dir);
