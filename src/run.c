@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,13 +61,34 @@ static void warn_if_busy(void) {
                "(or fewer --train.threads) is faster then\n", busy, cores);
 }
 
-void run_set_threads(const Config *cfg) {
-    int threads = (int)cfg->train.threads;
-    if (threads <= 0) return;
+// Address space OpenBLAS reserves per thread for its GEMM buffers, as
+// measured on Debian's build (one 129 MiB mmap per thread); a whole limit
+// beyond 3/4 of which the threads' buffers would leave too little for the
+// model itself.
+#define OPENBLAS_BUFFER_BYTES (129.0 * (1 << 20))
+
+int run_set_threads(const Config *cfg) {
+    const int64_t threads = cfg->train.threads;
+    if (threads <= 0) return 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
+    if (threads > RUN_THREADS_PER_CPU * cpus)
+        return rlhf_fail("train.threads = %lld is more than %d per CPU (%ld online); hint: "
+                         "at most %ld, or 0 for one thread per core", (long long)threads,
+                         RUN_THREADS_PER_CPU, cpus, RUN_THREADS_PER_CPU * cpus);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (double)threads * OPENBLAS_BUFFER_BYTES > 0.75 * (double)rl.rlim_cur)
+        return rlhf_fail("train.threads = %lld needs about %.1f GiB of address space for "
+                         "OpenBLAS's buffers, more than 3/4 of the limit of %.1f GiB (ulimit -v); "
+                         "hint: fewer threads, or raise the limit", (long long)threads,
+                         (double)threads * OPENBLAS_BUFFER_BYTES / (1 << 30),
+                         (double)rl.rlim_cur / (1 << 30));
 #ifdef _OPENMP
-    omp_set_num_threads(threads);
+    omp_set_num_threads((int)threads);
 #endif
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads((int)threads);
+    return 0;
 }
 
 int run_init(Run *r, const char *stage, int argc, char **argv) {
@@ -97,12 +119,12 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
     }
     if (rc == 0) rc = options_apply(&o, &r->cfg);
     if (rc == 0) rc = config_validate(&r->cfg);
+    if (rc == 0) rc = run_set_threads(&r->cfg);
     if (rc != 0) {
         options_free(&o);
         return -1;
     }
 
-    run_set_threads(&r->cfg);
     warn_if_busy();
     printf("# rlhf %s, config %s%s\n", stage, path, r->resume ? " (resuming)" : "");
     config_print(&r->cfg, stdout);

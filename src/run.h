@@ -32,8 +32,14 @@ int run_init(Run *r, const char *stage, int argc, char **argv);
 void run_free(Run *r);
 
 // Sets the OpenMP and OpenBLAS thread count from train.threads (0: leave
-// the defaults, all cores).
-void run_set_threads(const Config *cfg);
+// the defaults, all cores). Refuses (-1 with a reason) more than
+// RUN_THREADS_PER_CPU threads per online CPU (oversubscription only slows a
+// CPU-bound run; 4x still lets a run made on a larger machine be repeated
+// bit for bit on a smaller one), and a count whose OpenBLAS buffers do not
+// fit the address-space limit (ulimit -v): OpenBLAS retries a failed buffer
+// allocation forever, so such a run would hang instead of failing.
+int run_set_threads(const Config *cfg);
+#define RUN_THREADS_PER_CPU 4
 
 // Takes the run directory for this process alone, before anything in it is
 // read or written: creates DIR (fresh runs) and DIR/.lock, and holds an

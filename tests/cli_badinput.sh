@@ -86,7 +86,9 @@ bad "nosec.ini:1: " "$R" pretrain "$D/nosec.ini"
 bad "dup.ini:3: .*set twice" "$R" pretrain "$D/dup.ini"
 bad "$D/tasks: .*directory" "$R" pretrain "$D/tasks"           # a directory as config
 bad "$D/none.ini: cannot open" "$R" sft "$D/none.ini"
-bad "cannot parse" "$R" pretrain "$P"                          # a checkpoint as config
+bad "holds a NUL byte" "$R" pretrain "$P"                     # a checkpoint as config
+bad "/dev/zero: cannot read config file: it is not a regular file" "$R" pretrain /dev/zero
+bad "larger than 1 MiB" "$R" pretrain <(head -c 2000000 /dev/zero | tr "\\0" "a")
 bad "unknown key 'bogus' in \[train\]" "$R" pretrain "$T" --train.bogus=1 --checkpoint.dir="$D/x"
 bad "unknown section \[bogus\]" "$R" sft "$T" --bogus.key=1 --checkpoint.dir="$D/x"
 bad "max_steps = '1.5' is not an integer" "$R" pretrain "$T" --train.max_steps=1.5 --checkpoint.dir="$D/x"
@@ -95,6 +97,17 @@ bad "n_embd = 17 is not a multiple of model.n_head = 2" \
     "$R" pretrain "$T" --model.n_embd=17 --checkpoint.dir="$D/x"
 bad "batch_size = 0" "$R" reward "$T" --train.batch_size=0 --checkpoint.dir="$D/x"
 bad "unknown option '--nope'" "$R" pretrain "$T" --nope
+bad "train.threads = 100000 is more than 4 per CPU" \
+    "$R" pretrain "$T" --train.threads=100000 --checkpoint.dir="$D/x"
+# a thread count whose OpenBLAS buffers (129 MiB each) exceed the address-space
+# limit: OpenBLAS would retry its allocation forever (sanitizer builds cannot
+# run under ulimit -v)
+if [[ $R != *asan* ]]; then
+    nt=$((4 * $(nproc)))
+    bad "train.threads = $nt needs about .* GiB of address space" timeout 60 \
+        bash -c 'ulimit -v $1 && shift && exec "$@"' _ $((nt * 129 * 1024)) \
+        "$R" pretrain "$T" --train.threads=$nt --checkpoint.dir="$D/x"
+fi
 # ppo keys that do not go together (tiny.ini: rollout_batch 4)
 X=(--checkpoint.init="$S" --checkpoint.dir="$D/x")
 bad "ppo.advantage = 'ppo' is not one of gae\|grpo\|rloo\|reinforce" "$R" ppo "$T" "${X[@]}" --ppo.advantage=ppo

@@ -45,7 +45,7 @@ int cmd_chat(int argc, char **argv) {
     if (npos < 0) die_last();
     if (npos != 1) die("no checkpoint given; hint: %s", USAGE);
     if (config_validate(&cfg) != 0) die_last();
-    run_set_threads(&cfg);
+    if (run_set_threads(&cfg) != 0) die_last();
     // a tokenizer file opens fine but holds no model: say so plainly
     CkptMeta meta = {0};
     Ckpt *ck = ckpt_open(ckpt, &meta);

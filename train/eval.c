@@ -603,7 +603,7 @@ int cmd_eval(int argc, char **argv) {
     if (config_load(&cfg, a.config) != 0 || options_apply(&a.opts, &cfg) != 0 ||
         config_validate(&cfg) != 0)
         die_last();
-    run_set_threads(&cfg);
+    if (run_set_threads(&cfg) != 0) die_last();
 
     GPT m;
     Tokenizer tok = {0};
