@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -445,6 +446,152 @@ static int dset_read(Ckpt *ck, hid_t d, const char *path, hid_t mtype, void *buf
                      "truncated; use an earlier checkpoint", ck->kind, ck->path, path, f.desc);
 }
 
+// Names collected by HDF5 iterations.
+typedef struct {
+    int n, cap;
+    char **names;
+} NameList;
+
+static void name_list_add(NameList *l, const char *name) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->names = reallocCheck(l->names, (size_t)l->cap * sizeof *l->names);
+    }
+    l->names[l->n++] = strdup_check(name);
+}
+
+static herr_t name_collect(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)g;
+    (void)info;
+    name_list_add(data, name);
+    return 0;
+}
+
+static void name_list_free(NameList *l) {
+    for (int i = 0; i < l->n; i++) free(l->names[i]);
+    free(l->names);
+    memset(l, 0, sizeof *l);
+}
+
+// --- the attributes' checksum -------------------------------------------------
+// Datasets carry fletcher32; attributes carry nothing of their own. So a
+// committed file gets one root attribute, checksum = "sha256:HEX", over every
+// attribute of every object: object paths in name order, each object's
+// attributes in name order, each as its name and value (strings as they
+// are, integers and floats in decimal with every digit). Any edit, addition
+// or removal of an attribute anywhere is caught on open. A file without the
+// attribute was written before it existed and is read unverified
+// (CkptMeta.sealed = 0).
+
+typedef struct {
+    EVP_MD_CTX *md;
+    Ckpt *ck;
+    const char *obj;  // the object whose attributes are being read
+    int rc;
+} AttrDigest;
+
+static void digest_put(AttrDigest *d, const char *tag, const char *text) {
+    EVP_DigestUpdate(d->md, tag, strlen(tag) + 1);
+    EVP_DigestUpdate(d->md, text, strlen(text) + 1);
+}
+
+static herr_t attr_digest_one(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+    (void)info;
+    AttrDigest *d = data;
+    if (!strcmp(d->obj, "/") && !strcmp(name, "checksum")) return 0;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t t = a < 0 ? -1 : H5Aget_type(a);
+    H5T_class_t cls = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    char buf[64], *str = NULL;
+    int rc;
+    if (cls == H5T_STRING) {
+        rc = attr_get_str(d->ck, d->obj, name, &str);
+    } else if (cls == H5T_INTEGER) {
+        int64_t v = 0;
+        rc = attr_get_i64(d->ck, d->obj, name, &v);
+        snprintf(buf, sizeof buf, "i%lld", (long long)v);
+    } else if (cls == H5T_FLOAT) {
+        double v = 0;
+        rc = attr_get(d->ck, d->obj, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, &v);
+        snprintf(buf, sizeof buf, "f%.17g", v);
+    } else {
+        rc = rlhf_fail("%s %s: attribute '%s' of %s is of a type rlhf.c never writes; hint: the "
+                       "file was edited or is damaged", d->ck->kind, d->ck->path, name, d->obj);
+    }
+    if (rc == 0) digest_put(d, name, str ? str : buf);
+    free(str);
+    d->rc = rc;
+    return rc ? -1 : 0;
+}
+
+static herr_t object_collect(hid_t o, const char *name, const H5O_info_t *info, void *data) {
+    (void)o;
+    if (info->num_attrs > 0) name_list_add(data, name);
+    return 0;
+}
+
+// sha256 of every attribute in the file (but the root's checksum) into hex.
+static int attrs_digest(Ckpt *ck, char hex[65]) {
+    NameList objs = {0, 0, NULL};
+    if (H5Ovisit2(ck->file, H5_INDEX_NAME, H5_ITER_INC, object_collect, &objs,
+                  H5O_INFO_NUM_ATTRS) < 0) {
+        H5Fault f = fault_get();
+        name_list_free(&objs);
+        return rlhf_fail("%s %s: cannot list its objects (%s); hint: the file is damaged",
+                         ck->kind, ck->path, f.desc);
+    }
+    AttrDigest d = {EVP_MD_CTX_new(), ck, NULL, 0};
+    ASSERT(d.md && EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) == 1);
+    for (int i = 0; i < objs.n && d.rc == 0; i++) {
+        char path[PATH_MAX_LEN];
+        if (!strcmp(objs.names[i], ".")) snprintf(path, sizeof path, "/");
+        else snprintf(path, sizeof path, "/%s", objs.names[i]);
+        d.obj = path;
+        digest_put(&d, "object", path);
+        hsize_t idx = 0;
+        if (H5Aiterate_by_name(ck->file, path, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_digest_one,
+                               &d, H5P_DEFAULT) < 0 && d.rc == 0)
+            d.rc = rlhf_fail("%s %s: cannot read the attributes of %s; hint: the file is damaged",
+                             ck->kind, ck->path, path);
+    }
+    name_list_free(&objs);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    int ok = EVP_DigestFinal_ex(d.md, md, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(d.md);
+    if (d.rc) return -1;
+    ASSERT(ok);
+    for (unsigned i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", md[i]);
+    hex[64] = '\0';
+    return 0;
+}
+
+// Writes the root checksum of a file about to be committed.
+static int attrs_seal(Ckpt *ck) {
+    char hex[65], value[72];
+    if (attrs_digest(ck, hex) != 0) return mark_failed(ck);
+    snprintf(value, sizeof value, "sha256:%s", hex);
+    return attr_put_str(ck, "/", "checksum", value);
+}
+
+// Verifies the root checksum; *sealed = 0 (and 0 returned) for a file
+// written before checksums.
+static int attrs_verify(Ckpt *ck, int *sealed) {
+    *sealed = H5Aexists_by_name(ck->file, "/", "checksum", H5P_DEFAULT) > 0;
+    if (!*sealed) return 0;
+    char *stored = NULL, hex[65];
+    if (attr_get_str(ck, "/", "checksum", &stored) != 0) return -1;
+    int rc = attrs_digest(ck, hex);
+    if (rc == 0 && (strncmp(stored, "sha256:", 7) != 0 || strcmp(stored + 7, hex) != 0))
+        rc = rlhf_fail("%s %s: its attributes (config, stage, step, lineage, shapes, tokenizer "
+                       "ids ...) do not match their checksum: the file was edited or is "
+                       "damaged; hint: use an unmodified checkpoint", ck->kind, ck->path);
+    free(stored);
+    return rc;
+}
+
 // --- files: create, commit, abort, open, close ----------------------------------
 
 static void ck_free(Ckpt *ck) {
@@ -523,6 +670,7 @@ Ckpt *ckpt_create(const char *path, const CkptMeta *meta) {
 
 int ckpt_commit(Ckpt *ck) {
     ASSERT(ck && ck->tmp);
+    if (!ck->failed) attrs_seal(ck);
     if (ck->failed) {
         rlhf_fail("%s", ck->failed);  // the reason of the first failed write
         ckpt_abort(ck);
@@ -604,6 +752,14 @@ void ckpt_close(Ckpt *ck) {
     ck_free(ck);
 }
 
+int ckpt_stage_known(const char *stage) {
+    static const char *const known[] = {"init", "pretrain", "sft",    "reward",   "ppo",
+                                        "dpo",  "import",   "tokenizer"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(stage, known[i])) return 1;
+    return 0;
+}
+
 static int read_meta(Ckpt *ck, CkptMeta *meta) {
     char *format = NULL, *stage = NULL, *created = NULL;
     if (H5Aexists_by_name(ck->file, "/", "format", H5P_DEFAULT) <= 0)
@@ -630,6 +786,12 @@ static int read_meta(Ckpt *ck, CkptMeta *meta) {
     } else if (strlen(stage) >= sizeof meta->stage || strlen(created) >= sizeof meta->created) {
         rc = rlhf_fail("checkpoint %s: root attribute stage or created is too long; hint: the "
                        "file is damaged", ck->path);
+    } else if (!ckpt_stage_known(stage)) {
+        rc = rlhf_fail("checkpoint %s: stage '%.40s' is not one rlhf.c writes (%s); hint: the "
+                       "file was edited or is damaged", ck->path, stage, CKPT_STAGES);
+    } else if (meta->step < 0) {
+        rc = rlhf_fail("checkpoint %s: step %lld is negative; hint: the file was edited or is "
+                       "damaged", ck->path, (long long)meta->step);
     } else {
         strcpy(meta->stage, stage);
         strcpy(meta->created, created);
@@ -647,7 +809,7 @@ Ckpt *ckpt_open(const char *path, CkptMeta *meta) {
     Ckpt *ck = file_open(path, "checkpoint", H5F_ACC_RDONLY,
                          "check the path (a run writes DIR/step_NNNNNN.h5 and DIR/latest.h5)");
     if (!ck) return NULL;
-    if (read_meta(ck, mt)) {
+    if (attrs_verify(ck, &mt->sealed) || read_meta(ck, mt)) {
         ckpt_meta_free(mt);
         ckpt_close(ck);
         return NULL;
@@ -803,8 +965,20 @@ static int tensors_read(Ckpt *ck, const char *prefix, const char *base, int flat
     }
     for (int i = 0; i < opened; i++) {
         if (ds[i] < 0) continue;
-        if (rc || !dst) H5Dclose(ds[i]);
-        else rc = dset_read(ck, ds[i], paths[i], H5T_NATIVE_FLOAT, dst + ts[i].offset);
+        if (rc || !dst) {
+            H5Dclose(ds[i]);
+            continue;
+        }
+        rc = dset_read(ck, ds[i], paths[i], H5T_NATIVE_FLOAT, dst + ts[i].offset);
+        // a NaN or Inf weight samples garbage and trains to NaN: refused here,
+        // where the file can be named
+        size_t count = ts[i].ndim == 1 ? ts[i].dims[0] : ts[i].dims[0] * ts[i].dims[1];
+        size_t bad = 0;
+        for (size_t k = 0; rc == 0 && k < count; k++) bad += !isfinite(dst[ts[i].offset + k]);
+        if (bad)
+            rc = rlhf_fail("%s %s: dataset %s holds %zu non-finite values (NaN or Inf) of %zu; "
+                           "hint: the run that wrote it diverged or the file was edited; use "
+                           "an earlier checkpoint", ck->kind, ck->path, paths[i], bad, count);
     }
     free(paths);
     free(ds);
@@ -1041,31 +1215,6 @@ int ckpt_write_metrics(Ckpt *ck, const Metrics *mt) {
     return 0;
 }
 
-typedef struct {
-    int n, cap;
-    char **names;
-} NameList;
-
-static void name_list_add(NameList *l, const char *name) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->names = reallocCheck(l->names, (size_t)l->cap * sizeof *l->names);
-    }
-    l->names[l->n++] = strdup_check(name);
-}
-
-static herr_t name_collect(hid_t g, const char *name, const H5L_info_t *info, void *data) {
-    (void)g;
-    (void)info;
-    name_list_add(data, name);
-    return 0;
-}
-
-static void name_list_free(NameList *l) {
-    for (int i = 0; i < l->n; i++) free(l->names[i]);
-    free(l->names);
-    memset(l, 0, sizeof *l);
-}
 
 // The metrics columns under group PATH ("/metrics" or one of its subgroups),
 // as names relative to /metrics, appended to out: members in creation order
@@ -1327,11 +1476,11 @@ int shard_read(const char *path, int **tokens, size_t *n, int *vocab_size,
                          "check [data] dir, or run `rlhf prepare` to write the shards");
     if (!ck) return -1;
     const char *hint = "rerun `rlhf prepare` to rebuild the shards";
-    int V = 0, rc = 0;
+    int V = 0, rc = 0, sealed;
     uint64_t hash = 0;
     hsize_t dims = 0;
     hid_t d = -1;
-    if (attr_get_int(ck, "/", "vocab_size", &V) ||
+    if (attrs_verify(ck, &sealed) || attr_get_int(ck, "/", "vocab_size", &V) ||
         attr_get(ck, "/", "tokenizer_hash", H5T_INTEGER, H5T_NATIVE_UINT64, &hash)) {
         rc = -1;
     } else if (V <= 0) {

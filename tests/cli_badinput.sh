@@ -177,24 +177,44 @@ d, src = sys.argv[1:3]
 with h5py.File(d + "/foreign.h5", "w") as f:   # plausible names, no rlhf.c attributes
     f.attrs["stage"] = "pretrain"
     f["model/transformer.wte.weight"] = np.zeros((101, 16), "f4")
-def forge(name, edit):
+def forge(name, edit, unseal=True):
+    # unseal: the root checksum removed too (a file written before checksums),
+    # so that the checks behind it are reached
     shutil.copy(src, d + "/" + name)
     with h5py.File(d + "/" + name, "r+") as f:
         edit(f)
+        if unseal and "checksum" in f.attrs:
+            del f.attrs["checksum"]
 def reshape(f):
     del f["model/transformer.wte.weight"]
     f["model/transformer.wte.weight"] = np.zeros((101, 17), "f4")
+def nan(f):
+    w = f["model/transformer.h.0.mlp.c_fc.weight"]
+    a = w[...]
+    a[3, 2], a[0, 0] = np.nan, np.inf
+    w[...] = a
 forge("shape.h5", reshape)
 forge("notensor.h5", lambda f: f.__delitem__("model/transformer.ln_f.bias"))
 forge("huge.h5", lambda f: f["model"].attrs.__setitem__("n_layer", 1000000))
 forge("version.h5", lambda f: f.attrs.__setitem__("format_version", 99))
 forge("notok.h5", lambda f: f.__delitem__("tokenizer"))
+forge("nan.h5", nan)
+forge("banana.h5", lambda f: f.attrs.__setitem__("stage", "banana"))
+forge("negstep.h5", lambda f: f.attrs.__setitem__("step", np.int64(-5)))
+def one_byte(f):  # of the config JSON: n_layer 1 -> 2, checksum kept
+    c = f.attrs["config"]
+    assert '"n_layer":1,' in c
+    f.attrs["config"] = c.replace('"n_layer":1,', '"n_layer":2,', 1)
+forge("config.h5", one_byte, False)
+forge("eot.h5", lambda f: f["tokenizer"].attrs.__setitem__("eot", np.int32(3)), False)
 EOF
 declare -A why=([trunc.h5]='truncated' [head.h5]='truncated' [zero.h5]='not an HDF5 file'
     [random.h5]='not an HDF5 file' [foreign.h5]='foreign HDF5'
     [shape.h5]='wte.weight has shape \[101, 17\], expected \[101, 16\]'
     [notensor.h5]='ln_f.bias is missing' [huge.h5]='invalid config' [version.h5]='format_version 99'
-    [notok.h5]='tokenizer is missing')
+    [notok.h5]='tokenizer is missing' [nan.h5]='c_fc.weight holds 2 non-finite values \(NaN or Inf\)'
+    [banana.h5]="stage 'banana' is not one rlhf.c writes" [negstep.h5]='step -5 is negative'
+    [config.h5]='do not match their checksum' [eot.h5]='do not match their checksum')
 for f in "${!why[@]}"; do
     w=${why[$f]}
     bad "$w" "$R" sample "$D/$f" --max_new_tokens 5
