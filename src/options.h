@@ -64,4 +64,8 @@ int options_apply(const Options *o, Config *cfg);
 
 void options_free(Options *o);
 
+// Whether an override text ("--section.key=value" or "section.key=value")
+// sets key[0..n) ("section.key").
+int options_override_is(const char *text, const char *key, size_t n);
+
 #endif

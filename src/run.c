@@ -124,6 +124,10 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
         options_free(&o);
         return -1;
     }
+    r->overrides = o.overrides;  // kept for run_overridden
+    r->n_overrides = o.n_overrides;
+    o.overrides = NULL;
+    o.n_overrides = 0;
 
     warn_if_busy();
     printf("# rlhf %s, config %s%s\n", stage, path, r->resume ? " (resuming)" : "");
@@ -133,8 +137,16 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
     return 0;
 }
 
+int run_overridden(const Run *r, const char *key) {
+    for (int i = 0; i < r->n_overrides; i++)
+        if (options_override_is(r->overrides[i], key, strlen(key))) return 1;
+    return 0;
+}
+
 void run_free(Run *r) {
     if (r->lock_fd >= 0) close(r->lock_fd);  // releases the lock
+    for (int i = 0; i < r->n_overrides; i++) free(r->overrides[i]);
+    free(r->overrides);
     config_free(&r->cfg);
     metrics_free(&r->metrics);
     free(r->parent);

@@ -23,6 +23,8 @@ typedef struct {
     double t_start;         // wall clock at run_begin
     int64_t start_step;     // first step of this process (after a resume)
     int lock_fd;            // DIR/.lock, held for the whole run (-1: none)
+    char **overrides;       // the command line's "section.key=value" texts (owned)
+    int n_overrides;
 } Run;
 
 // Parses the command line of a training command, loads the config and the
@@ -40,6 +42,9 @@ void run_free(Run *r);
 // allocation forever, so such a run would hang instead of failing.
 int run_set_threads(const Config *cfg);
 #define RUN_THREADS_PER_CPU 4
+
+// Whether the command line set KEY ("section.key") with an override.
+int run_overridden(const Run *r, const char *key);
 
 // Takes the run directory for this process alone, before anything in it is
 // read or written: creates DIR (fresh runs) and DIR/.lock, and holds an

@@ -269,6 +269,17 @@ for stage in pretrain sft reward ppo; do
     bad "'$D/$stage' already holds a run \(latest.h5\); hint: pass --resume" \
         "$R" $stage "$T" --checkpoint.init="$S" --checkpoint.dir="$D/$stage"
 done
+# a resume keeps its model's shape and cannot go back in steps (runs are at step 4)
+bad "cannot resume: model.n_layer = 2 on the command line, but the run's model in $D/pretrain/latest.h5 has 1" \
+    "$R" pretrain "$T" --checkpoint.dir="$D/pretrain" --resume --model.n_layer=2
+bad "cannot resume: model.n_embd = 32 on the command line" \
+    "$R" sft "$T" --checkpoint.dir="$D/sft" --resume --model.n_embd=32
+bad "cannot resume: model.n_head = 4 in the config" \
+    "$R" pretrain <(sed 's/^n_head = 2/n_head = 4/' "$T") --checkpoint.dir="$D/pretrain" --resume
+bad "cannot resume: the run is at step 4, past train.max_steps = 2" \
+    "$R" pretrain "$T" --checkpoint.dir="$D/pretrain" --resume --train.max_steps=2
+bad "train.max_steps is given twice" "$R" pretrain "$T" --train.max_steps=2 --train.max_steps=3
+bad "sample.top_k is given twice" "$R" sample "$P" --top_k 2 --sample.top_k=3
 bad "cannot resume.*holds a 'pretrain' checkpoint, this is 'sft'" \
     "$R" sft "$T" --checkpoint.dir="$D/pretrain" --resume
 # a run whose latest.h5 is damaged or dangles: --resume says so, nothing written
