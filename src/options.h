@@ -13,6 +13,10 @@
 // Every other argument is positional (CKPT, CONFIG). A value is taken as
 // it is, even when it starts with '-' (--temperature -1 is caught later).
 //
+// --help or -h (as an option, anywhere) prints the usage line on stdout and
+// ends the process with status 0 (unless the command declares a help option
+// of its own): the one place every command answers them.
+//
 // Errors are one line, -1 via rlhf_fail, with the command's usage as hint:
 // "unknown option '--x'; hint: usage: ...", "unexpected argument 'x'; ...",
 // "option '--text' needs a value; ...", "no CONFIG given; ...".
@@ -63,6 +67,11 @@ const char *options_get(const Options *o, const char *name);
 int options_apply(const Options *o, Config *cfg);
 
 void options_free(Options *o);
+
+// Flushes stdout and says whether everything written to it arrived: 0, or
+// 1 after printing one error line (a full disk, a closed stdout). Every
+// command's exit status goes through it.
+int options_stdout_status(void);
 
 // Whether an override text ("--section.key=value" or "section.key=value")
 // sets key[0..n) ("section.key").
