@@ -41,7 +41,8 @@ void die_last(void) {
 
 static void oom(size_t size, const char *file, int line) {
     die("out of memory allocating %zu bytes (%s:%d); "
-        "hint: use a smaller batch_size, block_size or model",
+        "hint: a smaller model (n_layer, n_embd, block_size, or a smaller BPE vocab_size) "
+        "or batch_size",
         size, file, line);
 }
 

@@ -254,6 +254,17 @@ bad "$D/p_json.jsonl:5: bad JSON" "$R" reward "$T" "${RI[@]}" --reward.test_file
 bad "$D/q_field.jsonl:2: missing field \"prompt\"" "$R" ppo "$T" "${RI[@]}" --ppo.prompts_file="$D/q_field.jsonl"
 bad "$D/q_array.jsonl:3: .*array" "$R" ppo "$T" "${RI[@]}" --ppo.prompts_file="$D/q_array.jsonl"
 bad "$D/q_type.jsonl:3: .*number" "$R" ppo "$T" "${RI[@]}" --ppo.test_file="$D/q_type.jsonl"
+{ head -n 2 "$D/tasks/pref_train.jsonl"; echo '{"prompt": "x", "chosen": "y", "rejected": "y"}'; } >"$D/p_same.jsonl"
+{ head -n 1 "$D/tasks/sft_train.jsonl"; printf '%.0s[' {1..1500}; echo; } >"$D/s_deep.jsonl"
+bad "$D/p_same.jsonl:3: \"chosen\" and \"rejected\" are the same text" \
+    "$R" reward "$T" "${RI[@]}" --reward.train_file="$D/p_same.jsonl"
+bad "$D/s_deep.jsonl:2: JSON nested deeper than 1000 levels \(cJSON's limit\)" \
+    "$R" sft "$T" "${SI[@]}" --sft.train_file="$D/s_deep.jsonl"
+# a reward model is not a language model to start SFT or PPO from
+for stage in sft ppo dpo; do
+    bad "checkpoint.init .* is a reward model \(stage 'reward', with a value head\)" \
+        "$R" $stage "$T" --checkpoint.init="$D/reward/latest.h5" --checkpoint.dir="$D/x"
+done
 bad "$D/missing.jsonl: cannot open" "$R" reward "$T" "${RI[@]}" --reward.train_file="$D/missing.jsonl"
 # the same with --resume in the existing run directories: still nothing touched
 bad "$D/s_field.jsonl:3: " "$R" sft "$T" --checkpoint.dir="$D/sft" --resume --sft.train_file="$D/s_field.jsonl"
