@@ -43,21 +43,9 @@ int options_override_is(const char *text, const char *key, size_t n) {
     return !strncmp(text, key, n) && text[n] == '=';
 }
 
-// Adds "section.key=value"; the same key twice is refused (as in an INI
-// file), -1 with a reason.
-static int override_add(Options *o, char *text, const char *usage) {
-    const char *key = text + strspn(text, "-");
-    size_t n = strcspn(key, "=");
-    for (int i = 0; i < o->n_overrides; i++)
-        if (options_override_is(o->overrides[i], key, n)) {
-            int rc = rlhf_fail("%.*s is given twice (%s, then %s); hint: keep one; %s", (int)n,
-                               key, o->overrides[i], text, usage);
-            free(text);
-            return rc;
-        }
+static void override_add(Options *o, char *text) {
     o->overrides = reallocCheck(o->overrides, (size_t)(o->n_overrides + 1) * sizeof *o->overrides);
     o->overrides[o->n_overrides++] = text;
-    return 0;
 }
 
 int options_parse(Options *o, const OptionSpec *spec, int argc, char **argv) {
@@ -93,7 +81,7 @@ int options_parse(Options *o, const OptionSpec *spec, int argc, char **argv) {
             if (k < 0) {
                 int dotted = memchr(name, '.', len) != NULL;
                 if ((spec->overrides || spec->section) && dotted && eq) {  // --section.key=value
-                    if (override_add(o, strdup_check(a), usage) != 0) return -1;
+                    override_add(o, strdup_check(a));
                     continue;
                 }
                 if (!spec->section || dotted)
@@ -107,7 +95,7 @@ int options_parse(Options *o, const OptionSpec *spec, int argc, char **argv) {
                 size_t n = strlen(spec->section) + len + strlen(value) + 3;
                 char *text = mallocCheck(n);
                 snprintf(text, n, "%s.%.*s=%s", spec->section, (int)len, name, value);
-                if (override_add(o, text, usage) != 0) return -1;
+                override_add(o, text);
                 continue;
             }
         }

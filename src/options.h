@@ -12,6 +12,9 @@
 //   --key=VALUE             chat): the override section.key=VALUE
 // Every other argument is positional (CKPT, CONFIG). A value is taken as
 // it is, even when it starts with '-' (--temperature -1 is caught later).
+// A key set twice takes the later value, the command-line convention that
+// scripts building argument lists rely on (an INI file, edited by hand,
+// refuses a key twice instead: there it is a mistake).
 //
 // --help or -h (as an option, anywhere) prints the usage line on stdout and
 // ends the process with status 0 (unless the command declares a help option

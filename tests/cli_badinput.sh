@@ -289,8 +289,6 @@ bad "cannot resume: model.n_head = 4 in the config" \
     "$R" pretrain <(sed 's/^n_head = 2/n_head = 4/' "$T") --checkpoint.dir="$D/pretrain" --resume
 bad "cannot resume: the run is at step 4, past train.max_steps = 2" \
     "$R" pretrain "$T" --checkpoint.dir="$D/pretrain" --resume --train.max_steps=2
-bad "train.max_steps is given twice" "$R" pretrain "$T" --train.max_steps=2 --train.max_steps=3
-bad "sample.top_k is given twice" "$R" sample "$P" --top_k 2 --sample.top_k=3
 bad "cannot resume.*holds a 'pretrain' checkpoint, this is 'sft'" \
     "$R" sft "$T" --checkpoint.dir="$D/pretrain" --resume
 # a run whose latest.h5 is damaged or dangles: --resume says so, nothing written

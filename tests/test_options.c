@@ -124,14 +124,13 @@ static void test_errors(void **state) {
     options_free(&o);
 }
 
-// sample and chat: --key VALUE and --key=VALUE set [sample] keys, beside
-// --section.key=value; one key set twice, in either form, is refused (as
-// an INI file refuses it).
+// sample and chat: --key VALUE and --key=VALUE set [sample] keys, in order
+// with --section.key=value.
 static void test_section_options(void **state) {
     Options o;
     assert_int_equal(parse(&o, &sample_like,
                            (const char *[]){"--temperature", "0", "m.h5", "--top_k=5",
-                                            "--sample.top_p=0.5", "--prompt", "--x",
+                                            "--sample.temperature=0.5", "--prompt", "--x",
                                             "--logits", "l.txt", NULL}),
                      0);
     assert_string_equal(o.positional[0], "m.h5");
@@ -139,22 +138,14 @@ static void test_section_options(void **state) {
     assert_int_equal(o.n_overrides, 4);
     assert_string_equal(o.overrides[0], "sample.temperature=0");
     assert_string_equal(o.overrides[1], "sample.top_k=5");
-    assert_string_equal(o.overrides[2], "--sample.top_p=0.5");
+    assert_string_equal(o.overrides[2], "--sample.temperature=0.5");
     assert_string_equal(o.overrides[3], "sample.prompt=--x");
     Config cfg;
     config_init(&cfg);
     assert_int_equal(options_apply(&o, &cfg), 0);
-    assert_true(cfg.sample.temperature == 0);
-    assert_true(cfg.sample.top_p == 0.5);
+    assert_true(cfg.sample.temperature == 0.5);
     assert_int_equal(cfg.sample.top_k, 5);
     assert_string_equal(cfg.sample.prompt, "--x");
-    options_free(&o);
-    assert_int_equal(parse(&o, &sample_like,
-                           (const char *[]){"m.h5", "--temperature", "0",
-                                            "--sample.temperature=0.5", NULL}),
-                     -1);
-    assert_non_null(strstr(rlhf_errmsg, "sample.temperature is given twice (sample.temperature=0, "
-                                        "then --sample.temperature=0.5)"));
     config_free(&cfg);
     options_free(&o);
     expect_error(&sample_like, (const char *[]){"m.h5", "--top_k", NULL},
