@@ -96,6 +96,18 @@ static hid_t fapl_strong(void) {
     return fapl;
 }
 
+// For files we create: the HDF5 1.10 file format, whose metadata (superblock,
+// object headers with their attributes and filter settings, chunk indexes)
+// carries checksums that HDF5 verifies on read. The older default format has
+// none: a flipped byte in a filter's parameters reached HDF5's decoder and
+// overflowed its buffer (found by fuzz/fuzz_checkpoint). h5py and any HDF5
+// >= 1.10 read these files.
+static hid_t fapl_create(void) {
+    hid_t fapl = fapl_strong();
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
+    return fapl;
+}
+
 // "/prefix/rest", or "/rest" when prefix is "" or NULL.
 static void path_join(char out[PATH_MAX_LEN], const char *prefix, const char *rest) {
     int n = (prefix && prefix[0]) ? snprintf(out, PATH_MAX_LEN, "/%s/%s", prefix, rest)
@@ -568,12 +580,20 @@ static int attrs_digest(Ckpt *ck, char hex[65]) {
     return 0;
 }
 
-// Writes the root checksum of a file about to be committed.
+// Writes the root checksum of a file about to be committed. A fixed-length
+// string: it lives in the root's object header, which HDF5 checksums,
+// rather than in the global heap, which has none (a damaged byte there can
+// make HDF5 1.10 loop forever reading a variable-length string).
 static int attrs_seal(Ckpt *ck) {
     char hex[65], value[72];
     if (attrs_digest(ck, hex) != 0) return mark_failed(ck);
     snprintf(value, sizeof value, "sha256:%s", hex);
-    return attr_put_str(ck, "/", "checksum", value);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(value));
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
+    int rc = attr_put(ck, "/", "checksum", t, t, value);
+    H5Tclose(t);
+    return rc;
 }
 
 // Verifies the root checksum; *sealed = 0 (and 0 returned) for a file
@@ -620,7 +640,7 @@ static Ckpt *tmp_create(const char *path, const char *kind) {
         return NULL;
     }
     close(fd);
-    hid_t fapl = fapl_strong();
+    hid_t fapl = fapl_create();
     ck->file = H5Fcreate(ck->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Fault f = fault_get();
     H5Pclose(fapl);
@@ -1526,7 +1546,7 @@ int rollout_dump_append(const char *path, int64_t step, int rows, int cols,
         ck = file_open(path, "rollout dump", H5F_ACC_RDWR, "check the path");
         if (!ck) return -1;
     } else {
-        hid_t fapl = fapl_strong();
+        hid_t fapl = fapl_create();
         hid_t file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
         H5Fault f = fault_get();
         H5Pclose(fapl);

@@ -21,6 +21,10 @@ int rlhf_fail(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    // one line whatever text it quotes (a JSON key with an escaped newline,
+    // a file name): control characters become '?'
+    for (char *c = buf; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     memcpy(rlhf_errmsg, buf, sizeof buf);
     return -1;
 }

@@ -26,7 +26,8 @@
 extern char rlhf_errmsg[1024];
 
 // Formats a one-line reason into rlhf_errmsg and returns -1, so callers can
-// write `return rlhf_fail("...")`.
+// write `return rlhf_fail("...")`. Control characters in it (from quoted
+// input) become '?', so the reason is one line whatever it quotes.
 int rlhf_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // Prints "rlhf: error: <fmt>" to stderr and exits with status 1.
