@@ -96,6 +96,22 @@ static hid_t fapl_strong(void) {
     return fapl;
 }
 
+// Links and attributes stay in their object's header (compact storage)
+// however many there are: HDF5 moves them past 8 into a fractal heap whose
+// blocks carry no checksum, and a damaged byte there crashed HDF5 itself
+// (fuzz/fuzz_checkpoint: SEGV in H5G__dense_iterate). Object headers are
+// checksummed. PLIST is a file or group creation property list.
+static void plist_compact(hid_t plist) {
+    H5Pset_link_phase_change(plist, 65535, 65535);
+    H5Pset_attr_phase_change(plist, 65535, 65535);
+}
+
+static hid_t fcpl_create(void) {
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    plist_compact(fcpl);
+    return fcpl;
+}
+
 // For files we create: the HDF5 1.10 file format, whose metadata (superblock,
 // object headers with their attributes and filter settings, chunk indexes)
 // carries checksums that HDF5 verifies on read. The older default format has
@@ -188,6 +204,7 @@ static int group_ensure(Ckpt *ck, const char *path, int track_order) {
     if (link_exists(ck->file, path)) return 0;
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    plist_compact(gcpl);
     H5Pset_create_intermediate_group(lcpl, 1);
     if (track_order) H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     hid_t g = H5Gcreate2(ck->file, path, lcpl, gcpl, H5P_DEFAULT);
@@ -641,8 +658,10 @@ static Ckpt *tmp_create(const char *path, const char *kind) {
     }
     close(fd);
     hid_t fapl = fapl_create();
-    ck->file = H5Fcreate(ck->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t fcpl = fcpl_create();
+    ck->file = H5Fcreate(ck->tmp, H5F_ACC_TRUNC, fcpl, fapl);
     H5Fault f = fault_get();
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (ck->file < 0) {
         rlhf_fail("%s %s: cannot create %s (%s); hint: check free disk space and permissions",
@@ -1547,8 +1566,10 @@ int rollout_dump_append(const char *path, int64_t step, int rows, int cols,
         if (!ck) return -1;
     } else {
         hid_t fapl = fapl_create();
-        hid_t file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+        hid_t fcpl = fcpl_create();
+        hid_t file = H5Fcreate(path, H5F_ACC_EXCL, fcpl, fapl);
         H5Fault f = fault_get();
+        H5Pclose(fcpl);
         H5Pclose(fapl);
         if (file < 0) {
             // an empty file there is this call's, cut short (nothing to lose)

@@ -265,6 +265,10 @@ for stage in sft ppo dpo; do
     bad "checkpoint.init .* is a reward model \(stage 'reward', with a value head\)" \
         "$R" $stage "$T" --checkpoint.init="$D/reward/latest.h5" --checkpoint.dir="$D/x"
 done
+# a key holding an escaped line break: the message stays one line (found by fuzz/fuzz_jsonl)
+printf '{"instruction\\n": "x", "input": "", "output": "y"}\n' >"$D/s_key.jsonl"
+bad "$D/s_key.jsonl:1: missing field \"instruction\" \(the object has: instruction\?, input, output\)" \
+    "$R" sft "$T" "${SI[@]}" --sft.train_file="$D/s_key.jsonl"
 bad "$D/missing.jsonl: cannot open" "$R" reward "$T" "${RI[@]}" --reward.train_file="$D/missing.jsonl"
 # the same with --resume in the existing run directories: still nothing touched
 bad "$D/s_field.jsonl:3: " "$R" sft "$T" --checkpoint.dir="$D/sft" --resume --sft.train_file="$D/s_field.jsonl"
