@@ -1,31 +1,42 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer harness given for FUZZ_SECONDS (default 60) on its
 # committed seeds (fuzz/corpus/NAME, read only) and its own growing corpus
-# (build/fuzz/corpus/NAME), and prints one line per harness: executions,
-# coverage (edges) and features at the end. A crash leaves its input as
-# build/fuzz/crash-NAME-* and fails the run. Leaks inside libhdf5 itself (on
-# its error paths) are suppressed (fuzz/lsan.supp); the project's are not.
+# (build/fuzz/corpus/NAME), in fork mode so that one finding does not end
+# the run, and prints one line per harness: executions, coverage (edges)
+# and features at the end, findings. A finding is an input saved as
+# build/fuzz/crash-NAME-* (crash, leak, timeout): each is run again, and one
+# that ends with the checkpoint reader's watchdog line is a known HDF5 hang
+# on damaged metadata, ended cleanly (counted, not a failure); any other
+# fails the run. Leaks inside libhdf5 itself (on its error paths) are
+# suppressed (fuzz/lsan.supp); the project's are not.
 set -u
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
+export LSAN_OPTIONS=suppressions=fuzz/lsan.supp RLHF_WATCHDOG_SECONDS=5
 fail=0
 for bin in "$@"; do
     name=$(basename "$bin")
     corpus=build/fuzz/corpus/$name
     mkdir -p "$corpus"
     log=build/fuzz/$name.log
-    LSAN_OPTIONS=suppressions=fuzz/lsan.supp "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
-        -artifact_prefix="build/fuzz/crash-$name-" "$corpus" "fuzz/corpus/$name" >"$log" 2>&1
-    rc=$?
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    before=$(ls build/fuzz/crash-"$name"-* 2>/dev/null | wc -l)
+    "$bin" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 -max_total_time="$secs" \
+        -rss_limit_mb=2048 -timeout=20 -artifact_prefix="build/fuzz/crash-$name-" \
+        "$corpus" "fuzz/corpus/$name" >"$log" 2>&1
+    execs=$(grep -Eo '^#[0-9]+' "$log" | tail -1 | tr -d '#')
     cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
-    if [ $rc -ne 0 ]; then
-        fail=1
-        printf '  FAIL %-18s exit %d after %s executions; log %s\n' "$name" $rc "${execs:-?}" "$log"
-        grep -m3 -E 'ERROR|SUMMARY|fuzz check failed' "$log" | sed 's/^/       /'
-    else
-        printf '  ok   %-18s %ss  %10s executions  %s  corpus %s files\n' "$name" "$secs" \
-            "$execs" "$cov" "$(ls "$corpus" | wc -l)"
-    fi
+    known=0 bad=0
+    for f in $(ls build/fuzz/crash-"$name"-* 2>/dev/null | tail -n +$((before + 1))); do
+        if "$bin" "$f" 2>&1 | grep -q 'HDF5 did not finish reading its metadata'; then
+            known=$((known + 1))
+        else
+            bad=$((bad + 1))
+            echo "       finding: $f"
+        fi
+    done
+    [ $bad -eq 0 ] || fail=1
+    printf '  %s %-16s %ss  %9s executions  %s  corpus %s  HDF5 hangs ended %d  findings %d\n' \
+        "$([ $bad -eq 0 ] && echo 'ok  ' || echo FAIL)" "$name" "$secs" "${execs:-?}" "$cov" \
+        "$(ls "$corpus" | wc -l)" $known $bad
 done
 exit $fail

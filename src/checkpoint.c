@@ -15,6 +15,7 @@
 
 #include <hdf5.h>
 #include <openssl/evp.h>
+#include <signal.h>
 
 #include "common.h"
 
@@ -629,6 +630,62 @@ static int attrs_verify(Ckpt *ck, int *sealed) {
     return rc;
 }
 
+// --- a watchdog over reading a file's metadata --------------------------------
+// HDF5 1.10.8 can loop forever on some damaged metadata that carries no
+// checksum (a variable-length string's global heap; fuzz/fuzz_checkpoint
+// found one). Reading a file's attributes takes milliseconds, so while it
+// runs a timer is armed; if it fires, a thread of its own (no signal: HDF5 is
+// not async-signal-safe, and libFuzzer owns SIGALRM) prints one line and
+// ends the process with status 1. The one exit in the library: a hung HDF5
+// cannot return.
+
+#define WATCHDOG_SECONDS 20
+
+static char watchdog_msg[600];
+
+// WATCHDOG_SECONDS, or RLHF_WATCHDOG_SECONDS from the environment (tests).
+static int watchdog_seconds(void) {
+    const char *e = getenv("RLHF_WATCHDOG_SECONDS");
+    int s = e ? atoi(e) : 0;
+    return s > 0 ? s : WATCHDOG_SECONDS;
+}
+
+static void watchdog_fire(union sigval v) {
+    (void)v;
+    ssize_t n = write(STDERR_FILENO, watchdog_msg, strlen(watchdog_msg));
+    (void)n;
+    _exit(1);
+}
+
+// Arms the watchdog for reading PATH (a "checkpoint", "shard"); returns the
+// timer for watchdog_disarm, or NULL if none could be made (reading goes on).
+static timer_t *watchdog_arm(const char *kind, const char *path) {
+    static timer_t timer;
+    static int made;
+    snprintf(watchdog_msg, sizeof watchdog_msg,
+             "rlhf: error: %s %s: HDF5 did not finish reading its metadata in %d s; hint: the "
+             "file is damaged; use an earlier one\n", kind, path, watchdog_seconds());
+    for (char *c = watchdog_msg; c[1]; c++)
+        if ((unsigned char)*c < 0x20) *c = '?';
+    if (!made) {
+        struct sigevent ev;
+        memset(&ev, 0, sizeof ev);
+        ev.sigev_notify = SIGEV_THREAD;
+        ev.sigev_notify_function = watchdog_fire;
+        if (timer_create(CLOCK_MONOTONIC, &ev, &timer) != 0) return NULL;
+        made = 1;
+    }
+    struct itimerspec its = {.it_value = {.tv_sec = watchdog_seconds()}};
+    return timer_settime(timer, 0, &its, NULL) == 0 ? &timer : NULL;
+}
+
+static void watchdog_disarm(timer_t *timer) {
+    if (!timer) return;
+    struct itimerspec off;
+    memset(&off, 0, sizeof off);
+    timer_settime(*timer, 0, &off, NULL);
+}
+
 // --- files: create, commit, abort, open, close ----------------------------------
 
 static void ck_free(Ckpt *ck) {
@@ -848,7 +905,10 @@ Ckpt *ckpt_open(const char *path, CkptMeta *meta) {
     Ckpt *ck = file_open(path, "checkpoint", H5F_ACC_RDONLY,
                          "check the path (a run writes DIR/step_NNNNNN.h5 and DIR/latest.h5)");
     if (!ck) return NULL;
-    if (attrs_verify(ck, &mt->sealed) || read_meta(ck, mt)) {
+    timer_t *wd = watchdog_arm("checkpoint", path);
+    int bad = attrs_verify(ck, &mt->sealed) || read_meta(ck, mt);
+    watchdog_disarm(wd);
+    if (bad) {
         ckpt_meta_free(mt);
         ckpt_close(ck);
         return NULL;
@@ -1519,7 +1579,10 @@ int shard_read(const char *path, int **tokens, size_t *n, int *vocab_size,
     uint64_t hash = 0;
     hsize_t dims = 0;
     hid_t d = -1;
-    if (attrs_verify(ck, &sealed) || attr_get_int(ck, "/", "vocab_size", &V) ||
+    timer_t *wd = watchdog_arm("shard", path);
+    int bad = attrs_verify(ck, &sealed);
+    watchdog_disarm(wd);
+    if (bad || attr_get_int(ck, "/", "vocab_size", &V) ||
         attr_get(ck, "/", "tokenizer_hash", H5T_INTEGER, H5T_NATIVE_UINT64, &hash)) {
         rc = -1;
     } else if (V <= 0) {

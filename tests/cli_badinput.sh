@@ -231,6 +231,13 @@ for f in trunc.h5 random.h5 foreign.h5; do
     bad "$w" "$R" eval "$D/ppo/latest.h5" "$T" --ppo.reward_model="$D/$f"
 done
 bad "is a directory" "$R" sample "$D/pretrain"
+# a tokenizer file whose global heap (variable-length strings, no checksum
+# in HDF5) was damaged so that HDF5 1.10.8 loops forever reading an attribute
+# (found by fuzz/fuzz_checkpoint): the watchdog ends it with one line
+for cmd in inspect sample; do
+    bad "tests/fixtures/heap_loop.h5: HDF5 did not finish reading its metadata in 2 s" \
+        env RLHF_WATCHDOG_SECONDS=2 "$R" $cmd tests/fixtures/heap_loop.h5
+done
 bad "no value head" "$R" ppo "$T" --checkpoint.init="$S" --ppo.reward_model="$S" --checkpoint.dir="$D/x"
 [ -e "$D/x/latest.h5" ] && fail "a failed start left a checkpoint in $D/x"
 
