@@ -37,9 +37,10 @@ static int init_first_model(Trainer *t) {
     const int value_head = t->stage->value_head;
     if (cfg->checkpoint.init[0]) {
         // a language model starts from a language model, never a reward model's trunk
-        if ((value_head ? load_model_file(cfg->checkpoint.init, m, 1, &t->tok, NULL)
-                        : load_policy_file(cfg->checkpoint.init, m, &t->tok, "checkpoint.init")) != 0)
-            return -1;
+        const char *init = cfg->checkpoint.init;
+        int rc = value_head ? load_model_file(init, m, 1, &t->tok, NULL)
+                            : load_policy_file(init, m, &t->tok, "checkpoint.init");
+        if (rc != 0) return -1;
         if (run_set_parent(r, cfg->checkpoint.init) != 0) return -1;
         const GPTConfig *c = &m->config;
         if (c->n_layer != cfg->model.n_layer || c->n_head != cfg->model.n_head ||
