@@ -8,11 +8,11 @@
 # that ends with the checkpoint reader's watchdog line is a known HDF5 hang
 # on damaged metadata, ended cleanly (counted, not a failure); any other
 # fails the run. Leaks inside libhdf5 itself (on its error paths) are
-# suppressed (fuzz/lsan.supp); the project's are not.
+# suppressed (tests/lsan.supp); the project's are not.
 set -u
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
-export LSAN_OPTIONS=suppressions=fuzz/lsan.supp RLHF_WATCHDOG_SECONDS=5
+export LSAN_OPTIONS=suppressions=tests/lsan.supp RLHF_WATCHDOG_SECONDS=5
 fail=0
 for bin in "$@"; do
     name=$(basename "$bin")
