@@ -5,6 +5,7 @@
 #   make BUILD=fast      -O3 -march=native (when the compiler accepts it)
 #   make BUILD=asan      address + undefined-behaviour sanitizers
 #   make NO_OMP=1        without OpenMP (single-threaded apart from OpenBLAS)
+#   make fuzz            libFuzzer harnesses (fuzz/), clang, each run FUZZ_SECONDS
 
 BUILD ?= default
 CC ?= gcc
@@ -27,8 +28,11 @@ CFLAGS_default := -O2 -g
 CFLAGS_fast := -O3 -g $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
 CFLAGS_asan := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS_asan := -fsanitize=address,undefined
-ifeq ($(filter $(BUILD),default fast asan),)
-$(error BUILD must be default, fast or asan (got '$(BUILD)'))
+# the library as libFuzzer harnesses link it (make fuzz sets CC=clang NO_OMP=1)
+CFLAGS_fuzz := -O1 -g -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer
+LDFLAGS_fuzz := -fsanitize=address,undefined,fuzzer
+ifeq ($(filter $(BUILD),default fast asan fuzz),)
+$(error BUILD must be default, fast, asan or fuzz (got '$(BUILD)'))
 endif
 OMP_FLAGS := $(if $(NO_OMP),-Wno-unknown-pragmas,-fopenmp)
 
@@ -55,7 +59,8 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 
-.PHONY: all help deps deps-check test test-build bench demo data notebooks clean fast asan
+.PHONY: all help deps deps-check test test-build bench demo data notebooks clean fast asan \
+        fuzz fuzz-build
 .DEFAULT_GOAL := all
 
 # ./rlhf: the command-line tool, linked to the variant just built
@@ -69,6 +74,7 @@ help:
 	@echo "make bench      FMA/bf16 peaks, sgemm, step times in fp32 and bf16, MFU (fast build)"
 	@echo "make data       the default corpus (fortunes) and the task data"
 	@echo "make notebooks  render notebooks/ with outputs into notebooks/out/"
+	@echo "make fuzz       libFuzzer harnesses of the readers, FUZZ_SECONDS each (default 60)"
 	@echo "make deps       install missing Debian packages (needs root or sudo)"
 	@echo "make clean      remove build/ and ./rlhf"
 
@@ -102,6 +108,21 @@ $(OUT)/tests/%: $(OUT)/tests/%.o $(TEST_HELP_OBJ) $(LIB)
 
 $(OUT)/bench/%: $(OUT)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# fuzz: the harnesses under fuzz/ (clang's libFuzzer with ASan + UBSan), each
+# run for FUZZ_SECONDS from its committed seeds (fuzz/corpus/NAME) and what it
+# found before (build/fuzz/corpus/NAME); fuzz/run.sh prints executions and
+# coverage per harness and fails on any crash.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz-noomp/fuzz/%)
+fuzz: deps-check
+	@$(MAKE) --no-print-directory BUILD=fuzz CC=clang NO_OMP=1 fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run.sh $(FUZZ_BIN)
+fuzz-build: $(FUZZ_BIN)
+$(OUT)/fuzz/%: fuzz/%.c fuzz/fuzz_util.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 
 # test: every tests/test_*.c binary and tests/*.sh script, with a summary
 test: deps

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -14,6 +15,7 @@
 
 #include <hdf5.h>
 #include <openssl/evp.h>
+#include <signal.h>
 
 #include "common.h"
 
@@ -34,13 +36,15 @@ struct Ckpt {
 
 // --- HDF5 plumbing -----------------------------------------------------------
 
-// HDF5 prints its error stack on every failure; we report one line instead.
-static void h5_quiet(void) {
-    static int done;
-    if (!done) {
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        done = 1;
-    }
+// Before any HDF5 call (a constructor: even H5F_ACC_RDONLY calls H5open):
+// HDF5 is told to register no exit handler, since every file is closed by
+// us, and after a close that failed (a full disk) HDF5 keeps a half-closed
+// file whose second close at exit crashes in H5_term_library (SIGSEGV in
+// H5F__close_cb). And HDF5 prints its error stack on every failure; we
+// report one line instead.
+__attribute__((constructor)) static void h5_setup(void) {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
 // What HDF5's error stack says about the call that just failed. Read it
@@ -51,9 +55,27 @@ typedef struct {
     char desc[200];  // the innermost message
 } H5Fault;
 
+// HDF5's messages for system errors span lines ("file write failed: time =
+// ...\n, filename = ..., errno = 28, error message = 'No space left on
+// device', ..."): keep what precedes the first ':' and the error message.
+static void fault_desc(char *out, size_t n, const char *desc) {
+    const char *msg = strstr(desc, "error message = '");
+    if (msg) {
+        msg += strlen("error message = '");
+        const char *end = strchr(msg, '\'');
+        const char *colon = strchr(desc, ':');
+        snprintf(out, n, "%.*s: %.*s", colon ? (int)(colon - desc) : 0, desc,
+                 end ? (int)(end - msg) : (int)strlen(msg), msg);
+    } else {
+        snprintf(out, n, "%s", desc);
+    }
+    for (char *c = out; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+}
+
 static herr_t fault_visit(unsigned n, const H5E_error2_t *e, void *data) {
     H5Fault *f = data;
-    if (n == 0 && e->desc) snprintf(f->desc, sizeof f->desc, "%s", e->desc);
+    if (n == 0 && e->desc) fault_desc(f->desc, sizeof f->desc, e->desc);
     if (e->maj_num == H5E_PLINE) f->checksum = 1;
     if (e->min_num == H5E_TRUNCATED) f->truncated = 1;
     return 0;
@@ -72,6 +94,34 @@ static H5Fault fault_get(void) {
 static hid_t fapl_strong(void) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    return fapl;
+}
+
+// Links and attributes stay in their object's header (compact storage)
+// however many there are: HDF5 moves them past 8 into a fractal heap whose
+// blocks carry no checksum, and a damaged byte there crashed HDF5 itself
+// (fuzz/fuzz_checkpoint: SEGV in H5G__dense_iterate). Object headers are
+// checksummed. PLIST is a file or group creation property list.
+static void plist_compact(hid_t plist) {
+    H5Pset_link_phase_change(plist, 65535, 65535);
+    H5Pset_attr_phase_change(plist, 65535, 65535);
+}
+
+static hid_t fcpl_create(void) {
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    plist_compact(fcpl);
+    return fcpl;
+}
+
+// For files we create: the HDF5 1.10 file format, whose metadata (superblock,
+// object headers with their attributes and filter settings, chunk indexes)
+// carries checksums that HDF5 verifies on read. The older default format has
+// none: a flipped byte in a filter's parameters reached HDF5's decoder and
+// overflowed its buffer (found by fuzz/fuzz_checkpoint). h5py and any HDF5
+// >= 1.10 read these files.
+static hid_t fapl_create(void) {
+    hid_t fapl = fapl_strong();
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
     return fapl;
 }
 
@@ -155,6 +205,7 @@ static int group_ensure(Ckpt *ck, const char *path, int track_order) {
     if (link_exists(ck->file, path)) return 0;
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    plist_compact(gcpl);
     H5Pset_create_intermediate_group(lcpl, 1);
     if (track_order) H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     hid_t g = H5Gcreate2(ck->file, path, lcpl, gcpl, H5P_DEFAULT);
@@ -425,6 +476,216 @@ static int dset_read(Ckpt *ck, hid_t d, const char *path, hid_t mtype, void *buf
                      "truncated; use an earlier checkpoint", ck->kind, ck->path, path, f.desc);
 }
 
+// Names collected by HDF5 iterations.
+typedef struct {
+    int n, cap;
+    char **names;
+} NameList;
+
+static void name_list_add(NameList *l, const char *name) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->names = reallocCheck(l->names, (size_t)l->cap * sizeof *l->names);
+    }
+    l->names[l->n++] = strdup_check(name);
+}
+
+static herr_t name_collect(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)g;
+    (void)info;
+    name_list_add(data, name);
+    return 0;
+}
+
+static void name_list_free(NameList *l) {
+    for (int i = 0; i < l->n; i++) free(l->names[i]);
+    free(l->names);
+    memset(l, 0, sizeof *l);
+}
+
+// --- the attributes' checksum -------------------------------------------------
+// Datasets carry fletcher32; attributes carry nothing of their own. So a
+// committed file gets one root attribute, checksum = "sha256:HEX", over every
+// attribute of every object: object paths in name order, each object's
+// attributes in name order, each as its name and value (strings as they
+// are, integers and floats in decimal with every digit). Any edit, addition
+// or removal of an attribute anywhere is caught on open. A file without the
+// attribute was written before it existed and is read unverified
+// (CkptMeta.sealed = 0).
+
+typedef struct {
+    EVP_MD_CTX *md;
+    Ckpt *ck;
+    const char *obj;  // the object whose attributes are being read
+    int rc;
+} AttrDigest;
+
+static void digest_put(AttrDigest *d, const char *tag, const char *text) {
+    EVP_DigestUpdate(d->md, tag, strlen(tag) + 1);
+    EVP_DigestUpdate(d->md, text, strlen(text) + 1);
+}
+
+static herr_t attr_digest_one(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+    (void)info;
+    AttrDigest *d = data;
+    if (!strcmp(d->obj, "/") && !strcmp(name, "checksum")) return 0;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t t = a < 0 ? -1 : H5Aget_type(a);
+    H5T_class_t cls = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    char buf[64], *str = NULL;
+    int rc;
+    if (cls == H5T_STRING) {
+        rc = attr_get_str(d->ck, d->obj, name, &str);
+    } else if (cls == H5T_INTEGER) {
+        int64_t v = 0;
+        rc = attr_get_i64(d->ck, d->obj, name, &v);
+        snprintf(buf, sizeof buf, "i%lld", (long long)v);
+    } else if (cls == H5T_FLOAT) {
+        double v = 0;
+        rc = attr_get(d->ck, d->obj, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, &v);
+        snprintf(buf, sizeof buf, "f%.17g", v);
+    } else {
+        rc = rlhf_fail("%s %s: attribute '%s' of %s is of a type rlhf.c never writes; hint: the "
+                       "file was edited or is damaged", d->ck->kind, d->ck->path, name, d->obj);
+    }
+    if (rc == 0) digest_put(d, name, str ? str : buf);
+    free(str);
+    d->rc = rc;
+    return rc ? -1 : 0;
+}
+
+static herr_t object_collect(hid_t o, const char *name, const H5O_info_t *info, void *data) {
+    (void)o;
+    if (info->num_attrs > 0) name_list_add(data, name);
+    return 0;
+}
+
+// sha256 of every attribute in the file (but the root's checksum) into hex.
+static int attrs_digest(Ckpt *ck, char hex[65]) {
+    NameList objs = {0, 0, NULL};
+    if (H5Ovisit2(ck->file, H5_INDEX_NAME, H5_ITER_INC, object_collect, &objs,
+                  H5O_INFO_NUM_ATTRS) < 0) {
+        H5Fault f = fault_get();
+        name_list_free(&objs);
+        return rlhf_fail("%s %s: cannot list its objects (%s); hint: the file is damaged",
+                         ck->kind, ck->path, f.desc);
+    }
+    AttrDigest d = {EVP_MD_CTX_new(), ck, NULL, 0};
+    ASSERT(d.md && EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) == 1);
+    for (int i = 0; i < objs.n && d.rc == 0; i++) {
+        char path[PATH_MAX_LEN];
+        if (!strcmp(objs.names[i], ".")) snprintf(path, sizeof path, "/");
+        else snprintf(path, sizeof path, "/%s", objs.names[i]);
+        d.obj = path;
+        digest_put(&d, "object", path);
+        hsize_t idx = 0;
+        if (H5Aiterate_by_name(ck->file, path, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_digest_one,
+                               &d, H5P_DEFAULT) < 0 && d.rc == 0)
+            d.rc = rlhf_fail("%s %s: cannot read the attributes of %s; hint: the file is damaged",
+                             ck->kind, ck->path, path);
+    }
+    name_list_free(&objs);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    int ok = EVP_DigestFinal_ex(d.md, md, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(d.md);
+    if (d.rc) return -1;
+    ASSERT(ok);
+    for (unsigned i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", md[i]);
+    hex[64] = '\0';
+    return 0;
+}
+
+// Writes the root checksum of a file about to be committed. A fixed-length
+// string: it lives in the root's object header, which HDF5 checksums,
+// rather than in the global heap, which has none (a damaged byte there can
+// make HDF5 1.10 loop forever reading a variable-length string).
+static int attrs_seal(Ckpt *ck) {
+    char hex[65], value[72];
+    if (attrs_digest(ck, hex) != 0) return mark_failed(ck);
+    snprintf(value, sizeof value, "sha256:%s", hex);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(value));
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
+    int rc = attr_put(ck, "/", "checksum", t, t, value);
+    H5Tclose(t);
+    return rc;
+}
+
+// Verifies the root checksum; *sealed = 0 (and 0 returned) for a file
+// written before checksums.
+static int attrs_verify(Ckpt *ck, int *sealed) {
+    *sealed = H5Aexists_by_name(ck->file, "/", "checksum", H5P_DEFAULT) > 0;
+    if (!*sealed) return 0;
+    char *stored = NULL, hex[65];
+    if (attr_get_str(ck, "/", "checksum", &stored) != 0) return -1;
+    int rc = attrs_digest(ck, hex);
+    if (rc == 0 && (strncmp(stored, "sha256:", 7) != 0 || strcmp(stored + 7, hex) != 0))
+        rc = rlhf_fail("%s %s: its attributes (config, stage, step, lineage, shapes, tokenizer "
+                       "ids ...) do not match their checksum: the file was edited or is "
+                       "damaged; hint: use an unmodified checkpoint", ck->kind, ck->path);
+    free(stored);
+    return rc;
+}
+
+// --- a watchdog over reading a file's metadata --------------------------------
+// HDF5 1.10.8 can loop forever on some damaged metadata that carries no
+// checksum (a variable-length string's global heap; fuzz/fuzz_checkpoint
+// found one). Reading a file's attributes takes milliseconds, so while it
+// runs a timer is armed; if it fires, a thread of its own (no signal: HDF5 is
+// not async-signal-safe, and libFuzzer owns SIGALRM) prints one line and
+// ends the process with status 1. The one exit in the library: a hung HDF5
+// cannot return.
+
+#define WATCHDOG_SECONDS 20
+
+static char watchdog_msg[600];
+
+// WATCHDOG_SECONDS, or RLHF_WATCHDOG_SECONDS from the environment (tests).
+static int watchdog_seconds(void) {
+    const char *e = getenv("RLHF_WATCHDOG_SECONDS");
+    int s = e ? atoi(e) : 0;
+    return s > 0 ? s : WATCHDOG_SECONDS;
+}
+
+static void watchdog_fire(union sigval v) {
+    (void)v;
+    ssize_t n = write(STDERR_FILENO, watchdog_msg, strlen(watchdog_msg));
+    (void)n;
+    _exit(1);
+}
+
+// Arms the watchdog for reading PATH (a "checkpoint", "shard"); returns the
+// timer for watchdog_disarm, or NULL if none could be made (reading goes on).
+static timer_t *watchdog_arm(const char *kind, const char *path) {
+    static timer_t timer;
+    static int made;
+    snprintf(watchdog_msg, sizeof watchdog_msg,
+             "rlhf: error: %s %s: HDF5 did not finish reading its metadata in %d s; hint: the "
+             "file is damaged; use an earlier one\n", kind, path, watchdog_seconds());
+    for (char *c = watchdog_msg; c[1]; c++)
+        if ((unsigned char)*c < 0x20) *c = '?';
+    if (!made) {
+        struct sigevent ev;
+        memset(&ev, 0, sizeof ev);
+        ev.sigev_notify = SIGEV_THREAD;
+        ev.sigev_notify_function = watchdog_fire;
+        if (timer_create(CLOCK_MONOTONIC, &ev, &timer) != 0) return NULL;
+        made = 1;
+    }
+    struct itimerspec its = {.it_value = {.tv_sec = watchdog_seconds()}};
+    return timer_settime(timer, 0, &its, NULL) == 0 ? &timer : NULL;
+}
+
+static void watchdog_disarm(timer_t *timer) {
+    if (!timer) return;
+    struct itimerspec off;
+    memset(&off, 0, sizeof off);
+    timer_settime(*timer, 0, &off, NULL);
+}
+
 // --- files: create, commit, abort, open, close ----------------------------------
 
 static void ck_free(Ckpt *ck) {
@@ -436,7 +697,6 @@ static void ck_free(Ckpt *ck) {
 
 // Starts PATH.tmp (a stale one is removed) for a crash-safe write.
 static Ckpt *tmp_create(const char *path, const char *kind) {
-    h5_quiet();
     Ckpt *ck = callocCheck(1, sizeof *ck);
     ck->kind = kind;
     ck->path = strdup_check(path);
@@ -454,9 +714,11 @@ static Ckpt *tmp_create(const char *path, const char *kind) {
         return NULL;
     }
     close(fd);
-    hid_t fapl = fapl_strong();
-    ck->file = H5Fcreate(ck->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t fapl = fapl_create();
+    hid_t fcpl = fcpl_create();
+    ck->file = H5Fcreate(ck->tmp, H5F_ACC_TRUNC, fcpl, fapl);
     H5Fault f = fault_get();
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (ck->file < 0) {
         rlhf_fail("%s %s: cannot create %s (%s); hint: check free disk space and permissions",
@@ -504,6 +766,7 @@ Ckpt *ckpt_create(const char *path, const CkptMeta *meta) {
 
 int ckpt_commit(Ckpt *ck) {
     ASSERT(ck && ck->tmp);
+    if (!ck->failed) attrs_seal(ck);
     if (ck->failed) {
         rlhf_fail("%s", ck->failed);  // the reason of the first failed write
         ckpt_abort(ck);
@@ -534,7 +797,6 @@ void ckpt_abort(Ckpt *ck) {
 // Opens an existing HDF5 file with a clear reason for each way it can fail;
 // `missing` is the hint when there is no such file.
 static Ckpt *file_open(const char *path, const char *kind, unsigned flags, const char *missing) {
-    h5_quiet();
     struct stat st;
     if (stat(path, &st) != 0) {
         if (errno == ENOENT)
@@ -586,6 +848,14 @@ void ckpt_close(Ckpt *ck) {
     ck_free(ck);
 }
 
+int ckpt_stage_known(const char *stage) {
+    static const char *const known[] = {"init", "pretrain", "sft",    "reward",   "ppo",
+                                        "dpo",  "import",   "tokenizer"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(stage, known[i])) return 1;
+    return 0;
+}
+
 static int read_meta(Ckpt *ck, CkptMeta *meta) {
     char *format = NULL, *stage = NULL, *created = NULL;
     if (H5Aexists_by_name(ck->file, "/", "format", H5P_DEFAULT) <= 0)
@@ -612,6 +882,12 @@ static int read_meta(Ckpt *ck, CkptMeta *meta) {
     } else if (strlen(stage) >= sizeof meta->stage || strlen(created) >= sizeof meta->created) {
         rc = rlhf_fail("checkpoint %s: root attribute stage or created is too long; hint: the "
                        "file is damaged", ck->path);
+    } else if (!ckpt_stage_known(stage)) {
+        rc = rlhf_fail("checkpoint %s: stage '%.40s' is not one rlhf.c writes (%s); hint: the "
+                       "file was edited or is damaged", ck->path, stage, CKPT_STAGES);
+    } else if (meta->step < 0) {
+        rc = rlhf_fail("checkpoint %s: step %lld is negative; hint: the file was edited or is "
+                       "damaged", ck->path, (long long)meta->step);
     } else {
         strcpy(meta->stage, stage);
         strcpy(meta->created, created);
@@ -629,7 +905,10 @@ Ckpt *ckpt_open(const char *path, CkptMeta *meta) {
     Ckpt *ck = file_open(path, "checkpoint", H5F_ACC_RDONLY,
                          "check the path (a run writes DIR/step_NNNNNN.h5 and DIR/latest.h5)");
     if (!ck) return NULL;
-    if (read_meta(ck, mt)) {
+    timer_t *wd = watchdog_arm("checkpoint", path);
+    int bad = attrs_verify(ck, &mt->sealed) || read_meta(ck, mt);
+    watchdog_disarm(wd);
+    if (bad) {
         ckpt_meta_free(mt);
         ckpt_close(ck);
         return NULL;
@@ -785,8 +1064,20 @@ static int tensors_read(Ckpt *ck, const char *prefix, const char *base, int flat
     }
     for (int i = 0; i < opened; i++) {
         if (ds[i] < 0) continue;
-        if (rc || !dst) H5Dclose(ds[i]);
-        else rc = dset_read(ck, ds[i], paths[i], H5T_NATIVE_FLOAT, dst + ts[i].offset);
+        if (rc || !dst) {
+            H5Dclose(ds[i]);
+            continue;
+        }
+        rc = dset_read(ck, ds[i], paths[i], H5T_NATIVE_FLOAT, dst + ts[i].offset);
+        // a NaN or Inf weight samples garbage and trains to NaN: refused here,
+        // where the file can be named
+        size_t count = ts[i].ndim == 1 ? ts[i].dims[0] : ts[i].dims[0] * ts[i].dims[1];
+        size_t bad = 0;
+        for (size_t k = 0; rc == 0 && k < count; k++) bad += !isfinite(dst[ts[i].offset + k]);
+        if (bad)
+            rc = rlhf_fail("%s %s: dataset %s holds %zu non-finite values (NaN or Inf) of %zu; "
+                           "hint: the run that wrote it diverged or the file was edited; use "
+                           "an earlier checkpoint", ck->kind, ck->path, paths[i], bad, count);
     }
     free(paths);
     free(ds);
@@ -1024,31 +1315,6 @@ int ckpt_write_metrics(Ckpt *ck, const Metrics *mt) {
     return 0;
 }
 
-typedef struct {
-    int n, cap;
-    char **names;
-} NameList;
-
-static void name_list_add(NameList *l, const char *name) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->names = reallocCheck(l->names, (size_t)l->cap * sizeof *l->names);
-    }
-    l->names[l->n++] = strdup_check(name);
-}
-
-static herr_t name_collect(hid_t g, const char *name, const H5L_info_t *info, void *data) {
-    (void)g;
-    (void)info;
-    name_list_add(data, name);
-    return 0;
-}
-
-static void name_list_free(NameList *l) {
-    for (int i = 0; i < l->n; i++) free(l->names[i]);
-    free(l->names);
-    memset(l, 0, sizeof *l);
-}
 
 // The metrics columns under group PATH ("/metrics" or one of its subgroups),
 // as names relative to /metrics, appended to out: members in creation order
@@ -1310,11 +1576,14 @@ int shard_read(const char *path, int **tokens, size_t *n, int *vocab_size,
                          "check [data] dir, or run `rlhf prepare` to write the shards");
     if (!ck) return -1;
     const char *hint = "rerun `rlhf prepare` to rebuild the shards";
-    int V = 0, rc = 0;
+    int V = 0, rc = 0, sealed;
     uint64_t hash = 0;
     hsize_t dims = 0;
     hid_t d = -1;
-    if (attr_get_int(ck, "/", "vocab_size", &V) ||
+    timer_t *wd = watchdog_arm("shard", path);
+    int bad = attrs_verify(ck, &sealed);
+    watchdog_disarm(wd);
+    if (bad || attr_get_int(ck, "/", "vocab_size", &V) ||
         attr_get(ck, "/", "tokenizer_hash", H5T_INTEGER, H5T_NATIVE_UINT64, &hash)) {
         rc = -1;
     } else if (V <= 0) {
@@ -1354,23 +1623,30 @@ int shard_read(const char *path, int **tokens, size_t *n, int *vocab_size,
 int rollout_dump_append(const char *path, int64_t step, int rows, int cols,
                         const DumpColumn *columns, int ncolumns) {
     ASSERT(path && rows >= 0 && cols >= 0 && (columns || ncolumns == 0));
-    h5_quiet();
     Ckpt *ck;
+    int created = 0;  // by this call: removed again if the batch cannot be written
     if (access(path, F_OK) == 0) {
         ck = file_open(path, "rollout dump", H5F_ACC_RDWR, "check the path");
         if (!ck) return -1;
     } else {
-        hid_t fapl = fapl_strong();
-        hid_t file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+        hid_t fapl = fapl_create();
+        hid_t fcpl = fcpl_create();
+        hid_t file = H5Fcreate(path, H5F_ACC_EXCL, fcpl, fapl);
         H5Fault f = fault_get();
+        H5Pclose(fcpl);
         H5Pclose(fapl);
-        if (file < 0)
-            return rlhf_fail("rollout dump %s: cannot create (%s); hint: check that the "
-                             "directory exists and is writable", path, f.desc);
+        if (file < 0) {
+            // an empty file there is this call's, cut short (nothing to lose)
+            struct stat st;
+            if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) unlink(path);
+            return rlhf_fail("rollout dump %s: cannot create (%s); hint: check free disk space "
+                             "and that the directory exists and is writable", path, f.desc);
+        }
         ck = callocCheck(1, sizeof *ck);
         ck->file = file;
         ck->kind = "rollout dump";
         ck->path = strdup_check(path);
+        created = 1;
     }
     char group[64], dpath[PATH_MAX_LEN];
     snprintf(group, sizeof group, "/batch_%06lld", (long long)step);
@@ -1402,6 +1678,7 @@ int rollout_dump_append(const char *path, int64_t step, int rows, int cols,
     if (!rc && st < 0)
         rc = rlhf_fail("rollout dump %s: cannot finish writing (%s); hint: check free disk space",
                        path, f.desc);
+    if (rc && created) unlink(path);
     ck_free(ck);
     return rc;
 }

@@ -28,7 +28,13 @@ typedef struct {
     char *config_json;   // resolved config; owned
     char *parent;        // "PATH sha256:HEX" of the starting checkpoint, or ""; owned
     char created[40];    // ISO 8601 UTC, filled by ckpt_create if empty
+    int sealed;          // read: the file's attributes carry a checksum, verified on open
+                         // (0: written before checksums, read unverified)
 } CkptMeta;
+
+// The stages a checkpoint may name; ckpt_stage_known says whether it is one.
+#define CKPT_STAGES "init, pretrain, sft, reward, ppo, dpo, import, tokenizer"
+int ckpt_stage_known(const char *stage);
 
 void ckpt_meta_free(CkptMeta *meta);
 
@@ -53,14 +59,16 @@ int ckpt_write_metrics(Ckpt *ck, const Metrics *mt);
 int ckpt_write_i64(Ckpt *ck, const char *name, const int64_t *data, size_t n);
 int ckpt_write_u64(Ckpt *ck, const char *name, const uint64_t *data, size_t n);
 int ckpt_write_f64(Ckpt *ck, const char *name, const double *data, size_t n);
-// Closes, fsyncs, renames PATH.tmp to PATH, fsyncs the directory, frees ck
+// Seals every attribute with a root checksum (sha256), closes, fsyncs,
+// renames PATH.tmp to PATH, fsyncs the directory, frees ck
 // (also on failure, after removing PATH.tmp: never ckpt_abort after it).
 int ckpt_commit(Ckpt *ck);
 // Closes and removes PATH.tmp; frees ck. Safe on NULL.
 void ckpt_abort(Ckpt *ck);
 
 // --- reading -------------------------------------------------------------
-// Opens and verifies format, format_version and the root attributes.
+// Opens and verifies the attributes' checksum (see checkpoint.c), format,
+// format_version and the root attributes (a known stage, step >= 0).
 Ckpt *ckpt_open(const char *path, CkptMeta *meta);
 void ckpt_close(Ckpt *ck);
 // Whether PREFIX/model exists (e.g. does this file hold a critic?).

@@ -21,6 +21,10 @@ int rlhf_fail(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    // one line whatever text it quotes (a JSON key with an escaped newline,
+    // a file name): control characters become '?'
+    for (char *c = buf; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     memcpy(rlhf_errmsg, buf, sizeof buf);
     return -1;
 }
@@ -41,7 +45,8 @@ void die_last(void) {
 
 static void oom(size_t size, const char *file, int line) {
     die("out of memory allocating %zu bytes (%s:%d); "
-        "hint: use a smaller batch_size, block_size or model",
+        "hint: a smaller model (n_layer, n_embd, block_size, or a smaller BPE vocab_size) "
+        "or batch_size",
         size, file, line);
 }
 
@@ -191,6 +196,22 @@ static void atomic_release(AtomicFile *af) {
     memset(af, 0, sizeof *af);
 }
 
+// The no-replace form of atomic_rename: link(2) fails with EEXIST where
+// rename(2) would replace.
+static int atomic_link(const char *tmp, const char *path) {
+    if (link(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        if (e == EEXIST)
+            return rlhf_fail("%s: appeared while it was being written, and is kept; hint: move "
+                             "it away or pass --force", path);
+        return rlhf_fail("%s: cannot put %s in place: %s; hint: check the path and the "
+                         "permissions of its directory", path, tmp, strerror(e));
+    }
+    unlink(tmp);
+    return fsync_parent_dir(path);
+}
+
 int atomic_commit(AtomicFile *af) {
     ASSERT(af->f);
     errno = 0;
@@ -204,7 +225,7 @@ int atomic_commit(AtomicFile *af) {
         unlink(af->tmp);
         rc = rlhf_fail("%s: write failed: %s; hint: check free disk space", af->tmp, strerror(e));
     } else {
-        rc = atomic_rename(af->tmp, af->path);
+        rc = af->no_replace ? atomic_link(af->tmp, af->path) : atomic_rename(af->tmp, af->path);
     }
     atomic_release(af);
     return rc;
@@ -216,4 +237,34 @@ void atomic_abort(AtomicFile *af) {
         unlink(af->tmp);
     }
     atomic_release(af);
+}
+
+int output_check(const char *path, const char *option, int force, const char *const *inputs,
+                 int n_inputs) {
+    if (!path[0]) return rlhf_fail("%s needs a file name; hint: %s FILE", option, option);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return rlhf_fail("%s %s: is a directory; hint: give a file name", option, path);
+        for (int i = 0; i < n_inputs; i++) {
+            struct stat in;
+            if (inputs[i] && stat(inputs[i], &in) == 0 && in.st_dev == st.st_dev &&
+                in.st_ino == st.st_ino)
+                return rlhf_fail("%s %s: is the input %s itself, which it would overwrite; "
+                                 "hint: give a new file name", option, path, inputs[i]);
+        }
+        if (!force)
+            return rlhf_fail("%s %s: already exists; hint: give a new file name, or pass "
+                             "--force to replace it", option, path);
+    }
+    return 0;
+}
+
+int output_open(AtomicFile *af, const char *path, const char *option, int force,
+                const char *const *inputs, int n_inputs) {
+    memset(af, 0, sizeof *af);
+    if (output_check(path, option, force, inputs, n_inputs) != 0) return -1;
+    if (atomic_open(af, path) != 0) return rlhf_fail("%s %s", option, rlhf_errmsg);
+    af->no_replace = !force;
+    return 0;
 }

@@ -26,7 +26,8 @@
 extern char rlhf_errmsg[1024];
 
 // Formats a one-line reason into rlhf_errmsg and returns -1, so callers can
-// write `return rlhf_fail("...")`.
+// write `return rlhf_fail("...")`. Control characters in it (from quoted
+// input) become '?', so the reason is one line whatever it quotes.
 int rlhf_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // Prints "rlhf: error: <fmt>" to stderr and exits with status 1.
@@ -73,9 +74,10 @@ int mkdir_p(const char *path);
 // A file being written through stdio: write to af->f, then atomic_commit
 // (or atomic_abort). af owns its strings until commit or abort.
 typedef struct {
-    FILE *f;     // PATH.tmp, open for writing
-    char *path;  // the final name
-    char *tmp;   // PATH.tmp
+    FILE *f;         // PATH.tmp, open for writing
+    char *path;      // the final name
+    char *tmp;       // PATH.tmp
+    int no_replace;  // commit refuses to replace an existing PATH (output_open)
 } AtomicFile;
 
 // Creates PATH.tmp, replacing a stale one (never writing through it). On
@@ -88,6 +90,21 @@ int atomic_commit(AtomicFile *af);
 // Closes and removes PATH.tmp and frees af. Safe on a zeroed af, after a
 // failed atomic_open and after atomic_commit.
 void atomic_abort(AtomicFile *af);
+
+// An output file that a command-line option names (`--json FILE`): the one
+// way every command opens one. `option` names it in errors ("--json").
+// Refuses an empty name, a directory, and a file that is one of inputs[]
+// (n_inputs paths the command reads, NULL ones skipped; the same file under
+// any name),
+// even with force. An existing file is refused unless force; without force,
+// atomic_commit then puts PATH in place only if no file has appeared there
+// meanwhile (link, not rename), so no run overwrites what another wrote.
+int output_open(AtomicFile *af, const char *path, const char *option, int force,
+                const char *const *inputs, int n_inputs);
+// output_open's checks alone, creating nothing: a command calls it before
+// its work so that a bad name fails at once, and output_open when it writes.
+int output_check(const char *path, const char *option, int force, const char *const *inputs,
+                 int n_inputs);
 
 // The last steps of atomic_commit for a tmp file that was written and closed
 // by other means (an HDF5 file): fsync tmp, rename it over path, fsync the

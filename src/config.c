@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <threads.h>
 
 #include <ini.h>
@@ -344,6 +345,10 @@ typedef struct {
     int seen_line[NKEYS];  // where each key was set in this file (0 = not yet)
 } LoadCtx;
 
+// A config is a few kB; a file past this is not one (or a pipe that never
+// ends), and reading stops there.
+#define CONFIG_MAX_BYTES ((size_t)1 << 20)
+
 static void load_error(LoadCtx *ctx, const char *why) {
     if (ctx->err_line) return;  // the first error is the one reported
     ctx->err_line = ctx->lineno;
@@ -464,11 +469,48 @@ static void load_quote_line(FILE *fp, int lineno, char *buf, size_t n) {
     }
 }
 
+// The whole text of a config file, read once with a bound: a regular file
+// or a pipe (<(...)), not a device such as /dev/zero that never ends; at
+// most CONFIG_MAX_BYTES, no NUL byte. Returns a stream over *text (the
+// caller fcloses it, then frees *text), or NULL with a reason.
+static FILE *config_read(const char *path, char **text) {
+    *text = NULL;
+    FILE *in = fopen(path, "r");
+    if (!in) {
+        rlhf_fail("%s: cannot open config file (%s); hint: check the path, or start from a "
+                  "file in configs/", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    const char *bad = NULL;
+    if (fstat(fileno(in), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode)))
+        bad = S_ISDIR(st.st_mode) ? "it is a directory" : "it is not a regular file";
+    char *buf = mallocCheck(CONFIG_MAX_BYTES + 2);
+    size_t n = bad ? 0 : fread(buf, 1, CONFIG_MAX_BYTES + 1, in);
+    if (!bad && ferror(in)) bad = strerror(errno);
+    else if (!bad && n > CONFIG_MAX_BYTES) bad = "it is larger than 1 MiB, not a config";
+    else if (!bad && memchr(buf, '\0', n)) bad = "it holds a NUL byte (a binary file?)";
+    fclose(in);
+    FILE *fp = NULL;
+    if (!bad) {
+        buf[n] = '\n';  // a stream of at least one byte (an empty file is a valid config)
+        fp = fmemopen(buf, n + 1, "r");
+        if (!fp) bad = strerror(errno);
+    }
+    if (bad) {
+        free(buf);
+        rlhf_fail("%s: cannot read config file: %s; hint: give an INI file (configs/ has "
+                  "examples)", path, bad);
+        return NULL;
+    }
+    *text = buf;
+    return fp;
+}
+
 int config_load(Config *cfg, const char *path) {
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return rlhf_fail("%s: cannot open config file (%s); hint: check the path, or start "
-                         "from a file in configs/", path, strerror(errno));
+    char *text;
+    FILE *fp = config_read(path, &text);
+    if (!fp) return -1;
     LoadCtx *ctx = callocCheck(1, sizeof *ctx);
     Config work;
     config_copy(&work, cfg);
@@ -491,6 +533,7 @@ int config_load(Config *cfg, const char *path) {
         result = rlhf_fail("%s:%d: %s", path, ctx->err_line, ctx->err);
     }
     fclose(fp);
+    free(text);
     if (result == 0) {
         config_free(cfg);
         *cfg = work;

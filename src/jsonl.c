@@ -40,6 +40,26 @@ typedef struct {
     const char *inner;
 } Where;
 
+// The deepest nesting of [ and { in text[0..n), strings skipped.
+static long json_depth(const char *text, size_t n) {
+    long depth = 0, most = 0;
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > most) most = depth;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return most;
+}
+
 static int fail_at(const Where *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail_at(const Where *w, const char *fmt, ...) {
     char msg[900];
@@ -279,9 +299,14 @@ static int read_lines(const char *path, LineFn fn, void *ctx, const char *hint_e
             for (long i = from; i < (long)n && k < (int)sizeof near - 1; i++, k++)
                 near[k] = isprint((unsigned char)buf[i]) ? buf[i] : '?';
             near[k] = '\0';
-            rc = fail_at(&w, "bad JSON near column %ld (at '%s'); hint: each line must be "
-                             "one complete JSON object, e.g. {\"prompt\": \"...\"}",
-                         col + 1, near);
+            if (json_depth(buf, n) > CJSON_NESTING_LIMIT)
+                rc = fail_at(&w, "JSON nested deeper than %d levels (cJSON's limit); hint: each "
+                                 "line is one flat object, e.g. {\"prompt\": \"...\"}",
+                             CJSON_NESTING_LIMIT);
+            else
+                rc = fail_at(&w, "bad JSON near column %ld (at '%s'); hint: each line must be "
+                                 "one complete JSON object, e.g. {\"prompt\": \"...\"}",
+                             col + 1, near);
             break;
         }
         if (!cJSON_IsObject(root)) {
@@ -628,6 +653,10 @@ static int pref_line(void *vctx, const cJSON *obj, const Where *w) {
                           "grouped comparisons ('rlhf rank') or plain pairs, not both",
                        group >= 0 ? "has" : "has no", ctx->set->ex[0].line,
                        group >= 0 ? "has none" : "has one");
+    // (the same text with rejected_no_eot differs by the end-of-text token)
+    if (!strcmp(c, r) && !no_eot)
+        return fail_at(w, "\"chosen\" and \"rejected\" are the same text, which teaches "
+                          "nothing; hint: drop the line or fix the pair");
     PrefExample ex = {
         .chosen = strdup_check(c),
         .rejected = strdup_check(r),

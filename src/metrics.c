@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -206,4 +207,33 @@ void metrics_truncate_after(Metrics *mt, double step) {
     bool changed = kept != mt->nrows;
     mt->nrows = kept;
     if (changed && mt->csv) csv_rewrite_or_warn(mt);
+}
+
+int metrics_keep_rows(Metrics *mt, size_t nrows) {
+    if (nrows >= mt->nrows) return 0;
+    mt->nrows = nrows;
+    if (!mt->csv_path) return 0;
+    // the CSV is the header line and one line per row: keep header + nrows
+    // lines (also when mirroring stopped after a failed append)
+    if (mt->csv) fflush(mt->csv);
+    int rc = 0;
+    FILE *f = fopen(mt->csv_path, "rb");
+    if (!f) {
+        rc = -1;
+    } else {
+        long pos = 0;
+        size_t lines = 0;
+        int c;
+        while (lines < nrows + 1 && (c = fgetc(f)) != EOF) {
+            pos++;
+            if (c == '\n') lines++;
+        }
+        fclose(f);
+        if (truncate(mt->csv_path, pos) != 0) rc = -1;
+    }
+    if (rc != 0)
+        return rlhf_fail("cannot cut metrics CSV %s back to %zu rows (%s); hint: it holds rows "
+                         "past the last checkpoint, which a --resume rewrites", mt->csv_path,
+                         nrows, strerror(errno));
+    return 0;
 }

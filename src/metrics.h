@@ -56,5 +56,11 @@ void metrics_truncate_after(Metrics *mt, double step);
 // as %.9g, NaN as an empty cell; each row is flushed as it is committed.
 // Returns -1 with a reason if it cannot be written.
 int metrics_open_csv(Metrics *mt, const char *path);
+// Keeps the first nrows rows only, in the table and in the CSV: a run whose
+// checkpoint could not be saved takes back the rows logged since the last
+// one it saved, so metrics.csv never runs ahead of latest.h5. The CSV is
+// cut with ftruncate, which needs no free space (a full disk is the usual
+// reason). Returns -1 with a reason if the CSV cannot be cut.
+int metrics_keep_rows(Metrics *mt, size_t nrows);
 
 #endif

@@ -3,6 +3,9 @@
 // what the values mean is the caller's business.
 #include "options.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -27,6 +30,19 @@ static int option_find_alias(const OptionSpec *spec, char c) {
     return -1;
 }
 
+int options_stdout_status(void) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    fprintf(stderr, "rlhf: error: cannot write to standard output (%s); hint: check where "
+            "the output goes (a full disk, a closed pipe)\n", errno ? strerror(errno) : "write error");
+    return 1;
+}
+
+int options_override_is(const char *text, const char *key, size_t n) {
+    text += strspn(text, "-");
+    return !strncmp(text, key, n) && text[n] == '=';
+}
+
 static void override_add(Options *o, char *text) {
     o->overrides = reallocCheck(o->overrides, (size_t)(o->n_overrides + 1) * sizeof *o->overrides);
     o->overrides[o->n_overrides++] = text;
@@ -48,6 +64,11 @@ int options_parse(Options *o, const OptionSpec *spec, int argc, char **argv) {
         }
         int k = -1;
         const char *value = NULL;
+        if ((!strcmp(a, "--help") || !strcmp(a, "-h")) && option_find(spec, "help", 4) < 0 &&
+            option_find_alias(spec, 'h') < 0) {
+            printf("%s\n", usage);  // the answer, not an error: stdout, exit 0
+            exit(options_stdout_status());
+        }
         if (a[1] != '-') {  // -c: a one-letter alias
             if (a[2] == '\0') k = option_find_alias(spec, a[1]);
             if (k < 0) return rlhf_fail("unknown option '%s'; hint: %s", a, usage);

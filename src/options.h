@@ -12,6 +12,13 @@
 //   --key=VALUE             chat): the override section.key=VALUE
 // Every other argument is positional (CKPT, CONFIG). A value is taken as
 // it is, even when it starts with '-' (--temperature -1 is caught later).
+// A key set twice takes the later value, the command-line convention that
+// scripts building argument lists rely on (an INI file, edited by hand,
+// refuses a key twice instead: there it is a mistake).
+//
+// --help or -h (as an option, anywhere) prints the usage line on stdout and
+// ends the process with status 0 (unless the command declares a help option
+// of its own): the one place every command answers them.
 //
 // Errors are one line, -1 via rlhf_fail, with the command's usage as hint:
 // "unknown option '--x'; hint: usage: ...", "unexpected argument 'x'; ...",
@@ -63,5 +70,14 @@ const char *options_get(const Options *o, const char *name);
 int options_apply(const Options *o, Config *cfg);
 
 void options_free(Options *o);
+
+// Flushes stdout and says whether everything written to it arrived: 0, or
+// 1 after printing one error line (a full disk, a closed stdout). Every
+// command's exit status goes through it.
+int options_stdout_status(void);
+
+// Whether an override text ("--section.key=value" or "section.key=value")
+// sets key[0..n) ("section.key").
+int options_override_is(const char *text, const char *key, size_t n);
 
 #endif

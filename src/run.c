@@ -6,9 +6,12 @@
 #include <cblas.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,13 +63,34 @@ static void warn_if_busy(void) {
                "(or fewer --train.threads) is faster then\n", busy, cores);
 }
 
-void run_set_threads(const Config *cfg) {
-    int threads = (int)cfg->train.threads;
-    if (threads <= 0) return;
+// Address space OpenBLAS reserves per thread for its GEMM buffers, as
+// measured on Debian's build (one 129 MiB mmap per thread); a whole limit
+// beyond 3/4 of which the threads' buffers would leave too little for the
+// model itself.
+#define OPENBLAS_BUFFER_BYTES (129.0 * (1 << 20))
+
+int run_set_threads(const Config *cfg) {
+    const int64_t threads = cfg->train.threads;
+    if (threads <= 0) return 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
+    if (threads > RUN_THREADS_PER_CPU * cpus)
+        return rlhf_fail("train.threads = %lld is more than %d per CPU (%ld online); hint: "
+                         "at most %ld, or 0 for one thread per core", (long long)threads,
+                         RUN_THREADS_PER_CPU, cpus, RUN_THREADS_PER_CPU * cpus);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (double)threads * OPENBLAS_BUFFER_BYTES > 0.75 * (double)rl.rlim_cur)
+        return rlhf_fail("train.threads = %lld needs about %.1f GiB of address space for "
+                         "OpenBLAS's buffers, more than 3/4 of the limit of %.1f GiB (ulimit -v); "
+                         "hint: fewer threads, or raise the limit", (long long)threads,
+                         (double)threads * OPENBLAS_BUFFER_BYTES / (1 << 30),
+                         (double)rl.rlim_cur / (1 << 30));
 #ifdef _OPENMP
-    omp_set_num_threads(threads);
+    omp_set_num_threads((int)threads);
 #endif
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads((int)threads);
+    return 0;
 }
 
 int run_set_precision(const Config *cfg) {
@@ -88,6 +112,7 @@ void run_print_machine(FILE *out, const char *prefix) {
 int run_init(Run *r, const char *stage, int argc, char **argv) {
     memset(r, 0, sizeof *r);
     r->stage = stage;
+    r->lock_fd = -1;
     config_init(&r->cfg);
     metrics_init(&r->metrics);
     r->parent = strdup_check("");
@@ -112,13 +137,17 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
     }
     if (rc == 0) rc = options_apply(&o, &r->cfg);
     if (rc == 0) rc = config_validate(&r->cfg);
+    if (rc == 0) rc = run_set_threads(&r->cfg);
     if (rc == 0) rc = run_set_precision(&r->cfg);
     if (rc != 0) {
         options_free(&o);
         return -1;
     }
+    r->overrides = o.overrides;  // kept for run_overridden
+    r->n_overrides = o.n_overrides;
+    o.overrides = NULL;
+    o.n_overrides = 0;
 
-    run_set_threads(&r->cfg);
     warn_if_busy();
     printf("# rlhf %s, config %s%s\n", stage, path, r->resume ? " (resuming)" : "");
     run_print_machine(stdout, "# ");
@@ -128,7 +157,16 @@ int run_init(Run *r, const char *stage, int argc, char **argv) {
     return 0;
 }
 
+int run_overridden(const Run *r, const char *key) {
+    for (int i = 0; i < r->n_overrides; i++)
+        if (options_override_is(r->overrides[i], key, strlen(key))) return 1;
+    return 0;
+}
+
 void run_free(Run *r) {
+    if (r->lock_fd >= 0) close(r->lock_fd);  // releases the lock
+    for (int i = 0; i < r->n_overrides; i++) free(r->overrides[i]);
+    free(r->overrides);
     config_free(&r->cfg);
     metrics_free(&r->metrics);
     free(r->parent);
@@ -144,16 +182,59 @@ static char *join_path(const char *dir, const char *name) {
 
 char *run_latest_path(const Run *r) { return join_path(r->cfg.checkpoint.dir, "latest.h5"); }
 
+int run_lock(Run *r) {
+    const char *dir = r->cfg.checkpoint.dir;
+    struct stat st;
+    if (r->resume && stat(dir, &st) != 0) return 0;
+    if (!r->resume && mkdir_p(dir) != 0) return -1;
+    char *path = join_path(dir, ".lock");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        int rc = rlhf_fail("cannot open the run directory's lock %s: %s; hint: check that '%s' "
+                           "is a writable directory", path, strerror(errno), dir);
+        free(path);
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        int rc;
+        if (e == EWOULDBLOCK)
+            rc = rlhf_fail("checkpoint.dir '%s' is in use by another run (pid %s); hint: wait "
+                           "for it to end, or set checkpoint.dir to a new directory", dir,
+                           pid[0] ? pid : "unknown");
+        else
+            rc = rlhf_fail("cannot lock %s: %s; hint: put checkpoint.dir on a filesystem that "
+                           "supports flock", path, strerror(e));
+        free(path);
+        return rc;
+    }
+    free(path);
+    r->lock_fd = fd;
+    // the pid, for the message above; the lock itself is the flock
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        // a full disk: the lock holds all the same, the message lacks the pid
+    }
+    if (!r->resume) {
+        char *latest = run_latest_path(r);
+        int exists = lstat(latest, &st) == 0;
+        free(latest);
+        if (exists)
+            return rlhf_fail("'%s' already holds a run (latest.h5); hint: pass --resume to "
+                             "continue it, or set checkpoint.dir to a new directory", dir);
+    }
+    return 0;
+}
+
 int run_begin(Run *r, int64_t start_step) {
     const char *dir = r->cfg.checkpoint.dir;
     if (mkdir_p(dir) != 0) return -1;
-    char *latest = run_latest_path(r);
-    struct stat st;
-    int exists = stat(latest, &st) == 0;
-    free(latest);
-    if (exists && !r->resume)
-        return rlhf_fail("'%s' already holds a run (latest.h5); hint: pass --resume to continue "
-                         "it, or set checkpoint.dir to a new directory", dir);
     r->start_step = start_step;
     metrics_truncate_after(&r->metrics, (double)start_step);
     char *csv = join_path(dir, "metrics.csv");

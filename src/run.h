@@ -22,6 +22,9 @@ typedef struct {
     int tty;                // stderr is a terminal: progress redraws one line
     double t_start;         // wall clock at run_begin
     int64_t start_step;     // first step of this process (after a resume)
+    int lock_fd;            // DIR/.lock, held for the whole run (-1: none)
+    char **overrides;       // the command line's "section.key=value" texts (owned)
+    int n_overrides;
 } Run;
 
 // Parses the command line of a training command, loads the config and the
@@ -31,8 +34,27 @@ int run_init(Run *r, const char *stage, int argc, char **argv);
 void run_free(Run *r);
 
 // Sets the OpenMP and OpenBLAS thread count from train.threads (0: leave
-// the defaults, all cores).
-void run_set_threads(const Config *cfg);
+// the defaults, all cores). Refuses (-1 with a reason) more than
+// RUN_THREADS_PER_CPU threads per online CPU (oversubscription only slows a
+// CPU-bound run; 4x still lets a run made on a larger machine be repeated
+// bit for bit on a smaller one), and a count whose OpenBLAS buffers do not
+// fit the address-space limit (ulimit -v): OpenBLAS retries a failed buffer
+// allocation forever, so such a run would hang instead of failing.
+int run_set_threads(const Config *cfg);
+#define RUN_THREADS_PER_CPU 4
+
+// Whether the command line set KEY ("section.key") with an override.
+int run_overridden(const Run *r, const char *key);
+
+// Takes the run directory for this process alone, before anything in it is
+// read or written: creates DIR (fresh runs) and DIR/.lock, and holds an
+// exclusive flock on it until the process ends (the kernel drops it on any
+// exit, SIGKILL included, so a dead run never blocks the next). The
+// holder's pid is written into the lock file for the message a second run
+// gets: "in use by another run (pid N)". A fresh run is refused here when
+// DIR already holds one (latest.h5). A --resume of a missing DIR takes no
+// lock (there is nothing to resume; the resume says so).
+int run_lock(Run *r);
 
 // Sets the precision of the models built from now on from train.precision
 // (gpt_set_default_precision). Returns -1 with a reason when it asks for

@@ -36,7 +36,11 @@ static int init_first_model(Trainer *t) {
     GPT *m = trainer_model(t);
     const int value_head = t->stage->value_head;
     if (cfg->checkpoint.init[0]) {
-        if (load_model_file(cfg->checkpoint.init, m, value_head, &t->tok, NULL) != 0) return -1;
+        // a language model starts from a language model, never a reward model's trunk
+        const char *init = cfg->checkpoint.init;
+        int rc = value_head ? load_model_file(init, m, 1, &t->tok, NULL)
+                            : load_policy_file(init, m, &t->tok, "checkpoint.init");
+        if (rc != 0) return -1;
         if (run_set_parent(r, cfg->checkpoint.init) != 0) return -1;
         const GPTConfig *c = &m->config;
         if (c->n_layer != cfg->model.n_layer || c->n_head != cfg->model.n_head ||
@@ -69,6 +73,33 @@ static int start_fresh(Trainer *t) {
     return 0;
 }
 
+// A resumed run keeps its model's shape: a [model] key that the command line
+// sets, or that the config decides (a run built from [model], not from
+// checkpoint.init), must agree with the stored model.
+static int resume_shape_check(const Trainer *t, const GPTConfig *c, const char *path) {
+    const Config *cfg = &t->run.cfg;
+    const int from_config = !t->stage->init_example && !cfg->checkpoint.init[0];
+    const struct {
+        const char *key;
+        int64_t want;
+        int have;
+    } keys[] = {{"model.n_layer", cfg->model.n_layer, c->n_layer},
+                {"model.n_head", cfg->model.n_head, c->n_head},
+                {"model.n_embd", cfg->model.n_embd, c->n_embd},
+                {"model.block_size", cfg->model.block_size, c->block_size}};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        if (keys[k].want == keys[k].have) continue;
+        const int given = run_overridden(&t->run, keys[k].key);
+        if (!given && !from_config) continue;
+        return rlhf_fail("cannot resume: %s = %lld %s, but the run's model in %s has %d; hint: "
+                         "a run keeps its model's shape: %s, or start a new run in another "
+                         "checkpoint.dir", keys[k].key, (long long)keys[k].want,
+                         given ? "on the command line" : "in the config", path, keys[k].have,
+                         given ? "drop the override" : "restore the config's value");
+    }
+    return 0;
+}
+
 // Everything of DIR/latest.h5 that an exact resume needs: every trained
 // model and its AdamW state, the tokenizer, step, data state, metrics and
 // lineage. Leaves the checkpoint open in *ck for the stage's own state.
@@ -93,6 +124,7 @@ static int start_resumed(Trainer *t, Ckpt **ck_out) {
         }
         rc = ckpt_read_model_config(ck, tm->prefix, &c);
         if (rc != 0) break;
+        if (i == 0 && (rc = resume_shape_check(t, &c, path)) != 0) break;
         gpt_build(&tm->model, &c);
         build_optimizer(t, i);
         rc = ckpt_read_model(ck, tm->prefix, &tm->model, 0);
@@ -183,13 +215,21 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
     ASSERT(t.n_trained >= 1 && t.n_trained <= most && most <= TRAINER_MAX_MODELS);
     for (int i = 0; i < t.n_trained; i++) t.trained[i].prefix = stage->prefix[i] ? stage->prefix[i] : "";
 
+    if (run_lock(r) != 0) die_last();
     Ckpt *resume = NULL;
     if ((r->resume ? start_resumed(&t, &resume) : start_fresh(&t)) != 0) die_last();
+    if (t.step > cfg->train.max_steps) {
+        if (resume) ckpt_close(resume);
+        die("cannot resume: the run is at step %lld, past train.max_steps = %lld; hint: give "
+            "a train.max_steps above %lld to train on", (long long)t.step,
+            (long long)cfg->train.max_steps, (long long)t.step);
+    }
     run_adopt_model(r, &trainer_model(&t)->config);
     for (int i = 0; i < t.n_trained; i++) gpt_train_build(&t.trained[i].model);
     int rc = stage->setup ? stage->setup(&t, ctx, resume) : 0;
     if (resume) ckpt_close(resume);
     if (rc != 0 || run_begin(r, t.step) != 0) die_last();
+    size_t saved_rows = r->metrics.nrows;  // metrics rows in the newest checkpoint
 
     const int64_t max_steps = cfg->train.max_steps;
     if (stage->eval_at_start && t.step == 0 && stage->evaluate) {
@@ -221,7 +261,17 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
             run_progress(r, t.step, max_steps, res.loss, t.lr, res.tokens / res.seconds,
                          res.extra[0] ? res.extra : NULL);
         }
-        if (plan.save && save(&t, t.step + 1, plan.last) != 0) die_last();
+        if (plan.save) {
+            if (save(&t, t.step + 1, plan.last) != 0) {
+                // metrics.csv goes back to latest.h5's rows (it must not run ahead)
+                char why[sizeof rlhf_errmsg];
+                snprintf(why, sizeof why, "%s", rlhf_errmsg);
+                if (metrics_keep_rows(&r->metrics, saved_rows) != 0)
+                    fprintf(stderr, "rlhf: warning: %s\n", rlhf_errmsg);
+                die("%s", why);
+            }
+            saved_rows = r->metrics.nrows;
+        }
     }
     run_print(r, "done: %lld steps, %.1f s; checkpoints in %s", (long long)max_steps,
               now_seconds() - r->t_start, cfg->checkpoint.dir);

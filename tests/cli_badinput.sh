@@ -11,15 +11,16 @@ pipeline_build
 
 # snapshot: sha256 of every file (and the target of every link) already on
 # disk; stamp: the same files' inode, size and mtime (cheap, after every call:
-# a write or a replacement changes one of them)
+# a write or a replacement changes one of them). A run directory's .lock is
+# left out: a run that takes the lock and is then refused writes its pid there.
 OLD=(pretrain sft reward ppo data tasks corpus.txt tiny.ini)
 snapshot() {
     (cd "$D" && {
-        find "${OLD[@]}" -type f -print0 | xargs -0 sha256sum
+        find "${OLD[@]}" -type f ! -name .lock -print0 | xargs -0 sha256sum
         find "${OLD[@]}" -type l -printf '%p -> %l\n'
     } | sort)
 }
-stamp() { (cd "$D" && find "${OLD[@]}" -printf '%p %i %s %T@ %l\n' | sort); }
+stamp() { (cd "$D" && find "${OLD[@]}" ! -name .lock -printf '%p %i %s %T@ %l\n' | sort); }
 snapshot >"$D/before"
 stamp >"$D/stamp"
 [ "$(grep -c 'step_000004.h5' "$D/before")" -ge 8 ] || fail "snapshot misses the checkpoints"
@@ -85,7 +86,9 @@ bad "nosec.ini:1: " "$R" pretrain "$D/nosec.ini"
 bad "dup.ini:3: .*set twice" "$R" pretrain "$D/dup.ini"
 bad "$D/tasks: .*directory" "$R" pretrain "$D/tasks"           # a directory as config
 bad "$D/none.ini: cannot open" "$R" sft "$D/none.ini"
-bad "cannot parse" "$R" pretrain "$P"                          # a checkpoint as config
+bad "holds a NUL byte" "$R" pretrain "$P"                     # a checkpoint as config
+bad "/dev/zero: cannot read config file: it is not a regular file" "$R" pretrain /dev/zero
+bad "larger than 1 MiB" "$R" pretrain <(head -c 2000000 /dev/zero | tr "\\0" "a")
 bad "unknown key 'bogus' in \[train\]" "$R" pretrain "$T" --train.bogus=1 --checkpoint.dir="$D/x"
 bad "unknown section \[bogus\]" "$R" sft "$T" --bogus.key=1 --checkpoint.dir="$D/x"
 bad "max_steps = '1.5' is not an integer" "$R" pretrain "$T" --train.max_steps=1.5 --checkpoint.dir="$D/x"
@@ -94,6 +97,17 @@ bad "n_embd = 17 is not a multiple of model.n_head = 2" \
     "$R" pretrain "$T" --model.n_embd=17 --checkpoint.dir="$D/x"
 bad "batch_size = 0" "$R" reward "$T" --train.batch_size=0 --checkpoint.dir="$D/x"
 bad "unknown option '--nope'" "$R" pretrain "$T" --nope
+bad "train.threads = 100000 is more than 4 per CPU" \
+    "$R" pretrain "$T" --train.threads=100000 --checkpoint.dir="$D/x"
+# a thread count whose OpenBLAS buffers (129 MiB each) exceed the address-space
+# limit: OpenBLAS would retry its allocation forever (sanitizer builds cannot
+# run under ulimit -v)
+if [[ $R != *asan* ]]; then
+    nt=$((4 * $(nproc)))
+    bad "train.threads = $nt needs about .* GiB of address space" timeout 60 \
+        bash -c 'ulimit -v $1 && shift && exec "$@"' _ $((nt * 129 * 1024)) \
+        "$R" pretrain "$T" --train.threads=$nt --checkpoint.dir="$D/x"
+fi
 # ppo keys that do not go together (tiny.ini: rollout_batch 4)
 X=(--checkpoint.init="$S" --checkpoint.dir="$D/x")
 bad "ppo.advantage = 'ppo' is not one of gae\|grpo\|rloo\|reinforce" "$R" ppo "$T" "${X[@]}" --ppo.advantage=ppo
@@ -164,6 +178,25 @@ bad "prompt is 200 tokens, the context holds 48" "$R" sample "$P" --prompt "$lon
 bad "not in the vocabulary" "$R" sample "$P" --prompt "$(printf 'caf\xc3\xa9')"
 bad "top_p = 2" "$R" sample "$P" --top_p 2
 
+# --- output files an option names: never an input, never an existing file ------
+# (--force replaces an existing file that is not an input)
+bad "--logits $P: is the input $P itself" "$R" sample "$P" --logits "$P"
+bad "--logits $D/pretrain/step_000004.h5: is the input $P itself" \
+    "$R" sample "$P" --logits "$D/pretrain/step_000004.h5" --force
+bad "--logits $T: already exists; hint: .*--force" "$R" sample "$P" --logits "$T"
+bad "--logits $D/tasks: is a directory" "$R" sample "$P" --logits "$D/tasks" --force
+bad "--force applies to --logits FILE only" "$R" sample "$P" --force
+bad "--json $P: is the input $P itself" "$R" eval "$P" "$T" --json "$P" --force
+bad "--json $T: is the input $T itself" "$R" eval "$P" "$T" --json "$T" --force
+bad "--json $D/tasks/sft_test.jsonl: already exists" "$R" eval "$P" "$T" --json "$D/tasks/sft_test.jsonl"
+bad "--force applies to --json FILE only" "$R" eval "$P" "$T" --force
+echo old >"$D/old.txt"
+run "$R" sample "$P" --logits "$D/old.txt" --force
+grep -q '^# next-token logits' "$D/old.txt" || fail "--logits --force did not replace the file"
+run "$R" eval "$P" "$T" --json "$D/old.txt" --force
+"$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$D/old.txt" || fail "--json --force did not replace the file"
+compgen -G "$D/*.tmp" >/dev/null && fail "an output left a .tmp behind"
+
 # --- checkpoints: truncated, random bytes, foreign and forged HDF5 ------------
 head -c 30000 "$P" >"$D/trunc.h5"
 head -c 100 "$P" >"$D/head.h5"
@@ -176,24 +209,44 @@ d, src = sys.argv[1:3]
 with h5py.File(d + "/foreign.h5", "w") as f:   # plausible names, no rlhf.c attributes
     f.attrs["stage"] = "pretrain"
     f["model/transformer.wte.weight"] = np.zeros((101, 16), "f4")
-def forge(name, edit):
+def forge(name, edit, unseal=True):
+    # unseal: the root checksum removed too (a file written before checksums),
+    # so that the checks behind it are reached
     shutil.copy(src, d + "/" + name)
     with h5py.File(d + "/" + name, "r+") as f:
         edit(f)
+        if unseal and "checksum" in f.attrs:
+            del f.attrs["checksum"]
 def reshape(f):
     del f["model/transformer.wte.weight"]
     f["model/transformer.wte.weight"] = np.zeros((101, 17), "f4")
+def nan(f):
+    w = f["model/transformer.h.0.mlp.c_fc.weight"]
+    a = w[...]
+    a[3, 2], a[0, 0] = np.nan, np.inf
+    w[...] = a
 forge("shape.h5", reshape)
 forge("notensor.h5", lambda f: f.__delitem__("model/transformer.ln_f.bias"))
 forge("huge.h5", lambda f: f["model"].attrs.__setitem__("n_layer", 1000000))
 forge("version.h5", lambda f: f.attrs.__setitem__("format_version", 99))
 forge("notok.h5", lambda f: f.__delitem__("tokenizer"))
+forge("nan.h5", nan)
+forge("banana.h5", lambda f: f.attrs.__setitem__("stage", "banana"))
+forge("negstep.h5", lambda f: f.attrs.__setitem__("step", np.int64(-5)))
+def one_byte(f):  # of the config JSON: n_layer 1 -> 2, checksum kept
+    c = f.attrs["config"]
+    assert '"n_layer":1,' in c
+    f.attrs["config"] = c.replace('"n_layer":1,', '"n_layer":2,', 1)
+forge("config.h5", one_byte, False)
+forge("eot.h5", lambda f: f["tokenizer"].attrs.__setitem__("eot", np.int32(3)), False)
 EOF
 declare -A why=([trunc.h5]='truncated' [head.h5]='truncated' [zero.h5]='not an HDF5 file'
     [random.h5]='not an HDF5 file' [foreign.h5]='foreign HDF5'
     [shape.h5]='wte.weight has shape \[101, 17\], expected \[101, 16\]'
     [notensor.h5]='ln_f.bias is missing' [huge.h5]='invalid config' [version.h5]='format_version 99'
-    [notok.h5]='tokenizer is missing')
+    [notok.h5]='tokenizer is missing' [nan.h5]='c_fc.weight holds 2 non-finite values \(NaN or Inf\)'
+    [banana.h5]="stage 'banana' is not one rlhf.c writes" [negstep.h5]='step -5 is negative'
+    [config.h5]='do not match their checksum' [eot.h5]='do not match their checksum')
 for f in "${!why[@]}"; do
     w=${why[$f]}
     bad "$w" "$R" sample "$D/$f" --max_new_tokens 5
@@ -210,6 +263,13 @@ for f in trunc.h5 random.h5 foreign.h5; do
     bad "$w" "$R" eval "$D/ppo/latest.h5" "$T" --ppo.reward_model="$D/$f"
 done
 bad "is a directory" "$R" sample "$D/pretrain"
+# a tokenizer file whose global heap (variable-length strings, no checksum
+# in HDF5) was damaged so that HDF5 1.10.8 loops forever reading an attribute
+# (found by fuzz/fuzz_checkpoint): the watchdog ends it with one line
+for cmd in inspect sample; do
+    bad "tests/fixtures/heap_loop.h5: HDF5 did not finish reading its metadata in 2 s" \
+        env RLHF_WATCHDOG_SECONDS=2 "$R" $cmd tests/fixtures/heap_loop.h5
+done
 bad "no value head" "$R" ppo "$T" --checkpoint.init="$S" --ppo.reward_model="$S" --checkpoint.dir="$D/x"
 [ -e "$D/x/latest.h5" ] && fail "a failed start left a checkpoint in $D/x"
 
@@ -233,6 +293,21 @@ bad "$D/p_json.jsonl:5: bad JSON" "$R" reward "$T" "${RI[@]}" --reward.test_file
 bad "$D/q_field.jsonl:2: missing field \"prompt\"" "$R" ppo "$T" "${RI[@]}" --ppo.prompts_file="$D/q_field.jsonl"
 bad "$D/q_array.jsonl:3: .*array" "$R" ppo "$T" "${RI[@]}" --ppo.prompts_file="$D/q_array.jsonl"
 bad "$D/q_type.jsonl:3: .*number" "$R" ppo "$T" "${RI[@]}" --ppo.test_file="$D/q_type.jsonl"
+{ head -n 2 "$D/tasks/pref_train.jsonl"; echo '{"prompt": "x", "chosen": "y", "rejected": "y"}'; } >"$D/p_same.jsonl"
+{ head -n 1 "$D/tasks/sft_train.jsonl"; printf '%.0s[' {1..1500}; echo; } >"$D/s_deep.jsonl"
+bad "$D/p_same.jsonl:3: \"chosen\" and \"rejected\" are the same text" \
+    "$R" reward "$T" "${RI[@]}" --reward.train_file="$D/p_same.jsonl"
+bad "$D/s_deep.jsonl:2: JSON nested deeper than 1000 levels \(cJSON's limit\)" \
+    "$R" sft "$T" "${SI[@]}" --sft.train_file="$D/s_deep.jsonl"
+# a reward model is not a language model to start SFT or PPO from
+for stage in sft ppo dpo; do
+    bad "checkpoint.init .* is a reward model \(stage 'reward', with a value head\)" \
+        "$R" $stage "$T" --checkpoint.init="$D/reward/latest.h5" --checkpoint.dir="$D/x"
+done
+# a key holding an escaped line break: the message stays one line (found by fuzz/fuzz_jsonl)
+printf '{"instruction\\n": "x", "input": "", "output": "y"}\n' >"$D/s_key.jsonl"
+bad "$D/s_key.jsonl:1: missing field \"instruction\" \(the object has: instruction\?, input, output\)" \
+    "$R" sft "$T" "${SI[@]}" --sft.train_file="$D/s_key.jsonl"
 bad "$D/missing.jsonl: cannot open" "$R" reward "$T" "${RI[@]}" --reward.train_file="$D/missing.jsonl"
 # the same with --resume in the existing run directories: still nothing touched
 bad "$D/s_field.jsonl:3: " "$R" sft "$T" --checkpoint.dir="$D/sft" --resume --sft.train_file="$D/s_field.jsonl"
@@ -248,6 +323,15 @@ for stage in pretrain sft reward ppo; do
     bad "'$D/$stage' already holds a run \(latest.h5\); hint: pass --resume" \
         "$R" $stage "$T" --checkpoint.init="$S" --checkpoint.dir="$D/$stage"
 done
+# a resume keeps its model's shape and cannot go back in steps (runs are at step 4)
+bad "cannot resume: model.n_layer = 2 on the command line, but the run's model in $D/pretrain/latest.h5 has 1" \
+    "$R" pretrain "$T" --checkpoint.dir="$D/pretrain" --resume --model.n_layer=2
+bad "cannot resume: model.n_embd = 32 on the command line" \
+    "$R" sft "$T" --checkpoint.dir="$D/sft" --resume --model.n_embd=32
+bad "cannot resume: model.n_head = 4 in the config" \
+    "$R" pretrain <(sed 's/^n_head = 2/n_head = 4/' "$T") --checkpoint.dir="$D/pretrain" --resume
+bad "cannot resume: the run is at step 4, past train.max_steps = 2" \
+    "$R" pretrain "$T" --checkpoint.dir="$D/pretrain" --resume --train.max_steps=2
 bad "cannot resume.*holds a 'pretrain' checkpoint, this is 'sft'" \
     "$R" sft "$T" --checkpoint.dir="$D/pretrain" --resume
 # a run whose latest.h5 is damaged or dangles: --resume says so, nothing written
@@ -258,7 +342,8 @@ ln -s step_000009.h5 "$D/dangling/latest.h5"
 bad "cannot resume.*truncated" "$R" pretrain "$T" --checkpoint.dir="$D/broken" --resume
 bad "cannot resume.*no such file" "$R" pretrain "$T" --checkpoint.dir="$D/dangling" --resume
 cmp -s "$D/trunc.h5" "$D/broken/step_000004.h5" || fail "a failed resume changed the damaged file"
-[ "$(ls "$D/broken")" = "$(printf 'latest.h5\nstep_000004.h5')" ] || fail "a failed resume wrote into its directory: $(ls "$D/broken")"
+# (its lock file apart: the resume holds the directory while it reads)
+[ "$(ls -A "$D/broken")" = "$(printf '.lock\nlatest.h5\nstep_000004.h5')" ] || fail "a failed resume wrote into its directory: $(ls -A "$D/broken")"
 
 # --- commands -------------------------------------------------------------------
 bad "unknown command 'bogus'; hint: run 'rlhf help'" "$R" bogus

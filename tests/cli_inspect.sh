@@ -11,6 +11,7 @@ pipeline_build
 run "$R" inspect "$D/pretrain/latest.h5"
 grep -q '^  stage pretrain, step 4, created ' "$D/out" || fail "pretrain header"
 grep -q 'format rlhf.c, format_version 1' "$D/out" || fail "format line"
+grep -q "^  attributes sealed: their sha256 checksum verified$" "$D/out" || fail "attributes line"
 grep -q 'no parent recorded' "$D/out" || fail "pretrain has no parent"
 grep -Eq '^    n_layer = 1 +; default 4$' "$D/out" || fail "config shows n_layer = 1 with its default"
 grep -q '^  \[checkpoint\]$' "$D/out" || fail "config sections"
@@ -68,7 +69,14 @@ grep -q 'tokenizer  bpe, 300 tokens: 256 bytes + 40 merges + 4 specials' "$D/out
 grep -Eq "^ +0: '.*' \+ '.*' -> '.*'$" "$D/out" || fail "first merge decoded"
 
 # --- lineage: a parent that changed, then one that is gone ------------------------
+# (an edited attribute is caught by the checksum; without it, the file reads as
+# one written before checksums, whose sha256 differs)
 "$PY" -c "import h5py, sys; f = h5py.File(sys.argv[1], 'r+'); f.attrs['created'] = '2000-01-01T00:00:00Z'" \
+    "$D/sft/latest.h5" || fail "h5py edit"
+run "$R" inspect "$D/ppo/latest.h5"
+grep -Eq "^  <- .*sft.*not a readable checkpoint: .*do not match their checksum" "$D/out" ||
+    fail "edited parent not reported"
+"$PY" -c "import h5py, sys; f = h5py.File(sys.argv[1], 'r+'); del f.attrs['checksum']" \
     "$D/sft/latest.h5" || fail "h5py edit"
 run "$R" inspect "$D/ppo/latest.h5"
 grep -Eq "^  <- sft .*sha256 DIFFERS" "$D/out" || fail "changed parent not reported"

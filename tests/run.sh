@@ -16,6 +16,9 @@ export RLHF_BIN=${RLHF_BIN:-build/default/rlhf}
 export PYTHON=${PYTHON:-/usr/bin/python3}
 # undefined behaviour fails the test in sanitizer builds
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+# leaks inside libhdf5 itself (on its error paths, reading damaged files) are
+# not the project's: tests/lsan.supp
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
 
 run_one() {  # name, command...
     local name=$1; shift

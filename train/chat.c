@@ -111,7 +111,7 @@ int cmd_chat(int argc, char **argv) {
     if (force_single && force_multi)
         die("--single_turn and --multi_turn contradict each other; hint: give one of them");
     if (config_validate(&cfg) != 0) die_last();
-    run_set_threads(&cfg);
+    if (run_set_threads(&cfg) != 0) die_last();
     if (run_set_precision(&cfg) != 0) die_last();
     // a tokenizer file opens fine but holds no model: say so plainly
     CkptMeta meta = {0};

@@ -29,8 +29,8 @@
 #include "tokenizer.h"
 
 #define USAGE                                                                               \
-    "usage: rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE] [--show N] "      \
-    "[--best_of N] [--section.key=value ...]"
+    "usage: rlhf eval CKPT CONFIG [--text FILE] [--ref CKPT] [--json FILE [--force]] "      \
+    "[--show N] [--best_of N] [--section.key=value ...]"
 
 // Logits of one LM batch stay under this many floats (B is lowered for
 // large vocabularies and contexts).
@@ -38,6 +38,7 @@
 
 typedef struct {
     const char *ckpt, *config, *text, *ref, *json;
+    int force;      // --force: --json may replace an existing file
     long show;      // held-out task examples to print with the model's answers
     long best_of;   // answers sampled per prompt for best-of-N (0: off)
     Options opts;   // what the strings point into, and the config overrides
@@ -106,7 +107,7 @@ static int args_parse(EvalArgs *a, int argc, char **argv) {
         .usage = USAGE,
         .positional = {"checkpoint", "CONFIG"},
         .required = 2,
-        .options = {{"text", 1, 0}, {"ref", 1, 0}, {"json", 1, 0}, {"show", 1, 0},
+        .options = {{"text", 1, 0}, {"ref", 1, 0}, {"json", 1, 0}, {"show", 1, 0}, {"force", 0, 0},
                     {"best_of", 1, 0}},
         .overrides = 1,
     };
@@ -125,6 +126,13 @@ static int args_parse(EvalArgs *a, int argc, char **argv) {
             return rlhf_fail("--best_of '%s' is not a count from 2 to 64; hint: --best_of 8 "
                              "keeps the reward model's best of 8 sampled answers", best_of);
     }
+    a->force = options_get(&a->opts, "force") != NULL;
+    if (a->force && !a->json)
+        return rlhf_fail("--force applies to --json FILE only; hint: %s", USAGE);
+    // the files this command reads (the config's data files are read-only
+    // to it as well, but a --json onto one of them is caught as existing)
+    const char *inputs[] = {a->ckpt, a->config, a->text, a->ref};
+    if (a->json && output_check(a->json, "--json", a->force, inputs, 4) != 0) return -1;
     const char *show = options_get(&a->opts, "show");
     if (show) {
         char *end;
@@ -693,14 +701,14 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
     char *text = json_out_print(root);
     json_out_free(root);
     AtomicFile af;
-    int rc = atomic_open(&af, path);
+    const char *inputs[] = {a->ckpt, a->config, a->text, a->ref};
+    int rc = output_open(&af, path, "--json", a->force, inputs, 4);
     if (rc == 0) {
         fprintf(af.f, "%s\n", text);
         rc = atomic_commit(&af);
     }
     free(text);
-    if (rc != 0) return rlhf_fail("--json %s: %s", path, rlhf_errmsg);
-    return 0;
+    return rc;
 }
 
 // --- the command ---------------------------------------------------------------------
@@ -713,7 +721,7 @@ int cmd_eval(int argc, char **argv) {
     if (config_load(&cfg, a.config) != 0 || options_apply(&a.opts, &cfg) != 0 ||
         config_validate(&cfg) != 0)
         die_last();
-    run_set_threads(&cfg);
+    if (run_set_threads(&cfg) != 0) die_last();
     if (run_set_precision(&cfg) != 0) die_last();
 
     GPT m;

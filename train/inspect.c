@@ -417,6 +417,9 @@ int cmd_inspect(int argc, char **argv) {
     printf("\n  stage %s, step %lld, created %s\n", meta.stage, (long long)meta.step, meta.created);
     printf("  format %s, format_version %d; %s bytes, sha256 %s\n", CKPT_FORMAT,
            CKPT_FORMAT_VERSION, group_digits(a, sizeof a, (unsigned long long)st.st_size), sha);
+    printf("  attributes %s\n", meta.sealed ? "sealed: their sha256 checksum verified"
+                                            : "not sealed (written before attribute "
+                                              "checksums): read unverified");
     print_lineage(path, &meta);
     print_config(meta.config_json);
     if (has_model) {

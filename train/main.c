@@ -1,12 +1,19 @@
 // rlhf: one binary, git-style subcommands. Each command lives in its own
 // file under train/; this file only dispatches.
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "checkpoint.h"
 #include "common.h"
 #include "config.h"
 #include "cpu.h"
 #include "commands.h"
+#include "options.h"
+
+#define RLHF_VERSION "1.0"
 
 typedef struct {
     const char *name;
@@ -28,7 +35,8 @@ static const Command commands[] = {
     {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics"},
     {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)"},
     {"env", cmd_env, "                CPU features, BLAS kernels and matmul backend in use"},
-    {"help", NULL, "[config]        this help, or every config key with its default"},
+    {"help", NULL, "[config]        this help, or every config key with its default\n"
+                   "  (every command answers --help / -h with its usage; rlhf --version)"},
 };
 
 static void usage(FILE *out) {
@@ -37,21 +45,53 @@ static void usage(FILE *out) {
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].usage);
 }
 
-int main(int argc, char **argv) {
-    // before any BLAS work: OpenBLAS kernels that match the CPU (may re-exec)
-    cpu_choose_blas_core(argv);
+// A standard descriptor that was closed when rlhf started would be the next
+// file opened (a checkpoint's .tmp), and stdout's text would land in it.
+// Each closed one gets /dev/null, read-only: writing to it still fails, so a
+// closed stdout is still reported (options_stdout_status).
+static void std_fds_reserve(void) {
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int nul = open("/dev/null", O_RDONLY);
+            if (nul >= 0 && nul != fd) {  // only when a lower one was open
+                dup2(nul, fd);
+                close(nul);
+            }
+        }
+}
+
+static int run_command(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
+    const char *name = argv[1];
+    if (!strcmp(name, "--version")) {
+        printf("rlhf.c %s (checkpoint format_version %d)\n", RLHF_VERSION, CKPT_FORMAT_VERSION);
+        return 0;
+    }
+    if (!strcmp(name, "--help") || !strcmp(name, "-h")) name = "help";
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (strcmp(argv[1], commands[i].name) != 0) continue;
-        if (!commands[i].run) {  // help
-            if (argc > 2 && !strcmp(argv[2], "config")) config_print_help(stdout);
+        if (strcmp(name, commands[i].name) != 0) continue;
+        if (!commands[i].run) {  // help [config]
+            if (argc > 3 || (argc == 3 && strcmp(argv[2], "config") != 0))
+                die("unknown help topic '%s'; hint: 'rlhf help' or 'rlhf help config'",
+                    argv[2]);
+            if (argc == 3) config_print_help(stdout);
             else usage(stdout);
             return 0;
         }
         return commands[i].run(argc - 1, argv + 1);
     }
-    die("unknown command '%s'; hint: run 'rlhf help' for the list", argv[1]);
+    die("unknown command '%s'; hint: run 'rlhf help' for the list", name);
+}
+
+int main(int argc, char **argv) {
+    std_fds_reserve();
+    // before any BLAS work: OpenBLAS kernels that match the CPU (may re-exec)
+    cpu_choose_blas_core(argv);
+    int status = run_command(argc, argv);
+    // output that never arrived (>/dev/full, a closed stdout) is a failure
+    int out = options_stdout_status();
+    return status ? status : out;
 }

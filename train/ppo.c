@@ -63,7 +63,7 @@ static int init_models(Trainer *t, void *ctx) {
         lineage_check(t->run.parent, "the SFT model", ref_path, sizeof ref_path) != 0 ||
         (p->rm_record &&
          lineage_check(p->rm_record, "the reward model", rm_path, sizeof rm_path) != 0) ||
-        load_model_file(ref_path, &t->trained[0].model, 0, &t->tok, NULL) != 0)
+        load_policy_file(ref_path, &t->trained[0].model, &t->tok, "checkpoint.init") != 0)
         return -1;
     if (t->n_trained > 1 &&
         load_model_file(rm_path[0] ? rm_path : ref_path, &t->trained[1].model, 1, NULL, NULL) != 0)

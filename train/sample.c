@@ -20,13 +20,15 @@
 
 #define USAGE                                                                              \
     "usage: rlhf sample CKPT [--prompt TEXT] [--max_new_tokens N] [--temperature T] "       \
-    "[--top_k K] [--top_p P] [--seed S] [--num_samples N] [--logits FILE]"
+    "[--top_k K] [--top_p P] [--seed S] [--num_samples N] [--logits FILE [--force]]"
 
 // Writes the next-token logits after ids[0..n) to path, one value per line
 // (%.9g, enough digits to round-trip a float): first from a full forward
 // (last position), then from the KV-cache path, each section under a '#'
-// line. Written atomically (PATH.tmp, fsync, rename), so no partial file is left.
-static int write_logits(const char *path, GPT *m, const int *ids, int n) {
+// line. Written atomically (PATH.tmp, fsync, rename), so no partial file is
+// left; an existing file only with force, the checkpoint never.
+static int write_logits(const char *path, int force, const char *ckpt, GPT *m, const int *ids,
+                        int n) {
     const int V = m->config.vocab_size;
     gpt_forward(m, ids, 1, n, 1);
     const float *full = m->acts.logits + (size_t)(n - 1) * V;
@@ -34,7 +36,8 @@ static int write_logits(const char *path, GPT *m, const int *ids, int n) {
     kvcache_build(&kv, &m->config, 1, n);
     for (int pos = 0; pos < n; pos++) gpt_decode_step(m, &kv, &ids[pos], pos);
     AtomicFile af;
-    int rc = atomic_open(&af, path);
+    const char *inputs[] = {ckpt};
+    int rc = output_open(&af, path, "--logits", force, inputs, 1);
     if (rc == 0) {
         fprintf(af.f, "# next-token logits after a prompt of %d tokens, V=%d\n", n, V);
         fprintf(af.f, "# full forward, last position\n");
@@ -55,7 +58,7 @@ int cmd_sample(int argc, char **argv) {
         .usage = USAGE,
         .positional = {"checkpoint"},
         .required = 1,
-        .options = {{"logits", 1, 0}},
+        .options = {{"logits", 1, 0}, {"force", 0, 0}},
         .section = "sample",
     };
     Options opts;
@@ -63,6 +66,10 @@ int cmd_sample(int argc, char **argv) {
         die_last();
     const char *ckpt = opts.positional[0], *logits_path = options_get(&opts, "logits");
     if (logits_path && !logits_path[0]) die("--logits needs a file name; hint: %s", USAGE);
+    const int force = options_get(&opts, "force") != NULL;
+    const char *inputs[] = {ckpt};
+    if (force && !logits_path) die("--force applies to --logits FILE only; hint: %s", USAGE);
+    if (logits_path && output_check(logits_path, "--logits", force, inputs, 1) != 0) die_last();
     if (config_validate(&cfg) != 0 || run_set_precision(&cfg) != 0) die_last();
     GPT m;
     Tokenizer tok = {0};
@@ -85,7 +92,7 @@ int cmd_sample(int argc, char **argv) {
         n = (int)total;
     }
     if (logits_path) {
-        int rc = write_logits(logits_path, &m, ids, n);
+        int rc = write_logits(logits_path, force, ckpt, &m, ids, n);
         free(ids);
         tokenizer_free(&tok);
         gpt_free(&m);
