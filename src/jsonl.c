@@ -79,7 +79,7 @@ static int fail_at(const Where *w, const char *fmt, ...) {
 // overlong forms (C0, C1, E0 80-9F, F0 80-8F), UTF-16 surrogates
 // (ED A0-BF), code points above U+10FFFF (F4 90+, F5-FF) and sequences cut
 // short by the end of the line.
-static long utf8_invalid_at(const unsigned char *s, size_t n) {
+long utf8_invalid_at(const unsigned char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         unsigned c = s[i];

@@ -106,6 +106,9 @@ typedef struct {
 // it anyway is harmless). Blank lines are skipped; a file without any
 // example is an error.
 int jsonl_read_sft(const char *path, SftSet *set);
+// Offset of the first byte of s[0..n) that does not start a valid UTF-8
+// sequence (the readers refuse such a line), or -1 if all is valid.
+long utf8_invalid_at(const unsigned char *s, size_t n);
 int jsonl_read_prefs(const char *path, PrefSet *set);
 int jsonl_read_prompts(const char *path, PromptSet *set);
 

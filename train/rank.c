@@ -8,7 +8,9 @@
 // give no pair. rank.noise flips each comparison with that probability, as
 // labelers who disagree would (InstructGPT measured ~73% agreement); a
 // flip needs both answers to have ended, since a chosen answer without
-// end-of-text cannot be written. Deterministic for a seed (train.seed).
+// end-of-text cannot be written. An answer that is not valid UTF-8 (half a
+// character from an undertrained model) is left out, since JSON cannot
+// hold it. Deterministic for a seed (train.seed).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,14 +35,26 @@ typedef struct {
     int failed;          // a write failed; the rest is skipped
     long groups, ungraded, responses, right, no_end, pairs, no_pair;
     long right_wrong, flippable, flipped;
+    long not_utf8;       // answers left out: not valid UTF-8
 } Ranker;
 
-static void rank_group(void *ctx, long i, char *const *texts, const int *ended, int k) {
+static void rank_group(void *ctx, long i, char *const *all_texts, const int *all_ended, int k) {
     Ranker *rk = ctx;
     const PromptExample *ex = rk->prompts->ex[i];
-    int ranks[64];
+    // an answer that is not valid UTF-8 (an untrained model can emit half a
+    // character) cannot be written as JSON text: it is left out, and counted
+    char *texts[64];
+    int ended[64], ranks[64], n_ok = 0;
     ASSERT(k <= 64);
     for (int j = 0; j < k; j++) {
+        if (utf8_invalid_at((const unsigned char *)all_texts[j], strlen(all_texts[j])) >= 0) {
+            rk->not_utf8++;
+            continue;
+        }
+        texts[n_ok] = all_texts[j];
+        ended[n_ok++] = all_ended[j];
+    }
+    for (int j = 0; j < n_ok; j++) {
         ranks[j] = ex->family[0] ? tasks_rank(ex->family, ex->prompt, texts[j], ended[j]) : -1;
         if (ranks[j] < 0) {
             rk->ungraded++;
@@ -48,13 +62,13 @@ static void rank_group(void *ctx, long i, char *const *texts, const int *ended, 
         }
     }
     rk->groups++;
-    for (int j = 0; j < k; j++) {
+    for (int j = 0; j < n_ok; j++) {
         rk->responses++;
         rk->right += ranks[j] == 0;
         rk->no_end += !ended[j];
     }
     int pairs[64 * 63 / 2][2];
-    const int n = tasks_rank_pairs(ranks, ended, k, rk->noise, &rk->noise_rng, pairs,
+    const int n = tasks_rank_pairs(ranks, ended, n_ok, rk->noise, &rk->noise_rng, pairs,
                                    &rk->flippable, &rk->flipped);
     for (int q = 0; q < n; q++) {
         const int c = pairs[q][0], r = pairs[q][1];
@@ -139,8 +153,9 @@ int cmd_rank(int argc, char **argv) {
     }
     if (jsonl_writer_commit(&rk.out) != 0) die_last();
     const double secs = now_seconds() - t0;
-    printf("ranked %ld prompts (%ld ungraded, left out) in %.1f s: %ld responses, %.1f%% right, "
-           "%.1f%% without end-of-text\n", rk.groups, rk.ungraded, secs, rk.responses,
+    printf("ranked %ld prompts (%ld ungraded, left out) in %.1f s: %ld responses (%ld more left "
+           "out: not valid UTF-8), %.1f%% right, %.1f%% without end-of-text\n", rk.groups,
+           rk.ungraded, secs, rk.responses, rk.not_utf8,
            100.0 * rk.right / (rk.responses ? rk.responses : 1),
            100.0 * rk.no_end / (rk.responses ? rk.responses : 1));
     printf("wrote %ld comparisons (%.2f per prompt; %ld of a right and a wrong answer, %ld of two "
