@@ -450,7 +450,8 @@ static int eval_pairs(GPT *m, const Tokenizer *tok, const Config *cfg, const dou
             ktotal[j]++;
             kright[j] += ps.chosen[i] > ps.rejected[i];
         }
-        for (int j = 0; j < nk; j++)
+        // (ranked comparisons and most outside files do not say how an answer is wrong)
+        for (int j = 0; j < nk && !(nk == 1 && !strcmp(kinds[0], "(unknown)")); j++)
             printf("  rejected %-16s %.3f  (%ld/%ld)\n", kinds[j], (double)kright[j] / ktotal[j],
                    kright[j], ktotal[j]);
     }
