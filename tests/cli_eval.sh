@@ -109,7 +109,7 @@ run_fails "$R" eval "$D/sft/latest.h5" "$CFG" --text "$D/empty.txt"
 
 # --- what is missing is skipped with a note, not an error ----------------------------
 run "$R" eval "$D/sft/latest.h5" "$CFG" --data.dir="$D/none" --sft.test_file="$D/none.jsonl" \
-    --reward.test_file="$D/none.jsonl" --ppo.reward_model=
+    --reward.test_file="$D/none.jsonl" --sft.chat_test_file="$D/none.jsonl" --ppo.reward_model=
 grep -q '^lm loss .*skipped: no token shard' "$D/out" || fail "no shard note"
 grep -q '^tasks .*skipped' "$D/out" || fail "no test file note"
 [ "$(grep '^RESULT ' "$D/out")" = "RESULT stage=sft" ] || fail "RESULT with nothing measured"

@@ -49,6 +49,7 @@ warmup_steps = 1
 [sft]
 train_file = $D/tasks/sft_train.jsonl
 test_file = $D/tasks/sft_test.jsonl
+chat_test_file = $D/tasks/chat_test.jsonl
 eval_examples = 12
 max_new_tokens = 8
 [reward]
