@@ -41,7 +41,7 @@ if grep -qs 'accuracy_turn1=' "$D"/eval_*.result; then
     echo
     echo "| stage | turn 1 | turn 2 | turn 3 | turn 4 |"
     echo "|---|---|---|---|---|"
-    for s in pretrain sft reward ppo dpo grpo; do
+    for s in pretrain sft reward ppo ppo_grader dpo grpo; do
         f=$D/eval_$s.result
         grep -qs 'accuracy_turn1=' "$f" || continue
         awk -v stage="$s" '
