@@ -268,6 +268,13 @@ int seqs_from_groups(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *se
                                "comparison needs two different responses", set->path, e->line);
                 break;
             }
+            if (seqs->n - first > PREF_GROUP_MAX_ROWS) {
+                rc = rlhf_fail("%s:%d: group %ld holds more than %d different responses; hint: "
+                               "a group is one prompt's ranked answers ('rlhf rank' writes at "
+                               "most 64), so give other prompts other group ids", set->path,
+                               e->line, e->group, PREF_GROUP_MAX_ROWS);
+                break;
+            }
             g->chosen[pairs] = c;
             g->rejected[pairs] = r;
             pairs++;

@@ -84,11 +84,16 @@ typedef struct {
     int max_rows, max_pairs;  // of one group
 } PrefGroups;
 
+// The most different responses one group may hold: a batch holds
+// train.batch_size groups, so this bounds its rows.
+#define PREF_GROUP_MAX_ROWS 256
+
 // Groups the pairs of set that fit T tokens (pref_encode; the others are
 // counted in *skipped, a group left without pairs is dropped), in order of
 // group id (plain pairs: of line). The sequences carry no loss flags.
 // Returns -1 with "PATH:LINE: reason" when a pair does not encode, a group
-// mixes prompts, a pair compares a response with itself, or no pair fits.
+// mixes prompts or holds more than PREF_GROUP_MAX_ROWS responses, a pair
+// compares a response with itself, or no pair fits.
 int seqs_from_groups(const PrefSet *set, const Tokenizer *tok, int T, SeqSet *seqs,
                      PrefGroups *g, long *skipped);
 void pref_groups_free(PrefGroups *g);

@@ -379,6 +379,17 @@ static void test_seqs_from_groups(void **state) {
         &tok, T, &set, &s, &g, &skipped), -1);
     assert_non_null(strstr(rlhf_errmsg, ":2: group 1 has another prompt on line 1"));
     jsonl_free_prefs(&set);
+    // one group id for far too many responses: refused at the line that
+    // goes past PREF_GROUP_MAX_ROWS (two new answers per line)
+    char *many = mallocCheck(200 * 80);
+    size_t at = 0;
+    for (int i = 0; i < 200; i++)
+        at += (size_t)snprintf(many + at, 80, "{\"prompt\":\"q\",\"chosen\":\"a%d\",\"rejected\":"
+                                              "\"b%d\",\"group\":3,\"ranks\":[0,1]}\n", i, i);
+    assert_int_equal(groups_from(many, &tok, T, &set, &s, &g, &skipped), -1);
+    assert_non_null(strstr(rlhf_errmsg, ":129: group 3 holds more than 256 different responses"));
+    jsonl_free_prefs(&set);
+    free(many);
     // the same answer on both sides: the reader refuses the text, and the
     // grouping the encoded ids (two spellings of one answer would meet here)
     assert_int_equal(groups_from("{\"prompt\":\"q\",\"chosen\":\"x\",\"rejected\":\"x\"}\n", &tok, T,
