@@ -770,6 +770,7 @@ typedef struct {
     const EncodedPrompts *prompts;
     const char **prompt;  // (k) the prompt, k times
     int *no_eot;          // (k)
+    int *right;           // (k)
     float *scores;        // (k)
     double best, mean, any;
     BestOfK *out;
@@ -778,13 +779,14 @@ typedef struct {
 static void best_of_group(void *ctx, long i, char *const *texts, const int *ended, int k) {
     BestOf *b = ctx;
     const PromptExample *ex = b->prompts->ex[i];
-    int right = 0, best = 0, best_right = 0;
+    int right = 0, best = 0;
     for (int j = 0; j < k; j++) {
         const int g = ex->family[0] ? tasks_grade(ex->family, ex->prompt, texts[j]) : -1;
         if (g < 0) {
             b->out->ungraded++;
             return;
         }
+        b->right[j] = g == 1;
         right += g == 1;
         b->prompt[j] = ex->prompt;
         b->no_eot[j] = !ended[j];
@@ -793,9 +795,8 @@ static void best_of_group(void *ctx, long i, char *const *texts, const int *ende
                   b->scores, NULL);
     for (int j = 1; j < k; j++)
         if (b->scores[j] > b->scores[best]) best = j;
-    best_right = tasks_grade(ex->family, ex->prompt, texts[best]) == 1;
     b->out->graded++;
-    b->best += best_right;
+    b->best += b->right[best];
     b->mean += (double)right / k;
     b->any += right > 0;
 }
@@ -806,8 +807,8 @@ void evaluate_best_of(GPT *policy, GPT *rm, const Tokenizer *tok, const EncodedP
     ASSERT(rm->config.value_head);
     *out = (BestOfK){NAN, NAN, NAN, 0, 0};
     BestOf b = {rm, tok, prompts, mallocCheck((size_t)k * sizeof(char *)),
-                mallocCheck((size_t)k * sizeof(int)), mallocCheck((size_t)k * sizeof(float)),
-                0.0, 0.0, 0.0, out};
+                mallocCheck((size_t)k * sizeof(int)), mallocCheck((size_t)k * sizeof(int)),
+                mallocCheck((size_t)k * sizeof(float)), 0.0, 0.0, 0.0, out};
     sample_groups(policy, tok, prompts, n, k, sampling, max_new, batch, seed, best_of_group, &b);
     if (out->graded) {
         out->best_accuracy = b.best / out->graded;
@@ -816,6 +817,7 @@ void evaluate_best_of(GPT *policy, GPT *rm, const Tokenizer *tok, const EncodedP
     }
     free(b.prompt);
     free(b.no_eot);
+    free(b.right);
     free(b.scores);
 }
 

@@ -86,6 +86,16 @@ grep -q '^# reward pairs: train [0-9]* in [0-9]* groups' "$D/out" || fail "no gr
 [ -n "$(metric "$D/rg/metrics.csv" test_accuracy_wrong_wrong)" ] ||
     fail "no accuracy on pairs of two wrong answers"
 
+# best-of-N with that reward model: the three accuracies, ordered as they
+# must be (the picked answer is one of the N, so best <= any right)
+run "$R" eval "$D/sft/latest.h5" "$CFG" --best_of 4 --ppo.reward_model="$D/rg/latest.h5" \
+    --ref "$D/sft/latest.h5"
+b=$(result_key best_of_accuracy) s=$(result_key best_of_sample_accuracy) p=$(result_key best_of_pass)
+[ -n "$b" ] && [ -n "$s" ] && [ -n "$p" ] || fail "best-of-4 keys missing: $(grep RESULT "$D/out")"
+"$PY" -c "import sys; b, s, p = map(float, sys.argv[1:]); sys.exit(not (b <= p and s <= p))" "$b" "$s" "$p" ||
+    fail "best-of-4: best $b, one sample $s, any right $p"
+run_fails "$R" eval "$D/sft/latest.h5" "$CFG" --best_of 1
+
 # refusals: an existing output, plain pairs mixed with groups, a bad rank
 run_fails "$R" "${RK[@]}" --rank.n_prompts=5 --rank.out_file="$D/c1.jsonl"
 cmp -s "$D/c1.jsonl" "$D/c2.jsonl" || fail "an existing output was touched"
