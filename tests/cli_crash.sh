@@ -2,7 +2,9 @@
 # Crash safety of the run directory: a pretrain run writing a checkpoint
 # every step (most of its time goes to writes) is SIGKILLed six times, once
 # as soon as the first step_*.tmp appears and then at random moments, and
-# resumed after each kill. After every kill: every step file and latest.h5
+# resumed after each kill. The random moments are counted from when the
+# first write began (measured on the first kill), so a slower build (the
+# sanitizers) is killed as often inside its writes as a fast one. After every kill: every step file and latest.h5
 # load (`rlhf inspect`, `rlhf sample`), latest.h5 never names a .tmp, a
 # leftover .tmp fails cleanly if opened; at the end, the run resumed five
 # times equals an uninterrupted one bit for bit, and no .tmp is left.
@@ -47,16 +49,19 @@ check_dir() {
 # background and SIGKILLs it: HOW = tmp (when a step .tmp first shows) or
 # a delay in seconds. Sets finished=1 if the run ended before the kill.
 finished=0
+first_write_ms=0   # how long the first run took to start its first checkpoint write
 start_and_kill() {
     local how=$1 mode=$2 extra=()
     [ "$mode" = resume ] && extra=(--resume)
     "$R" pretrain "${ARGS[@]}" "${extra[@]}" >"$D/run.log" 2>&1 &
-    local pid=$! t0=$SECONDS
+    local pid=$! t0=$SECONDS t0_ns
+    t0_ns=$(date +%s%N)
     if [ "$how" = tmp ]; then
         until compgen -G "$RUN/step_*.h5.tmp" >/dev/null; do
             kill -0 $pid 2>/dev/null || break
-            [ $((SECONDS - t0)) -lt 20 ] || { kill -KILL $pid; fail "no .tmp seen in 20 s"; }
+            [ $((SECONDS - t0)) -lt 60 ] || { kill -KILL $pid; fail "no .tmp seen in 60 s"; }
         done
+        first_write_ms=$((($(date +%s%N) - t0_ns) / 1000000))
     else
         sleep "$how"
     fi
@@ -79,11 +84,13 @@ if [ ! -e "$RUN/latest.h5" ]; then
     check_dir "kill after a fresh restart"
 fi
 
-# 2..6: random moments (30..600 ms after the start), each resumed from what is there
+# 2..6: random moments (30..600 ms after the first write began, as timed by
+# kill 1), each resumed from what is there
 kills=""
 for i in 1 2 3 4 5; do
     [ $finished -eq 1 ] && break
-    delay=$(printf '0.%03d' $((30 + RANDOM % 570)))
+    ms=$((first_write_ms + 30 + RANDOM % 570))
+    delay=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
     kills="$kills $delay"
     if [ -e "$RUN/latest.h5" ]; then start_and_kill "$delay" resume; else start_and_kill "$delay" fresh; fi
     check_dir "kill $i after ${delay}s (kills so far:$kills)"
