@@ -270,6 +270,18 @@ for cmd in inspect sample; do
     bad "tests/fixtures/heap_loop.h5: HDF5 did not finish reading its metadata in 2 s" \
         env RLHF_WATCHDOG_SECONDS=2 "$R" $cmd tests/fixtures/heap_loop.h5
 done
+# a file whose global heap states a size far past its collection: HDF5
+# 1.10.8 copies that many bytes and faults (found by fuzz/fuzz_checkpoint);
+# the guard ends it with one line. (A sanitizer build reports HDF5's overread
+# itself before any fault, so the case runs in the other builds.)
+case ${RLHF_BUILD:-} in *asan*) ;; *)
+    for cmd in inspect sample; do
+        bad "tests/fixtures/heap_fault.h5: HDF5 faulted reading attribute 'stage'" \
+            "$R" $cmd tests/fixtures/heap_fault.h5
+    done
+    bad "heap_fault.h5: HDF5 faulted" "$R" sft "$T" --checkpoint.init=tests/fixtures/heap_fault.h5 \
+        --checkpoint.dir="$D/x" ;;
+esac
 bad "no value head" "$R" ppo "$T" --checkpoint.init="$S" --ppo.reward_model="$S" --checkpoint.dir="$D/x"
 [ -e "$D/x/latest.h5" ] && fail "a failed start left a checkpoint in $D/x"
 
