@@ -14,13 +14,13 @@ PYTHON ?= /usr/bin/python3
 
 # Libraries by pkg-config name; cmocka only for tests. oneDNN (bf16
 # matmuls) ships no .pc file in Debian: linked by name.
-PKGS := openblas hdf5-serial inih libcjson zlib libcrypto
+PKGS := openblas hdf5-serial inih libcjson zlib libcrypto libpcre2-8
 DNNL_LIBS := -ldnnl
 TEST_PKGS := cmocka
 
 # Debian packages the project needs (the deps step installs missing ones).
 DEB_BUILD := build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools \
-             zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev libdnnl-dev fortunes
+             zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev libdnnl-dev libpcre2-dev fortunes
 DEB_PY := python3-h5py python3-numpy python3-matplotlib jupyter-nbconvert python3-ipykernel
 
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
