@@ -1194,8 +1194,7 @@ int ckpt_write_tokenizer(Ckpt *ck, const Tokenizer *tok) {
     ASSERT(ck && ck->tmp && tok && tok->vocab_size > 0 && tok->vocab_offsets);
     ASSERT(tok->type == TOKENIZER_CHAR || tok->type == TOKENIZER_BPE || tok->type == TOKENIZER_GPT2);
     const char *g = "/tokenizer";
-    const char *type = tok->type == TOKENIZER_GPT2 ? "gpt2" : tok->type == TOKENIZER_BPE ? "bpe" : "char";
-    if (group_ensure(ck, g, 0) || attr_put_str(ck, g, "type", type) ||
+    if (group_ensure(ck, g, 0) || attr_put_str(ck, g, "type", tokenizer_type_name(tok->type)) ||
         attr_put_i32(ck, g, "vocab_size", tok->vocab_size) ||
         attr_put_i32(ck, g, "eot", tok->eot) || attr_put_i32(ck, g, "user", tok->user) ||
         attr_put_i32(ck, g, "assistant", tok->assistant) || attr_put_i32(ck, g, "pad", tok->pad))

@@ -650,6 +650,10 @@ int tokenizer_finish(Tokenizer *tok) {
     return 0;
 }
 
+const char *tokenizer_type_name(int type) {
+    return type == TOKENIZER_GPT2 ? "gpt2" : type == TOKENIZER_BPE ? "bpe" : "char";
+}
+
 void tokenizer_free(Tokenizer *tok) {
     if (!tok) return;
     free(tok->vocab_bytes);
@@ -929,6 +933,81 @@ char *tokenizer_decode(const Tokenizer *tok, const int *ids, long n, int with_sp
     }
     *p = '\0';
     return s;
+}
+
+// ---------------------------------------------------------------------------
+// Streaming UTF-8 output.
+
+// Bytes a character starting with lead byte c has (0: c cannot start one),
+// and the range its second byte must lie in (RFC 3629: no overlongs, no
+// surrogates, nothing above U+10FFFF).
+static int utf8_lead(uint8_t c, uint8_t *lo, uint8_t *hi) {
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (c == 0xE0) *lo = 0xA0;
+        if (c == 0xED) *hi = 0x9F;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (c == 0xF0) *lo = 0x90;
+        if (c == 0xF4) *hi = 0x8F;
+        return 4;
+    }
+    return 0;
+}
+
+static int put_replacement(uint8_t *out) {
+    out[0] = 0xEF;
+    out[1] = 0xBF;
+    out[2] = 0xBD;
+    return 3;
+}
+
+// Emits the complete characters of p[0..n), holding back an incomplete valid
+// tail (at most 3 bytes) in s.
+static int utf8_emit(Utf8Stream *s, const uint8_t *p, int n, uint8_t *out) {
+    int k = 0, i = 0;
+    while (i < n) {
+        uint8_t lo, hi;
+        int len = utf8_lead(p[i], &lo, &hi), ok = len > 0, j = 1;
+        for (; ok && j < len && i + j < n; j++)
+            ok = j == 1 ? p[i + 1] >= lo && p[i + 1] <= hi : (p[i + j] & 0xC0) == 0x80;
+        if (!ok) {  // invalid lead, or a byte that breaks the sequence
+            k += put_replacement(out + k);
+            i++;
+        } else if (i + len > n) {  // valid so far, the rest comes later
+            s->n_held = n - i;
+            memcpy(s->held, p + i, (size_t)s->n_held);
+            return k;
+        } else {
+            memcpy(out + k, p + i, (size_t)len);
+            k += len;
+            i += len;
+        }
+    }
+    return k;
+}
+
+int utf8_stream_push(Utf8Stream *s, const uint8_t *in, int n, uint8_t *out) {
+    ASSERT(s->n_held >= 0 && s->n_held < 4 && n >= 0);
+    uint8_t local[256];
+    int total = s->n_held + n;
+    uint8_t *buf = total <= (int)sizeof local ? local : mallocCheck((size_t)total);
+    memcpy(buf, s->held, (size_t)s->n_held);
+    if (n) memcpy(buf + s->n_held, in, (size_t)n);
+    s->n_held = 0;
+    int k = utf8_emit(s, buf, total, out);
+    if (buf != local) free(buf);
+    return k;
+}
+
+int utf8_stream_finish(Utf8Stream *s, uint8_t *out) {
+    int k = s->n_held ? put_replacement(out) : 0;
+    s->n_held = 0;
+    return k;
 }
 
 // FNV-1a 64 over the stored fields, each int as 4 little-endian bytes, so the

@@ -46,6 +46,9 @@ int tokenizer_finish(Tokenizer *tok);
 
 void tokenizer_free(Tokenizer *tok);
 
+// "char", "bpe" or "gpt2": the name of a type in configs and checkpoints.
+const char *tokenizer_type_name(int type);
+
 // Encodes n bytes of plain text. Writes at most max_out ids to out and
 // returns how many the full encoding has (may exceed max_out), or -1 with a
 // reason (char tokenizer: a byte not in the vocabulary).
@@ -80,7 +83,21 @@ int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const cha
 // Where the deps step installs GPT-2's files (relative to the repo root;
 // overridable by env RLHF_GPT2_DIR): data/gpt2/encoder.json, data/gpt2/vocab.bpe
 #define GPT2_DIR_DEFAULT "data/gpt2"
+#define GPT2_VOCAB_SIZE 50260  // GPT-2's 50257 + the three chat specials
 const char *gpt2_dir(void);
+
+// Streaming output of token bytes (sample, chat): a UTF-8 character that a
+// token boundary cuts is held back until its last byte arrives, and bytes
+// that cannot be UTF-8 come out as U+FFFD, so a terminal never shows half a
+// character. push writes at most 3 * (n + 4) bytes to out and returns how
+// many; finish writes (at most 3 bytes) a U+FFFD for a character left
+// incomplete and resets the state.
+typedef struct {
+    uint8_t held[4];
+    int n_held;
+} Utf8Stream;
+int utf8_stream_push(Utf8Stream *s, const uint8_t *in, int n, uint8_t *out);
+int utf8_stream_finish(Utf8Stream *s, uint8_t *out);
 
 // A hash of the stored fields, to tie token shards to their tokenizer.
 uint64_t tokenizer_hash(const Tokenizer *tok);
