@@ -85,6 +85,8 @@ int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const cha
 #define GPT2_DIR_DEFAULT "data/gpt2"
 #define GPT2_VOCAB_SIZE 50260  // GPT-2's 50257 + the three chat specials
 const char *gpt2_dir(void);
+// tokenizer_gpt2_load of gpt2_dir()'s encoder.json and vocab.bpe.
+int tokenizer_gpt2_load_default(Tokenizer *tok);
 
 // Streaming output of token bytes (sample, chat): a UTF-8 character that a
 // token boundary cuts is held back until its last byte arrives, and bytes

@@ -309,6 +309,18 @@ int tokenizer_gpt2_load(Tokenizer *tok, const char *encoder_json, const char *vo
     return rc;
 }
 
+int tokenizer_gpt2_load_default(Tokenizer *tok) {
+    const char *d = gpt2_dir();
+    size_t n = strlen(d) + 16;
+    char *enc = mallocCheck(n), *bpe = mallocCheck(n);
+    snprintf(enc, n, "%s/encoder.json", d);
+    snprintf(bpe, n, "%s/vocab.bpe", d);
+    int rc = tokenizer_gpt2_load(tok, enc, bpe);
+    free(enc);
+    free(bpe);
+    return rc;
+}
+
 // --- writing ---------------------------------------------------------------------
 
 // Writes the token's bytes in the byte-to-unicode spelling, as a JSON string

@@ -40,10 +40,7 @@ int cmd_prepare(int argc, char **argv) {
                : strcmp(cfg->data.tokenizer, "bpe") == 0 ? TOKENIZER_BPE
                                                          : TOKENIZER_CHAR;
     if (type == TOKENIZER_GPT2) {
-        char enc[4096], bpe[4096];
-        snprintf(enc, sizeof enc, "%s/encoder.json", gpt2_dir());
-        snprintf(bpe, sizeof bpe, "%s/vocab.bpe", gpt2_dir());
-        if (tokenizer_gpt2_load(&tok, enc, bpe) != 0) die_last();
+        if (tokenizer_gpt2_load_default(&tok) != 0) die_last();
     } else if (tokenizer_train(&tok, type, text, tlen, (int)cfg->data.vocab_size) != 0) {
         die_last();
     }
