@@ -17,5 +17,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_env(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

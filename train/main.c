@@ -32,6 +32,7 @@ static const Command commands[] = {
     {"sample", cmd_sample, "CKPT [opts]     generate text (--prompt --temperature --top_k --top_p ...)"},
     {"chat", cmd_chat, "CKPT [opts]     interactive chat (--temperature --top_k --top_p --seed ...)"},
     {"eval", cmd_eval, "CKPT CONFIG     loss / perplexity, task accuracy, RM accuracy, reward, KL"},
+    {"tokenize", cmd_tokenize, "CKPT|--tokenizer gpt2 [FILE]  text -> token ids (--decode: ids -> text)"},
     {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics"},
     {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)"},
     {"env", cmd_env, "                CPU features, BLAS kernels and matmul backend in use"},
