@@ -23,6 +23,11 @@ int dist_launched(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
 }
 
+#ifdef RLHF_MPI
+// A process that ends by exit(0) on its own (--help) leaves the job too.
+static void finalize_at_exit(void) { dist_finalize(); }
+#endif
+
 int dist_init(void) {
     if (g_joined || !dist_launched()) return 0;
 #ifdef RLHF_MPI
@@ -30,6 +35,7 @@ int dist_init(void) {
         return rlhf_fail("MPI_Init failed; hint: start the job with mpirun (see README, "
                          "Data-parallel training)");
     g_joined = 1;
+    atexit(finalize_at_exit);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     if (g_rank != 0) {
