@@ -61,11 +61,13 @@ void dist_finalize(void) {
 int dist_size(void) { return g_size; }
 int dist_rank(void) { return g_rank; }
 
-void dist_share(long n, long *lo, long *hi) {
-    const long base = n / g_size, extra = n % g_size;
-    *lo = g_rank * base + (g_rank < extra ? g_rank : extra);
-    *hi = *lo + base + (g_rank < extra);
+void dist_share_of(long n, int size, int rank, long *lo, long *hi) {
+    const long base = n / size, extra = n % size;
+    *lo = rank * base + (rank < extra ? rank : extra);
+    *hi = *lo + base + (rank < extra);
 }
+
+void dist_share(long n, long *lo, long *hi) { dist_share_of(n, g_size, g_rank, lo, hi); }
 
 double dist_bytes_sent(void) { return g_bytes; }
 double dist_seconds(void) { return g_seconds; }
@@ -89,9 +91,10 @@ static void sum_bucket(float *x, int n, float *recv, int *counts, int *displs, i
                        int *rcounts) {
     const int N = g_size;
     for (int k = 0; k < N; k++) {
-        const int base = n / N, extra = n % N;
-        displs[k] = k * base + (k < extra ? k : extra);
-        counts[k] = base + (k < extra);
+        long lo, hi;
+        dist_share_of(n, N, k, &lo, &hi);
+        displs[k] = (int)lo;
+        counts[k] = (int)(hi - lo);
     }
     const int mine = counts[g_rank];
     for (int k = 0; k < N; k++) {

@@ -36,6 +36,8 @@ static inline int dist_is_root(void) { return dist_rank() == 0; }
 // This rank's share [*lo, *hi) of n items: consecutive blocks in rank
 // order, the first n % size ranks one item more (a rank may get none).
 void dist_share(long n, long *lo, long *hi);
+// The same for any world size and rank (dist_share is this process's).
+void dist_share_of(long n, int size, int rank, long *lo, long *hi);
 
 // x <- the sum over ranks of every rank's x, the same bits on every rank:
 // each element is added in rank order (x_0 + x_1 + ... + x_{N-1}).
