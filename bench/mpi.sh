@@ -53,7 +53,7 @@ for mode in ("1x1", "1x2", "2x1"):
         rs.append(B * T * (len(t) - 1) / (t[-1] - t[0]))
     rates[mode] = statistics.median(rs)
 log = open(f"{w}/{name}.2x1.1.log").read()
-m = re.search(r"# mpi: 2 ranks; gradient sums sent ([0-9.]+) MB per rank per step", log)
+m = re.search(r"# mpi: 2 ranks; float sums .* sent ([0-9.]+) MB per rank per step", log)
 params = re.search(r"([0-9.]+)M parameters", log).group(1)
 print(f"{name:6s} ({params}M params, {B * T} tokens/step): tokens/s 1x1 {rates['1x1']:8.0f} | "
       f"1x2 {rates['1x2']:8.0f} ({rates['1x2'] / rates['1x1']:.2f}x) | 2 ranks x1 "

@@ -283,9 +283,9 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
               now_seconds() - r->t_start, cfg->checkpoint.dir);
     const int64_t steps = max_steps - r->start_step;
     if (dist_size() > 1 && steps > 0)
-        printf("# mpi: %d ranks; gradient sums sent %.3f MB per rank per step, took %.2f s of "
-               "rank 0's %.1f s\n", dist_size(), dist_bytes_sent() / 1e6 / (double)steps,
-               dist_seconds(), now_seconds() - r->t_start);
+        printf("# mpi: %d ranks; float sums (gradients; PPO: also rollout scores) sent %.3f MB "
+               "per rank per step and took %.2f s of rank 0's %.1f s\n", dist_size(),
+               dist_bytes_sent() / 1e6 / (double)steps, dist_seconds(), now_seconds() - r->t_start);
     trainer_free(&t);
     return 0;
 }

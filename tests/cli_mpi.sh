@@ -61,7 +61,7 @@ np2_case pretrain "$D/pretrain" "loss grad_norm val_loss"
 np2_case sft "$D/sft" "loss grad_norm test_loss" --checkpoint.init="$D/pretrain/latest.h5"
 np2_case reward "$D/reward" "loss grad_norm accuracy margin test_accuracy" "${SFT[@]}"
 np2_case ppo "$D/ppo" "loss reward value_loss policy_loss entropy eval_reward" "${SFT[@]}"
-grep -q '^# mpi: 2 ranks; gradient sums sent' "$D/ppo.np2.log" || fail "ppo: no mpi summary line"
+grep -q '^# mpi: 2 ranks; float sums (gradients; PPO: also rollout scores) sent' "$D/ppo.np2.log" || fail "ppo: no mpi summary line"
 [ "$(grep -cE '^step +[0-9]+/4 ' "$D/ppo.np2.log")" -eq 4 ] || fail "ppo: progress printed by more than rank 0"
 # dpo and grpo: np=1 here
 DPO=("${SFT[@]}" --dpo.train_file="$D/tasks/pref_train.jsonl" --dpo.test_file="$D/tasks/pref_test.jsonl")
