@@ -31,8 +31,10 @@ static void finalize_at_exit(void) { dist_finalize(); }
 int dist_init(void) {
     if (g_joined || !dist_launched()) return 0;
 #ifdef RLHF_MPI
-    if (MPI_Init(NULL, NULL) != MPI_SUCCESS)
-        return rlhf_fail("MPI_Init failed; hint: start the job with mpirun (see README, "
+    // OpenMP threads run the math; only the main thread calls MPI
+    int provided = 0;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return rlhf_fail("MPI_Init_thread failed; hint: start the job with mpirun (see README, "
                          "Data-parallel training)");
     g_joined = 1;
     atexit(finalize_at_exit);
