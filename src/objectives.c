@@ -93,21 +93,28 @@ double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *m
     DpoStats local = {0};
     double loss = 0.0;
     if (n > 0) {
-        int *xs = (int *)x, *ys = (int *)y;
-        unsigned char *ms = (unsigned char *)mask;
-        double *refs = (double *)ref;
+        const int *xs = x, *ys = y;
+        const unsigned char *ms = mask;
+        const double *refs = ref;
+        int *gx = NULL, *gy = NULL;
+        unsigned char *gm = NULL;
+        double *gref = NULL;
         if (n < B) {  // gathered: the pairs' rows are not consecutive
-            xs = mallocCheck(2 * nT * sizeof(int));
-            ys = mallocCheck(2 * nT * sizeof(int));
-            ms = mallocCheck(2 * nT);
-            refs = mallocCheck((size_t)R * sizeof(double));
+            gx = mallocCheck(2 * nT * sizeof(int));
+            gy = mallocCheck(2 * nT * sizeof(int));
+            gm = mallocCheck(2 * nT);
+            gref = mallocCheck((size_t)R * sizeof(double));
             for (int side = 0; side < 2; side++) {
                 const size_t from = ((size_t)side * B + b0) * T, to = (size_t)side * nT;
-                memcpy(xs + to, x + from, nT * sizeof(int));
-                memcpy(ys + to, y + from, nT * sizeof(int));
-                memcpy(ms + to, mask + from, nT);
-                memcpy(refs + side * n, ref + side * B + b0, (size_t)n * sizeof(double));
+                memcpy(gx + to, x + from, nT * sizeof(int));
+                memcpy(gy + to, y + from, nT * sizeof(int));
+                memcpy(gm + to, mask + from, nT);
+                memcpy(gref + side * n, ref + side * B + b0, (size_t)n * sizeof(double));
             }
+            xs = gx;
+            ys = gy;
+            ms = gm;
+            refs = gref;
         }
         gpt_forward(m, xs, R, T, 1);
         seq_logprobs(logp, m->acts.logits, ys, ms, R, T, V);
@@ -119,12 +126,10 @@ double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *m
         seq_logprobs_backward(m->train->dlogits, m->acts.logits, ys, ms, dlogp, R, T, V);
         gpt_backward(m, m->train->dlogits, NULL);
         loss *= share;
-        if (n < B) {
-            free(xs);
-            free(ys);
-            free(ms);
-            free(refs);
-        }
+        free(gx);
+        free(gy);
+        free(gm);
+        free(gref);
     }
     double sums[8] = {loss, local.loss, local.reward_chosen, local.reward_rejected,
                       local.correct, local.logp_chosen, local.logp_rejected, local.pairs};
