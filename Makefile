@@ -5,6 +5,7 @@
 #   make BUILD=fast      -O3 -march=native (when the compiler accepts it)
 #   make BUILD=asan      address + undefined-behaviour sanitizers
 #   make NO_OMP=1        without OpenMP (single-threaded apart from OpenBLAS)
+#   make NO_MPI=1        without Open MPI (no data-parallel training across processes)
 #   make fuzz            libFuzzer harnesses (fuzz/), clang, each run FUZZ_SECONDS
 
 BUILD ?= default
@@ -14,14 +15,15 @@ PYTHON ?= /usr/bin/python3
 
 # Libraries by pkg-config name; cmocka only for tests. oneDNN (bf16
 # matmuls) ships no .pc file in Debian: linked by name.
-PKGS := openblas hdf5-serial inih libcjson zlib libcrypto libpcre2-8
+PKGS := openblas hdf5-serial inih libcjson zlib libcrypto libpcre2-8 $(if $(NO_MPI),,ompi-c)
 DNNL_LIBS := -ldnnl
 TEST_PKGS := cmocka
 
 # Debian packages the project needs (the deps step installs missing ones;
 # tools/gpt2_files.sh adds nodejs and npm when node or npm is missing).
 DEB_BUILD := build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools \
-             zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev libdnnl-dev libpcre2-dev fortunes
+             zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev libdnnl-dev libpcre2-dev fortunes \
+             libopenmpi-dev openmpi-bin
 DEB_PY := python3-h5py python3-numpy python3-matplotlib jupyter-nbconvert python3-ipykernel
 
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
@@ -42,11 +44,14 @@ PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
 
-CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS_$(BUILD)) $(OMP_FLAGS) -MMD -MP
+MPI_FLAGS := $(if $(NO_MPI),,-DRLHF_MPI)
+
+CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS_$(BUILD)) $(OMP_FLAGS) $(MPI_FLAGS) \
+          -MMD -MP
 LDFLAGS := $(LDFLAGS_$(BUILD)) $(OMP_FLAGS)
 LDLIBS = $(PKG_LIBS) $(DNNL_LIBS) -lm
 
-OUT := build/$(BUILD)$(if $(NO_OMP),-noomp)
+OUT := build/$(BUILD)$(if $(NO_OMP),-noomp)$(if $(NO_MPI),-nompi)
 LIB_SRC := $(wildcard src/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 LIB := $(OUT)/librlhf.a

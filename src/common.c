@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dist.h"
+
 char rlhf_errmsg[1024];
 
 int rlhf_fail(const char *fmt, ...) {
@@ -33,10 +35,11 @@ void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("rlhf: error: ", stderr);
+    if (dist_size() > 1) fprintf(stderr, "rank %d of %d: ", dist_rank(), dist_size());
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    exit(1);
+    dist_exit(1);  // a job's other ranks end with this one
 }
 
 void die_last(void) {

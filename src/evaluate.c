@@ -10,6 +10,7 @@
 #include "chat.h"
 #include "common.h"
 #include "conversation.h"
+#include "dist.h"
 #include "losses.h"
 #include "sampling.h"
 #include "seqs.h"
@@ -36,21 +37,29 @@ double evaluate_lm_loss(GPT *m, const int *tokens, size_t n, int B, long max_win
             o += (size_t)T;
         }
         if (b > 0) {
-            gpt_forward_nograd(m, x, b, T, 1);
-            sum += (double)gpt_lm_loss(m, y, NULL) * b * T;
+            long lo, hi;  // this rank's windows of the pass
+            dist_share(b, &lo, &hi);
+            if (hi > lo) {
+                const size_t off = (size_t)lo * T;
+                gpt_forward_nograd(m, x + off, (int)(hi - lo), T, 1);
+                sum += (double)gpt_lm_loss(m, y + off, NULL) * (double)(hi - lo) * T;
+            }
             predicted += (size_t)b * T;
             continue;
         }
         if (end != LM_PARTIAL) break;
-        const int len = (int)(n - 1 - o);  // a last, shorter window
+        // a last, shorter window: rank 0's
+        const int len = (int)(n - 1 - o);
+        predicted += (size_t)len;
+        windows++;
+        if (!dist_is_root()) break;
         memcpy(x, tokens + o, (size_t)len * sizeof(int));
         memcpy(y, tokens + o + 1, (size_t)len * sizeof(int));
         gpt_forward_nograd(m, x, 1, len, 1);
         sum += (double)gpt_lm_loss(m, y, NULL) * len;
-        predicted += (size_t)len;
-        windows++;
         o += (size_t)len;
     }
+    dist_sum_f64(&sum, 1);
     free(x);
     free(y);
     if (windows_out) *windows_out = windows;
@@ -73,9 +82,14 @@ double evaluate_sft_loss(GPT *m, const SeqSet *s, int B, int pad) {
             w[i] = mask[i];
             count += mask[i];
         }
-        gpt_forward_nograd(m, x, b, Tb, 1);
-        sum += gpt_lm_loss(m, y, w);
+        long lo, hi;  // this rank's rows of the batch
+        dist_share(b, &lo, &hi);
+        if (hi == lo) continue;
+        const size_t off = (size_t)lo * Tb;
+        gpt_forward_nograd(m, x + off, (int)(hi - lo), Tb, 1);
+        sum += gpt_lm_loss(m, y + off, w + off);
     }
+    dist_sum_f64(&sum, 1);
     free(x);
     free(y);
     free(mask);

@@ -25,7 +25,8 @@
 // starts again at offset 0 (the sequential sweep of pretraining's
 // validation), LM_PARTIAL scores what is left as one shorter window (every
 // token but the first predicted once). windows and predicted (may be NULL)
-// receive the counts. NaN when nothing was predicted.
+// receive the counts. NaN when nothing was predicted. Collective under
+// mpirun (dist.h): each rank scores its share of every pass.
 enum { LM_STOP, LM_WRAP, LM_PARTIAL };
 double evaluate_lm_loss(GPT *m, const int *tokens, size_t n, int B, long max_windows, int end,
                         long *windows, size_t *predicted);
@@ -39,7 +40,7 @@ static inline uint64_t eval_seed(int64_t train_seed) { return (uint64_t)train_se
 
 // Teacher-forced loss per loss-carrying token (SFT: response tokens and
 // their end-of-text) over every sequence of s, B right-padded rows at a
-// time.
+// time. Collective under mpirun, as evaluate_lm_loss.
 double evaluate_sft_loss(GPT *m, const SeqSet *s, int B, int pad);
 
 // Generates a greedy answer (up to max_new tokens, stopping at end-of-text)

@@ -4,13 +4,23 @@
 #include <string.h>
 
 #include "common.h"
+#include "dist.h"
 #include "evaluate.h"
 #include "losses.h"
 
 double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, int B, int T) {
-    gpt_forward(m, x, B, T, 1);
-    const float loss = gpt_lm_loss(m, y, w);
-    gpt_backward(m, m->train->dlogits, NULL);
+    // w = NULL weighs by this process's rows: right only when it has them all
+    ASSERT(w || dist_size() == 1);
+    long lo, hi;
+    dist_share(B, &lo, &hi);
+    double loss = 0.0;
+    if (hi > lo) {
+        const size_t off = (size_t)lo * T;
+        gpt_forward(m, x + off, (int)(hi - lo), T, 1);
+        loss = gpt_lm_loss(m, y + off, w ? w + off : NULL);
+        gpt_backward(m, m->train->dlogits, NULL);
+    }
+    dist_sum_f64(&loss, 1);
     return loss;
 }
 
@@ -23,30 +33,117 @@ float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, con
                         const int *rejected, const int *pair_off, int n_groups, float margin,
                         int accum, float *r, float *dr, float *dvalues, float *acc, float *gap) {
     ASSERT(m->config.value_head);
-    gpt_forward(m, x, n, T, 0);
-    values_at(m, last, r);
-    const float loss =
-        bt_group_loss(r, n, chosen, rejected, pair_off, n_groups, margin, dr, acc, gap);
-    // the loss touches only each row's last position
-    memset(dvalues, 0, (size_t)n * T * sizeof(float));
-    for (int i = 0; i < n; i++) dvalues[i * T + last[i]] = dr[i] / accum;
-    gpt_backward(m, NULL, dvalues);
-    return loss;
+    // this process's groups [g0, g1) own the rows [r0, r1) their pairs name
+    // (a group's rows are consecutive, groups in order)
+    long g0, g1;
+    dist_share(n_groups, &g0, &g1);
+    const int p0 = pair_off[g0], p1 = pair_off[g1];
+    int r0 = n, r1 = 0;
+    for (int p = p0; p < p1; p++) {
+        const int lo = chosen[p] < rejected[p] ? chosen[p] : rejected[p];
+        const int hi = chosen[p] > rejected[p] ? chosen[p] : rejected[p];
+        r0 = lo < r0 ? lo : r0;
+        r1 = hi + 1 > r1 ? hi + 1 : r1;
+    }
+    // sums over the groups: loss (by group), right and margin (by pair)
+    double sums[3] = {0.0, 0.0, 0.0};
+    if (g1 > g0) {
+        const int rows = r1 - r0, G = (int)(g1 - g0), P = p1 - p0;
+        int *c = mallocCheck((size_t)P * sizeof(int)), *j = mallocCheck((size_t)P * sizeof(int));
+        int *off = mallocCheck(((size_t)G + 1) * sizeof(int));
+        for (int p = 0; p < P; p++) {
+            c[p] = chosen[p0 + p] - r0;
+            j[p] = rejected[p0 + p] - r0;
+        }
+        for (int g = 0; g <= G; g++) off[g] = pair_off[g0 + g] - p0;
+        gpt_forward(m, x + (size_t)r0 * T, rows, T, 0);
+        values_at(m, last + r0, r);
+        float a_acc, a_gap;
+        const float loss = bt_group_loss(r, rows, c, j, off, G, margin, dr, &a_acc, &a_gap);
+        // bt_group_loss is the mean over these G groups; the batch's is over n_groups
+        const float share = (float)G / (float)n_groups;
+        // the loss touches only each row's last position
+        memset(dvalues, 0, (size_t)rows * T * sizeof(float));
+        for (int i = 0; i < rows; i++) dvalues[i * T + last[r0 + i]] = dr[i] * share / accum;
+        gpt_backward(m, NULL, dvalues);
+        sums[0] = (double)loss * G;
+        sums[1] = (double)a_acc * P;
+        sums[2] = (double)a_gap * P;
+        free(c);
+        free(j);
+        free(off);
+    }
+    dist_sum_f64(sums, 3);
+    const double pairs = pair_off[n_groups];
+    if (acc) *acc = (float)(sums[1] / pairs);
+    if (gap) *gap = (float)(sums[2] / pairs);
+    return (float)(sums[0] / n_groups);
 }
 
 double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *mask, int B,
                       int T, const double *ref, const DpoParams *p, int accum, double *logp,
                       double *dlogp, DpoStats *st) {
     ASSERT(!m->config.value_head);
-    const int R = 2 * B, V = m->config.vocab_size;
-    gpt_forward(m, x, R, T, 1);
-    seq_logprobs(logp, m->acts.logits, y, mask, R, T, V);
-    const double loss = dpo_loss(logp, logp + B, ref, ref + B, B, p, dlogp, dlogp + B, NULL, NULL,
-                                 st);
-    for (int r = 0; r < R; r++) dlogp[r] /= accum;
-    seq_logprobs_backward(m->train->dlogits, m->acts.logits, y, mask, dlogp, R, T, V);
-    gpt_backward(m, m->train->dlogits, NULL);
-    return loss;
+    const int V = m->config.vocab_size;
+    // this process's pairs [b0, b1): their chosen rows, then their rejected
+    long b0, b1;
+    dist_share(B, &b0, &b1);
+    const int n = (int)(b1 - b0), R = 2 * n;
+    const size_t nT = (size_t)n * T;
+    DpoStats local = {0};
+    double loss = 0.0;
+    if (n > 0) {
+        const int *xs = x, *ys = y;
+        const unsigned char *ms = mask;
+        const double *refs = ref;
+        int *gx = NULL, *gy = NULL;
+        unsigned char *gm = NULL;
+        double *gref = NULL;
+        if (n < B) {  // gathered: the pairs' rows are not consecutive
+            gx = mallocCheck(2 * nT * sizeof(int));
+            gy = mallocCheck(2 * nT * sizeof(int));
+            gm = mallocCheck(2 * nT);
+            gref = mallocCheck((size_t)R * sizeof(double));
+            for (int side = 0; side < 2; side++) {
+                const size_t from = ((size_t)side * B + b0) * T, to = (size_t)side * nT;
+                memcpy(gx + to, x + from, nT * sizeof(int));
+                memcpy(gy + to, y + from, nT * sizeof(int));
+                memcpy(gm + to, mask + from, nT);
+                memcpy(gref + side * n, ref + side * B + b0, (size_t)n * sizeof(double));
+            }
+            xs = gx;
+            ys = gy;
+            ms = gm;
+            refs = gref;
+        }
+        gpt_forward(m, xs, R, T, 1);
+        seq_logprobs(logp, m->acts.logits, ys, ms, R, T, V);
+        loss = dpo_loss(logp, logp + n, refs, refs + n, n, p, dlogp, dlogp + n, NULL, NULL,
+                        &local);
+        // dpo_loss is the mean over these n pairs; the batch's is over B
+        const double share = (double)n / B;
+        for (int r = 0; r < R; r++) dlogp[r] = dlogp[r] * share / accum;
+        seq_logprobs_backward(m->train->dlogits, m->acts.logits, ys, ms, dlogp, R, T, V);
+        gpt_backward(m, m->train->dlogits, NULL);
+        loss *= share;
+        free(gx);
+        free(gy);
+        free(gm);
+        free(gref);
+    }
+    double sums[8] = {loss, local.loss, local.reward_chosen, local.reward_rejected,
+                      local.correct, local.logp_chosen, local.logp_rejected, local.pairs};
+    dist_sum_f64(sums, 8);
+    if (st) {
+        st->loss += sums[1];
+        st->reward_chosen += sums[2];
+        st->reward_rejected += sums[3];
+        st->correct += sums[4];
+        st->logp_chosen += sums[5];
+        st->logp_rejected += sums[6];
+        st->pairs += sums[7];
+    }
+    return sums[0];
 }
 
 DpoParams dpo_params_from_config(const Config *cfg) {

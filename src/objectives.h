@@ -4,6 +4,11 @@
 // and DPO on the response log-probabilities of preference pairs (dpo).
 // Each accumulates (+=) the model's gradients and returns its loss; the
 // trainer zeroes, clips and updates. PPO's objective lives in ppo.h.
+// Data-parallel (dist.h): these are collective. Every rank passes the whole
+// batch; each computes the gradient of its share of the rows (pairs,
+// groups), weighted as a part of the whole batch, and the returned loss and
+// statistics are the whole batch's (summed over ranks in rank order). The
+// trainer sums the gradients. One process: exactly the plain computation.
 #ifndef RLHF_OBJECTIVES_H
 #define RLHF_OBJECTIVES_H
 
@@ -12,7 +17,8 @@
 #include "losses.h"
 
 // Weighted next-token cross-entropy of inputs x (B,T) against targets y
-// (B,T): returns sum_t w[t] * loss_t and adds its gradient.
+// (B,T): returns sum_t w[t] * loss_t and adds its gradient. w = NULL (the
+// mean over the batch) only in a single process.
 double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, int B, int T);
 
 // Loss weights of one SFT micro-batch: w[i] = share * mask[i] / n_loss,
@@ -24,7 +30,9 @@ void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss,
 // Bradley-Terry on comparisons grouped by prompt (bt_group_loss) over the
 // n rows of x (n,T): last[r] is row r's last token, where its reward is
 // read; pair p ranks row chosen[p] above row rejected[p]; group g owns
-// pairs pair_off[g] .. pair_off[g+1]). Adds the gradient of loss / accum
+// pairs pair_off[g] .. pair_off[g+1]; a group's rows are consecutive, the
+// groups' in group order, as seqs_from_groups lays them out: ranks split
+// the groups). Adds the gradient of loss / accum
 // (one of accum micro-batches) and returns the loss of these groups; acc
 // and gap receive the share of pairs ranked right and the mean reward
 // margin. Scratch: r and dr (n), dvalues (n,T).
@@ -38,8 +46,9 @@ float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, con
 // end-of-text, never the prompt. ref (2B) holds the frozen reference's
 // log-probabilities of the same rows. Adds the gradient of loss / accum
 // (one of accum micro-batches) and returns the mean loss of these pairs;
-// logp (2B) receives the policy's log-probabilities, dlogp (2B) is
-// scratch; the pairs are added to st. The model has no value head.
+// logp and dlogp (2B) are scratch (the policy's log-probabilities of this
+// rank's rows and their gradients); the pairs are added to st (may be
+// NULL). The model has no value head.
 double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *mask, int B,
                       int T, const double *ref, const DpoParams *p, int accum, double *logp,
                       double *dlogp, DpoStats *st);

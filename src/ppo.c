@@ -7,6 +7,7 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "dist.h"
 #include "gpt.h"
 
 void rollout_build(Rollout *ro, int P, int T, int eot, int pad) {
@@ -52,9 +53,20 @@ void ppo_generate(Rollout *ro, GPT *policy, KVCache *kv, Sampler *s,
                   Rng *rng) {
     ASSERT(P <= ro->P);
     const int L = ro->L, max_new = pp->max_new;
-    int *out = mallocCheck((size_t)P * max_new * sizeof(int));
-    generate(policy, kv, s, prompts, plens, P, max_new, ro->eot, &pp->sampling, rng, out,
-             ro->rlen);
+    // row b samples from a stream of its own, seeded from one draw of rng:
+    // its response does not depend on which process samples it
+    Rng *rngs = mallocCheck((size_t)P * sizeof(Rng));
+    rng_split(rng, rngs, P);
+    long lo, hi;
+    dist_share(P, &lo, &hi);
+    int *out = callocCheck((size_t)P * max_new, sizeof(int));
+    memset(ro->rlen, 0, (size_t)P * sizeof(int));
+    if (hi > lo)
+        generate_rows(policy, kv, s, prompts + lo, plens + lo, (int)(hi - lo), max_new, ro->eot,
+                      &pp->sampling, rngs + lo, out + (size_t)lo * max_new, ro->rlen + lo);
+    // other ranks' rows are 0 here: the sums hold every row
+    dist_sum_i32(out, (size_t)P * max_new);
+    dist_sum_i32(ro->rlen, (size_t)P);
     for (int b = 0; b < P; b++) {
         int *row = row_tokens(ro, b);
         const int q = plens[b], r = ro->rlen[b];
@@ -69,6 +81,7 @@ void ppo_generate(Rollout *ro, GPT *policy, KVCache *kv, Sampler *s,
     }
     ro->n = P;
     free(out);
+    free(rngs);
 }
 
 // Positions a row needs: its last target is token qlen+rlen-1.
@@ -122,14 +135,17 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
     memset(ro->logp, 0, PL * sizeof(float));
     memset(ro->ref_logp, 0, PL * sizeof(float));
     memset(ro->values, 0, PL * sizeof(float));
-    if (!rm)
-        for (int b = 0; b < ro->n; b++) {
-            ro->score_raw[b] = 0.0f;
-            ro->score[b] = ro->ended[b] ? 0.0f : pp->no_eot_penalty;
-        }
+    for (int b = 0; b < ro->n; b++) {
+        ro->score_raw[b] = 0.0f;
+        ro->score[b] = rm || ro->ended[b] ? 0.0f : pp->no_eot_penalty;
+    }
     for (int i0 = 0; i0 < ro->n; i0 += mb) {
-        const long *rows = order + i0;
-        int n = ro->n - i0 < mb ? ro->n - i0 : mb;
+        // this rank's share of the minibatch (as ppo_minibatch_grads takes it)
+        long lo, hi;
+        dist_share(ro->n - i0 < mb ? ro->n - i0 : mb, &lo, &hi);
+        const long *rows = order + i0 + lo;
+        const int n = (int)(hi - lo);
+        if (n == 0) continue;
         int Lm = gather_rows(ro, rows, n, 0);
         minibatch_logp(ro, policy, n, Lm, pp, ro->mb_out);
         scatter_f(ro, ro->logp, ro->mb_out, rows, n, Lm);
@@ -157,6 +173,15 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
         }
     }
     free(last);
+    // each row was scored by one rank, the others hold 0 there: the sums
+    // are the rows (exact in any order)
+    dist_sum_f32(ro->logp, PL);
+    if (ref) dist_sum_f32(ro->ref_logp, PL);
+    if (critic) dist_sum_f32(ro->values, PL);
+    if (rm) {
+        dist_sum_f32(ro->score_raw, (size_t)ro->n);
+        dist_sum_f32(ro->score, (size_t)ro->n);
+    }
 }
 
 int ppo_task_rewards(Rollout *ro, const int *grades, const PPOParams *pp) {
@@ -218,42 +243,62 @@ void ppo_advantages(Rollout *ro, const PPOParams *pp, float kl_coef) {
     else if (pp->whiten) whiten(ro->advantages, ro->mask, (long)ro->n * L, 1);
 }
 
-int ppo_minibatch_grads(Rollout *ro, const long *rows, int n, const PPOParams *pp, GPT *policy,
-                        GPT *critic, PPOStats *stats) {
-    const int Lm = gather_rows(ro, rows, n, 0);
-    const int N = n * Lm;
+int ppo_minibatch_grads(Rollout *ro, const long *rows_all, int n_all, const PPOParams *pp,
+                        GPT *policy, GPT *critic, PPOStats *stats) {
+    // the minibatch's response tokens (every rank holds every row)
     double tokens = 0.0;
-    for (int i = 0; i < N; i++) tokens += ro->mb_mask[i];
+    for (int i = 0; i < n_all; i++) {
+        const unsigned char *m = ro->mask + (size_t)rows_all[i] * ro->L;
+        for (int t = 0; t < ro->L; t++) tokens += m[t];
+    }
     if (tokens == 0.0) return 0;
-    gather_f(ro, ro->mb_old, ro->logp, rows, n, Lm);
-    gather_f(ro, ro->mb_target, ro->advantages, rows, n, Lm);
-    const float *ref_logp = NULL, *norms = NULL;
-    if (pp->kl_loss_coef != 0.0f) {
-        gather_f(ro, ro->mb_ref, ro->ref_logp, rows, n, Lm);
-        ref_logp = ro->mb_ref;
-    }
-    if (pp->seq_norm) {  // every token by (its row's tokens) * (rows)
-        for (int i = 0; i < n; i++) {
-            int row_tokens = 0;
-            for (int t = 0; t < Lm; t++) row_tokens += ro->mb_mask[i * Lm + t];
-            for (int t = 0; t < Lm; t++) ro->mb_norm[i * Lm + t] = (float)row_tokens * (float)n;
+    // this rank's share of the rows, normalised as a part of the minibatch
+    long lo, hi;
+    dist_share(n_all, &lo, &hi);
+    const long *rows = rows_all + lo;
+    const int n = (int)(hi - lo);
+    PPOStats local;
+    memset(&local, 0, sizeof local);
+    if (n > 0) {
+        const int Lm = gather_rows(ro, rows, n, 0);
+        const int N = n * Lm;
+        gather_f(ro, ro->mb_old, ro->logp, rows, n, Lm);
+        gather_f(ro, ro->mb_target, ro->advantages, rows, n, Lm);
+        const float *ref_logp = NULL, *norms = NULL;
+        if (pp->kl_loss_coef != 0.0f) {
+            gather_f(ro, ro->mb_ref, ro->ref_logp, rows, n, Lm);
+            ref_logp = ro->mb_ref;
         }
-        norms = ro->mb_norm;
+        if (pp->seq_norm) {  // every token by (its row's tokens) * (rows)
+            for (int i = 0; i < n; i++) {
+                int row_tokens = 0;
+                for (int t = 0; t < Lm; t++) row_tokens += ro->mb_mask[i * Lm + t];
+                for (int t = 0; t < Lm; t++)
+                    ro->mb_norm[i * Lm + t] = (float)row_tokens * (float)n_all;
+            }
+            norms = ro->mb_norm;
+        }
+        gpt_forward(policy, ro->mb_inputs, n, Lm, 1);
+        ppo_policy_loss_kl(policy->train->dlogits, policy->acts.logits, ro->mb_actions,
+                           ro->mb_old, ro->mb_target, ref_logp, ro->mb_mask, N,
+                           policy->config.vocab_size, logprob_temperature(pp), pp->cliprange,
+                           pp->ent_coef, pp->kl_loss_coef, norms, tokens, &local);
+        gpt_backward(policy, policy->train->dlogits, NULL);
+        if (critic) {
+            gather_f(ro, ro->mb_old, ro->values, rows, n, Lm);
+            gather_f(ro, ro->mb_target, ro->returns, rows, n, Lm);
+            gpt_forward(critic, ro->mb_inputs, n, Lm, 0);
+            ppo_value_loss(ro->mb_grad, critic->acts.values, ro->mb_old, ro->mb_target,
+                           ro->mb_mask, N, pp->cliprange_value, pp->vf_coef, tokens, &local);
+            gpt_backward(critic, NULL, ro->mb_grad);
+        }
     }
-    gpt_forward(policy, ro->mb_inputs, n, Lm, 1);
-    ppo_policy_loss_kl(policy->train->dlogits, policy->acts.logits, ro->mb_actions, ro->mb_old,
-                       ro->mb_target, ref_logp, ro->mb_mask, N, policy->config.vocab_size,
-                       logprob_temperature(pp), pp->cliprange, pp->ent_coef, pp->kl_loss_coef,
-                       norms, tokens, stats);
-    gpt_backward(policy, policy->train->dlogits, NULL);
-    if (critic) {
-        gather_f(ro, ro->mb_old, ro->values, rows, n, Lm);
-        gather_f(ro, ro->mb_target, ro->returns, rows, n, Lm);
-        gpt_forward(critic, ro->mb_inputs, n, Lm, 0);
-        ppo_value_loss(ro->mb_grad, critic->acts.values, ro->mb_old, ro->mb_target, ro->mb_mask,
-                       N, pp->cliprange_value, pp->vf_coef, tokens, stats);
-        gpt_backward(critic, NULL, ro->mb_grad);
-    }
+    // the minibatch's statistics: every rank's, summed in rank order
+    _Static_assert(sizeof(PPOStats) % sizeof(double) == 0, "PPOStats holds doubles only");
+    double *sums = (double *)&local, *acc = (double *)stats;
+    const size_t k = sizeof(PPOStats) / sizeof(double);
+    dist_sum_f64(sums, k);
+    for (size_t i = 0; i < k; i++) acc[i] += sums[i];
     return 1;
 }
 

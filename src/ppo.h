@@ -77,7 +77,10 @@ void rollout_free(Rollout *ro);
 // Samples a response for each of P <= ro->P prompts (prompts[b], plens[b]
 // tokens, plens[b] + max_new <= T, so that the reward model can read every
 // token of the longest row) and fills tokens, qlen, rlen, ended,
-// mask; sets ro->n = P. The functions below work on those n rows.
+// mask; sets ro->n = P. The functions below work on those n rows. Row b
+// samples from its own stream, seeded from one draw of rng (one draw per
+// call), so that ranks can sample shares of the rows: each rank samples
+// its share (dist_share) and every rank ends with every row.
 void ppo_generate(Rollout *ro, GPT *policy, KVCache *kv, Sampler *s,
                   const int *const *prompts, const int *plens, int P, const PPOParams *pp,
                   Rng *rng);
@@ -88,7 +91,9 @@ void ppo_generate(Rollout *ro, GPT *policy, KVCache *kv, Sampler *s,
 // first PPO epoch uses, so a policy equal to its rollout self gives
 // ratios of exactly 1. ref, critic and rm may be NULL (ref_logp and
 // values stay 0; score_raw 0 and score just the no-end penalty). No model
-// keeps activations for a backward pass (gpt_forward_nograd).
+// keeps activations for a backward pass (gpt_forward_nograd). Each rank
+// scores its share of every minibatch (the share ppo_minibatch_grads
+// takes); every rank ends with every row's results.
 void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const PPOParams *pp,
                const long *order, int mb);
 
@@ -114,7 +119,9 @@ void ppo_advantages(Rollout *ro, const PPOParams *pp, float kl_coef);
 // pp->seq_norm, every token divided by (its row's tokens) * n, else by the
 // minibatch's token count. Adds to stats. Returns 0 (nothing accumulated)
 // when the rows hold no response token. Both models need a training state
-// (gpt_train_build).
+// (gpt_train_build). Each rank computes its share of the rows (dist_share of
+// n), normalised by the whole minibatch; stats receive the whole
+// minibatch's sums.
 int ppo_minibatch_grads(Rollout *ro, const long *rows, int n, const PPOParams *pp, GPT *policy,
                         GPT *critic, PPOStats *stats);
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "dist.h"
 #include "objectives.h"
 #include "run.h"
 
@@ -79,8 +80,12 @@ double ptx_accumulate(Ptx *p, GPT *m, float w_token) {
     dataloader_next(&p->dl, p->x, p->y);
     for (int i = 0; i < N; i++) p->w[i] = w_token;
     lm_accumulate(m, p->x, p->y, p->w, B, T);
-    double sum = 0.0;  // the per-token losses gpt_lm_loss left behind
-    for (int i = 0; i < N; i++) sum += m->acts.losses[i];
+    // the per-token losses gpt_lm_loss left behind, of this rank's windows
+    long lo, hi;
+    dist_share(B, &lo, &hi);
+    double sum = 0.0;
+    for (long i = 0; i < (hi - lo) * T; i++) sum += m->acts.losses[i];
+    dist_sum_f64(&sum, 1);
     return sum / N;
 }
 

@@ -66,3 +66,9 @@ void rng_shuffle_long(Rng *rng, long *a, long n) {
         a[j] = t;
     }
 }
+
+void rng_split(Rng *rng, Rng *out, int n) {
+    const uint64_t base = rng_u64(rng);
+    // rng_init's splitmix64 scrambles the seeds (golden-ratio steps apart)
+    for (int i = 0; i < n; i++) rng_init(&out[i], base + 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1));
+}

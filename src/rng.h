@@ -21,5 +21,8 @@ float rng_normal(Rng *rng);
 // Fisher-Yates shuffle of an int array.
 void rng_shuffle(Rng *rng, int *a, int n);
 void rng_shuffle_long(Rng *rng, long *a, long n);
+// n independent streams out[0..n) seeded from one draw of rng (stream i
+// from that draw and i), e.g. one per row of a batch.
+void rng_split(Rng *rng, Rng *out, int n);
 
 #endif

@@ -23,6 +23,7 @@
 #include "bf16.h"
 #include "common.h"
 #include "cpu.h"
+#include "dist.h"
 #include "options.h"
 
 // Cores busy with other work right now: /proc/stat sampled 0.2 s apart
@@ -234,13 +235,14 @@ int run_lock(Run *r) {
 
 int run_begin(Run *r, int64_t start_step) {
     const char *dir = r->cfg.checkpoint.dir;
-    if (mkdir_p(dir) != 0) return -1;
     r->start_step = start_step;
     metrics_truncate_after(&r->metrics, (double)start_step);
+    r->t_start = now_seconds();
+    if (!dist_is_root()) return 0;  // rank 0 alone writes the run directory
+    if (mkdir_p(dir) != 0) return -1;
     char *csv = join_path(dir, "metrics.csv");
     int rc = metrics_open_csv(&r->metrics, csv);
     free(csv);
-    r->t_start = now_seconds();
     return rc;
 }
 
@@ -406,6 +408,7 @@ static int progress_shown;  // a progress line is on screen (tty only)
 
 void run_progress(Run *r, int64_t step, int64_t max_steps, double loss, double lr,
                   double tokens_per_s, const char *extra) {
+    if (!dist_is_root()) return;  // one job, one progress line
     double elapsed = now_seconds() - r->t_start;
     int64_t done = step + 1 - r->start_step;
     double eta = done > 0 ? elapsed / done * (double)(max_steps - step - 1) : -1;
@@ -425,6 +428,7 @@ void run_progress(Run *r, int64_t step, int64_t max_steps, double loss, double l
 }
 
 void run_print(Run *r, const char *fmt, ...) {
+    if (!dist_is_root()) return;
     if (r->tty && progress_shown) fputs("\r\033[K", stderr);
     progress_shown = 0;
     va_list ap;
@@ -575,6 +579,15 @@ Ckpt *run_open_resume(Run *r, CkptMeta *meta, char **path) {
             printf("# note: saved with %lld threads, resuming with %d: results will not be "
                    "bit-identical to an uninterrupted run\n", (long long)threads, now);
     }
+    int64_t world = 1;  // a checkpoint without /state/world_size: one process
+    if (ckpt_has_state(ck, "world_size") && ckpt_read_i64(ck, "world_size", &world, 1) != 0) {
+        ckpt_close(ck);
+        return NULL;
+    }
+    if (world != dist_size())
+        printf("# note: saved by %lld process(es), resuming with %d: the same batches, summed "
+               "in another order (not bit-identical to an uninterrupted run)\n",
+               (long long)world, dist_size());
     return ck;
 }
 

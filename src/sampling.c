@@ -97,9 +97,10 @@ int sample_token(Sampler *s, const float *logits, const SamplerParams *sp, Rng *
     return 0;
 }
 
-void generate(GPT *m, KVCache *kv, Sampler *s, const int *const *prompts, const int *lens,
-              int B, int max_new, int eot, const SamplerParams *sp, Rng *rng, int *out,
-              int *out_len) {
+// generate and generate_rows: row b draws from rng[per_row ? b : 0].
+static void generate_impl(GPT *m, KVCache *kv, Sampler *s, const int *const *prompts,
+                          const int *lens, int B, int max_new, int eot, const SamplerParams *sp,
+                          Rng *rng, int per_row, int *out, int *out_len) {
     int max_len = 0;
     for (int b = 0; b < B; b++) {
         ASSERT(lens[b] >= 1);
@@ -125,7 +126,7 @@ void generate(GPT *m, KVCache *kv, Sampler *s, const int *const *prompts, const 
         gpt_decode_step(m, kv, feed, pos);
         for (int b = 0; b < B; b++) {
             if (done[b] || pos < lens[b] - 1) continue;
-            int tok = sample_token(s, kv->logits + (size_t)b * V, sp, rng);
+            int tok = sample_token(s, kv->logits + (size_t)b * V, sp, per_row ? rng + b : rng);
             out[b * max_new + out_len[b]++] = tok;
             if ((eot >= 0 && tok == eot) || out_len[b] == max_new) {
                 done[b] = 1;
@@ -135,4 +136,16 @@ void generate(GPT *m, KVCache *kv, Sampler *s, const int *const *prompts, const 
     }
     free(feed);
     free(done);
+}
+
+void generate(GPT *m, KVCache *kv, Sampler *s, const int *const *prompts, const int *lens,
+              int B, int max_new, int eot, const SamplerParams *sp, Rng *rng, int *out,
+              int *out_len) {
+    generate_impl(m, kv, s, prompts, lens, B, max_new, eot, sp, rng, 0, out, out_len);
+}
+
+void generate_rows(GPT *m, KVCache *kv, Sampler *s, const int *const *prompts, const int *lens,
+                   int B, int max_new, int eot, const SamplerParams *sp, Rng *rngs, int *out,
+                   int *out_len) {
+    generate_impl(m, kv, s, prompts, lens, B, max_new, eot, sp, rngs, 1, out, out_len);
 }

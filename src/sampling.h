@@ -56,4 +56,11 @@ void generate(GPT *m, KVCache *kv, Sampler *s, const int *const *prompts, const 
               int B, int max_new, int eot, const SamplerParams *sp, Rng *rng, int *out,
               int *out_len);
 
+// generate with one stream per row: rngs[b] (B of them) draws row b's
+// tokens, so that a row's response does not depend on the other rows of
+// the batch (nor on how a batch is split across processes).
+void generate_rows(GPT *m, KVCache *kv, Sampler *s, const int *const *prompts, const int *lens,
+                   int B, int max_new, int eot, const SamplerParams *sp, Rng *rngs, int *out,
+                   int *out_len);
+
 #endif

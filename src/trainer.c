@@ -11,6 +11,7 @@
 #endif
 
 #include "common.h"
+#include "dist.h"
 
 // The threads a run used, stored so that a resume can say when it differs.
 static int64_t thread_count(void) {
@@ -150,7 +151,7 @@ static int save(Trainer *t, int64_t step, int last) {
     Run *r = &t->run;
     Ckpt *ck = run_ckpt_begin(r, step);
     if (!ck) return -1;
-    const int64_t threads = thread_count();
+    const int64_t threads = thread_count(), world = dist_size();
     int rc = 0;
     for (int i = 0; rc == 0 && i < t->n_trained; i++) {
         const TrainedModel *tm = &t->trained[i];
@@ -159,7 +160,8 @@ static int save(Trainer *t, int64_t step, int last) {
     }
     if (rc == 0)
         rc = ckpt_write_tokenizer(ck, &t->tok) || ckpt_write_data_state(ck, &t->data) ||
-             ckpt_write_i64(ck, "threads", &threads, 1) ? -1 : 0;
+             ckpt_write_i64(ck, "threads", &threads, 1) ||
+             ckpt_write_i64(ck, "world_size", &world, 1) ? -1 : 0;
     if (rc == 0 && t->stage->save) rc = t->stage->save(t, t->ctx, ck, last);
     if (rc != 0) {
         ckpt_abort(ck);
@@ -179,6 +181,9 @@ float trainer_update(Trainer *t) {
     float first = 0.0f;
     for (int i = 0; i < t->n_trained; i++) {
         GPT *m = &t->trained[i].model;
+        // every rank holds the gradient of its share of the batch: the sum,
+        // the same bits everywhere, makes every rank's update the same
+        dist_sum_f32(m->train->grads_memory, m->num_params);
         float norm = grad_clip(m, max_norm);
         if (i == 0) first = norm;
         adamw_step(&t->trained[i].opt, m, trainer_model_lr(t, i));
@@ -215,7 +220,8 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
     ASSERT(t.n_trained >= 1 && t.n_trained <= most && most <= TRAINER_MAX_MODELS);
     for (int i = 0; i < t.n_trained; i++) t.trained[i].prefix = stage->prefix[i] ? stage->prefix[i] : "";
 
-    if (run_lock(r) != 0) die_last();
+    // rank 0 alone owns the run directory (lock, checkpoints, metrics.csv)
+    if (dist_is_root() && run_lock(r) != 0) die_last();
     Ckpt *resume = NULL;
     if ((r->resume ? start_resumed(&t, &resume) : start_fresh(&t)) != 0) die_last();
     if (t.step > cfg->train.max_steps) {
@@ -261,7 +267,7 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
             run_progress(r, t.step, max_steps, res.loss, t.lr, res.tokens / res.seconds,
                          res.extra[0] ? res.extra : NULL);
         }
-        if (plan.save) {
+        if (plan.save && dist_is_root()) {
             if (save(&t, t.step + 1, plan.last) != 0) {
                 // metrics.csv goes back to latest.h5's rows (it must not run ahead)
                 char why[sizeof rlhf_errmsg];
@@ -275,6 +281,11 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
     }
     run_print(r, "done: %lld steps, %.1f s; checkpoints in %s", (long long)max_steps,
               now_seconds() - r->t_start, cfg->checkpoint.dir);
+    const int64_t steps = max_steps - r->start_step;
+    if (dist_size() > 1 && steps > 0)
+        printf("# mpi: %d ranks; float sums (gradients; PPO: also rollout scores) sent %.3f MB "
+               "per rank per step and took %.2f s of rank 0's %.1f s\n", dist_size(),
+               dist_bytes_sent() / 1e6 / (double)steps, dist_seconds(), now_seconds() - r->t_start);
     trainer_free(&t);
     return 0;
 }

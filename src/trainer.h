@@ -6,6 +6,13 @@
 // rate schedule, gradient clipping, the update), the evaluation, logging and
 // checkpoint cadence, metrics, and exact resume. A driver in train/ fills a
 // Stage and calls trainer_main; it holds no math and no plumbing.
+//
+// Data-parallel under mpirun (dist.h): every rank runs the same loop on the
+// same batches (same data cursor and RNG streams); the objectives compute
+// each rank's share of every batch and return the whole batch's losses,
+// trainer_update sums the gradients, so every rank applies the same
+// update. Rank 0 alone locks and writes the run directory (checkpoints,
+// metrics.csv) and prints; every rank reads the same checkpoint on resume.
 #ifndef RLHF_TRAINER_H
 #define RLHF_TRAINER_H
 
@@ -96,7 +103,8 @@ struct Stage {
 // on bad input.
 int trainer_main(const Stage *stage, void *ctx, int argc, char **argv);
 
-// Clips the gradients of every trained model to optim.grad_clip and applies
+// Sums the gradients of every trained model across ranks (dist_sum_f32),
+// clips them to optim.grad_clip and applies
 // one AdamW update at the model's learning rate for t->lr, then zeroes the
 // gradients for the next step. Returns the first model's norm before
 // clipping. The one place where gradients become updates.

@@ -144,15 +144,17 @@ static void test_generate_layout_and_masks(void **state) {
     rollout_generate(&ro, &M, &p, &pp, 803);
     assert_int_equal(ro.n, NP);
 
-    // the same draws from generate() itself
+    // the same draws from generate_rows itself, a stream per row
     KVCache kv;
     kvcache_build(&kv, &M.policy.config, NP, MT);
     Sampler s;
     sampler_build(&s, MV);
-    Rng rng;
+    Rng rng, rows[NP];
     rng_init(&rng, 803);
+    rng_split(&rng, rows, NP);
     int out[NP * MAX_NEW], out_len[NP];
-    generate(&M.policy, &kv, &s, p.rows, p.lens, NP, MAX_NEW, EOT, &pp.sampling, &rng, out, out_len);
+    generate_rows(&M.policy, &kv, &s, p.rows, p.lens, NP, MAX_NEW, EOT, &pp.sampling, rows, out,
+                  out_len);
 
     int n_ended = 0, n_open = 0;
     for (int b = 0; b < NP; b++) {

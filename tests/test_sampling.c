@@ -369,6 +369,44 @@ static void test_generate_lockstep_equals_alone(void **state) {
     gpt_free(&m);
 }
 
+// generate_rows with one stream per row (rng_split): sampled rows come out
+// the same whether the batch is generated whole or as two halves (as ranks
+// of a data-parallel job generate it), and two rows with the same prompt
+// draw different tokens.
+static void test_generate_rows_split(void **state) {
+    (void)state;
+    GPT m;
+    tiny_model(&m, 731);
+    enum { B = 4, MAXN = 10 };
+    const int p0[2] = {1, 2}, p1[3] = {3, 4, 5}, p2[1] = {7};
+    const int *prompts[B] = {p0, p1, p2, p1};
+    const int lens[B] = {2, 3, 1, 3};
+    KVCache kv;
+    kvcache_build(&kv, &m.config, B, GT);
+    Sampler s;
+    sampler_build(&s, GV);
+    SamplerParams sp = {1.0f, 0, 1.0f};
+    Rng rng, rows[B], halves[B];
+    rng_init(&rng, 5);
+    rng_split(&rng, rows, B);
+    memcpy(halves, rows, sizeof rows);
+    int whole[B * MAXN], whole_len[B], part[B * MAXN], part_len[B];
+    generate_rows(&m, &kv, &s, prompts, lens, B, MAXN, -1, &sp, rows, whole, whole_len);
+    generate_rows(&m, &kv, &s, prompts, lens, 2, MAXN, -1, &sp, halves, part, part_len);
+    generate_rows(&m, &kv, &s, prompts + 2, lens + 2, 2, MAXN, -1, &sp, halves + 2,
+                  part + 2 * MAXN, part_len + 2);
+    for (int b = 0; b < B; b++) {
+        assert_int_equal(whole_len[b], part_len[b]);
+        for (int j = 0; j < MAXN; j++) assert_int_equal(whole[b * MAXN + j], part[b * MAXN + j]);
+    }
+    int same = 1;
+    for (int j = 0; j < MAXN; j++) same &= whole[1 * MAXN + j] == whole[3 * MAXN + j];
+    assert_false(same);
+    sampler_free(&s);
+    kvcache_free(&kv);
+    gpt_free(&m);
+}
+
 // Sampled generation (temperature 1, top-p 0.9): the same seed gives the
 // same tokens and lengths; another seed gives other tokens.
 static void test_generate_seeded(void **state) {
@@ -410,6 +448,7 @@ int main(void) {
         cmocka_unit_test(test_generate_stops_at_eot),
         cmocka_unit_test(test_generate_lockstep_equals_alone),
         cmocka_unit_test(test_generate_seeded),
+        cmocka_unit_test(test_generate_rows_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "cpu.h"
 #include "commands.h"
+#include "dist.h"
 #include "options.h"
 
 #define RLHF_VERSION "1.0"
@@ -19,25 +20,26 @@ typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *usage;
+    int parallel;  // trains data-parallel under mpirun (the trainer's commands)
 } Command;
 
 static const Command commands[] = {
-    {"prepare", cmd_prepare, "CONFIG         corpus -> tokenizer + token shards"},
-    {"pretrain", cmd_pretrain, "CONFIG        next-token pretraining (--resume to continue)"},
-    {"sft", cmd_sft, "CONFIG             supervised fine-tuning from a checkpoint"},
-    {"reward", cmd_reward, "CONFIG          reward model from an SFT checkpoint + preference pairs"},
-    {"ppo", cmd_ppo, "CONFIG             PPO with policy, reference, critic and reward model"},
-    {"rank", cmd_rank, "CKPT CONFIG     sample k answers per prompt, rank them -> grouped comparisons"},
-    {"dpo", cmd_dpo, "CONFIG             DPO / IPO / cDPO from an SFT checkpoint + preference pairs"},
-    {"sample", cmd_sample, "CKPT [opts]     generate text (--prompt --temperature --top_k --top_p ...)"},
-    {"chat", cmd_chat, "CKPT [opts]     interactive chat (--temperature --top_k --top_p --seed ...)"},
-    {"eval", cmd_eval, "CKPT CONFIG     loss / perplexity, task accuracy, RM accuracy, reward, KL"},
-    {"tokenize", cmd_tokenize, "CKPT|--tokenizer gpt2 [FILE]  text -> token ids (--decode: ids -> text)"},
-    {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics"},
-    {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)"},
-    {"env", cmd_env, "                CPU features, BLAS kernels and matmul backend in use"},
+    {"prepare", cmd_prepare, "CONFIG         corpus -> tokenizer + token shards", 0},
+    {"pretrain", cmd_pretrain, "CONFIG        next-token pretraining (--resume to continue)", 1},
+    {"sft", cmd_sft, "CONFIG             supervised fine-tuning from a checkpoint", 1},
+    {"reward", cmd_reward, "CONFIG          reward model from an SFT checkpoint + preference pairs", 1},
+    {"ppo", cmd_ppo, "CONFIG             PPO with policy, reference, critic and reward model", 1},
+    {"rank", cmd_rank, "CKPT CONFIG     sample k answers per prompt, rank them -> grouped comparisons", 0},
+    {"dpo", cmd_dpo, "CONFIG             DPO / IPO / cDPO from an SFT checkpoint + preference pairs", 1},
+    {"sample", cmd_sample, "CKPT [opts]     generate text (--prompt --temperature --top_k --top_p ...)", 0},
+    {"chat", cmd_chat, "CKPT [opts]     interactive chat (--temperature --top_k --top_p --seed ...)", 0},
+    {"eval", cmd_eval, "CKPT CONFIG     loss / perplexity, task accuracy, RM accuracy, reward, KL", 0},
+    {"tokenize", cmd_tokenize, "CKPT|--tokenizer gpt2 [FILE]  text -> token ids (--decode: ids -> text)", 0},
+    {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics", 0},
+    {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)", 0},
+    {"env", cmd_env, "                CPU features, BLAS kernels and matmul backend in use", 0},
     {"help", NULL, "[config]        this help, or every config key with its default\n"
-                   "  (every command answers --help / -h with its usage; rlhf --version)"},
+                   "  (every command answers --help / -h with its usage; rlhf --version)", 0},
 };
 
 static void usage(FILE *out) {
@@ -82,6 +84,10 @@ static int run_command(int argc, char **argv) {
             else usage(stdout);
             return 0;
         }
+        if (dist_launched() && !commands[i].parallel)
+            die("'rlhf %s' runs as one process, but mpirun started it; hint: run it without "
+                "mpirun (pretrain, sft, reward, ppo and dpo train under mpirun)", name);
+        if (commands[i].parallel && dist_init() != 0) die_last();
         return commands[i].run(argc - 1, argv + 1);
     }
     die("unknown command '%s'; hint: run 'rlhf help' for the list", name);
@@ -94,5 +100,7 @@ int main(int argc, char **argv) {
     int status = run_command(argc, argv);
     // output that never arrived (>/dev/full, a closed stdout) is a failure
     int out = options_stdout_status();
+    if (dist_size() > 1 && (status || out)) dist_exit(status ? status : out);
+    dist_finalize();
     return status ? status : out;
 }

@@ -20,6 +20,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "dist.h"
 #include "jsonl.h"
 #include "ptx.h"
 #include "rollouts.h"
@@ -180,7 +181,7 @@ static void step(Trainer *t, void *ctx, StepResult *res) {
     p->kl_coef_used = p->kl.coef;
     if (cfg->ppo.adaptive_kl) kl_controller_update(&p->kl, r->stats.kl_k1, r->P);
     memcpy(t->data.rng, r->rng.s, sizeof t->data.rng);
-    if (cfg->ppo.dump_rollouts[0] &&
+    if (cfg->ppo.dump_rollouts[0] && dist_is_root() &&
         rollout_dump(cfg->ppo.dump_rollouts, t->step + 1, &r->ro) != 0)
         die_last();
 }
