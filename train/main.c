@@ -19,33 +19,38 @@
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
-    const char *usage;
+    const char *args;   // what the command takes, for the command table
+    const char *usage;  // what it does
     int parallel;  // trains data-parallel under mpirun (the trainer's commands)
 } Command;
 
 static const Command commands[] = {
-    {"prepare", cmd_prepare, "CONFIG         corpus -> tokenizer + token shards", 0},
-    {"pretrain", cmd_pretrain, "CONFIG        next-token pretraining (--resume to continue)", 1},
-    {"sft", cmd_sft, "CONFIG             supervised fine-tuning from a checkpoint", 1},
-    {"reward", cmd_reward, "CONFIG          reward model from an SFT checkpoint + preference pairs", 1},
-    {"ppo", cmd_ppo, "CONFIG             PPO with policy, reference, critic and reward model", 1},
-    {"rank", cmd_rank, "CKPT CONFIG     sample k answers per prompt, rank them -> grouped comparisons", 0},
-    {"dpo", cmd_dpo, "CONFIG             DPO / IPO / cDPO from an SFT checkpoint + preference pairs", 1},
-    {"sample", cmd_sample, "CKPT [opts]     generate text (--prompt --temperature --top_k --top_p ...)", 0},
-    {"chat", cmd_chat, "CKPT [opts]     interactive chat (--temperature --top_k --top_p --seed ...)", 0},
-    {"eval", cmd_eval, "CKPT CONFIG     loss / perplexity, task accuracy, RM accuracy, reward, KL", 0},
-    {"tokenize", cmd_tokenize, "CKPT|--tokenizer gpt2 [FILE]  text -> token ids (--decode: ids -> text)", 0},
-    {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics", 0},
-    {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)", 0},
-    {"env", cmd_env, "                CPU features, BLAS kernels and matmul backend in use", 0},
-    {"help", NULL, "[config]        this help, or every config key with its default\n"
-                   "  (every command answers --help / -h with its usage; rlhf --version)", 0},
+    {"prepare", cmd_prepare, "CONFIG", "corpus -> tokenizer + token shards", 0},
+    {"pretrain", cmd_pretrain, "CONFIG", "next-token pretraining (--resume to continue)", 1},
+    {"sft", cmd_sft, "CONFIG", "supervised fine-tuning from a checkpoint", 1},
+    {"reward", cmd_reward, "CONFIG", "reward model from an SFT checkpoint + preference pairs", 1},
+    {"ppo", cmd_ppo, "CONFIG", "PPO with policy, reference, critic and reward model", 1},
+    {"rank", cmd_rank, "CKPT CONFIG", "sample k answers per prompt, rank them -> grouped comparisons", 0},
+    {"dpo", cmd_dpo, "CONFIG", "DPO / IPO / cDPO from an SFT checkpoint + preference pairs", 1},
+    {"sample", cmd_sample, "CKPT [opts]", "generate text (--prompt --temperature --top_k --top_p ...)", 0},
+    {"chat", cmd_chat, "CKPT [opts]", "interactive chat (--temperature --top_k --top_p --seed ...)", 0},
+    {"eval", cmd_eval, "CKPT CONFIG", "loss / perplexity, task accuracy, RM accuracy, reward, KL", 0},
+    {"tokenize", cmd_tokenize, "CKPT|--tokenizer gpt2 [FILE]", "text -> token ids (--decode: ids -> text)", 0},
+    {"inspect", cmd_inspect, "CKPT", "stage, lineage, config, parameter table, metrics", 0},
+    {"tasks", cmd_tasks, "[--out DIR] ...", "write the task data (SFT, preferences, prompts)", 0},
+    {"env", cmd_env, "", "CPU features, BLAS kernels and matmul backend in use", 0},
+    {"help", NULL, "[config]", "this help, or every config key with its default", 0},
 };
 
 static void usage(FILE *out) {
     fprintf(out, "usage: rlhf <command> [args]\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].usage);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        const Command *c = &commands[i];
+        if (strlen(c->args) <= 16) fprintf(out, "  %-9s %-16s %s\n", c->name, c->args, c->usage);
+        else fprintf(out, "  %-9s %s\n  %-9s %-16s %s\n", c->name, c->args, "", "", c->usage);
+    }
+    fprintf(out, "\nEvery command answers --help / -h with its usage; rlhf --version prints the "
+                 "version.\n");
 }
 
 // A standard descriptor that was closed when rlhf started would be the next
