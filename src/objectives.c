@@ -44,8 +44,9 @@ double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *m
     const double loss = dpo_loss(logp, logp + B, ref, ref + B, B, p, dlogp, dlogp + B, NULL, NULL,
                                  st);
     for (int r = 0; r < R; r++) dlogp[r] /= accum;
-    seq_logprobs_backward(m->train->dlogits, m->acts.logits, y, mask, dlogp, R, T, V);
-    gpt_backward(m, m->train->dlogits, NULL);
+    float *z = gpt_logits_to_grad(m);  // the gradient is written over the logits
+    seq_logprobs_backward(z, z, y, mask, dlogp, R, T, V);
+    gpt_backward(m, z, NULL);
     return loss;
 }
 

@@ -385,6 +385,29 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
     }
 }
 
+void crossentropy_fused(float *losses, float *logits, const int *targets, const float *dlosses,
+                        int N, int V) {
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * V))
+    for (int n = 0; n < N; n++) {
+        float *row = logits + (size_t)n * V;
+        const int t = targets[n];
+        if (t < 0) {
+            losses[n] = 0.0f;
+            memset(row, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        const float lse = logsumexp_row(row, V), dl = dlosses[n];
+        losses[n] = lse - row[t];  // read before the row becomes its gradient
+        if (dl == 0.0f) {
+            memset(row, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+#pragma omp simd
+        for (int j = 0; j < V; j++) row[j] = dl * fast_expf(row[j] - lse);
+        row[t] -= dl;
+    }
+}
+
 void value_forward(float *out, const float *inp, const float *weight, const float *bias,
                    int N, int C) {
 #pragma omp parallel for schedule(static) if (omp_worth((long)N * C))

@@ -66,6 +66,13 @@ void crossentropy_forward(float *losses, const float *logits, const int *targets
 // exactly zero gradient
 void crossentropy_backward(float *dlogits, const float *logits, const int *targets,
                            const float *dlosses, int N, int V);
+// Both in one pass per row, in place: losses (N) as crossentropy_forward,
+// then each row of logits (N,V) overwritten by its gradient as
+// crossentropy_backward writes it (the same bits as the two calls, one
+// log-sum-exp per row instead of two). The training step's LM head then
+// holds one (N,V) buffer, not two.
+void crossentropy_fused(float *losses, float *logits, const int *targets, const float *dlosses,
+                        int N, int V);
 
 // Scalar head: out (N) = inp (N,C) @ weight (C) + bias[0]
 void value_forward(float *out, const float *inp, const float *weight, const float *bias,
