@@ -4,18 +4,20 @@
 # T=256, then T=1024, in fp32 and bf16 (where this CPU has a bf16 matmul):
 # ms/step (median and min), tokens/s, MFU and the peak resident memory of
 # each, one process per shape and precision so that each peak is its own.
-# Minutes per step on 2 cores: STEPS (default 3) after WARMUP (default 1).
+# Minutes per step on 2 cores: STEPS (default 3) after WARMUP (default 1),
+# for each T in TS (default "256 1024").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BENCH_BIN:-build/fast/bench/bench_train}
 STEPS=${STEPS:-3}
 WARMUP=${WARMUP:-1}
+TS=${TS:-256 1024}
 mkdir -p bench/out
 out=bench/out/gpt2-$(date +%Y%m%d-%H%M%S).txt
 {
     echo "# $(date -Is) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
     echo "# OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} load: $(cut -d' ' -f1-3 /proc/loadavg)"
-    for T in 256 1024; do
+    for T in $TS; do
         for p in fp32 bf16; do
             echo; echo "## GPT-2 124M, B=4 T=$T, $p: $STEPS steps after $WARMUP warm-up"
             "$B" --config gpt2 --precision "$p" --T "$T" --B 4 --steps "$STEPS" \
