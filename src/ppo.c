@@ -242,8 +242,8 @@ int ppo_minibatch_grads(Rollout *ro, const long *rows, int n, const PPOParams *p
     }
     gpt_forward(policy, ro->mb_inputs, n, Lm, 1);
     float *z = gpt_logits_to_grad(policy);  // the gradient is written over the logits
-    ppo_policy_loss_kl(z, z, ro->mb_actions, ro->mb_old,
-                       ro->mb_target, ref_logp, ro->mb_mask, N, policy->config.vocab_size,
+    ppo_policy_loss_kl(z, z, ro->mb_actions, ro->mb_old, ro->mb_target, ref_logp, ro->mb_mask,
+                       N, policy->config.vocab_size,
                        logprob_temperature(pp), pp->cliprange, pp->ent_coef, pp->kl_loss_coef,
                        norms, tokens, stats);
     gpt_backward(policy, z, NULL);
