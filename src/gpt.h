@@ -114,7 +114,7 @@ typedef struct {
     float *lnf_rstd;   // (B,T)
     float *logits;     // (B,T,V) only when the forward asked for logits, else NULL;
                        // a loss that trains through them writes its gradient
-                       // over them (GPTTrain.dlogits): one (B,T,V) buffer a model
+                       // over them (GPTTrain.dlogits): one (B,T,V) buffer per model
     float *values;     // (B,T) only when the model has a value head, else NULL
     float *losses;     // (B,T) per-token cross-entropy from gpt_lm_loss
     float *dlosses;    // (B,T) loss weights used by gpt_lm_loss
@@ -243,8 +243,9 @@ void gpt_zero_grad(GPT *m);
 // Backward from the last forward. dlogits (B,T,V) and dvalues (B,T) are the
 // gradients of the loss w.r.t. the logits and the value head outputs; either
 // may be NULL. dlogits is usually m->train->dlogits (written over the
-// logits); any other (B,T,V) buffer does too. Neither is changed. Parameter gradients accumulate (+=) into m->train->grads;
-// call gpt_zero_grad first.
+// logits); any other (B,T,V) buffer does too. Neither is changed.
+// Parameter gradients accumulate (+=) into m->train->grads; call
+// gpt_zero_grad first.
 void gpt_backward(GPT *m, const float *dlogits, const float *dvalues);
 
 // Incremental decoding with a key/value cache. All B rows advance together,
