@@ -65,7 +65,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 
-.PHONY: all help deps deps-check test test-build bench demo data notebooks clean fast asan \
+.PHONY: all help deps deps-check test test-build bench bench-gpt2 demo data notebooks clean fast asan \
         fuzz fuzz-build
 .DEFAULT_GOAL := all
 
@@ -78,6 +78,7 @@ help:
 	@echo "make test       build and run every test; ends with 'N passed, N failed, N skipped'"
 	@echo "make demo       the whole pipeline on the bundled corpus and tasks"
 	@echo "make bench      FMA/bf16 peaks, sgemm, step times in fp32 and bf16, MFU (fast build)"
+	@echo "make bench-gpt2 GPT-2 124M step time, tokens/s, MFU, peak RSS at T=256/1024 (minutes)"
 	@echo "make data       the default corpus (fortunes) and the task data"
 	@echo "make notebooks  render notebooks/ with outputs into notebooks/out/"
 	@echo "make fuzz       libFuzzer harnesses of the readers, FUZZ_SECONDS each (default 60)"
@@ -141,6 +142,12 @@ test: deps
 bench: deps-check
 	@$(MAKE) --no-print-directory BUILD=fast all $(BENCH_SRC:bench/%.c=build/fast/bench/%)
 	@./bench/run.sh
+
+# bench-gpt2: the GPT-2 124M shape, B=4 at T=256 and T=1024, fp32 and bf16
+# (STEPS=3 WARMUP=1 by default; minutes per step on 2 cores)
+bench-gpt2: deps-check
+	@$(MAKE) --no-print-directory BUILD=fast all $(BENCH_SRC:bench/%.c=build/fast/bench/%)
+	@./bench/gpt2.sh
 
 # demo: prepare -> pretrain -> SFT -> reward -> PPO -> eval, fast build
 demo: deps

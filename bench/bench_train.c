@@ -7,9 +7,15 @@
 // that precision (sgemm, oneDNN bf16 1024^3): the engine against its BLAS.
 // Numbers only; nothing here asserts a speed.
 //
-// Also batched KV-cached decoding (tokens/s) for each shape and precision.
+// Also batched KV-cached decoding (tokens/s) for each shape and precision,
+// and the process's peak resident memory (VmHWM) after the training steps:
+// run one shape and precision per process (make bench-gpt2 does) for that
+// figure to be the shape's own.
 //
-// usage: bench_train [--steps N] [--config tiny|small|gpt2|all] [--precision fp32|bf16|all]
+// usage: bench_train [--steps N] [--warmup N] [--config tiny|small|gpt2|all]
+//                    [--precision fp32|bf16|all] [--B N] [--T N] [--decode N]
+// --B/--T override the shape's batch and sequence length (T is also the
+// model's block_size); --decode N decodes N positions (default T; 0: none).
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,13 +37,14 @@
 typedef struct {
     const char *name;
     int V, L, NH, C, T, B;
+    int block;   // block_size: at least T (GPT-2 keeps 1024 positions whatever T runs)
     int in_all;  // part of --config all (gpt2 is asked for by name: seconds per step)
 } Shape;
 
 static const Shape shapes[] = {
-    {"tiny", 65, 4, 4, 128, 64, 12, 1},
-    {"small", 65, 6, 6, 384, 256, 16, 1},
-    {"gpt2", 50257, 12, 12, 768, 256, 4, 0},  // GPT-2 124M
+    {"tiny", 65, 4, 4, 128, 64, 12, 64, 1},
+    {"small", 65, 6, 6, 384, 256, 16, 256, 1},
+    {"gpt2", 50257, 12, 12, 768, 256, 4, 1024, 0},  // GPT-2 124M
 };
 
 // Best-of sgemm rate for an n^3 product, in GFLOP/s.
@@ -87,13 +94,37 @@ static double bf16_gflops(int n, double seconds) {
     return best;
 }
 
+// The process's peak resident set (VmHWM) in MiB, or -1 when unreadable.
+static double peak_rss_mib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1.0;
+    char line[256];
+    double kib = -1.0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kib = atof(line + 6);
+    fclose(f);
+    return kib < 0 ? -1.0 : kib / 1024.0;
+}
+
+typedef struct {
+    int steps, warmup, decode;  // decode: positions, -1 = T
+    int B, T;                   // 0: the shape's
+} BenchOpts;
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-static void bench_shape(const Shape *s, int steps, Precision prec, double peak, double sgemm) {
-    GPTConfig c = {.n_layer = s->L, .n_head = s->NH, .n_embd = s->C, .block_size = s->T,
+static void bench_shape(const Shape *shape, const BenchOpts *o, Precision prec, double peak,
+                        double sgemm) {
+    Shape sh = *shape;
+    const Shape *s = &sh;
+    if (o->B > 0) sh.B = o->B;
+    if (o->T > 0) sh.T = o->T;
+    if (sh.block < sh.T) sh.block = sh.T;
+    const int steps = o->steps;
+    GPTConfig c = {.n_layer = s->L, .n_head = s->NH, .n_embd = s->C, .block_size = s->block,
                    .vocab_size = s->V};
     GPT m;
     gpt_build(&m, &c);
@@ -111,7 +142,7 @@ static void bench_shape(const Shape *s, int steps, Precision prec, double peak, 
         y[i] = (int)rng_below(&rng, (uint64_t)s->V);
     }
     double *ms = mallocCheck((size_t)steps * sizeof(double));
-    for (int it = -2; it < steps; it++) {  // two warm-up steps
+    for (int it = -o->warmup; it < steps; it++) {  // warm-up steps first
         double t0 = now_seconds();
         gpt_forward(&m, x, s->B, s->T, 1);
         gpt_lm_loss(&m, y, NULL);
@@ -130,15 +161,32 @@ static void bench_shape(const Shape *s, int steps, Precision prec, double peak, 
            s->name, prec == PRECISION_BF16 ? "bf16" : "fp32", s->V, s->L, s->NH, s->C, s->T,
            s->B, gpt_num_flop_params(&m) / 1e6, med,
            ms[0], tok_s, flops, 100.0 * flops / peak, 100.0 * flops / sgemm);
+    const double mib = 1.0 / (1024.0 * 1024.0);
+    printf("%-6s %s memory: peak RSS %.0f MiB; parameters, gradients and AdamW moments "
+           "%.0f MiB; activations %.0f MiB (of which logits %.0f MiB); backward scratch %.0f MiB\n",
+           s->name, prec == PRECISION_BF16 ? "bf16" : "fp32", peak_rss_mib(),
+           4.0 * m.num_params * sizeof(float) * mib, m.acts_capacity * sizeof(float) * mib,
+           (double)s->B * s->T * s->V * sizeof(float) * mib,
+           m.train->capacity * sizeof(float) * mib);
+    const int positions = o->decode < 0 ? s->T : o->decode;
+    if (positions == 0) {
+        free(ms);
+        free(x);
+        free(y);
+        adamw_free(&opt);
+        gpt_free(&m);
+        return;
+    }
     // batched KV-cached decoding, the inner loop of sampling and rollouts:
     // B rows, positions 0 .. T-1 (attention grows with the position)
     KVCache kv;
     kvcache_build(&kv, &c, s->B, s->T);
     double t0 = now_seconds();
-    for (int pos = 0; pos < s->T; pos++) gpt_decode_step(&m, &kv, x + (size_t)pos * s->B, pos);
+    for (int pos = 0; pos < positions; pos++)
+        gpt_decode_step(&m, &kv, x + (size_t)pos * s->B, pos);
     double dt = now_seconds() - t0;
     printf("%-6s %s decode B=%d, %d positions: %8.0f tok/s\n", s->name,
-           prec == PRECISION_BF16 ? "bf16" : "fp32", s->B, s->T, s->B * s->T / dt);
+           prec == PRECISION_BF16 ? "bf16" : "fp32", s->B, positions, s->B * positions / dt);
     kvcache_free(&kv);
     free(ms);
     free(x);
@@ -150,15 +198,22 @@ static void bench_shape(const Shape *s, int steps, Precision prec, double peak, 
 int main(int argc, char **argv) {
     cpu_choose_blas_core(argv);  // before any BLAS work (may re-exec)
     setvbuf(stdout, NULL, _IOLBF, 0);  // lines as they come, also into a pipe
-    int steps = 10;
+    BenchOpts o = {.steps = 10, .warmup = 2, .decode = -1};
     const char *which = "all", *precision = "all";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--steps") && i + 1 < argc) o.steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) o.warmup = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--B") && i + 1 < argc) o.B = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--T") && i + 1 < argc) o.T = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--decode") && i + 1 < argc) o.decode = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--config") && i + 1 < argc) which = argv[++i];
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
-        else die("unknown argument '%s'; usage: bench_train [--steps N] "
-                 "[--config tiny|small|gpt2|all] [--precision fp32|bf16|all]", argv[i]);
+        else die("unknown argument '%s'; usage: bench_train [--steps N] [--warmup N] "
+                 "[--config tiny|small|gpt2|all] [--precision fp32|bf16|all] [--B N] [--T N] "
+                 "[--decode N]", argv[i]);
     }
+    if (o.steps < 1 || o.warmup < 0 || o.B < 0 || o.T < 0)
+        die("--steps must be >= 1, --warmup, --B and --T >= 0");
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
@@ -202,8 +257,8 @@ int main(int argc, char **argv) {
     printf("; the share of the matmul rate (sgemm, bf16 matmul) in parentheses\n");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         if (strcmp(which, shapes[i].name) && (strcmp(which, "all") || !shapes[i].in_all)) continue;
-        if (strcmp(precision, "bf16")) bench_shape(&shapes[i], steps, PRECISION_FP32, peak, sgemm);
-        if (with_bf16) bench_shape(&shapes[i], steps, PRECISION_BF16, peak16, mm16);
+        if (strcmp(precision, "bf16")) bench_shape(&shapes[i], &o, PRECISION_FP32, peak, sgemm);
+        if (with_bf16) bench_shape(&shapes[i], &o, PRECISION_BF16, peak16, mm16);
     }
     return 0;
 }

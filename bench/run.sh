@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: the CPU's peaks (fp32 FMA, bf16), sgemm and bf16 matmul rates,
 # then training-step throughput and MFU for the tiny and small shapes in
-# fp32 and bf16 (bf16 where this CPU has a bf16 matmul).
+# fp32 and bf16 (bf16 where this CPU has a bf16 matmul). The GPT-2 124M
+# shape takes minutes: make bench-gpt2 (bench/gpt2.sh).
 # Runs 1-4 are under the machine's OpenBLAS settings, as tests and CI use
 # (run 4 with a busy-looping process beside it, as on a machine in use);
 # run 5 unsets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for that command alone, so
@@ -17,8 +18,6 @@ out=bench/out/bench-$(date +%Y%m%d-%H%M%S).txt
     echo "# OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
     echo; echo "## 1. default: all cores, libgomp's default wait policy"
     "$B" --steps 20
-    echo; echo "## 1b. GPT-2 124M shape (V=50257 L=12 C=768 T=256 B=4), 3 steps"
-    "$B" --config gpt2 --steps 3
     echo; echo "## 2. OMP_WAIT_POLICY=passive (threads sleep at once between parallel regions)"
     OMP_WAIT_POLICY=passive "$B" --steps 20
     echo; echo "## 3. one thread"

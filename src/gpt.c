@@ -213,17 +213,16 @@ static void acts_layout(GPT *m, int B, int T, int D, int with_logits) {
 
 // Lays the training state's arena out for (B, T) and keeps a copy of the
 // inputs (the embedding's backward reads them).
-static void train_layout(GPT *m, const int *inputs, int B, int T, int with_logits) {
+static void train_layout(GPT *m, const int *inputs, int B, int T) {
     const GPTConfig *c = &m->config;
     GPTTrain *t = m->train;
-    size_t C = c->n_embd, V = c->vocab_size, BT = (size_t)B * T;
+    size_t C = c->n_embd, BT = (size_t)B * T;
     ArenaPart parts[] = {
         {&t->dresidual, BT * C},
         {&t->dln, BT * C},
         {&t->datty, BT * C},
         {&t->dqkv, BT * 3 * C},
         {&t->dfch, BT * 4 * C},
-        {&t->dlogits, with_logits ? BT * V : 0},
         {&t->datt, (size_t)num_threads() * T * T},
     };
     arena_layout(&t->memory, &t->capacity, parts, (int)(sizeof parts / sizeof parts[0]));
@@ -245,8 +244,11 @@ static void forward(GPT *m, const int *inputs, int B, int T, int with_logits, in
     for (long i = 0; i < (long)B * T; i++) ASSERT(inputs[i] >= 0 && inputs[i] < V);
     const int D = keep ? L : 1;
     acts_layout(m, B, T, D, with_logits);
-    if (keep) train_layout(m, inputs, B, T, with_logits);
-    if (m->train) m->train->kept = keep;
+    if (keep) train_layout(m, inputs, B, T);
+    if (m->train) {
+        m->train->kept = keep;
+        m->train->dlogits = NULL;
+    }
     const int N = B * T;
     const size_t NC = (size_t)N * C;
     Activations *a = &m->acts;
@@ -293,17 +295,26 @@ void gpt_forward_nograd(GPT *m, const int *inputs, int B, int T, int with_logits
 }
 
 float gpt_lm_loss(GPT *m, const int *targets, const float *weights) {
-    ASSERT(m->has_logits);
+    ASSERT(m->has_logits);  // a forward with logits, not yet turned into a gradient
     const int N = m->B * m->T, V = m->config.vocab_size;
     Activations *a = &m->acts;
     for (int n = 0; n < N; n++) a->dlosses[n] = weights ? weights[n] : 1.0f / N;
-    crossentropy_forward(a->losses, a->logits, targets, N, V);
     if (m->train && m->train->kept)
-        crossentropy_backward(m->train->dlogits, a->logits, targets, a->dlosses, N, V);
+        crossentropy_fused(a->losses, gpt_logits_to_grad(m), targets, a->dlosses, N, V);
+    else
+        crossentropy_forward(a->losses, a->logits, targets, N, V);
     double loss = 0.0;
     for (int n = 0; n < N; n++)
         if (targets[n] >= 0) loss += (double)a->dlosses[n] * a->losses[n];
     return (float)loss;
+}
+
+float *gpt_logits_to_grad(GPT *m) {
+    ASSERT(m->train && m->train->kept);  // after a gpt_forward of a model being trained
+    ASSERT(m->has_logits);               // with logits, not yet handed over
+    m->has_logits = 0;
+    m->train->dlogits = m->acts.logits;
+    return m->acts.logits;
 }
 
 void gpt_zero_grad(GPT *m) {
@@ -318,7 +329,7 @@ void gpt_backward(GPT *m, const float *dlogits, const float *dvalues) {
     const size_t NC = (size_t)N * C;
     GPTTrain *s = m->train;
     ASSERT(s && s->kept);  // a model with a training state, after a forward
-    ASSERT(!dlogits || m->has_logits);
+    ASSERT(!dlogits || m->acts.logits);  // the forward computed logits (lnf feeds the head)
     ASSERT(!dvalues || c->value_head);
     const Activations *a = &m->acts;
     const ParamTensors *p = &m->params, *g = &s->grads;

@@ -112,18 +112,24 @@ typedef struct {
     float *lnf;        // (B,T,C) final hidden state
     float *lnf_mean;   // (B,T)
     float *lnf_rstd;   // (B,T)
-    float *logits;     // (B,T,V) only when the forward asked for logits, else NULL
+    float *logits;     // (B,T,V) only when the forward asked for logits, else NULL;
+                       // a loss that trains through them writes its gradient
+                       // over them (GPTTrain.dlogits): one (B,T,V) buffer per model
     float *values;     // (B,T) only when the model has a value head, else NULL
     float *losses;     // (B,T) per-token cross-entropy from gpt_lm_loss
     float *dlosses;    // (B,T) loss weights used by gpt_lm_loss
 } Activations;
 
-// What only a model being trained holds (gpt_train_build): gradients, the
-// loss gradient w.r.t. the logits and the backward pass's scratch.
+// What only a model being trained holds (gpt_train_build): gradients and the
+// backward pass's scratch. The loss gradient w.r.t. the logits has no
+// buffer of its own: it is written over the logits (acts.logits), row by
+// row, by the loss that reads them, as llm.c does; at GPT-2's V = 50257 a
+// second (B,T,V) buffer would be 0.8 GB at B=4, T=1024.
 typedef struct {
     float *grads_memory;  // (num_params) laid out as the params
     ParamTensors grads;
-    float *dlogits;       // (B,T,V) filled by gpt_lm_loss; NULL after a forward without logits
+    float *dlogits;       // (B,T,V) == acts.logits once gpt_lm_loss or gpt_logits_to_grad
+                          // turned them into the gradient; NULL until then (each forward)
     // backward scratch, overwritten layer by layer
     float *dresidual;     // (B,T,C)
     float *dln;           // (B,T,C)
@@ -161,7 +167,8 @@ typedef struct {
     float *acts_memory;
     size_t acts_capacity;  // floats
     int B, T;              // shape of the last forward
-    int has_logits;        // last forward computed logits
+    int has_logits;        // acts.logits holds the last forward's logits (0 after a
+                           // forward without them, or once a gradient replaced them)
     GPTTrain *train;       // owned; NULL for a frozen model
     Precision precision;
     uint16_t *params_bf16; // (num_params) bf16 copy of params_memory, when bf16; owned
@@ -214,18 +221,31 @@ void gpt_forward_nograd(GPT *m, const int *inputs, int B, int T, int with_logits
 
 // After a forward with logits: weighted cross-entropy against targets (B,T).
 // Returns sum_t weights[t] * loss_t (weights NULL means 1/(B*T) each, i.e.
-// the mean); after a gpt_forward on a model with a training state, also
-// dlogits = d(that sum)/dlogits in m->train->dlogits. A target < 0 is
+// the mean) and leaves loss_t in m->acts.losses. After a gpt_forward on a
+// model with a training state it also writes dlogits = d(that sum)/dlogits
+// over the logits, in the same pass (m->train->dlogits then points at them;
+// the logits are gone: a second gpt_lm_loss needs a new forward). After a
+// gpt_forward_nograd or on a frozen model the logits stay. A target < 0 is
 // ignored (weight taken as 0).
 float gpt_lm_loss(GPT *m, const int *targets, const float *weights);
+
+// For losses other than gpt_lm_loss that train through the logits (DPO's
+// sequence log-probabilities, PPO's clipped surrogate): returns the logits
+// (B,T,V) of the last gpt_forward, handed over to be overwritten by their
+// gradient. Pass the pointer as both the logits and the dlogits of a loss
+// in losses.h (each reads a row before writing that row), then to
+// gpt_backward. Sets m->train->dlogits to it; the logits count as gone.
+float *gpt_logits_to_grad(GPT *m);
 
 // Sets the gradients to zero (the model must have a training state).
 void gpt_zero_grad(GPT *m);
 
 // Backward from the last forward. dlogits (B,T,V) and dvalues (B,T) are the
 // gradients of the loss w.r.t. the logits and the value head outputs; either
-// may be NULL. Parameter gradients accumulate (+=) into m->train->grads;
-// call gpt_zero_grad first.
+// may be NULL. dlogits is usually m->train->dlogits (written over the
+// logits); any other (B,T,V) buffer does too. Neither is changed.
+// Parameter gradients accumulate (+=) into m->train->grads; call
+// gpt_zero_grad first.
 void gpt_backward(GPT *m, const float *dlogits, const float *dvalues);
 
 // Incremental decoding with a key/value cache. All B rows advance together,

@@ -6,7 +6,9 @@
 // its value and writes the gradient with respect to its inputs; gradients
 // are overwritten, never accumulated. Rows are positions (N = B*T); `mask`
 // marks the rows that count (response tokens), all others get zero
-// gradient.
+// gradient. A loss that writes dlogits from logits takes the same buffer for
+// both (each row is read whole before it is overwritten): a model being
+// trained holds one (N,V) buffer (gpt_logits_to_grad).
 #ifndef RLHF_LOSSES_H
 #define RLHF_LOSSES_H
 
@@ -37,7 +39,7 @@ float bt_group_loss(const float *r, int n_rows, const int *chosen, const int *re
 void seq_logprobs(double *logp, const float *logits, const int *targets,
                   const unsigned char *mask, int R, int T, int V);
 // Writes dlogits (R,T,V) = d/dlogits of sum_r g[r] logp[r]: g[r] (onehot -
-// softmax) at masked positions, exactly 0 elsewhere.
+// softmax) at masked positions, exactly 0 elsewhere. dlogits may be logits.
 void seq_logprobs_backward(float *dlogits, const float *logits, const int *targets,
                            const unsigned char *mask, const double *g, int R, int T, int V);
 
@@ -111,7 +113,7 @@ typedef struct {
 //   loss = mean_mask max(-A ratio, -A clip(ratio, 1-c, 1+c)) - ent_coef * mean_mask H
 // where mean_mask divides by `norm` (the masked token count of the whole
 // minibatch, so micro-batches add up). Writes dlogits (N,V) (zero rows off
-// the mask) and returns the loss; adds to stats.
+// the mask; dlogits may be logits) and returns the loss; adds to stats.
 float ppo_policy_loss(float *dlogits, const float *logits, const int *actions,
                       const float *old_logp, const float *advantages,
                       const unsigned char *mask, int N, int V, float temperature,

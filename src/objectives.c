@@ -123,8 +123,9 @@ double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *m
         // dpo_loss is the mean over these n pairs; the batch's is over B
         const double share = (double)n / B;
         for (int r = 0; r < R; r++) dlogp[r] = dlogp[r] * share / accum;
-        seq_logprobs_backward(m->train->dlogits, m->acts.logits, ys, ms, dlogp, R, T, V);
-        gpt_backward(m, m->train->dlogits, NULL);
+        float *z = gpt_logits_to_grad(m);  // the gradient is written over the logits
+        seq_logprobs_backward(z, z, ys, ms, dlogp, R, T, V);
+        gpt_backward(m, z, NULL);
         loss *= share;
         free(gx);
         free(gy);

@@ -207,11 +207,27 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
 
 void matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout,
                           const float *inp, const uint16_t *weight, int N, int C, int OC) {
-    bf16 *d = bf16_scratch(0, (size_t)N * OC), *x = bf16_scratch(1, (size_t)N * C);
-    bf16_round(d, dout, (size_t)N * OC);
+    matmul_backward_bf16_blocks(dinp, dweight, dbias, dout, inp, weight, N, C, OC,
+                                BF16_DOUT_BLOCK);
+}
+
+void matmul_backward_bf16_blocks(float *dinp, float *dweight, float *dbias, const float *dout,
+                                 const float *inp, const uint16_t *weight, int N, int C, int OC,
+                                 size_t block) {
+    // dout is rounded in blocks of rows of at most `block` elements: the
+    // lm_head's dout (N,V) would otherwise need a bf16 copy of half the
+    // logits' size (400 MB at GPT-2's V, B=4, T=1024). Products this small
+    // (every layer of the models trained so far) are one block, one call.
+    const int rows = (size_t)N * OC <= block ? N
+                   : (int)(block / (size_t)OC > 0 ? block / (size_t)OC : 1);
+    bf16 *d = bf16_scratch(0, (size_t)rows * OC), *x = bf16_scratch(1, (size_t)N * C);
     bf16_round(x, inp, (size_t)N * C);
-    if (dinp) bf16_gemm(0, 0, N, C, OC, d, OC, weight, C, 0.0f, dinp, C);
-    bf16_gemm(1, 0, OC, C, N, d, OC, x, C, 1.0f, dweight, C);
+    for (int r0 = 0; r0 < N; r0 += rows) {
+        const int R = N - r0 < rows ? N - r0 : rows;
+        bf16_round(d, dout + (size_t)r0 * OC, (size_t)R * OC);
+        if (dinp) bf16_gemm(0, 0, R, C, OC, d, OC, weight, C, 0.0f, dinp + (size_t)r0 * C, C);
+        bf16_gemm(1, 0, OC, C, R, d, OC, x + (size_t)r0 * C, C, 1.0f, dweight, C);
+    }
     if (dbias) column_sums_add(dbias, dout, N, OC);
 }
 
@@ -382,6 +398,29 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
 #pragma omp simd
         for (int j = 0; j < V; j++) d[j] = dl * fast_expf(row[j] - lse);
         d[targets[n]] -= dl;
+    }
+}
+
+void crossentropy_fused(float *losses, float *logits, const int *targets, const float *dlosses,
+                        int N, int V) {
+#pragma omp parallel for schedule(static) if (omp_worth((long)N * V))
+    for (int n = 0; n < N; n++) {
+        float *row = logits + (size_t)n * V;
+        const int t = targets[n];
+        if (t < 0) {
+            losses[n] = 0.0f;
+            memset(row, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        const float lse = logsumexp_row(row, V), dl = dlosses[n];
+        losses[n] = lse - row[t];  // read before the row becomes its gradient
+        if (dl == 0.0f) {
+            memset(row, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+#pragma omp simd
+        for (int j = 0; j < V; j++) row[j] = dl * fast_expf(row[j] - lse);
+        row[t] -= dl;
     }
 }
 

@@ -9,6 +9,7 @@
 #ifndef RLHF_OPS_H
 #define RLHF_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 // out (B,T,C) = wte[inp] + wpe[t]
@@ -38,11 +39,20 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
 // The same two in bf16 (bf16.h): weight is a bf16 copy of the (OC,C)
 // matrix; inp and dout are rounded to bf16 on each call (into scratch these
 // functions own), products accumulate in fp32, bias and add are fp32.
-// Call from outside OpenMP parallel regions.
+// Call from outside OpenMP parallel regions. Backward rounds dout in blocks
+// of whole rows of at most BF16_DOUT_BLOCK elements (dweight then adds one
+// product per block, in row order: a result, deterministic, that differs
+// in rounding from one product over all rows); below it, one block.
+#define BF16_DOUT_BLOCK ((size_t)1 << 24)
 void matmul_forward_bf16(float *out, const float *add, const float *inp, const uint16_t *weight,
                          const float *bias, int N, int C, int OC);
 void matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout,
                           const float *inp, const uint16_t *weight, int N, int C, int OC);
+// matmul_backward_bf16 with blocks of at most `block` elements of dout (tests
+// use small blocks to cover the blocked path).
+void matmul_backward_bf16_blocks(float *dinp, float *dweight, float *dbias, const float *dout,
+                                 const float *inp, const uint16_t *weight, int N, int C, int OC,
+                                 size_t block);
 
 // Causal multi-head self-attention. qkv (B,T,3C) holds q, k, v; head h uses
 // channels [h*hs, (h+1)*hs) of each. Writes out (B,T,C) and caches the
@@ -66,6 +76,13 @@ void crossentropy_forward(float *losses, const float *logits, const int *targets
 // exactly zero gradient
 void crossentropy_backward(float *dlogits, const float *logits, const int *targets,
                            const float *dlosses, int N, int V);
+// Both in one pass per row, in place: losses (N) as crossentropy_forward,
+// then each row of logits (N,V) overwritten by its gradient as
+// crossentropy_backward writes it (the same bits as the two calls, one
+// log-sum-exp per row instead of two). The training step's LM head then
+// holds one (N,V) buffer, not two.
+void crossentropy_fused(float *losses, float *logits, const int *targets, const float *dlosses,
+                        int N, int V);
 
 // Scalar head: out (N) = inp (N,C) @ weight (C) + bias[0]
 void value_forward(float *out, const float *inp, const float *weight, const float *bias,

@@ -279,11 +279,11 @@ int ppo_minibatch_grads(Rollout *ro, const long *rows_all, int n_all, const PPOP
             norms = ro->mb_norm;
         }
         gpt_forward(policy, ro->mb_inputs, n, Lm, 1);
-        ppo_policy_loss_kl(policy->train->dlogits, policy->acts.logits, ro->mb_actions,
-                           ro->mb_old, ro->mb_target, ref_logp, ro->mb_mask, N,
-                           policy->config.vocab_size, logprob_temperature(pp), pp->cliprange,
-                           pp->ent_coef, pp->kl_loss_coef, norms, tokens, &local);
-        gpt_backward(policy, policy->train->dlogits, NULL);
+        float *z = gpt_logits_to_grad(policy);  // the gradient is written over the logits
+        ppo_policy_loss_kl(z, z, ro->mb_actions, ro->mb_old, ro->mb_target, ref_logp,
+                           ro->mb_mask, N, policy->config.vocab_size, logprob_temperature(pp),
+                           pp->cliprange, pp->ent_coef, pp->kl_loss_coef, norms, tokens, &local);
+        gpt_backward(policy, z, NULL);
         if (critic) {
             gather_f(ro, ro->mb_old, ro->values, rows, n, Lm);
             gather_f(ro, ro->mb_target, ro->returns, rows, n, Lm);

@@ -223,6 +223,17 @@ static void check_linear(int N, int C, int OC, uint64_t seed) {
         }
         assert_true(fabs(dbias[o] - sum) <= 1e-5 * mag);  // fp32, no rounding to bf16
     }
+    // dout rounded in blocks of rows (as the lm_head's at a 50k vocabulary):
+    // 2 rows a block, the last one short when N is odd, then one row a block
+    // (a block smaller than a row); same bounds
+    const size_t blocks[2] = {2 * (size_t)OC + 1, 1};
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < (size_t)N * C; i++) dinp[i] = 1e30f;
+        memcpy(dw, dw0, (size_t)OC * C * sizeof(float));
+        matmul_backward_bf16_blocks(dinp, dw, NULL, dout, inp, wb, N, C, OC, blocks[k]);
+        check_product("blocked dX = dY W", dinp, NULL, dout, OC, 1, w, C, 1, N, C, OC);
+        check_product("blocked dW += dY^T X", dw, dw0, dout, 1, OC, inp, C, 1, OC, C, N);
+    }
     // dinp may be skipped
     matmul_backward_bf16(NULL, dw, NULL, dout, inp, wb, N, C, OC);
     free(inp), free(w), free(bias), free(add), free(dout), free(dw0), free(wb);

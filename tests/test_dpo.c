@@ -269,6 +269,11 @@ static void test_seq_logprobs_and_backward(void **state) {
         dl[i] = save;
         assert_true(fabs(dlogits[i] - (fp - fm) / (2 * h)) <= 1e-6);
     }
+    // in place (dlogits == logits, as dpo_accumulate calls it): the same bits
+    float z[R * T * V];
+    memcpy(z, logits, sizeof z);
+    seq_logprobs_backward(z, z, targets, mask, g, R, T, V);
+    assert_memory_equal(z, dlogits, sizeof z);
 }
 
 // ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 
 #include "common.h"
 #include "gpt.h"
+#include "ops.h"
 #include "optim.h"
 #include "ref_gpt.h"
 #include "rng.h"
@@ -379,6 +380,74 @@ static void test_gradients_external_dvalues(void **state) {
     check_all_directions(&o, &m, params, 403);
     free(params);
     gpt_free(&m);
+}
+
+// One (B,T,V) buffer per model: gpt_lm_loss on a model being trained writes
+// the gradient over the logits (train->dlogits == acts.logits), with the
+// same bits as crossentropy_forward + crossentropy_backward on a copy of the
+// logits; the training state's arena does not grow with V. A model without
+// logits (reward model, critic) holds no (B,T,V) buffer at all: its arenas
+// are the same size at V = 13 and V = 50,000.
+static void test_lm_head_one_buffer(void **state) {
+    (void)state;
+    GPTConfig c = small_config(1);
+    GPT m;
+    gpt_build(&m, &c);
+    gpt_train_build(&m);
+    ref_randomize_params(&m, 131);
+    RefRng rng;
+    ref_rng_init(&rng, 132);
+    enum { N = SB * ST };
+    int inputs[N], targets[N];
+    float w[N];
+    random_tokens(inputs, N, SV, &rng);
+    random_tokens(targets, N, SV, &rng);
+    targets[4] = -1;
+    for (int n = 0; n < N; n++) w[n] = (float)(0.1 * ref_rng_uniform(&rng));
+    w[7] = 0.0f;
+    gpt_forward(&m, inputs, SB, ST, 1);
+    assert_null(m.train->dlogits);
+    float *logits = mallocCheck((size_t)N * SV * sizeof(float));
+    float *dl = mallocCheck((size_t)N * SV * sizeof(float)), losses[N];
+    memcpy(logits, m.acts.logits, (size_t)N * SV * sizeof(float));
+    crossentropy_forward(losses, logits, targets, N, SV);
+    crossentropy_backward(dl, logits, targets, w, N, SV);
+    gpt_lm_loss(&m, targets, w);
+    assert_ptr_equal(m.train->dlogits, m.acts.logits);
+    assert_int_equal(m.has_logits, 0);
+    assert_memory_equal(m.acts.losses, losses, sizeof losses);
+    assert_memory_equal(m.train->dlogits, dl, (size_t)N * SV * sizeof(float));
+    // a scoring forward keeps the logits; the next training forward clears dlogits
+    gpt_forward_nograd(&m, inputs, SB, ST, 1);
+    assert_memory_equal(m.acts.logits, logits, (size_t)N * SV * sizeof(float));
+    gpt_lm_loss(&m, targets, w);
+    assert_memory_equal(m.acts.logits, logits, (size_t)N * SV * sizeof(float));
+    gpt_forward(&m, inputs, SB, ST, 1);
+    assert_null(m.train->dlogits);
+    assert_ptr_equal(gpt_logits_to_grad(&m), m.acts.logits);
+    assert_ptr_equal(m.train->dlogits, m.acts.logits);
+    const size_t train_cap = m.train->capacity;
+    gpt_forward(&m, inputs, SB, ST, 0);
+    assert_null(m.acts.logits);
+    assert_true(m.train->capacity == train_cap);
+    free(logits);
+    free(dl);
+    gpt_free(&m);
+
+    // value-head models without logits: nothing sized by V but the weights
+    size_t acts[2], train[2];
+    for (int k = 0; k < 2; k++) {
+        GPTConfig cv = c;
+        cv.vocab_size = k ? 50000 : SV;
+        GPT v;
+        gpt_build(&v, &cv);
+        gpt_train_build(&v);
+        gpt_forward(&v, inputs, SB, ST, 0);
+        acts[k] = v.acts_capacity;
+        train[k] = v.train->capacity;
+        gpt_free(&v);
+    }
+    assert_true(acts[0] == acts[1] && train[0] == train[1]);
 }
 
 // Gradient given directly as dlogits (B,T,V), as PPO's policy loss does.
@@ -801,6 +870,7 @@ int main(void) {
         cmocka_unit_test(test_gradients_lm_mean),
         cmocka_unit_test(test_gradients_lm_weighted_and_value),
         cmocka_unit_test(test_gradients_external_dvalues),
+        cmocka_unit_test(test_lm_head_one_buffer),
         cmocka_unit_test(test_gradients_external_dlogits),
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_model_causal),

@@ -611,6 +611,12 @@ static void test_ppo_policy_loss_gradient_all_regimes(void **state) {
                                       0.2f, ents[k], 9.0, NULL);
         assert_true(loss2 == loss);
         assert_true(memcmp(dl2, dlogits, sizeof dl2) == 0);
+        // in place (dlogits == logits): the same bits
+        memcpy(dl2, logits, sizeof dl2);
+        float loss3 = ppo_policy_loss(dl2, dl2, actions, old_logp, adv, mask, QN, QV, temps[k],
+                                      0.2f, ents[k], 9.0, NULL);
+        assert_true(loss3 == loss);
+        assert_true(memcmp(dl2, dlogits, sizeof dl2) == 0);
         // stats: sums added to the previous contents
         if (verbose())
             fprintf(stderr, "  stats loss %.9g/%.9g ent %.9g/%.9g akl %.9g/%.9g ratio %.9g/%.9g\n",
@@ -720,6 +726,15 @@ static void test_ppo_policy_loss_kl_gradient(void **state) {
             assert_true(k3_sum > 0.05);  // the KL term is exercised
             check_logit_gradient(dlogits, dlog, policy_loss_kl_at, &kc);
             for (int j = 0; j < QV; j++) assert_true(dlogits[6 * QV + j] == 0.0f);
+            // in place (dlogits == logits, as a model being trained calls it):
+            // the same loss, stats and gradient bits
+            float z[QN * QV];
+            memcpy(z, logits, sizeof z);
+            PPOStats st2 = {.kl_k3 = 1.0};
+            float loss2 = ppo_policy_loss_kl(z, z, actions, old_logp, adv, ref_logp, mask, QN, QV,
+                                             temps[k], 0.2f, ents[k], kls[k], norms, 6.0, &st2);
+            assert_true(loss2 == loss && memcmp(z, dlogits, sizeof z) == 0);
+            assert_true(memcmp(&st2, &st, sizeof st) == 0);
         }
         // without the KL term and per-token norms: ppo_policy_loss, bit for bit
         float d1[QN * QV], d2[QN * QV];

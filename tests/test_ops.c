@@ -708,6 +708,35 @@ static void test_crossentropy_forward_naive(void **state) {
     free(logits); free(losses);
 }
 
+// crossentropy_fused is crossentropy_forward + crossentropy_backward done in
+// place: the same bits for the losses and the gradient (which the finite
+// difference check above covers), on rows of every kind: masked (target
+// < 0), weight 0, huge logits, and a V that is not a multiple of the vector
+// width.
+static void test_crossentropy_fused_same_bits(void **state) {
+    (void)state;
+    RefRng rng;
+    ref_rng_init(&rng, 13);
+    enum { N = 9, V = 1001 };
+    float *logits = fvec(N * V), *losses = fvec(N), *dl = fvec(N * V), *w = fvec(N);
+    float *fused = fvec(N * V), *losses2 = fvec(N);
+    int targets[N];
+    fill_normal(logits, N * V, &rng, 0, 3);
+    for (int j = 0; j < V; j++) logits[8 * V + j] += 1000.0f;
+    for (int n = 0; n < N; n++) targets[n] = ref_rng_int(&rng, V);
+    fill_uniform(w, N, &rng, 0.1, 1.0);
+    targets[2] = -1;
+    w[5] = 0.0f;
+    crossentropy_forward(losses, logits, targets, N, V);
+    crossentropy_backward(dl, logits, targets, w, N, V);
+    memcpy(fused, logits, (size_t)N * V * sizeof(float));
+    fill_value(losses2, N, NAN);
+    crossentropy_fused(losses2, fused, targets, w, N, V);
+    assert_memory_equal(losses2, losses, N * sizeof(float));
+    assert_memory_equal(fused, dl, (size_t)N * V * sizeof(float));
+    free(logits); free(losses); free(dl); free(w); free(fused); free(losses2);
+}
+
 // ---------------------------------------------------------------------------
 // value head
 // ---------------------------------------------------------------------------
@@ -828,6 +857,7 @@ int main(void) {
         cmocka_unit_test(test_gelu_backward_fd),
         cmocka_unit_test(test_crossentropy_forward_naive),
         cmocka_unit_test(test_crossentropy_backward_fd),
+        cmocka_unit_test(test_crossentropy_fused_same_bits),
         cmocka_unit_test(test_value_backward_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
