@@ -33,6 +33,8 @@ static const Command commands[] = {
     {"chat", cmd_chat, "CKPT [opts]     interactive chat (--temperature --top_k --top_p --seed ...)"},
     {"eval", cmd_eval, "CKPT CONFIG     loss / perplexity, task accuracy, RM accuracy, reward, KL"},
     {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics"},
+    {"import", cmd_import, "DIR OUT.h5      Hugging Face GPT-2 dir (config.json, model.safetensors) -> checkpoint"},
+    {"export", cmd_export, "CKPT DIR        checkpoint -> Hugging Face GPT-2 dir (config.json, model.safetensors, ...)"},
     {"tasks", cmd_tasks, "[--out DIR] ...   write the task data (SFT, preferences, prompts)"},
     {"env", cmd_env, "                CPU features, BLAS kernels and matmul backend in use"},
     {"help", NULL, "[config]        this help, or every config key with its default\n"
