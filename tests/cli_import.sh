@@ -81,7 +81,8 @@ $H export "$D/hf16" "$D/ex16" || fail "f16 export differs"
 
 # --- refusals: nothing written ------------------------------------------------------
 $H make "$D/small" --seed 4 --layers 1 --embd 32 --heads 2 --ctx 64 --prefix || fail "small"
-for c in "header_past_end:runs past the end of the file" "huge_header:exceeds" \
+cases=(
+         "header_past_end:runs past the end of the file" "huge_header:exceeds" \
          "not_json:not a JSON object" "truncated:past the end of the data" \
          "out_of_range:past the end of the data" "overlap:overlaps" \
          "size_mismatch:needs" "wrong_dtype:dtype I32" "unknown_dtype:unknown dtype" \
@@ -92,9 +93,10 @@ for c in "header_past_end:runs past the end of the file" "huge_header:exceeds" \
          "config_vocab:vocab_size 1000" "config_type:model_type is llama" \
          "config_untied:tie_word_embeddings" "config_heads:not a multiple of n_head" \
          "config_missing:cannot open" "config_garbage:not a JSON object" \
-         "no_weights:cannot open"; do
-    $H hostile "$D/small" "$D/bad" "${c%%:*}" || fail "making case ${c%%:*}"
-    refused "${c#*:}" "$D/bad.h5" "$R" import "$D/bad" "$D/bad.h5"
+         "no_weights:cannot open")
+$H hostile "$D/small" "$D/bad" "${cases[@]%%:*}" || fail "making the hostile cases"
+for c in "${cases[@]}"; do
+    refused "${c#*:}" "$D/bad.h5" "$R" import "$D/bad_${c%%:*}" "$D/bad.h5"
 done
 
 # --- overwriting: only with --force ---------------------------------------------------

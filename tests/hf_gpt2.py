@@ -7,7 +7,7 @@ import and export against notebooks/gpt_numpy.py's forward. Subcommands:
 
   make DIR [--layers L --embd C --heads NH --vocab V --ctx T --seed S
             --prefix --buffers --lm-head --dtype f32|f16 --ids FILE N]
-  hostile GOOD_DIR OUT_DIR CASE
+  hostile GOOD_DIR OUT CASE...           OUT_CASE: GOOD_DIR made hostile
   logits HF_DIR IDS LOGITS.bin TOL      C logits vs numpy forward
   export HF_DIR EXPORT_DIR              export(import(HF)) vs HF, bit for bit
   same-model A.h5 B.h5                  /model of two checkpoints, bit for bit
@@ -21,7 +21,15 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks"))
-import gpt_numpy  # noqa: E402
+gpt_numpy = None  # imported when a forward is needed (it brings h5py)
+
+
+def forward(m, ids):
+    global gpt_numpy
+    if gpt_numpy is None:
+        import gpt_numpy as g
+        gpt_numpy = g
+    return gpt_numpy.forward(m, ids, dtype=np.float64)["logits"]
 
 DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "I64": np.int64}
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -215,7 +223,7 @@ def cmd_logits(args):
     ids = read_ids(ids_path)
     V = GPT2_VOCAB + CHAT_TOKENS
     m = HfModel(hf_dir, extend_to=V)
-    want = gpt_numpy.forward(m, ids, dtype=np.float64)["logits"]
+    want = forward(m, ids)
     got = np.fromfile(logits_path, dtype="<f4").reshape(len(ids), -1).astype(np.float64)
     if got.shape != want.shape:
         sys.exit("logits shape %s, numpy %s" % (got.shape, want.shape))
@@ -270,8 +278,8 @@ def cmd_export(args):
             bad.append("vocab.json: %d entries, <|endoftext|> = %r" % (len(vocab), vocab.get("<|endoftext|>")))
     # the export runs in the numpy forward with the same logits, bit for bit
     ids = list(range(0, min(src.shape["block_size"], 16)))
-    a = gpt_numpy.forward(HfModel(ex_dir), ids)["logits"]
-    b = gpt_numpy.forward(HfModel(hf_dir, extend_to=V0 + CHAT_TOKENS), ids)["logits"]
+    a = forward(HfModel(ex_dir), ids)
+    b = forward(HfModel(hf_dir, extend_to=V0 + CHAT_TOKENS), ids)
     if not np.array_equal(a, b):
         bad.append("numpy logits of the export differ by %.3g" % np.abs(a - b).max())
     if bad:
@@ -300,7 +308,11 @@ def cmd_same_model(args):
 # --- hostile files ----------------------------------------------------------------
 
 def cmd_hostile(args):
-    good, out, case = args
+    for case in args[2:]:
+        hostile(args[0], args[1] + "_" + case, case)
+
+
+def hostile(good, out, case):
     if os.path.exists(out):
         shutil.rmtree(out)
     shutil.copytree(good, out)
