@@ -230,6 +230,21 @@ static int name_index(char **names, int n, const char *name) {
     return -1;
 }
 
+int hf_check_size(const SafeTensors *st, const HfConfig *hc) {
+    GPTConfig c = {.n_layer = hc->n_layer, .n_head = hc->n_head, .n_embd = hc->n_embd,
+                   .block_size = hc->n_positions, .vocab_size = hc->vocab_size};
+    ParamInfo info[NUM_PARAM_TENSORS];
+    uint64_t need = gpt_param_layout(&c, info), have = 0;
+    for (int i = 0; i < st->n; i++)
+        if (!is_attn_buffer(strip_prefix(st->t[i].name))) have += st->t[i].numel;
+    // only a gross mismatch here; a missing or misshapen tensor is named later
+    if (need / 2 > have)
+        return rlhf_fail("%s holds %llu values, far fewer than the %llu of the model "
+                         "config.json describes; hint: the weights do not match config.json", st->path,
+                         (unsigned long long)have, (unsigned long long)need);
+    return 0;
+}
+
 int hf_import_weights(const SafeTensors *st, const HfConfig *hc, GPT *m) {
     const GPTConfig *c = &m->config;
     ASSERT(c->n_layer == hc->n_layer && c->n_embd == hc->n_embd && c->n_head == hc->n_head &&
@@ -302,6 +317,18 @@ int hf_import_weights(const SafeTensors *st, const HfConfig *hc, GPT *m) {
             rc = rlhf_fail("%s: tensor '%s' is not part of a GPT-2 language model (n_layer %d); "
                            "hint: rlhf.c imports GPT2LMHeadModel / GPT2Model weights only",
                            st->path, by_index[k]->name, L);
+    for (int p = 0; p < NUM_PARAM_TENSORS && rc == 0; p++) {  // as the checkpoint loader will
+        const ParamInfo *pi = &m->info[p];
+        for (size_t i = 0; i < pi->size; i++)
+            if (!isfinite(m->params_memory[pi->offset + i])) {
+                char name[128];
+                param_name(pi, pi->per_layer ? (int)(i / ((size_t)pi->rows * pi->cols)) : 0,
+                           name, sizeof name);
+                rc = rlhf_fail("%s: tensor %s holds NaN or Inf; hint: the weights are damaged",
+                               st->path, strip_prefix(name));
+                break;
+            }
+    }
     if (rc == 0 && lm_head) {  // tied: it must be wte itself
         size_t count = (size_t)hc->vocab_size * C;
         float *head = mallocCheck(count * sizeof(float) + 1);

@@ -42,6 +42,11 @@ char *hf_config_json(const GPT *m, int eot);
 // is refused (-1, one-line reason).
 int hf_import_weights(const SafeTensors *st, const HfConfig *hc, GPT *m);
 
+// Whether st holds at least half the values of the model hc describes: called
+// before the model is built, so that a config.json with enormous shapes next
+// to a small file is refused before anything that size is allocated.
+int hf_check_size(const SafeTensors *st, const HfConfig *hc);
+
 // The mean-row rule above, for tests: row[C] = mean of wte rows [0, rows).
 void hf_mean_row(const float *wte, int rows, int C, float *row);
 

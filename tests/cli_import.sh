@@ -93,7 +93,8 @@ cases=(
          "config_vocab:vocab_size 1000" "config_type:model_type is llama" \
          "config_untied:tie_word_embeddings" "config_heads:not a multiple of n_head" \
          "config_missing:cannot open" "config_garbage:not a JSON object" \
-         "no_weights:cannot open")
+         "no_weights:cannot open" "nan:tensor h.0.mlp.c_fc.bias holds NaN" \
+         "config_huge:far fewer than the")
 $H hostile "$D/small" "$D/bad" "${cases[@]%%:*}" || fail "making the hostile cases"
 for c in "${cases[@]}"; do
     refused "${c#*:}" "$D/bad.h5" "$R" import "$D/bad_${c%%:*}" "$D/bad.h5"

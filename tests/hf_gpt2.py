@@ -379,6 +379,12 @@ def hostile(good, out, case):
         wte[7, 3] += 1
         tensors["lm_head.weight"] = wte
         st_write(st, tensors, {"format": "pt"})
+    elif case == "nan":
+        tensors, _, _ = st_read(st)
+        k = first("h.0.mlp.c_fc.bias")
+        tensors[k] = tensors[k].copy()
+        tensors[k][5] = np.nan
+        st_write(st, tensors, {"format": "pt"})
     elif case == "duplicate":  # a name both with and without the prefix
         tensors, _, _ = st_read(st)
         k = first("ln_f.bias")
@@ -396,8 +402,11 @@ def hostile(good, out, case):
                       "config_vocab": ("vocab_size", 1000),
                       "config_type": ("model_type", "llama"),
                       "config_untied": ("tie_word_embeddings", False),
-                      "config_heads": ("n_head", 3)}[case]
+                      "config_heads": ("n_head", 3),
+                      "config_huge": ("n_layer", 4096)}[case]
         cfg[key] = value
+        if case == "config_huge":
+            cfg["n_embd"] = 1 << 16
         json.dump(cfg, open(cfg_path, "w"))
     elif case == "no_weights":
         os.remove(st)
