@@ -13,6 +13,7 @@ import and export against notebooks/gpt_numpy.py's forward. Subcommands:
   same-model A.h5 B.h5                  /model of two checkpoints, bit for bit
 """
 import json
+import math
 import os
 import shutil
 import struct
@@ -90,19 +91,22 @@ def random_model(L, C, NH, V, T, seed, dtype):
     rng = np.random.default_rng(seed)
     n = lambda *shape, s=0.02: (rng.standard_normal(shape) * s).astype(dtype)  # noqa: E731
     p = {"wte.weight": n(V, C, s=0.3), "wpe.weight": n(T, C, s=0.1)}
+    # matrices scaled so that activations keep the same size at any width
+    # (fan-in C = 64 is the reference), as GPT-2's own weights roughly do
+    k = math.sqrt(64.0 / C)
     for i in range(L):
         h = "h.%d." % i
         p[h + "ln_1.weight"] = (1 + n(C, s=0.1)).astype(dtype)
         p[h + "ln_1.bias"] = n(C, s=0.05)
-        p[h + "attn.c_attn.weight"] = n(C, 3 * C, s=0.15)
+        p[h + "attn.c_attn.weight"] = n(C, 3 * C, s=0.15 * k)
         p[h + "attn.c_attn.bias"] = n(3 * C, s=0.05)
-        p[h + "attn.c_proj.weight"] = n(C, C, s=0.1)
+        p[h + "attn.c_proj.weight"] = n(C, C, s=0.1 * k)
         p[h + "attn.c_proj.bias"] = n(C, s=0.05)
         p[h + "ln_2.weight"] = (1 + n(C, s=0.1)).astype(dtype)
         p[h + "ln_2.bias"] = n(C, s=0.05)
-        p[h + "mlp.c_fc.weight"] = n(C, 4 * C, s=0.1)
+        p[h + "mlp.c_fc.weight"] = n(C, 4 * C, s=0.1 * k)
         p[h + "mlp.c_fc.bias"] = n(4 * C, s=0.05)
-        p[h + "mlp.c_proj.weight"] = n(4 * C, C, s=0.05)
+        p[h + "mlp.c_proj.weight"] = n(4 * C, C, s=0.05 * k)
         p[h + "mlp.c_proj.bias"] = n(C, s=0.05)
     p["ln_f.weight"] = (1 + n(C, s=0.1)).astype(dtype)
     p["ln_f.bias"] = n(C, s=0.05)
