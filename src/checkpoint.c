@@ -1192,10 +1192,9 @@ int ckpt_read_optimizer(Ckpt *ck, const char *prefix, AdamW *opt, const GPT *m) 
 
 int ckpt_write_tokenizer(Ckpt *ck, const Tokenizer *tok) {
     ASSERT(ck && ck->tmp && tok && tok->vocab_size > 0 && tok->vocab_offsets);
-    ASSERT(tok->type == TOKENIZER_CHAR || tok->type == TOKENIZER_BPE);
+    ASSERT(tok->type == TOKENIZER_CHAR || tok->type == TOKENIZER_BPE || tok->type == TOKENIZER_GPT2);
     const char *g = "/tokenizer";
-    if (group_ensure(ck, g, 0) ||
-        attr_put_str(ck, g, "type", tok->type == TOKENIZER_BPE ? "bpe" : "char") ||
+    if (group_ensure(ck, g, 0) || attr_put_str(ck, g, "type", tokenizer_type_name(tok->type)) ||
         attr_put_i32(ck, g, "vocab_size", tok->vocab_size) ||
         attr_put_i32(ck, g, "eot", tok->eot) || attr_put_i32(ck, g, "user", tok->user) ||
         attr_put_i32(ck, g, "assistant", tok->assistant) || attr_put_i32(ck, g, "pad", tok->pad))
@@ -1217,10 +1216,12 @@ static int tokenizer_fields_read(Ckpt *ck, Tokenizer *tok) {
     char *type = NULL;
     if (object_type(ck->file, g) != H5I_GROUP) return read_fail_missing(ck, g);
     if (attr_get_str(ck, g, "type", &type)) return -1;
-    int known = strcmp(type, "char") == 0 || strcmp(type, "bpe") == 0;
-    tok->type = strcmp(type, "bpe") == 0 ? TOKENIZER_BPE : TOKENIZER_CHAR;
+    int known = strcmp(type, "char") == 0 || strcmp(type, "bpe") == 0 || strcmp(type, "gpt2") == 0;
+    tok->type = strcmp(type, "gpt2") == 0  ? TOKENIZER_GPT2
+                : strcmp(type, "bpe") == 0 ? TOKENIZER_BPE
+                                           : TOKENIZER_CHAR;
     if (!known) {
-        rlhf_fail("checkpoint %s: /tokenizer has type '%s', expected 'char' or 'bpe'; hint: %s",
+        rlhf_fail("checkpoint %s: /tokenizer has type '%s', expected 'char', 'bpe' or 'gpt2'; hint: %s",
                   ck->path, type, hint);
         free(type);
         return -1;

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
+
+#include "tokenizer.h"
 #include <strings.h>
 #include <sys/stat.h>
 #include <threads.h>
@@ -652,7 +654,7 @@ int config_validate(const Config *cfg) {
                          "%" PRId64 "; hint: pick n_embd = n_head * head size",
                          cfg->model.n_embd, cfg->model.n_head);
 
-    CHOICE(data, tokenizer, "char|bpe");
+    CHOICE(data, tokenizer, "char|bpe|gpt2");
     CHOICE(data, doc_split, "auto|blank|percent|none");
     FLOAT_IN(data, val_fraction, 0.0, true, 1.0, false);
     NONNEG_INT(data, vocab_size);
@@ -660,6 +662,13 @@ int config_validate(const Config *cfg) {
         return rlhf_fail("config: data.vocab_size = %" PRId64 " is too small for bpe; hint: it "
                          "needs 256 byte tokens + 4 special tokens, so at least 260",
                          cfg->data.vocab_size);
+    // gpt2's vocabulary is fixed; 512 is the default, i.e. the key left unset
+    if (strcmp(cfg->data.tokenizer, "gpt2") == 0 && cfg->data.vocab_size != 512 &&
+        cfg->data.vocab_size != GPT2_VOCAB_SIZE)
+        return rlhf_fail("config: data.vocab_size = %" PRId64 " disagrees with data.tokenizer = gpt2, "
+                         "whose vocabulary is fixed at %d (50257 + 3 chat specials); hint: remove "
+                         "data.vocab_size or set it to %d", cfg->data.vocab_size, GPT2_VOCAB_SIZE,
+                         GPT2_VOCAB_SIZE);
 
     POS_INT(train, batch_size);
     POS_INT(train, max_steps);

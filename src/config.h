@@ -21,8 +21,8 @@
 #define CONFIG_DATA(X) \
     X(corpus, STR, "", "text corpus for prepare: file, .gz or directory")          \
     X(dir, STR, "data/gen/fortunes", "where prepare writes train.h5/val.h5 (ptx and pretrain_mix read train.h5)") \
-    X(tokenizer, STR, "char", "char | bpe")                                        \
-    X(vocab_size, INT, 512, "bpe vocabulary size, special tokens included")        \
+    X(tokenizer, STR, "char", "char | bpe | gpt2 (GPT-2's own, from data/gpt2)")   \
+    X(vocab_size, INT, 512, "bpe vocabulary size, special tokens included (gpt2: 50260)") \
     X(val_fraction, FLOAT, 0.1, "share of documents held out for validation")      \
     X(doc_split, STR, "auto", "auto | blank | percent | none: document delimiter")
 

@@ -533,7 +533,7 @@ void print_model_summary(const GPT *m, const Tokenizer *tok) {
            c->value_head ? " + value head" : "", m->num_params / 1e6,
            gpt_num_flop_params(m) / 1e6);
     printf("# tokenizer: %s, %d tokens (eot %d, user %d, assistant %d, pad %d)\n",
-           tok->type == TOKENIZER_BPE ? "bpe" : "char", tok->vocab_size, tok->eot, tok->user,
+           tokenizer_type_name(tok->type), tok->vocab_size, tok->eot, tok->user,
            tok->assistant, tok->pad);
     fflush(stdout);
 }

@@ -1,8 +1,12 @@
 // Char-level and byte-level BPE tokenizers: training, encoding, decoding, and
 // the consistency check of a tokenizer read back from a checkpoint. No file
-// I/O here (checkpoint.c stores the fields) and no regex library: the BPE
-// pre-tokenizer is the small hand-written splitter chunk_end().
+// I/O here (checkpoint.c stores the fields; tokenizer_gpt2.c reads GPT-2's
+// files). The trained BPE's pre-tokenizer is the small hand-written splitter
+// chunk_end(); GPT-2's is its own regex, run by PCRE2.
 #include "tokenizer.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include <limits.h>
 #include <stdlib.h>
@@ -21,6 +25,8 @@ static const char *const SPECIAL_NAMES[N_SPECIALS] = {"<|endoftext|>", "<|user|>
 // cut, near a UTF-8 character boundary, so that training and encoding stay
 // linear in the text on such input. Training and encoding cut the same way.
 #define CHUNK_MAX 256
+
+static int gpt2_pretok_compile(Tokenizer *tok);
 
 #define CORRUPT_HINT "hint: the checkpoint is damaged or was not written by rlhf.c"
 
@@ -526,7 +532,7 @@ static int token_is(const Tokenizer *tok, int id, const uint8_t *bytes, int len)
 // first violation.
 static int tokenizer_check(const Tokenizer *tok) {
     int V = tok->vocab_size;
-    if (tok->type != TOKENIZER_CHAR && tok->type != TOKENIZER_BPE)
+    if (tok->type != TOKENIZER_CHAR && tok->type != TOKENIZER_BPE && tok->type != TOKENIZER_GPT2)
         return rlhf_fail("tokenizer type %d is unknown; " CORRUPT_HINT, tok->type);
     if (V < 1 + N_SPECIALS || !tok->vocab_bytes || !tok->vocab_offsets)
         return rlhf_fail("tokenizer vocabulary is missing or has %d tokens; " CORRUPT_HINT, V);
@@ -575,10 +581,17 @@ static int tokenizer_check(const Tokenizer *tok) {
         if (sp[k] < n_plain)
             return rlhf_fail("bpe special %s has id %d, inside the byte/merge range [0, %d); "
                              CORRUPT_HINT, SPECIAL_NAMES[k], sp[k], n_plain);
+    int seen[256] = {0};
     for (int id = 0; id < 256; id++) {
         uint8_t c = (uint8_t)id;
-        if (!token_is(tok, id, &c, 1))
+        if (tok->type == TOKENIZER_BPE && !token_is(tok, id, &c, 1))
             return rlhf_fail("bpe token %d should be the single byte 0x%02X; " CORRUPT_HINT, id, id);
+        // GPT-2: ids 0..255 are the 256 bytes in some order, each once
+        if (tok->vocab_offsets[id + 1] - tok->vocab_offsets[id] != 1)
+            return rlhf_fail("gpt2 token %d should be a single byte; " CORRUPT_HINT, id);
+        if (seen[tok->vocab_bytes[tok->vocab_offsets[id]]]++)
+            return rlhf_fail("gpt2 tokenizer holds byte 0x%02X twice among ids 0..255; " CORRUPT_HINT,
+                             tok->vocab_bytes[tok->vocab_offsets[id]]);
     }
     for (int r = 0; r < tok->n_merges; r++) {
         int a = tok->merges[2 * r], b = tok->merges[2 * r + 1], id = 256 + r;
@@ -605,8 +618,16 @@ int tokenizer_finish(Tokenizer *tok) {
         free(tok->merge_index);
         tok->merge_index = NULL;
     }
+    if (tok->pretok) {
+        pcre2_code_free(tok->pretok);
+        tok->pretok = NULL;
+    }
     if (tokenizer_check(tok) != 0) return -1;
     for (int c = 0; c < 256; c++) tok->byte_to_id[c] = tok->type == TOKENIZER_BPE ? c : -1;
+    if (tok->type == TOKENIZER_GPT2) {
+        for (int id = 0; id < 256; id++) tok->byte_to_id[tok->vocab_bytes[tok->vocab_offsets[id]]] = id;
+        if (gpt2_pretok_compile(tok) != 0) return -1;
+    }
     if (tok->type == TOKENIZER_CHAR) {
         for (int id = 0; id < tok->vocab_size; id++) {
             if (id == tok->eot || id == tok->user || id == tok->assistant || id == tok->pad) continue;
@@ -629,6 +650,10 @@ int tokenizer_finish(Tokenizer *tok) {
     return 0;
 }
 
+const char *tokenizer_type_name(int type) {
+    return type == TOKENIZER_GPT2 ? "gpt2" : type == TOKENIZER_BPE ? "bpe" : "char";
+}
+
 void tokenizer_free(Tokenizer *tok) {
     if (!tok) return;
     free(tok->vocab_bytes);
@@ -638,6 +663,7 @@ void tokenizer_free(Tokenizer *tok) {
         pairmap_free(tok->merge_index);
         free(tok->merge_index);
     }
+    if (tok->pretok) pcre2_code_free(tok->pretok);
     memset(tok, 0, sizeof *tok);
 }
 
@@ -657,7 +683,7 @@ static int bpe_encode_chunk(const Tokenizer *tok, const uint8_t *s, int len, int
     int rank_a[CHUNK_MAX], rank_b[CHUNK_MAX], src[CHUNK_MAX];
     uint8_t fresh[CHUNK_MAX];
     int *rank = rank_a, *next = rank_b;  // rank[i]: rank of pair (ids[i], ids[i+1])
-    for (int i = 0; i < len; i++) ids[i] = s[i];
+    for (int i = 0; i < len; i++) ids[i] = tok->byte_to_id[s[i]];
     for (int i = 0; i + 1 < len; i++) rank[i] = merge_rank(index, ids[i], ids[i + 1]);
     while (len > 1) {
         int best = INT_MAX;
@@ -688,6 +714,166 @@ static int bpe_encode_chunk(const Tokenizer *tok, const uint8_t *s, int len, int
     return len;
 }
 
+// ---------------------------------------------------------------------------
+// GPT-2: the pre-tokenizer regex, and BPE of pre-tokens of any length.
+
+// GPT-2's pattern, unchanged. With UCP, \p{L}, \p{N} and \s follow Unicode
+// (\s: the White_Space characters). MATCH_INVALID_UTF lets the subject hold
+// bytes that are not UTF-8: they match nothing, and encode_gpt2 makes each
+// run of them between two matches a pre-token of its own.
+static const char GPT2_PATTERN[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static int gpt2_pretok_compile(Tokenizer *tok) {
+    int err;
+    PCRE2_SIZE at;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)GPT2_PATTERN, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &at, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(err, msg, sizeof msg);
+        return rlhf_fail("gpt2 pre-tokenizer regex does not compile at offset %zu: %s; hint: "
+                         "libpcre2-8 10.34 or newer is needed", (size_t)at, (const char *)msg);
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);  // interpreted when JIT is unavailable
+    tok->pretok = re;
+    return 0;
+}
+
+typedef struct {
+    int rank, pos;
+    int left, right;  // the ids the pair had when pushed (a stale entry differs)
+} MergeEntry;
+
+static int merge_before(const MergeEntry *a, const MergeEntry *b) {
+    return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
+}
+
+static void merge_push(MergeEntry *h, int *n, MergeEntry e) {
+    int i = (*n)++;
+    while (i > 0 && merge_before(&e, &h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = e;
+}
+
+static MergeEntry merge_pop(MergeEntry *h, int *n) {
+    MergeEntry top = h[0], last = h[--*n];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && merge_before(&h[c + 1], &h[c])) c++;
+        if (!merge_before(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n > 0) h[i] = last;
+    return top;
+}
+
+// BPE of a pre-token of any length in O(len log len): a linked list of
+// symbols and a heap of the pairs present, lowest rank first and leftmost
+// first among equal ranks. That is the order of the rank-by-rank passes of
+// bpe_encode_chunk: a merge only creates pairs holding its new id 256 + r,
+// whose ranks exceed r (a merge joins ids below its own). Writes ids to out
+// (room for len) and returns their number.
+static int bpe_encode_long(const Tokenizer *tok, const uint8_t *s, int len, int *out) {
+    const PairMap *index = tok->merge_index;
+    int *ids = mallocCheck((size_t)len * sizeof *ids);
+    int *prev = mallocCheck((size_t)len * sizeof *prev), *next = mallocCheck((size_t)len * sizeof *next);
+    // every merge removes one symbol and pushes at most two entries
+    MergeEntry *heap = mallocCheck((size_t)(3 * len) * sizeof *heap);
+    int n_heap = 0;
+    for (int i = 0; i < len; i++) {
+        ids[i] = tok->byte_to_id[s[i]];
+        prev[i] = i - 1;
+        next[i] = i + 1 < len ? i + 1 : -1;
+    }
+    for (int i = 0; i + 1 < len; i++) {
+        int r = merge_rank(index, ids[i], ids[i + 1]);
+        if (r != INT_MAX) merge_push(heap, &n_heap, (MergeEntry){r, i, ids[i], ids[i + 1]});
+    }
+    while (n_heap > 0) {
+        MergeEntry e = merge_pop(heap, &n_heap);
+        int p = e.pos, q = next[p];
+        // a removed symbol has prev = -2; ids only grow, so equal ids mean
+        // the pair is still there
+        if (prev[p] == -2 || q < 0 || ids[p] != e.left || ids[q] != e.right) continue;
+        ids[p] = 256 + e.rank;
+        next[p] = next[q];
+        if (next[q] >= 0) prev[next[q]] = p;
+        prev[q] = -2;
+        if (prev[p] >= 0) {
+            int r = merge_rank(index, ids[prev[p]], ids[p]);
+            if (r != INT_MAX) merge_push(heap, &n_heap, (MergeEntry){r, prev[p], ids[prev[p]], ids[p]});
+        }
+        if (next[p] >= 0) {
+            int r = merge_rank(index, ids[p], ids[next[p]]);
+            if (r != INT_MAX) merge_push(heap, &n_heap, (MergeEntry){r, p, ids[p], ids[next[p]]});
+        }
+    }
+    int k = 0;
+    for (int i = 0; i >= 0 && len > 0; i = next[i]) out[k++] = ids[i];
+    free(ids);
+    free(prev);
+    free(next);
+    free(heap);
+    return k;
+}
+
+// Appends the ids of one pre-token to out (as far as max_out allows).
+static int gpt2_piece(const Tokenizer *tok, const uint8_t *s, size_t len, int *out, long max_out,
+                       long *total) {
+    if (len == 0) return 0;
+    int small[CHUNK_MAX];
+    int *ids = small, m;
+    if (len <= CHUNK_MAX) {
+        m = bpe_encode_chunk(tok, s, (int)len, small);
+    } else {
+        if (len > INT_MAX / 3)
+            return rlhf_fail("gpt2 tokenizer: a pre-token of %zu bytes (no space or punctuation "
+                             "in it) is too long; hint: split the text", len);
+        ids = mallocCheck(len * sizeof *ids);
+        m = bpe_encode_long(tok, s, (int)len, ids);
+    }
+    for (int k = 0; k < m; k++, (*total)++)
+        if (*total < max_out) out[*total] = ids[k];
+    if (ids != small) free(ids);
+    return 0;
+}
+
+static long encode_gpt2(const Tokenizer *tok, const uint8_t *text, size_t n, int *out, long max_out) {
+    ASSERT(tok->pretok && tok->merge_index);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(tok->pretok, NULL);
+    if (!md) die("out of memory creating the gpt2 pre-tokenizer's match data");
+    long total = 0;
+    size_t at = 0;
+    while (at < n) {
+        int rc = pcre2_match(tok->pretok, text, n, at, 0, md, NULL);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(rc, msg, sizeof msg);
+            pcre2_match_data_free(md);
+            return rlhf_fail("gpt2 pre-tokenizer failed at byte %zu: %s", at, (const char *)msg);
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        ASSERT(ov[0] >= at && ov[1] > ov[0] && ov[1] <= n);
+        // the bytes before the match are not UTF-8: a pre-token of their own
+        if (gpt2_piece(tok, text + at, ov[0] - at, out, max_out, &total) ||
+            gpt2_piece(tok, text + ov[0], ov[1] - ov[0], out, max_out, &total)) {
+            pcre2_match_data_free(md);
+            return -1;
+        }
+        at = ov[1];
+    }
+    pcre2_match_data_free(md);
+    if (gpt2_piece(tok, text + at, n - at, out, max_out, &total)) return -1;
+    return total;
+}
+
 static long encode_char(const Tokenizer *tok, const uint8_t *text, size_t n, int *out, long max_out) {
     for (size_t i = 0; i < n; i++) {
         int id = tok->byte_to_id[text[i]];
@@ -707,6 +893,7 @@ static long encode_char(const Tokenizer *tok, const uint8_t *text, size_t n, int
 
 long tokenizer_encode(const Tokenizer *tok, const uint8_t *text, size_t n, int *out, long max_out) {
     if (tok->type == TOKENIZER_CHAR) return encode_char(tok, text, n, out, max_out);
+    if (tok->type == TOKENIZER_GPT2) return encode_gpt2(tok, text, n, out, max_out);
     ASSERT(tok->type == TOKENIZER_BPE && tok->merge_index);
     long total = 0;
     int ids[CHUNK_MAX];
@@ -746,6 +933,81 @@ char *tokenizer_decode(const Tokenizer *tok, const int *ids, long n, int with_sp
     }
     *p = '\0';
     return s;
+}
+
+// ---------------------------------------------------------------------------
+// Streaming UTF-8 output.
+
+// Bytes a character starting with lead byte c has (0: c cannot start one),
+// and the range its second byte must lie in (RFC 3629: no overlongs, no
+// surrogates, nothing above U+10FFFF).
+static int utf8_lead(uint8_t c, uint8_t *lo, uint8_t *hi) {
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (c == 0xE0) *lo = 0xA0;
+        if (c == 0xED) *hi = 0x9F;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (c == 0xF0) *lo = 0x90;
+        if (c == 0xF4) *hi = 0x8F;
+        return 4;
+    }
+    return 0;
+}
+
+static int put_replacement(uint8_t *out) {
+    out[0] = 0xEF;
+    out[1] = 0xBF;
+    out[2] = 0xBD;
+    return 3;
+}
+
+// Emits the complete characters of p[0..n), holding back an incomplete valid
+// tail (at most 3 bytes) in s.
+static int utf8_emit(Utf8Stream *s, const uint8_t *p, int n, uint8_t *out) {
+    int k = 0, i = 0;
+    while (i < n) {
+        uint8_t lo, hi;
+        int len = utf8_lead(p[i], &lo, &hi), ok = len > 0, j = 1;
+        for (; ok && j < len && i + j < n; j++)
+            ok = j == 1 ? p[i + 1] >= lo && p[i + 1] <= hi : (p[i + j] & 0xC0) == 0x80;
+        if (!ok) {  // invalid lead, or a byte that breaks the sequence
+            k += put_replacement(out + k);
+            i++;
+        } else if (i + len > n) {  // valid so far, the rest comes later
+            s->n_held = n - i;
+            memcpy(s->held, p + i, (size_t)s->n_held);
+            return k;
+        } else {
+            memcpy(out + k, p + i, (size_t)len);
+            k += len;
+            i += len;
+        }
+    }
+    return k;
+}
+
+int utf8_stream_push(Utf8Stream *s, const uint8_t *in, int n, uint8_t *out) {
+    ASSERT(s->n_held >= 0 && s->n_held < 4 && n >= 0);
+    uint8_t local[256];
+    int total = s->n_held + n;
+    uint8_t *buf = total <= (int)sizeof local ? local : mallocCheck((size_t)total);
+    memcpy(buf, s->held, (size_t)s->n_held);
+    if (n) memcpy(buf + s->n_held, in, (size_t)n);
+    s->n_held = 0;
+    int k = utf8_emit(s, buf, total, out);
+    if (buf != local) free(buf);
+    return k;
+}
+
+int utf8_stream_finish(Utf8Stream *s, uint8_t *out) {
+    int k = s->n_held ? put_replacement(out) : 0;
+    s->n_held = 0;
+    return k;
 }
 
 // FNV-1a 64 over the stored fields, each int as 4 little-endian bytes, so the

@@ -8,6 +8,7 @@
 #   TINY_LAYERS=N  layers of the model (default 2)
 #   TINY_DUMP=0    no rollout dump (default: ppo dumps to DIR/ppo/rollouts.h5)
 #   TINY_BPE=0     no BPE run (default: a small BPE pretrain in DIR/bpe_pretrain)
+#   TINY_TOKENIZER=gpt2  GPT-2's tokenizer instead of char (default char)
 set -euo pipefail
 D=${1:?usage: tiny_pipeline.sh DIR [STEPS]}
 STEPS=${2:-4}
@@ -36,7 +37,7 @@ block_size = 48
 [data]
 corpus = $D/corpus.txt
 dir = $D/data
-tokenizer = char
+tokenizer = ${TINY_TOKENIZER:-char}
 [train]
 batch_size = 4
 max_steps = $STEPS

@@ -82,13 +82,23 @@ static long sft_conversations(const char *desc) {
     return n;
 }
 
+typedef struct {
+    const Tokenizer *tok;
+    Utf8Stream utf8;  // a character cut by a token boundary waits for its end
+} Printer;
+
 // Prints a reply token as it is drawn; the template's specials stay silent.
+// token < 0 ends the reply (what is held of a cut character is printed).
 static void print_token(int token, void *ctx) {
-    const Tokenizer *tok = ctx;
+    Printer *p = ctx;
+    const Tokenizer *tok = p->tok;
     if (token == tok->user || token == tok->assistant || token == tok->pad) return;
     int blen;
-    const uint8_t *bytes = tokenizer_token_bytes(tok, token, &blen);
-    fwrite(bytes, 1, (size_t)blen, stdout);
+    const uint8_t *bytes = token < 0 ? NULL : tokenizer_token_bytes(tok, token, &blen);
+    uint8_t *out = mallocCheck(3 * ((size_t)(token < 0 ? 0 : blen) + 4));
+    int k = token < 0 ? utf8_stream_finish(&p->utf8, out) : utf8_stream_push(&p->utf8, bytes, blen, out);
+    fwrite(out, 1, (size_t)k, stdout);
+    free(out);
     fflush(stdout);
 }
 
@@ -201,7 +211,9 @@ int cmd_chat(int argc, char **argv) {
         }
         fputs("bot> ", stdout);
         ChatReplyEnd end;
-        conversation_reply(&conv, &m, &ts, max_new, tok.eot, print_token, &tok, &end);
+        Printer printer = {&tok, {{0}, 0}};
+        conversation_reply(&conv, &m, &ts, max_new, tok.eot, print_token, &printer, &end);
+        print_token(-1, &printer);
         fputc('\n', stdout);
         fflush(stdout);
         if (end != CHAT_REPLY_EOT)

@@ -19,5 +19,6 @@ int cmd_tasks(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_env(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -260,15 +260,16 @@ static void print_optimizer(const char *title, const AdamW *opt, int stored) {
 
 static void print_tokenizer(const Tokenizer *tok) {
     int plain = tok->vocab_size - 4;
-    if (tok->type == TOKENIZER_BPE)
-        printf("tokenizer  bpe, %d tokens: 256 bytes + %d merges + 4 specials; hash %016llx\n",
-               tok->vocab_size, tok->n_merges, (unsigned long long)tokenizer_hash(tok));
+    if (tok->type == TOKENIZER_BPE || tok->type == TOKENIZER_GPT2)
+        printf("tokenizer  %s, %d tokens: 256 bytes + %d merges + 4 specials; hash %016llx\n",
+               tokenizer_type_name(tok->type), tok->vocab_size, tok->n_merges,
+               (unsigned long long)tokenizer_hash(tok));
     else
         printf("tokenizer  char, %d tokens: %d characters + 4 specials; hash %016llx\n",
                tok->vocab_size, plain, (unsigned long long)tokenizer_hash(tok));
     printf("  special ids: endoftext %d, user %d, assistant %d, pad %d\n", tok->eot, tok->user,
            tok->assistant, tok->pad);
-    if (tok->type == TOKENIZER_BPE) {
+    if (tok->type == TOKENIZER_BPE || tok->type == TOKENIZER_GPT2) {
         int n = tok->n_merges < MERGES_SHOWN ? tok->n_merges : MERGES_SHOWN;
         printf("  first %d merges (of %d):\n", n, tok->n_merges);
         for (int r = 0; r < n; r++) {

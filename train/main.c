@@ -32,6 +32,7 @@ static const Command commands[] = {
     {"sample", cmd_sample, "CKPT [opts]     generate text (--prompt --temperature --top_k --top_p ...)"},
     {"chat", cmd_chat, "CKPT [opts]     interactive chat (--temperature --top_k --top_p --seed ...)"},
     {"eval", cmd_eval, "CKPT CONFIG     loss / perplexity, task accuracy, RM accuracy, reward, KL"},
+    {"tokenize", cmd_tokenize, "CKPT|--tokenizer gpt2 [FILE]  text -> token ids (--decode: ids -> text)"},
     {"inspect", cmd_inspect, "CKPT            stage, lineage, config, parameter table, metrics"},
     {"import", cmd_import, "DIR OUT.h5      Hugging Face GPT-2 dir (config.json, model.safetensors) -> checkpoint"},
     {"export", cmd_export, "CKPT DIR        checkpoint -> Hugging Face GPT-2 dir (config.json, model.safetensors, ...)"},

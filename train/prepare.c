@@ -1,7 +1,8 @@
 // rlhf prepare CONFIG [--section.key=value ...]
 // Corpus -> tokenizer + token shards: reads data.corpus into documents,
 // holds out data.val_fraction of them (chosen by seed), trains the
-// tokenizer on the whole text, and writes DIR/tokenizer.h5, DIR/train.h5 and
+// tokenizer on the whole text (data.tokenizer = gpt2: reads GPT-2's files
+// from data/gpt2 or $RLHF_GPT2_DIR instead), and writes DIR/tokenizer.h5, DIR/train.h5 and
 // DIR/val.h5 with an end-of-text token before every document.
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,14 @@ int cmd_prepare(int argc, char **argv) {
     size_t tlen;
     uint8_t *text = corpus_joined_text(&corpus, &tlen);
     Tokenizer tok = {0};
-    int type = strcmp(cfg->data.tokenizer, "bpe") == 0 ? TOKENIZER_BPE : TOKENIZER_CHAR;
-    if (tokenizer_train(&tok, type, text, tlen, (int)cfg->data.vocab_size) != 0) die_last();
+    int type = strcmp(cfg->data.tokenizer, "gpt2") == 0  ? TOKENIZER_GPT2
+               : strcmp(cfg->data.tokenizer, "bpe") == 0 ? TOKENIZER_BPE
+                                                         : TOKENIZER_CHAR;
+    if (type == TOKENIZER_GPT2) {
+        if (tokenizer_gpt2_load_default(&tok) != 0) die_last();
+    } else if (tokenizer_train(&tok, type, text, tlen, (int)cfg->data.vocab_size) != 0) {
+        die_last();
+    }
     free(text);
 
     int *val_ids, *train_ids;
@@ -56,7 +63,7 @@ int cmd_prepare(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/val.h5", cfg->data.dir);
     if (shard_write(path, val_ids, n_val_ids, tok.vocab_size, hash) != 0) die_last();
     printf("# tokenizer: %s, %d tokens; %.2f bytes per token\n",
-           type == TOKENIZER_BPE ? "bpe" : "char", tok.vocab_size,
+           tokenizer_type_name(type), tok.vocab_size,
            (double)corpus.n_bytes / (double)(n_train_ids + n_val_ids - corpus.n_docs));
     printf("# wrote %s/{tokenizer,train,val}.h5: train %zu documents, %zu tokens; val %zu "
            "documents, %zu tokens (%.1f s)\n", cfg->data.dir, split.n_train, n_train_ids,

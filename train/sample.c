@@ -114,14 +114,18 @@ int cmd_sample(int argc, char **argv) {
         int len = n;
         memcpy(window, ids, (size_t)n * sizeof(int));
         int pos = 0;
+        Utf8Stream utf8 = {{0}, 0};  // a character cut by a token boundary waits for its end
+        uint8_t *text = NULL;
         for (int64_t g = 0; g < cfg.sample.max_new_tokens; g++) {
             for (; pos < len; pos++) gpt_decode_step(&m, &ts.kv, &window[pos], pos);
             int next = token_stream_sample(&ts);
             if (next == tok.eot) break;
             int blen;
             const uint8_t *bytes = tokenizer_token_bytes(&tok, next, &blen);
-            if (next != tok.pad && next != tok.user && next != tok.assistant)
-                fwrite(bytes, 1, (size_t)blen, stdout);
+            if (next != tok.pad && next != tok.user && next != tok.assistant) {
+                text = reallocCheck(text, 3 * ((size_t)blen + 4));
+                fwrite(text, 1, (size_t)utf8_stream_push(&utf8, bytes, blen, text), stdout);
+            }
             fflush(stdout);
             if (len == T) {  // context full: keep the last half and re-prefill
                 int keep = T / 2;
@@ -131,6 +135,9 @@ int cmd_sample(int argc, char **argv) {
             }
             window[len++] = next;
         }
+        uint8_t tail[3];
+        fwrite(tail, 1, (size_t)utf8_stream_finish(&utf8, tail), stdout);
+        free(text);
         printf("\n");
     }
     free(window);
