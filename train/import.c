@@ -124,7 +124,7 @@ int cmd_import(int argc, char **argv) {
     Tokenizer tok = {0};
     char *tok_source = NULL;
     if (hf_config_read(config_path, &hc) != 0) die_last();
-    if (safetensors_open(&st, weights) != 0) die_last();
+    if (safetensors_open(&st, weights) != 0 || hf_check_size(&st, &hc) != 0) die_last();
     if (load_tokenizer(dir, &tok, &tok_source) != 0) die_last();
     // GPT-2's own rows (the specials get the mean), or all of ours (our export)
     if (hc.vocab_size != tok.vocab_size && hc.vocab_size != tok.eot + 1)
