@@ -54,6 +54,7 @@ run "$R" import "$D/hf" "$D/a.h5"
 grep -q 'vocab 50260 (chat tokens: mean embedding)' "$D/out" || fail "import summary: $(cat "$D/out")"
 run "$R" inspect "$D/a.h5"
 grep -q 'stage import' "$D/out" || fail "inspect: stage import"
+grep -q '^tokenizer  gpt2, 50260 tokens' "$D/out" || fail "inspect: gpt2 tokenizer"
 "$PY" -c 'import h5py, sys; t = h5py.File(sys.argv[1], "r")["tokenizer"].attrs["type"]
 sys.exit((t.decode() if isinstance(t, bytes) else t) != "gpt2")' "$D/a.h5" || fail "/tokenizer type is not gpt2"
 "$LOGITS" "$D/a.h5" "$D/ids" "$D/a.logits" || fail "forward of the import"
