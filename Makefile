@@ -62,6 +62,9 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_HELP_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 TEST_HELP_OBJ := $(TEST_HELP_SRC:%.c=$(OUT)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
+# helper programs the shell tests run (tests/tools/NAME.c -> $(OUT)/tests/tools/NAME)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:%.c=$(OUT)/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 
@@ -70,7 +73,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 .DEFAULT_GOAL := all
 
 # ./rlhf: the command-line tool, linked to the variant just built
-all: deps-check $(BIN) $(TEST_BIN)
+all: deps-check $(BIN) $(TEST_BIN) $(TOOL_BIN)
 	@ln -sf $(BIN) rlhf
 
 help:
@@ -114,6 +117,9 @@ $(BIN): $(BIN_OBJ) $(LIB)
 
 $(OUT)/tests/%: $(OUT)/tests/%.o $(TEST_HELP_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELP_OBJ) $(LIB) $(TEST_LIBS) $(LDLIBS)
+
+$(OUT)/tests/tools/%: $(OUT)/tests/tools/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(OUT)/bench/%: $(OUT)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)

@@ -8,7 +8,7 @@
 pipeline_build
 P=$D/pretrain/latest.h5
 
-for cmd in prepare pretrain sft reward ppo dpo sample chat eval inspect tasks; do
+for cmd in prepare pretrain sft reward ppo dpo sample chat eval inspect tasks import export; do
     for h in --help -h; do
         "$R" $cmd $h >"$D/out" 2>"$D/err" </dev/null || fail "rlhf $cmd $h: exit $?: $(cat "$D/err")"
         [ -s "$D/err" ] && fail "rlhf $cmd $h wrote to stderr: $(cat "$D/err")"

@@ -37,6 +37,8 @@ static const Command commands[] = {
     {"eval", cmd_eval, "CKPT CONFIG", "loss / perplexity, task accuracy, RM accuracy, reward, KL", 0},
     {"tokenize", cmd_tokenize, "CKPT|--tokenizer gpt2 [FILE]", "text -> token ids (--decode: ids -> text)", 0},
     {"inspect", cmd_inspect, "CKPT", "stage, lineage, config, parameter table, metrics", 0},
+    {"import", cmd_import, "DIR OUT.h5", "Hugging Face GPT-2 dir (config.json, model.safetensors) -> checkpoint", 0},
+    {"export", cmd_export, "CKPT DIR", "checkpoint -> Hugging Face GPT-2 dir (config.json, model.safetensors, ...)", 0},
     {"tasks", cmd_tasks, "[--out DIR] ...", "write the task data (SFT, preferences, prompts)", 0},
     {"env", cmd_env, "", "CPU features, BLAS kernels and matmul backend in use", 0},
     {"help", NULL, "[config]", "this help, or every config key with its default", 0},
