@@ -111,6 +111,24 @@ cmp -s "$D/p.h5" "$D/p_before.h5" && fail "--force did not replace OUT"
 refused "already exists" "$D/ex/none" "$R" export "$D/a.h5" "$D/ex"
 run "$R" export "$D/b.h5" "$D/ex" --force
 refused "is the input" "$D/none.h5" "$R" import "$D/small" "$D/small/model.safetensors" --force
+# an OUT that appears while the import runs is kept: config.json is a FIFO, so
+# the import waits on it after checking OUT, and OUT is made right then
+mkdir "$D/slow"
+cp "$D/small/model.safetensors" "$D/slow/"
+mkfifo "$D/slow/config.json"
+"$R" import "$D/slow" "$D/late.h5" >"$D/out" 2>"$D/err" &
+pid=$!
+# opening the FIFO returns once the import has opened it for reading
+timeout 60 bash -c 'exec 3>"$1"; echo "written meanwhile" >"$2"; cat "$3" >&3' _ \
+    "$D/slow/config.json" "$D/late.h5" "$D/small/config.json" ||
+    { kill $pid 2>/dev/null; fail "the import never read its config.json: $(cat "$D/err")"; }
+wait $pid
+rc=$?
+[ $rc -eq 1 ] || { cat "$D/err" >&2; fail "an OUT that appeared meanwhile: exit $rc, expected 1"; }
+grep -q 'late.h5: appeared while it was being written, and is kept' "$D/err" ||
+    fail "an OUT that appeared meanwhile: $(cat "$D/err")"
+[ "$(cat "$D/late.h5")" = "written meanwhile" ] || fail "the import replaced an OUT that appeared meanwhile"
+ls "$D" | grep -q '\.tmp$' && fail "a .tmp file was left by the import that found OUT taken"
 
 # --- the 124M shape, when asked for ------------------------------------------------------
 if [ "${RLHF_SLOW:-0}" = 1 ]; then

@@ -6,7 +6,8 @@
 // files (gpt2_dir()); its chat specials make the vocabulary 50260, so a file
 // with GPT-2's 50257 rows gets three more, each the mean of the file's rows
 // (hf.h). Nothing is written unless every check passes; OUT is written
-// atomically and an existing OUT is replaced only with --force.
+// atomically and an existing OUT is replaced only with --force (without it,
+// an OUT that appears while the import runs is kept and the import fails).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,7 @@ static char *import_config_json(const GPTConfig *c) {
     return json;
 }
 
-static int write_checkpoint(const char *out, const GPT *m, const Tokenizer *tok,
+static int write_checkpoint(const char *out, int force, const GPT *m, const Tokenizer *tok,
                             const char *weights, const char *tok_source) {
     char sha[65];
     if (file_sha256(weights, sha) != 0) return -1;
@@ -90,6 +91,7 @@ static int write_checkpoint(const char *out, const GPT *m, const Tokenizer *tok,
     Ckpt *ck = ckpt_create(out, &meta);
     int rc = ck ? 0 : -1;
     if (rc == 0) {
+        if (!force) ckpt_no_replace(ck);  // an OUT that appeared since output_check is kept
         size_t n = strlen(weights) + strlen(tok_source) + 128;
         char *source = mallocCheck(n);
         snprintf(source, n, "%s sha256:%s", weights, sha);
@@ -137,7 +139,7 @@ int cmd_import(int argc, char **argv) {
     gpt_build(&m, &c);
     if (hf_import_weights(&st, &hc, &m) != 0) die_last();
     safetensors_close(&st);
-    if (write_checkpoint(out, &m, &tok, weights, tok_source) != 0) die_last();
+    if (write_checkpoint(out, force, &m, &tok, weights, tok_source) != 0) die_last();
     printf("imported %s: %d layers, %d heads, n_embd %d, block_size %d, vocab %d%s -> %s\n",
            dir, c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size,
            hc.vocab_size < c.vocab_size ? " (chat tokens: mean embedding)" : "", out);
