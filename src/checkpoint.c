@@ -32,6 +32,7 @@ struct Ckpt {
     char *path;        // the final name
     char *tmp;         // PATH.tmp while writing; NULL when reading
     char *failed;      // why the first failed write failed; commit refuses
+    int no_replace;    // commit keeps a file that has appeared at path (ckpt_no_replace)
 };
 
 // --- HDF5 plumbing -----------------------------------------------------------
@@ -821,11 +822,16 @@ int ckpt_commit(Ckpt *ck) {
         rc = rlhf_fail("%s %s: cannot finish %s (%s); hint: check free disk space", ck->kind,
                        ck->path, ck->tmp, f.desc);
         unlink(ck->tmp);
-    } else if (atomic_install(ck->tmp, ck->path) != 0) {  // it has removed the tmp
+    } else if (atomic_install(ck->tmp, ck->path, ck->no_replace) != 0) {  // it removed the tmp
         rc = rlhf_fail("%s %s", ck->kind, rlhf_errmsg);
     }
     ck_free(ck);
     return rc;
+}
+
+void ckpt_no_replace(Ckpt *ck) {
+    ASSERT(ck && ck->tmp);
+    ck->no_replace = 1;
 }
 
 void ckpt_abort(Ckpt *ck) {

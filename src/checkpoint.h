@@ -63,6 +63,11 @@ int ckpt_write_f64(Ckpt *ck, const char *name, const double *data, size_t n);
 // renames PATH.tmp to PATH, fsyncs the directory, frees ck
 // (also on failure, after removing PATH.tmp: never ckpt_abort after it).
 int ckpt_commit(Ckpt *ck);
+// Makes ckpt_commit refuse to replace a file at PATH: for an output a
+// command line names, checked by output_check without --force, so that a
+// file that appears there while the checkpoint is written is kept (the
+// commit then fails and removes PATH.tmp).
+void ckpt_no_replace(Ckpt *ck);
 // Closes and removes PATH.tmp; frees ck. Safe on NULL.
 void ckpt_abort(Ckpt *ck);
 

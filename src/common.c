@@ -152,7 +152,30 @@ int atomic_rename(const char *tmp, const char *path) {
     return fsync_parent_dir(path);
 }
 
-int atomic_install(const char *tmp, const char *path) {
+// The no-replace form of atomic_rename: link(2) fails with EEXIST where
+// rename(2) would replace.
+static int atomic_link(const char *tmp, const char *path) {
+    if (link(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        if (e == EEXIST)
+            return rlhf_fail("%s: appeared while it was being written, and is kept; hint: move "
+                             "it away or pass --force", path);
+        return rlhf_fail("%s: cannot put %s in place: %s; hint: check the path and the "
+                         "permissions of its directory", path, tmp, strerror(e));
+    }
+    unlink(tmp);
+    return fsync_parent_dir(path);
+}
+
+// Puts the finished tmp in place as path: replacing what is there, or (an
+// output named without --force) only if nothing has appeared there since
+// output_check.
+static int atomic_place(const char *tmp, const char *path, int no_replace) {
+    return no_replace ? atomic_link(tmp, path) : atomic_rename(tmp, path);
+}
+
+int atomic_install(const char *tmp, const char *path, int no_replace) {
     // fsync through a read-only descriptor syncs the file's data all the same
     int fd = open(tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) {
@@ -163,7 +186,7 @@ int atomic_install(const char *tmp, const char *path) {
                          path, tmp, strerror(e));
     }
     close(fd);
-    return atomic_rename(tmp, path);
+    return atomic_place(tmp, path, no_replace);
 }
 
 int atomic_open(AtomicFile *af, const char *path) {
@@ -199,22 +222,6 @@ static void atomic_release(AtomicFile *af) {
     memset(af, 0, sizeof *af);
 }
 
-// The no-replace form of atomic_rename: link(2) fails with EEXIST where
-// rename(2) would replace.
-static int atomic_link(const char *tmp, const char *path) {
-    if (link(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        if (e == EEXIST)
-            return rlhf_fail("%s: appeared while it was being written, and is kept; hint: move "
-                             "it away or pass --force", path);
-        return rlhf_fail("%s: cannot put %s in place: %s; hint: check the path and the "
-                         "permissions of its directory", path, tmp, strerror(e));
-    }
-    unlink(tmp);
-    return fsync_parent_dir(path);
-}
-
 int atomic_commit(AtomicFile *af) {
     ASSERT(af->f);
     errno = 0;
@@ -228,7 +235,7 @@ int atomic_commit(AtomicFile *af) {
         unlink(af->tmp);
         rc = rlhf_fail("%s: write failed: %s; hint: check free disk space", af->tmp, strerror(e));
     } else {
-        rc = af->no_replace ? atomic_link(af->tmp, af->path) : atomic_rename(af->tmp, af->path);
+        rc = atomic_place(af->tmp, af->path, af->no_replace);
     }
     atomic_release(af);
     return rc;

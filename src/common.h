@@ -108,8 +108,10 @@ int output_check(const char *path, const char *option, int force, const char *co
 
 // The last steps of atomic_commit for a tmp file that was written and closed
 // by other means (an HDF5 file): fsync tmp, rename it over path, fsync the
-// directory. tmp is removed on failure.
-int atomic_install(const char *tmp, const char *path);
+// directory. With no_replace (an output that output_check passed without
+// force) tmp is linked to path instead, which fails if a file has appeared
+// there meanwhile: that file is kept. tmp is removed on failure.
+int atomic_install(const char *tmp, const char *path, int no_replace);
 // rename + directory fsync only, for a tmp that cannot be fsync'd itself (a
 // symbolic link). tmp is removed on failure.
 int atomic_rename(const char *tmp, const char *path);

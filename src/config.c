@@ -48,6 +48,7 @@ enum {
     NKEYS = 0 CONFIG_SECTIONS(COUNT_SECTION_KEYS),
     NSECTIONS = 0 CONFIG_SECTIONS(COUNT_SECTION),
 };
+_Static_assert((int)NKEYS == (int)CONFIG_NKEYS, "config.h counts the keys as config.c does");
 
 #define SECTION_NAME(name, KEYS) #name,
 static const char *const section_names[NSECTIONS] = {CONFIG_SECTIONS(SECTION_NAME)};
@@ -229,9 +230,17 @@ static const char *trim_copy(const char *s, char *buf, size_t n) {
     return buf;
 }
 
-// Parses text as the key's type and stores it in cfg. On failure returns -1
-// with the reason in why (cfg unchanged).
+static int value_parse(Config *cfg, const KeyDesc *d, const char *text, char *why, size_t n);
+
+// Parses text as the key's type and stores it in cfg, marking the key as
+// given. On failure returns -1 with the reason in why (cfg unchanged).
 static int value_store(Config *cfg, const KeyDesc *d, const char *text, char *why, size_t n) {
+    if (value_parse(cfg, d, text, why, n) != 0) return -1;
+    cfg->given[d - keys()] = 1;
+    return 0;
+}
+
+static int value_parse(Config *cfg, const KeyDesc *d, const char *text, char *why, size_t n) {
     char num[128];
     void *f = key_field(cfg, d);
     switch (d->type) {
@@ -592,6 +601,26 @@ int config_set(Config *cfg, const char *assignment) {
     return 0;
 }
 
+int config_is_set(const Config *cfg, const char *section, const char *key) {
+    int k = key_find(section, key);
+    return k >= 0 && cfg->given[k];
+}
+
+static int64_t default_int(const char *section, const char *key) {
+    int k = key_find(section, key);
+    ASSERT(k >= 0);
+    return keys()[k].def_int;
+}
+
+// data.vocab_size as it takes effect: gpt2's fixed size when the tokenizer
+// is gpt2 and the key was left at its default (that default is bpe's).
+static int64_t effective_vocab_size(const Config *cfg) {
+    if (strcmp(cfg->data.tokenizer, "gpt2") == 0 && !config_is_set(cfg, "data", "vocab_size") &&
+        cfg->data.vocab_size == default_int("data", "vocab_size"))
+        return GPT2_VOCAB_SIZE;
+    return cfg->data.vocab_size;
+}
+
 // ---------------------------------------------------------------------------
 // Cross-key checks
 
@@ -662,9 +691,8 @@ int config_validate(const Config *cfg) {
         return rlhf_fail("config: data.vocab_size = %" PRId64 " is too small for bpe; hint: it "
                          "needs 256 byte tokens + 4 special tokens, so at least 260",
                          cfg->data.vocab_size);
-    // gpt2's vocabulary is fixed; 512 is the default, i.e. the key left unset
-    if (strcmp(cfg->data.tokenizer, "gpt2") == 0 && cfg->data.vocab_size != 512 &&
-        cfg->data.vocab_size != GPT2_VOCAB_SIZE)
+    // gpt2's vocabulary is fixed: the key left at its default, or set to that
+    if (strcmp(cfg->data.tokenizer, "gpt2") == 0 && effective_vocab_size(cfg) != GPT2_VOCAB_SIZE)
         return rlhf_fail("config: data.vocab_size = %" PRId64 " disagrees with data.tokenizer = gpt2, "
                          "whose vocabulary is fixed at %d (50257 + 3 chat specials); hint: remove "
                          "data.vocab_size or set it to %d", cfg->data.vocab_size, GPT2_VOCAB_SIZE,
@@ -836,6 +864,10 @@ void config_print(const Config *cfg, FILE *out) {
             print_ini_string(mem, *(const config_STR *)f);
         } else {
             char num[64];
+            // gpt2's size for an unset vocab_size, so that the printout
+            // loads back as a valid config
+            int64_t vocab = effective_vocab_size(cfg);
+            if (f == (const void *)&cfg->data.vocab_size) f = &vocab;
             format_scalar(num, sizeof num, f, k[i].type);
             fputs(num, mem);
         }

@@ -150,6 +150,12 @@ typedef double config_FLOAT;
 typedef int config_BOOL;
 typedef char *config_STR;
 
+#define CONFIG_COUNT_KEY(key, type, def, help) +1
+#define CONFIG_COUNT_KEYS(name, KEYS) KEYS(CONFIG_COUNT_KEY)
+enum { CONFIG_NKEYS = 0 CONFIG_SECTIONS(CONFIG_COUNT_KEYS) };
+#undef CONFIG_COUNT_KEYS
+#undef CONFIG_COUNT_KEY
+
 // cfg.model.n_layer, cfg.optim.lr, cfg.data.dir ...
 typedef struct {
 #define CONFIG_FIELD(key, type, def, help) config_##type key;
@@ -157,6 +163,9 @@ typedef struct {
     CONFIG_SECTIONS(CONFIG_STRUCT)
 #undef CONFIG_STRUCT
 #undef CONFIG_FIELD
+    // which keys a config file or an override gave, in table order (set by
+    // config_load and config_set; read through config_is_set)
+    unsigned char given[CONFIG_NKEYS];
 } Config;
 
 // Sets every key to its default. Free with config_free.
@@ -171,6 +180,10 @@ int config_load(Config *cfg, const char *path);
 // Applies one "--section.key=value" (or "section.key=value") override.
 // Returns -1 with a reason (unknown key, bad value) in rlhf_errmsg.
 int config_set(Config *cfg, const char *assignment);
+
+// Whether section.key was given by a config file or an override (not left
+// at its default). 0 for a name that is no key.
+int config_is_set(const Config *cfg, const char *section, const char *key);
 
 // Checks cross-key constraints (n_embd % n_head, positive sizes, choices such
 // as tokenizer = char | bpe). Returns -1 with the first violation.

@@ -78,8 +78,11 @@ char *tokenizer_decode(const Tokenizer *tok, const int *ids, long n, int with_sp
 int tokenizer_gpt2_load(Tokenizer *tok, const char *encoder_json, const char *vocab_bpe);
 // Writes vocab.json (every id, specials included, token strings in GPT-2's
 // byte-to-unicode form) and merges.txt (with the "#version: 0.2" first line)
-// for a TOKENIZER_GPT2 tokenizer, each atomically.
-int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const char *merges_txt);
+// for a TOKENIZER_GPT2 tokenizer, each atomically. With no_replace (names
+// output_check passed without --force) a file that has appeared at either
+// name meanwhile is kept and the call fails.
+int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const char *merges_txt,
+                         int no_replace);
 // Where the deps step installs GPT-2's files (relative to the repo root;
 // overridable by env RLHF_GPT2_DIR): data/gpt2/encoder.json, data/gpt2/vocab.bpe
 #define GPT2_DIR_DEFAULT "data/gpt2"

@@ -340,7 +340,8 @@ static void put_mapped(FILE *f, const uint8_t *b, int n, const int cp_of_byte[25
     }
 }
 
-int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const char *merges_txt) {
+int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const char *merges_txt,
+                         int no_replace) {
     if (tok->type != TOKENIZER_GPT2)
         return rlhf_fail("only a gpt2 tokenizer can be written as vocab.json + merges.txt; hint: "
                          "this model uses its own tokenizer (data.tokenizer = gpt2 makes one that can)");
@@ -348,6 +349,7 @@ int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const cha
     gpt2_byte_map(cp_of_byte);
     AtomicFile af = {0};
     if (atomic_open(&af, vocab_json) != 0) return -1;
+    af.no_replace = no_replace;
     fputc('{', af.f);
     for (int id = 0; id < tok->vocab_size; id++) {
         int len;
@@ -361,6 +363,7 @@ int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const cha
     fputs("}", af.f);
     if (atomic_commit(&af) != 0) return -1;
     if (atomic_open(&af, merges_txt) != 0) return -1;
+    af.no_replace = no_replace;
     fputs("#version: 0.2\n", af.f);
     for (int r = 0; r < tok->n_merges; r++) {
         for (int k = 0; k < 2; k++) {

@@ -55,6 +55,13 @@ grep -q 'vocab 50260 (chat tokens: mean embedding)' "$D/out" || fail "import sum
 run "$R" inspect "$D/a.h5"
 grep -q 'stage import' "$D/out" || fail "inspect: stage import"
 grep -q '^tokenizer  gpt2, 50260 tokens' "$D/out" || fail "inspect: gpt2 tokenizer"
+# the lineage ends at the imported file (its sha256 re-checked), not "from scratch"
+grep -q "^  <- imported from $D/hf/model.safetensors  sha256 matches$" "$D/out" ||
+    fail "inspect: the import's source: $(sed -n '/^lineage/,/^config/p' "$D/out")"
+grep -q 'no parent recorded' "$D/out" && fail "inspect: an import is not 'started from scratch'"
+grep -q "^  import          weights $D/hf/model.safetensors sha256:$(sha256sum "$D/hf/model.safetensors" | cut -d' ' -f1)$" "$D/out" ||
+    fail "inspect: /state/import/weights: $(sed -n '/^state/,$p' "$D/out")"
+grep -q "^                  tokenizer $(realpath "$GPT2")/encoder.json$" "$D/out" || fail "inspect: /state/import/tokenizer"
 "$PY" -c 'import h5py, sys; t = h5py.File(sys.argv[1], "r")["tokenizer"].attrs["type"]
 sys.exit((t.decode() if isinstance(t, bytes) else t) != "gpt2")' "$D/a.h5" || fail "/tokenizer type is not gpt2"
 "$LOGITS" "$D/a.h5" "$D/ids" "$D/a.logits" || fail "forward of the import"
@@ -111,6 +118,62 @@ cmp -s "$D/p.h5" "$D/p_before.h5" && fail "--force did not replace OUT"
 refused "already exists" "$D/ex/none" "$R" export "$D/a.h5" "$D/ex"
 run "$R" export "$D/b.h5" "$D/ex" --force
 refused "is the input" "$D/none.h5" "$R" import "$D/small" "$D/small/model.safetensors" --force
+# an OUT that appears while the import runs is kept: config.json is a FIFO, so
+# the import waits on it after checking OUT, and OUT is made right then
+mkdir "$D/slow"
+cp "$D/small/model.safetensors" "$D/slow/"
+mkfifo "$D/slow/config.json"
+"$R" import "$D/slow" "$D/late.h5" >"$D/out" 2>"$D/err" &
+pid=$!
+# opening the FIFO returns once the import has opened it for reading
+timeout 60 bash -c 'exec 3>"$1"; echo "written meanwhile" >"$2"; cat "$3" >&3' _ \
+    "$D/slow/config.json" "$D/late.h5" "$D/small/config.json" ||
+    { kill $pid 2>/dev/null; fail "the import never read its config.json: $(cat "$D/err")"; }
+wait $pid
+rc=$?
+[ $rc -eq 1 ] || { cat "$D/err" >&2; fail "an OUT that appeared meanwhile: exit $rc, expected 1"; }
+grep -q 'late.h5: appeared while it was being written, and is kept' "$D/err" ||
+    fail "an OUT that appeared meanwhile: $(cat "$D/err")"
+[ "$(cat "$D/late.h5")" = "written meanwhile" ] || fail "the import replaced an OUT that appeared meanwhile"
+ls "$D" | grep -q '\.tmp$' && fail "a .tmp file was left by the import that found OUT taken"
+
+# --- a run started from an import: inspect follows its lineage to the source file ------
+cat >"$D/pre.ini" <<INI
+[model]
+n_layer = 1
+n_head = 2
+n_embd = 32
+block_size = 64
+[data]
+corpus = $D/corpus.txt
+dir = $D/data
+tokenizer = gpt2
+[train]
+batch_size = 1
+max_steps = 1
+eval_steps = 1
+threads = 1
+[checkpoint]
+dir = $D/pre
+init = $D/p.h5
+INI
+cat /usr/share/common-licenses/Apache-2.0 /usr/share/common-licenses/GPL-3 >"$D/corpus.txt"
+run "$R" prepare "$D/pre.ini"
+run "$R" pretrain "$D/pre.ini"
+run "$R" inspect "$D/pre/latest.h5"
+sed -n '/^lineage/,/^config/p' "$D/out" >"$D/lineage"
+grep -q "^  <- import    step 0       $D/p.h5  sha256 matches$" "$D/lineage" &&
+    grep -q "^  <- imported from $D/small/model.safetensors  sha256 matches$" "$D/lineage" ||
+    fail "inspect: lineage of a run from an import: $(cat "$D/lineage")"
+grep -q '^  world_size      1 process' "$D/out" || fail "inspect: /state/world_size"
+printf 'x' >>"$D/small/model.safetensors"
+run "$R" inspect "$D/pre/latest.h5"
+grep -q "^  <- imported from $D/small/model.safetensors  sha256 DIFFERS" "$D/out" ||
+    fail "inspect: a changed import source: $(sed -n '/^lineage/,/^config/p' "$D/out")"
+rm "$D/small/model.safetensors"
+run "$R" inspect "$D/p.h5"
+grep -q "^  <- imported from $D/small/model.safetensors  (missing now)$" "$D/out" ||
+    fail "inspect: a missing import source: $(sed -n '/^lineage/,/^config/p' "$D/out")"
 
 # --- the 124M shape, when asked for ------------------------------------------------------
 if [ "${RLHF_SLOW:-0}" = 1 ]; then

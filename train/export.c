@@ -79,7 +79,7 @@ int cmd_export(int argc, char **argv) {
     if (write_weights(paths[0], force, ckpt, &m) != 0 ||
         write_config(paths[1], force, ckpt, &m, tok.eot) != 0)
         die_last();
-    if (gpt2 && tokenizer_gpt2_write(&tok, paths[2], paths[3]) != 0) die_last();
+    if (gpt2 && tokenizer_gpt2_write(&tok, paths[2], paths[3], !force) != 0) die_last();
     printf("exported %s: %d layers, %d heads, n_embd %d, block_size %d, vocab %d -> %s/ "
            "(model.safetensors, config.json%s)\n", ckpt, m.config.n_layer, m.config.n_head,
            m.config.n_embd, m.config.block_size, m.config.vocab_size, dir,

@@ -6,7 +6,9 @@
 // files (gpt2_dir()); its chat specials make the vocabulary 50260, so a file
 // with GPT-2's 50257 rows gets three more, each the mean of the file's rows
 // (hf.h). Nothing is written unless every check passes; OUT is written
-// atomically and an existing OUT is replaced only with --force.
+// atomically and an existing OUT is replaced only with --force (without it,
+// an OUT that appears while the import runs is kept and the import fails).
+#define _DEFAULT_SOURCE  // realpath
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "gpt.h"
 #include "hf.h"
 #include "options.h"
+#include "run.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 
@@ -36,6 +39,12 @@ static int file_exists(const char *path) {
     return stat(path, &sb) == 0;
 }
 
+// path resolved (as lineage records are), or as given if it cannot be
+static char *resolved(const char *path) {
+    char *real = realpath(path, NULL);
+    return real ? real : strdup_check(path);
+}
+
 // GPT-2's tokenizer: DIR's vocab.json + merges.txt when DIR has either, else
 // the installed encoder.json + vocab.bpe. *source names what was read.
 static int load_tokenizer(const char *dir, Tokenizer *tok, char **source) {
@@ -43,14 +52,14 @@ static int load_tokenizer(const char *dir, Tokenizer *tok, char **source) {
     int rc;
     if (file_exists(vocab) || file_exists(merges)) {
         rc = tokenizer_gpt2_load(tok, vocab, merges);
-        *source = strdup_check(vocab);
+        *source = resolved(vocab);
     } else {
         char *enc = join(gpt2_dir(), "encoder.json"), *bpe = join(gpt2_dir(), "vocab.bpe");
         if (!file_exists(enc))
             rc = rlhf_fail("%s has no vocab.json and GPT-2's files are not installed (%s); "
                            "hint: run 'make deps', or set RLHF_GPT2_DIR", dir, enc);
         else rc = tokenizer_gpt2_load(tok, enc, bpe);
-        *source = strdup_check(enc);
+        *source = resolved(enc);
         free(enc);
         free(bpe);
     }
@@ -79,10 +88,11 @@ static char *import_config_json(const GPTConfig *c) {
     return json;
 }
 
-static int write_checkpoint(const char *out, const GPT *m, const Tokenizer *tok,
+static int write_checkpoint(const char *out, int force, const GPT *m, const Tokenizer *tok,
                             const char *weights, const char *tok_source) {
-    char sha[65];
-    if (file_sha256(weights, sha) != 0) return -1;
+    // "PATH sha256:HEX" with the resolved path, as a parent is recorded
+    char *source = lineage_record(weights);
+    if (!source) return -1;
     CkptMeta meta = {0};
     snprintf(meta.stage, sizeof meta.stage, "import");
     meta.config_json = import_config_json(&m->config);
@@ -90,16 +100,14 @@ static int write_checkpoint(const char *out, const GPT *m, const Tokenizer *tok,
     Ckpt *ck = ckpt_create(out, &meta);
     int rc = ck ? 0 : -1;
     if (rc == 0) {
-        size_t n = strlen(weights) + strlen(tok_source) + 128;
-        char *source = mallocCheck(n);
-        snprintf(source, n, "%s sha256:%s", weights, sha);
+        if (!force) ckpt_no_replace(ck);  // an OUT that appeared since output_check is kept
         rc = ckpt_write_model(ck, "", m) || ckpt_write_tokenizer(ck, tok) ||
              ckpt_write_str(ck, "import/weights", source) ||
              ckpt_write_str(ck, "import/tokenizer", tok_source);
-        free(source);
         if (rc) ckpt_abort(ck);
         else rc = ckpt_commit(ck);
     }
+    free(source);
     free(meta.config_json);
     return rc ? -1 : 0;
 }
@@ -137,7 +145,7 @@ int cmd_import(int argc, char **argv) {
     gpt_build(&m, &c);
     if (hf_import_weights(&st, &hc, &m) != 0) die_last();
     safetensors_close(&st);
-    if (write_checkpoint(out, &m, &tok, weights, tok_source) != 0) die_last();
+    if (write_checkpoint(out, force, &m, &tok, weights, tok_source) != 0) die_last();
     printf("imported %s: %d layers, %d heads, n_embd %d, block_size %d, vocab %d%s -> %s\n",
            dir, c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size,
            hc.vocab_size < c.vocab_size ? " (chat tokens: mean embedding)" : "", out);

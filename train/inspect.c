@@ -114,13 +114,42 @@ static void print_config(const char *json) {
 
 // --- lineage -------------------------------------------------------------------
 
-static void print_lineage(const char *path, const CkptMeta *meta) {
+// What an "import" checkpoint was made from: /state/import/weights, the
+// record "PATH sha256:HEX" of the Hugging Face weights (train/import.c), in
+// *text (NULL for any other file). -1 with a reason if it cannot be read.
+static int import_record(Ckpt *ck, const char *stage, char **text) {
+    *text = NULL;
+    if (strcmp(stage, "import") != 0 || !ckpt_has_state(ck, "import/weights")) return 0;
+    return ckpt_read_str(ck, "import/weights", text);
+}
+
+// The end of a lineage: a run from scratch, or an import, whose source file
+// is checked like a parent.
+static void print_lineage_root(const char *import) {
+    if (!import) {
+        printf("  (no parent recorded: started from scratch)\n");
+        return;
+    }
+    char src[4096], want[65], have[65];
+    struct stat st;
+    if (lineage_split(import, src, sizeof src, want) != 0)
+        printf("  <- imported from an unrecognised record '%s'\n", import);
+    else if (stat(src, &st) != 0)
+        printf("  <- imported from %s  (missing now)\n", src);
+    else if (file_sha256(src, have) != 0)
+        printf("  <- imported from %s  (unreadable: %s)\n", src, rlhf_errmsg);
+    else
+        printf("  <- imported from %s  %s\n", src,
+               strcmp(want, have) == 0 ? "sha256 matches" : "sha256 DIFFERS: the file changed since");
+}
+
+static void print_lineage(const char *path, const CkptMeta *meta, char *import) {
     printf("lineage    newest first\n");
     printf("     %-9s step %-7lld %s  (this file)\n", meta->stage, (long long)meta->step, path);
     char *parent = strdup_check(meta->parent);
     for (int depth = 0;; depth++) {
         if (!parent[0]) {
-            printf("  (no parent recorded: started from scratch)\n");
+            print_lineage_root(import);
             break;
         }
         if (depth == LINEAGE_MAX_DEPTH) {
@@ -147,6 +176,8 @@ static void print_lineage(const char *path, const CkptMeta *meta) {
             printf("  <- %s  (not a readable checkpoint: %s)\n", ppath, rlhf_errmsg);
             break;
         }
+        free(import);
+        if (import_record(pck, pm.stage, &import) != 0) import = strdup_check(rlhf_errmsg);
         ckpt_close(pck);
         int same = strcmp(want, have) == 0;
         printf("  <- %-9s step %-7lld %s  %s\n", pm.stage, (long long)pm.step, ppath,
@@ -157,6 +188,7 @@ static void print_lineage(const char *path, const CkptMeta *meta) {
         ckpt_meta_free(&pm);
     }
     free(parent);
+    free(import);
 }
 
 // --- model -----------------------------------------------------------------------
@@ -351,6 +383,13 @@ static int print_state(Ckpt *ck, const char *stage) {
         printf("  threads         %lld (bit-identical resume needs the same)\n", (long long)t);
         any = 1;
     }
+    if (ckpt_has_state(ck, "world_size")) {
+        int64_t n;
+        if (ckpt_read_i64(ck, "world_size", &n, 1) != 0) return -1;
+        printf("  world_size      %lld process%s (a resume with another number is allowed)\n",
+               (long long)n, n == 1 ? "" : "es");
+        any = 1;
+    }
     if (ckpt_has_state(ck, "kl_coef")) {
         double k;
         if (ckpt_read_f64(ck, "kl_coef", &k, 1) != 0) return -1;
@@ -367,6 +406,15 @@ static int print_state(Ckpt *ck, const char *stage) {
         char *text;
         if (ckpt_read_str(ck, "sft_data", &text) != 0) return -1;
         printf("  sft_data        %s\n", text);
+        free(text);
+        any = 1;
+    }
+    static const char *const import_keys[] = {"import/weights", "import/tokenizer"};
+    for (int i = 0; i < 2; i++) {
+        if (!ckpt_has_state(ck, import_keys[i])) continue;
+        char *text;
+        if (ckpt_read_str(ck, import_keys[i], &text) != 0) return -1;
+        printf("  %-15s %s %s\n", i ? "" : "import", import_keys[i] + 7, text);
         free(text);
         any = 1;
     }
@@ -406,8 +454,8 @@ int cmd_inspect(int argc, char **argv) {
     Metrics mt;
     metrics_init(&mt);
     if (ckpt_read_metrics(ck, &mt) != 0) die_last();
-    char sha[65];
-    if (file_sha256(path, sha) != 0) die_last();
+    char sha[65], *import;
+    if (file_sha256(path, sha) != 0 || import_record(ck, meta.stage, &import) != 0) die_last();
 
     struct stat st;
     stat(path, &st);
@@ -421,7 +469,7 @@ int cmd_inspect(int argc, char **argv) {
     printf("  attributes %s\n", meta.sealed ? "sealed: their sha256 checksum verified"
                                             : "not sealed (written before attribute "
                                               "checksums): read unverified");
-    print_lineage(path, &meta);
+    print_lineage(path, &meta, import);
     print_config(meta.config_json);
     if (has_model) {
         print_model("model", &model);
