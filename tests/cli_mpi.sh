@@ -114,7 +114,14 @@ KD=$D/killed
     --train.eval_interval=0 --train.log_interval=50 >"$D/kill.log" 2>&1 &
 job=$!
 t0=$SECONDS
-until [ -e "$KD/step_000003.h5" ]; do
+# the step latest.h5 names (step files come and go: checkpoint.keep)
+latest_step() {
+    local l
+    l=$(readlink "$KD/latest.h5" 2>/dev/null) || { echo 0; return; }
+    l=${l#step_}
+    echo $((10#${l%.h5}))
+}
+until [ "$(latest_step)" -ge 3 ]; do
     sleep 0.1
     [ $((SECONDS - t0)) -lt 120 ] || { kill -KILL $job; fail "no checkpoint in 120 s"; }
 done
