@@ -9,9 +9,9 @@
 // (as the trainer and the objectives do): dist_sum_*, and so
 // lm_accumulate, groups_accumulate, dpo_accumulate, ptx_accumulate,
 // ppo_generate, ppo_score, ppo_minibatch_grads, evaluate_lm_loss,
-// evaluate_sft_loss (and evaluate_policy, through ppo_generate) and
+// evaluate_sft_loss, evaluate_tasks, evaluate_pairs, evaluate_policy and
 // trainer_update, which work on this rank's share of their rows and sum
-// across ranks. Nothing that only rank 0 runs (a checkpoint's writing, a
+// (or gather) across ranks. Nothing that only rank 0 runs (a checkpoint's writing, a
 // stage's save) may call them.
 #ifndef RLHF_DIST_H
 #define RLHF_DIST_H

@@ -141,7 +141,20 @@ static void tasks_greedy(GPT *m, const Tokenizer *tok, const ChatPrompt *prompts
         }
         if (b == 0) break;
         int room = T - longest + 1 < max_new ? T - longest + 1 : max_new;
-        generate(m, &kv, &smp, rows, lens, b, room, tok->eot, &greedy, &rng, out, out_len);
+        // this rank's rows of the batch; the others' are 0 here, so the
+        // integer sums gather every row's tokens on every rank, which then
+        // all grade the whole batch alike
+        long lo, hi;
+        dist_share(b, &lo, &hi);
+        if (dist_size() > 1) {
+            memset(out, 0, (size_t)b * room * sizeof(int));
+            memset(out_len, 0, (size_t)b * sizeof(int));
+        }
+        if (hi > lo)
+            generate(m, &kv, &smp, rows + lo, lens + lo, (int)(hi - lo), room, tok->eot, &greedy,
+                     &rng, out + (size_t)lo * room, out_len + lo);
+        dist_sum_i32(out, (size_t)b * room);
+        dist_sum_i32(out_len, (size_t)b);
         for (int r = 0; r < b; r++) {
             int k = out_len[r];
             int has_eot = k > 0 && out[r * room + k - 1] == tok->eot;
@@ -274,12 +287,16 @@ void values_at(const GPT *m, const int *last, float *out) {
 // head at the last token (a reward model), or by the sum of the response
 // tokens' log-probabilities (a language model; the response starts after
 // the prompt's plen[r] template tokens). m keeps no activations for a
-// backward pass, even when it is being trained.
+// backward pass, even when it is being trained. shard: collective under
+// mpirun, each rank scores its share of every batch's rows (padded to the
+// whole batch's longest, as one process pads them) and every rank receives
+// every score; else this process scores all of them.
 static void pair_scores(GPT *m, const Tokenizer *tok, const ChatPrompt *prompts,
                         const char *const *responses, const int *no_eot, long n, int batch,
-                        float *scores, long *n_truncated) {
+                        int shard, float *scores, long *n_truncated) {
     const int T = m->config.block_size, V = m->config.vocab_size;
     const int by_value = m->config.value_head;
+    const int gather = shard && dist_size() > 1;
     int *ids = mallocCheck((size_t)batch * T * sizeof(int));
     int *inputs = mallocCheck((size_t)batch * T * sizeof(int));
     int *last = mallocCheck((size_t)batch * sizeof(int));
@@ -287,6 +304,7 @@ static void pair_scores(GPT *m, const Tokenizer *tok, const ChatPrompt *prompts,
     int *scratch = mallocCheck((size_t)T * sizeof(int));
     float *logp = mallocCheck((size_t)T * sizeof(float));
     if (n_truncated) *n_truncated = 0;
+    if (gather) memset(scores, 0, (size_t)n * sizeof(float));
     for (long i0 = 0; i0 < n; i0 += batch) {
         int b = (int)(n - i0 < batch ? n - i0 : batch), longest = 1;
         for (int r = 0; r < b; r++) {
@@ -303,23 +321,36 @@ static void pair_scores(GPT *m, const Tokenizer *tok, const ChatPrompt *prompts,
             plen[r] = (int)(pl < len ? pl : len);
             longest = len > longest ? (int)len : longest;
         }
+        long lo = 0, hi = b;  // the rows scored here
+        if (shard) dist_share(b, &lo, &hi);
+        if (hi == lo) continue;
         // right-pad every row to the longest in this batch
-        for (int r = 0; r < b; r++)
-            pad_row(inputs + r * longest, longest, ids + (size_t)r * T, last[r] + 1, tok->pad);
-        gpt_forward_nograd(m, inputs, b, longest, !by_value);
+        for (long r = lo; r < hi; r++)
+            pad_row(inputs + (r - lo) * longest, longest, ids + (size_t)r * T, last[r] + 1,
+                    tok->pad);
+        gpt_forward_nograd(m, inputs, (int)(hi - lo), longest, !by_value);
         if (by_value) {
-            values_at(m, last, scores + i0);
+            values_at(m, last + lo, scores + i0 + lo);
             continue;
         }
-        for (int r = 0; r < b; r++) {
+        for (long r = lo; r < hi; r++) {
             // logits at t - 1 predict the token at t, for t in [plen, last]
-            const int n_resp = last[r] - plen[r] + 1, row = r * longest + plen[r];
+            const int n_resp = last[r] - plen[r] + 1, row = (int)(r - lo) * longest + plen[r];
             logprobs_from_logits(logp, NULL, m->acts.logits + (size_t)(row - 1) * V,
                                  inputs + row, NULL, n_resp, V, 1.0f);
             double sum = 0.0;
             for (int t = 0; t < n_resp; t++) sum += logp[t];
             scores[i0 + r] = (float)sum;
         }
+    }
+    if (gather && n > 0) {
+        // each score is on one rank and 0 on the others: the sums are the
+        // scores, exactly (float to double and back loses nothing)
+        double *all = mallocCheck((size_t)n * sizeof(double));
+        for (long i = 0; i < n; i++) all[i] = scores[i];
+        dist_sum_f64(all, (size_t)n);
+        for (long i = 0; i < n; i++) scores[i] = (float)all[i];
+        free(all);
     }
     free(ids);
     free(inputs);
@@ -335,7 +366,7 @@ void reward_scores(GPT *rm, const Tokenizer *tok, const char *const *prompts,
     ASSERT(rm->config.value_head);
     ChatPrompt *p = mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(ChatPrompt));
     for (long i = 0; i < n; i++) p[i] = chat_prompt(prompts[i]);
-    pair_scores(rm, tok, p, responses, no_eot, n, batch, scores, n_truncated);
+    pair_scores(rm, tok, p, responses, no_eot, n, batch, 0, scores, n_truncated);
     free(p);
 }
 
@@ -391,8 +422,8 @@ int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pa
     if (err == 0 && n > 0) {
         r_chosen = mallocCheck((size_t)n * sizeof(float));
         r_rejected = mallocCheck((size_t)n * sizeof(float));
-        pair_scores(m, tok, prompts, chosen, NULL, n, batch, r_chosen, NULL);
-        pair_scores(m, tok, prompts, rejected, no_eot, n, batch, r_rejected, NULL);
+        pair_scores(m, tok, prompts, chosen, NULL, n, batch, 1, r_chosen, NULL);
+        pair_scores(m, tok, prompts, rejected, no_eot, n, batch, 1, r_rejected, NULL);
         double right = 0, margin = 0, sum = 0, sq = 0;
         for (long i = 0; i < n; i++) {
             right += r_chosen[i] > r_rejected[i];
@@ -589,8 +620,8 @@ static void policy_reward(GPT *policy, GPT *rm, const Tokenizer *tok, const Enco
         scored++;
     }
     if (rm)
-        pair_scores(rm, tok, text, (const char *const *)responses, no_eot, scored, batch, scores,
-                    NULL);
+        pair_scores(rm, tok, text, (const char *const *)responses, no_eot, scored, batch, 1,
+                    scores, NULL);
     const double mean = norm ? norm[0] : 0.0, std = norm ? norm[1] : 1.0;
     double raw = 0.0, normed = 0.0;
     for (long i = 0; i < scored; i++) {

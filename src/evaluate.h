@@ -49,7 +49,9 @@ double evaluate_sft_loss(GPT *m, const SeqSet *s, int B, int pad);
 // each decoded answer without its end-of-text (the caller frees each; NULL
 // for a prompt too long for the context), and ended (n), if not NULL,
 // whether it ended with end-of-text. Prompts too long for the context are
-// counted in tally->ungraded.
+// counted in tally->ungraded. Collective under mpirun (dist.h): each rank
+// decodes its share of every batch's rows, the answers are gathered, and
+// every rank grades them all (the same tally and responses everywhere).
 void evaluate_tasks(GPT *m, const Tokenizer *tok, const char *const *prompts,
                     const char *const *families, long n, int max_new, int batch,
                     TasksTally *tally, char **responses, int *ended);
@@ -85,7 +87,7 @@ void evaluate_chat_turns(GPT *m, const Tokenizer *tok, const SftSet *set, long n
 // end-of-text unless no_eot[i]; no_eot may be NULL). Rows are right-padded,
 // so a score does not depend on what else is in its batch. A pair longer
 // than the context is scored on its first block_size tokens and counted in
-// *n_truncated (may be NULL).
+// *n_truncated (may be NULL). Not collective: this process scores them all.
 void reward_scores(GPT *rm, const Tokenizer *tok, const char *const *prompts,
                    const char *const *responses, const int *no_eot, long n, int batch,
                    float *scores, long *n_truncated);
@@ -132,7 +134,9 @@ typedef struct {
 // end-of-text), in nats: how the policy itself ranks the pair. scores, if
 // not NULL, receives the scores of each pair. Returns -1 with a reason
 // ("PATH:LINE: ...") when a pair does not encode; out and scores are then
-// left empty.
+// left empty. Collective under mpirun: each rank scores its share of every
+// batch, the scores are gathered in order, and every rank computes the
+// statistics from all of them, as one process does.
 int evaluate_pairs(GPT *m, const Tokenizer *tok, const PrefSet *set, long max_pairs, int batch,
                    PairResult *out, PairScores *scores);
 void pair_scores_free(PairScores *s);
@@ -210,6 +214,9 @@ typedef struct {
 //    rollout_kl), their graded accuracy and (rm != NULL) their normalised
 //    reward: what PPO optimises, where greedy decoding shows the mode.
 // The same inputs give the same numbers, whichever command asks.
+// Collective under mpirun: the greedy answers and their scores as
+// evaluate_tasks and evaluate_pairs shard them, the samples as ppo_generate
+// and ppo_score do.
 void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                      const EncodedPrompts *prompts, long n, const SamplerParams *sampling,
                      int max_new, int batch, uint64_t seed, const double *reward_norm,

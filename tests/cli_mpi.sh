@@ -2,8 +2,11 @@
 # Data-parallel training under mpirun, two ranks of one thread on loopback:
 #  - np=2 reproduces the np=1 runs of the tiny pipeline (pretrain, sft,
 #    reward, ppo) and of dpo and grpo: every step's loss (and PPO's reward
-#    and KL) within a relative 1e-4 (the ranks sum the same gradient in
-#    another order; seen: below 1e-6);
+#    and KL, the held-out losses, the reward model's test margin and reward
+#    mean and std) within a relative 1e-4 (the ranks sum the same gradient
+#    in another order; seen: below 1e-6), and the sharded evaluation's
+#    accuracies (greedy task accuracy of sft, ppo and dpo, overall and per
+#    family; the reward model's test-pair accuracy) exactly;
 #  - np=2 twice gives the same bits (every dataset of the final checkpoint);
 #  - np=2 resumes exactly (stopped at step 2 of 5, against one go), and a
 #    checkpoint of np=2 resumes with np=1, saying so;
@@ -46,28 +49,56 @@ for col in sys.argv[3:]:
 EOF
 }
 
-# np=2 against the pipeline's np=1 runs, the same arguments
+# exact_csv A B PREFIX: the columns named PREFIX or PREFIX_<anything> (an
+# accuracy and its per-family ones) are the same in both files, A has at
+# least one value in them, and every row agrees in them as text: counts of
+# right answers, which sharded evaluation must reproduce exactly
+exact_csv() {
+    "$PY" - "$@" <<'EOF'
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
+pre = sys.argv[3]
+cols = lambda rows: sorted(c for c in rows[0] if c == pre or c.startswith(pre + "_"))
+ca, cb = cols(a), cols(b)
+assert ca == cb, f"columns {ca} vs {cb}"
+assert any(r[c] for r in a for c in ca), f"no {pre} logged"
+assert len(a) == len(b), f"{len(a)} rows vs {len(b)}"
+for c in ca:
+    for x, y in zip(a, b):
+        assert x[c] == y[c], f"{c} at step {x['step']}: {x[c]!r} vs {y[c]!r}"
+print(" ".join(ca))
+EOF
+}
+
+# np=2 against the pipeline's np=1 runs, the same arguments; evaluation
+# (held-out losses, task accuracy, reward-model test pairs) is sharded too
 SFT=(--checkpoint.init="$D/sft/latest.h5")
-np2_case() {  # STAGE REFERENCE_DIR COLS [overrides...]
-    local stage=$1 ref=$2 cols=$3
-    shift 3
+np2_case() {  # STAGE REFERENCE_DIR COLS ACCURACY_PREFIX [overrides...]
+    local stage=$1 ref=$2 cols=$3 acc=$4
+    shift 4
     "$R2" "$stage" "$CFG" --checkpoint.dir="$D/$stage.np2" "$@" >"$D/$stage.np2.log" 2>&1 ||
         { tail -5 "$D/$stage.np2.log"; fail "$stage: np=2 run"; }
     # shellcheck disable=SC2086
     close_csv "$ref/metrics.csv" "$D/$stage.np2/metrics.csv" $cols ||
         fail "$stage: np=2 differs from np=1"
+    [ -z "$acc" ] || exact_csv "$ref/metrics.csv" "$D/$stage.np2/metrics.csv" "$acc" >"$D/exact" ||
+        fail "$stage: np=2's $acc differs from np=1's"
 }
-np2_case pretrain "$D/pretrain" "loss grad_norm val_loss"
-np2_case sft "$D/sft" "loss grad_norm test_loss" --checkpoint.init="$D/pretrain/latest.h5"
-np2_case reward "$D/reward" "loss grad_norm accuracy margin test_accuracy" "${SFT[@]}"
-np2_case ppo "$D/ppo" "loss reward value_loss policy_loss entropy eval_reward" "${SFT[@]}"
+np2_case pretrain "$D/pretrain" "loss grad_norm val_loss" ""
+np2_case sft "$D/sft" "loss grad_norm test_loss" accuracy --checkpoint.init="$D/pretrain/latest.h5"
+# greedy answers of every task family graded: one column per family
+[ "$(wc -w <"$D/exact")" -ge 2 ] || fail "sft: no per-family accuracy compared: $(cat "$D/exact")"
+np2_case reward "$D/reward" "loss grad_norm accuracy margin test_accuracy test_margin reward_mean reward_std" \
+    test_accuracy "${SFT[@]}"
+np2_case ppo "$D/ppo" "loss reward value_loss policy_loss entropy eval_reward eval_reward_raw" \
+    eval_accuracy "${SFT[@]}"
 grep -q '^# mpi: 2 ranks; float sums (gradients; PPO: also rollout scores) sent' "$D/ppo.np2.log" || fail "ppo: no mpi summary line"
 [ "$(grep -cE '^step +[0-9]+/4 ' "$D/ppo.np2.log")" -eq 4 ] || fail "ppo: progress printed by more than rank 0"
 # dpo and grpo: np=1 here
 DPO=("${SFT[@]}" --dpo.train_file="$D/tasks/pref_train.jsonl" --dpo.test_file="$D/tasks/pref_test.jsonl")
 GRPO=("${SFT[@]}" --ppo.advantage=grpo --ppo.group_size=2 --ppo.reward=grader --ppo.reward_model=)
 run "$R" dpo "$CFG" --checkpoint.dir="$D/dpo" "${DPO[@]}"
-np2_case dpo "$D/dpo" "loss grad_norm eval_loss" "${DPO[@]}"
+np2_case dpo "$D/dpo" "loss grad_norm eval_loss" eval_accuracy "${DPO[@]}"
 run "$R" ppo "$CFG" --checkpoint.dir="$D/grpo" "${GRPO[@]}"
 "$R2" ppo "$CFG" --checkpoint.dir="$D/grpo.np2" "${GRPO[@]}" >"$D/grpo.np2.log" 2>&1 ||
     { tail -5 "$D/grpo.np2.log"; fail "grpo: np=2 run"; }
