@@ -14,7 +14,9 @@
 #  - a failure on one rank (rank 0 refusing a directory that holds a run)
 #    and a SIGKILLed rank end the whole job, non-zero, and latest.h5 stays
 #    loadable and resumable;
-#  - a command that does not train refuses mpirun.
+#  - a command that does not train refuses mpirun;
+#  - test_evaluate's checks of greedy answers and pair scores hold on two
+#    ranks, which decode and score their shares of each batch.
 # Skipped (77) without mpirun or with a build without MPI (NO_MPI=1).
 cd "$(dirname "$0")/.."
 command -v mpirun >/dev/null || { echo "skip: no mpirun (apt-get install openmpi-bin)"; exit 77; }
@@ -27,6 +29,15 @@ MPI=(mpirun -np 2 --oversubscribe --bind-to none --mca btl self,vader
      --mca btl_vader_single_copy_mechanism none)
 "${MPI[@]}" "$REAL" pretrain --help >"$D/probe" 2>&1
 grep -q "built without MPI" "$D/probe" && { echo "skip: rlhf built with NO_MPI=1"; exit 77; }
+# the sharded evaluation's unit checks on two ranks: every rank ends with
+# every greedy answer and every pair's score (tests/test_evaluate.c)
+UNIT=${RLHF_BUILD:-build/default}/tests/test_evaluate
+if [ -x "$UNIT" ]; then
+    timeout 120 "${MPI[@]}" "$UNIT" >"$D/unit.log" 2>&1 ||
+        { tail -20 "$D/unit.log"; fail "test_evaluate under mpirun -np 2"; }
+else
+    echo "note: $UNIT not built; its np=2 run left out"
+fi
 pipeline_build
 # R2: the binary as two ranks (resume_case runs "$R2 STAGE ...")
 R2=$D/rlhf_np2
