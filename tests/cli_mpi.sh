@@ -6,8 +6,8 @@
 #    same gradient in another order; seen: below 1e-6); the sharded
 #    evaluation's accuracies (greedy task accuracy of sft, ppo and dpo,
 #    overall and per family; the reward model's test-pair accuracy)
-#    exactly, and the reward model's scores of its test pairs (margin, mean,
-#    std) and of PPO's greedy answers within a relative 1e-5 of their size;
+#    exactly, and the reward model's scores of its test pairs (margin and
+#    std) and of PPO's greedy answers within a relative 1e-4 of their size;
 #  - np=2 twice gives the same bits (every dataset of the final checkpoint);
 #  - np=2 resumes exactly (stopped at step 2 of 5, against one go), and a
 #    checkpoint of np=2 resumes with np=1, saying so;
@@ -61,10 +61,11 @@ for col in sys.argv[3:]:
 EOF
 }
 
-# rel_csv A B COLS...: every row's COLS agree within a relative 1e-5 of
-# their size, however small: scores of the same answers, gathered from the
-# ranks that computed them, by weights that differ only in rounding (seen:
-# 2e-7), where a lost or misplaced row moves the mean far more
+# rel_csv A B COLS...: every row's COLS agree within a relative 1e-4 of
+# their size, however small (close_csv allows 1e-4 of at least 1): scores
+# of the same answers, gathered from the ranks that computed them, by
+# weights that differ only in rounding (seen: below 2e-7), where a lost or
+# misplaced row moves them by a good part of a score
 rel_csv() {
     "$PY" - "$@" <<'EOF'
 import csv, sys
@@ -78,7 +79,7 @@ for col in sys.argv[3:]:
         if not u:
             continue
         u, v = float(u), float(v)
-        assert abs(u - v) <= 1e-5 * abs(u), f"{col} at step {x['step']}: {u} vs {v}"
+        assert abs(u - v) <= 1e-4 * abs(u), f"{col} at step {x['step']}: {u} vs {v}"
         seen += 1
     assert seen, f"no {col} logged"
 EOF
@@ -124,7 +125,8 @@ np2_case sft "$D/sft" "loss grad_norm test_loss" accuracy --checkpoint.init="$D/
 # greedy answers of every task family graded: one column per family
 [ "$(wc -w <"$D/exact")" -ge 2 ] || fail "sft: no per-family accuracy compared: $(cat "$D/exact")"
 np2_case reward "$D/reward" "loss grad_norm accuracy margin" test_accuracy "${SFT[@]}"
-rel_csv "$D/reward/metrics.csv" "$D/reward.np2/metrics.csv" test_margin reward_mean reward_std ||
+# not the mean reward: what the loss leaves undetermined (README, Data-parallel training)
+rel_csv "$D/reward/metrics.csv" "$D/reward.np2/metrics.csv" test_margin reward_std ||
     fail "reward: np=2's test-pair scores differ from np=1's"
 np2_case ppo "$D/ppo" "loss reward value_loss policy_loss entropy eval_reward" \
     eval_accuracy "${SFT[@]}"
