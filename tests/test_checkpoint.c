@@ -18,21 +18,12 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "scratch.h"
 #include "gpt.h"
 #include "metrics.h"
 #include "optim.h"
 #include "tokenizer.h"
 
-static char tmpdir[64];
-
-// PATH of a file NAME inside the test's temporary directory.
-static const char *tmp_path(const char *name) {
-    static char bufs[4][256];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
-    return b;
-}
 
 static int file_exists(const char *path) {
     struct stat st;
@@ -156,9 +147,9 @@ static void test_roundtrip_bit_identical(void **state) {
     World w;
     world_build(&w, TOKENIZER_BPE, 16, 0);
     assert_true(w.tok.n_merges > 0);  // exercises a non-empty merges dataset
-    const char *path = tmp_path("full.h5");
+    const char *path = scratch_path("full.h5");
     world_save(&w, path);
-    assert_false(file_exists(tmp_path("full.h5.tmp")));
+    assert_false(file_exists(scratch_path("full.h5.tmp")));
 
     CkptMeta meta;
     Ckpt *ck = open_ok(path, &meta);
@@ -248,7 +239,7 @@ static void test_roundtrip_prefix_and_value_head(void **state) {
     Metrics empty;
     metrics_init(&empty);
     metrics_add_column(&empty, "step", NULL, 0);
-    const char *path = tmp_path("two.h5");
+    const char *path = scratch_path("two.h5");
     Ckpt *ck = ckpt_create(path, &w.meta);
     assert_non_null(ck);
     assert_int_equal(ckpt_write_model(ck, "", &w.model), 0);
@@ -306,7 +297,7 @@ static void test_missing_value_head(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 0);
-    const char *path = tmp_path("policy.h5");
+    const char *path = scratch_path("policy.h5");
     world_save(&w, path);
     GPTConfig c = w.model.config;
     c.value_head = 1;
@@ -329,7 +320,7 @@ static void test_missing_value_head(void **state) {
 static void test_reject_missing_file(void **state) {
     (void)state;
     rlhf_errmsg[0] = '\0';
-    assert_null(ckpt_open(tmp_path("absent.h5"), NULL));
+    assert_null(ckpt_open(scratch_path("absent.h5"), NULL));
     assert_non_null(strstr(rlhf_errmsg, "no such file"));
     assert_non_null(strstr(rlhf_errmsg, "absent.h5"));
 }
@@ -338,7 +329,7 @@ static void test_reject_truncated_file(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 0);
-    const char *good = tmp_path("good.h5"), *half = tmp_path("half.h5");
+    const char *good = scratch_path("good.h5"), *half = scratch_path("half.h5");
     world_save(&w, good);
     copy_file(good, half, file_size(good) / 2);
     rlhf_errmsg[0] = '\0';
@@ -349,7 +340,7 @@ static void test_reject_truncated_file(void **state) {
 
 static void test_reject_random_bytes(void **state) {
     (void)state;
-    const char *path = tmp_path("noise.h5");
+    const char *path = scratch_path("noise.h5");
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     uint32_t x = 12345;
@@ -365,7 +356,7 @@ static void test_reject_random_bytes(void **state) {
 
 static void test_reject_foreign_hdf5(void **state) {
     (void)state;
-    const char *path = tmp_path("foreign.h5");
+    const char *path = scratch_path("foreign.h5");
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     assert_true(f >= 0);
     hsize_t dims[1] = {4};
@@ -381,8 +372,8 @@ static void test_reject_foreign_hdf5(void **state) {
     assert_non_null(strstr(rlhf_errmsg, "foreign HDF5 file: no rlhf.c format attribute"));
     // a token shard is HDF5 too, but not a checkpoint
     int toks[3] = {1, 2, 3};
-    assert_int_equal(shard_write(tmp_path("shard.h5"), toks, 3, 11, 7), 0);
-    assert_null(ckpt_open(tmp_path("shard.h5"), NULL));
+    assert_int_equal(shard_write(scratch_path("shard.h5"), toks, 3, 11, 7), 0);
+    assert_null(ckpt_open(scratch_path("shard.h5"), NULL));
     assert_non_null(strstr(rlhf_errmsg, "foreign HDF5 file"));
 }
 
@@ -414,7 +405,7 @@ static void test_reject_edited_attributes(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 0);
-    const char *path = tmp_path("edited.h5");
+    const char *path = scratch_path("edited.h5");
     const char *edits[][2] = {{"/", "step"}, {"/model", "n_head"}, {"/tokenizer", "eot"}};
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         world_save(&w, path);
@@ -440,7 +431,7 @@ static void test_reject_wrong_format_version(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 0);
-    const char *path = tmp_path("v2.h5");
+    const char *path = scratch_path("v2.h5");
     world_save(&w, path);
     set_int_attr(path, "/", "format_version", 2);
     rlhf_errmsg[0] = '\0';
@@ -456,7 +447,7 @@ static void test_reject_wrong_shapes(void **state) {
     world_build(&w, TOKENIZER_CHAR, 16, 0);
     const int V = w.tok.vocab_size;
     char want[160];
-    const char *path = tmp_path("shapes.h5");
+    const char *path = scratch_path("shapes.h5");
     world_save(&w, path);
     Ckpt *ck = open_ok(path, NULL);
 
@@ -523,7 +514,7 @@ static void test_reject_wrong_dtype_and_bad_config(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 0);
-    const char *path = tmp_path("dtype.h5");
+    const char *path = scratch_path("dtype.h5");
     world_save(&w, path);
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     const char *bias = "/model/transformer.ln_f.bias";
@@ -569,7 +560,7 @@ static void test_reject_flipped_byte(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 0);
-    const char *path = tmp_path("flip.h5");
+    const char *path = scratch_path("flip.h5");
     world_save(&w, path);
     const char *name = "/model/transformer.h.1.mlp.c_fc.weight";
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -611,7 +602,7 @@ static void test_state_errors(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 0);
-    const char *path = tmp_path("state.h5");
+    const char *path = scratch_path("state.h5");
     world_save(&w, path);
     Ckpt *ck = open_ok(path, NULL);
     int64_t i64[4];
@@ -642,7 +633,7 @@ static void test_commit_replaces_only_when_complete(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 0);
-    const char *path = tmp_path("latest.h5"), *tmp = tmp_path("latest.h5.tmp");
+    const char *path = scratch_path("latest.h5"), *tmp = scratch_path("latest.h5.tmp");
     world_save(&w, path);  // step 30
     w.meta.step = 31;
     Ckpt *ck = ckpt_create(path, &w.meta);
@@ -665,7 +656,7 @@ static void test_no_replace_keeps_newcomer(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 0);
-    const char *path = tmp_path("out.h5"), *tmp = tmp_path("out.h5.tmp");
+    const char *path = scratch_path("out.h5"), *tmp = scratch_path("out.h5.tmp");
     Ckpt *ck = ckpt_create(path, &w.meta);
     assert_non_null(ck);
     ckpt_no_replace(ck);
@@ -695,7 +686,7 @@ static void test_abort_keeps_old_file(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 0);
-    const char *path = tmp_path("keep.h5"), *tmp = tmp_path("keep.h5.tmp");
+    const char *path = scratch_path("keep.h5"), *tmp = scratch_path("keep.h5.tmp");
     world_save(&w, path);
     char before[65], after[65];
     assert_int_equal(file_sha256(path, before), 0);
@@ -721,11 +712,11 @@ static void test_failed_writes_leave_nothing(void **state) {
     world_build(&w, TOKENIZER_CHAR, 16, 0);
     // no such directory
     rlhf_errmsg[0] = '\0';
-    assert_null(ckpt_create(tmp_path("no/such/dir/x.h5"), &w.meta));
+    assert_null(ckpt_create(scratch_path("no/such/dir/x.h5"), &w.meta));
     assert_non_null(strstr(rlhf_errmsg, "cannot create"));
     assert_non_null(strstr(rlhf_errmsg, "No such file or directory"));
     // rename onto a non-empty directory fails at commit: tmp removed
-    const char *dir = tmp_path("adir");
+    const char *dir = scratch_path("adir");
     assert_int_equal(mkdir(dir, 0755), 0);
     char inner[300];
     snprintf(inner, sizeof inner, "%s/x", dir);
@@ -734,16 +725,16 @@ static void test_failed_writes_leave_nothing(void **state) {
     assert_non_null(ck);
     assert_int_equal(ckpt_write_model(ck, "", &w.model), 0);
     assert_fails_with(ckpt_commit(ck), "cannot rename");
-    assert_false(file_exists(tmp_path("adir.tmp")));
+    assert_false(file_exists(scratch_path("adir.tmp")));
     assert_true(file_exists(inner));
     // a failed write makes commit refuse: bad state names are input errors
-    const char *path = tmp_path("refused.h5");
+    const char *path = scratch_path("refused.h5");
     ck = ckpt_create(path, &w.meta);
     int64_t x = 1;
     assert_fails_with(ckpt_write_i64(ck, "/abs", &x, 1), "bad state name '/abs'");
     assert_fails_with(ckpt_commit(ck), "bad state name");
     assert_false(file_exists(path));
-    assert_false(file_exists(tmp_path("refused.h5.tmp")));
+    assert_false(file_exists(scratch_path("refused.h5.tmp")));
     world_free(&w);
 }
 
@@ -780,7 +771,7 @@ static void test_every_dataset_chunked_with_checksums(void **state) {
     (void)state;
     World w;
     world_build(&w, TOKENIZER_CHAR, 16, 1);
-    const char *path = tmp_path("layout.h5");
+    const char *path = scratch_path("layout.h5");
     world_save(&w, path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     LayoutCheck lc = {0, 0, ""};
@@ -842,8 +833,8 @@ static void test_h5py_reads_checkpoint(void **state) {
     }
     World w;
     world_build(&w, TOKENIZER_BPE, 16, 0);
-    const char *path = tmp_path("h5py.h5"), *raw = tmp_path("wte.f32"),
-               *script = tmp_path("check.py");
+    const char *path = scratch_path("h5py.h5"), *raw = scratch_path("wte.f32"),
+               *script = scratch_path("check.py");
     world_save(&w, path);
     FILE *f = fopen(raw, "wb");
     size_t n = w.model.info[PARAM_wte].size;
@@ -894,7 +885,7 @@ static void test_metrics_nested_names(void **state) {
     }
     for (int c = 0; c < 8; c++) assert_string_equal(w.names[c], want[c]);
     CkptMeta meta = {.stage = "dpo", .step = 2, .config_json = "{}", .parent = ""};
-    const char *path = tmp_path("nested.h5");
+    const char *path = scratch_path("nested.h5");
     Ckpt *ck = ckpt_create(path, &meta);
     assert_non_null(ck);
     assert_int_equal(ckpt_write_metrics(ck, &w), 0);
@@ -918,7 +909,7 @@ static void test_metrics_nested_names(void **state) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "'%s' -c 'import h5py' >/dev/null 2>&1", py);
     if (system(cmd) == 0) {
-        const char *script = tmp_path("nested.py");
+        const char *script = scratch_path("nested.py");
         FILE *f = fopen(script, "w");
         fputs(H5PY_METRICS, f);
         fclose(f);
@@ -937,7 +928,7 @@ static void test_metrics_nested_names(void **state) {
     metrics_add_column(&odd, "step", &one, 1);
     free(odd.names[0]);
     odd.names[0] = strdup_check("a//b");  // metrics_set would not take it
-    ck = ckpt_create(tmp_path("odd.h5"), &meta);
+    ck = ckpt_create(scratch_path("odd.h5"), &meta);
     assert_non_null(ck);
     assert_fails_with(ckpt_write_metrics(ck, &odd), "cannot be a dataset path");
     ckpt_abort(ck);
@@ -973,13 +964,13 @@ static hsize_t stored_chunks(const char *path, const char *name) {
 }
 
 static void shard_roundtrip(int V, int want_bytes, size_t n) {
-    const char *path = tmp_path("tokens.h5");
+    const char *path = scratch_path("tokens.h5");
     int *toks = mallocCheck(n * sizeof *toks);
     for (size_t i = 0; i < n; i++) toks[i] = (int)((i * 7919u) % (unsigned)V);
     toks[0] = V - 1;
     toks[1] = 0;
     assert_int_equal(shard_write(path, toks, n, V, 0xfeedfacecafebeefULL), 0);
-    assert_false(file_exists(tmp_path("tokens.h5.tmp")));
+    assert_false(file_exists(scratch_path("tokens.h5.tmp")));
     assert_int_equal(stored_token_bytes(path), want_bytes);
     // chunks hold at most 2^20 elements
     assert_int_equal(stored_chunks(path, "/tokens"), (n + (1u << 20) - 1) >> 20);
@@ -1013,7 +1004,7 @@ static void test_shard_roundtrip_uint32(void **state) {
 // filter parameter that overflowed a buffer inside HDF5's decoder.)
 static void test_shard_every_byte_flipped(void **state) {
     (void)state;
-    const char *path = tmp_path("flip_src.h5"), *bad = tmp_path("flip.h5");
+    const char *path = scratch_path("flip_src.h5"), *bad = scratch_path("flip.h5");
     int toks[64];
     for (int i = 0; i < 64; i++) toks[i] = (i * 37) % 300;
     assert_int_equal(shard_write(path, toks, 64, 300, 99), 0);
@@ -1051,7 +1042,7 @@ static void test_shard_every_byte_flipped(void **state) {
 
 static void test_shard_rejects_out_of_range(void **state) {
     (void)state;
-    const char *path = tmp_path("bad_tokens.h5");
+    const char *path = scratch_path("bad_tokens.h5");
     int toks[4] = {0, 5, 299, 7};
     assert_fails_with(shard_write(path, toks, 4, 299, 1), "token 299 at position 2");
     assert_false(file_exists(path));
@@ -1064,7 +1055,7 @@ static void test_shard_rejects_out_of_range(void **state) {
                       "token 299 at position 2 is not below vocab_size 200");
     assert_null(back);
     assert_int_equal(n, 0);
-    assert_fails_with(shard_read(tmp_path("nope.h5"), &back, &n, NULL, NULL), "no such file");
+    assert_fails_with(shard_read(scratch_path("nope.h5"), &back, &n, NULL, NULL), "no such file");
     // empty shards are legal
     assert_int_equal(shard_write(path, NULL, 0, 11, 1), 0);
     assert_int_equal(shard_read(path, &back, &n, NULL, NULL), 0);
@@ -1076,7 +1067,7 @@ static void test_shard_rejects_out_of_range(void **state) {
 
 static void test_rollout_dump_append(void **state) {
     (void)state;
-    const char *path = tmp_path("rollouts.h5");
+    const char *path = scratch_path("rollouts.h5");
     int toks[6] = {1, 2, 3, 4, 5, 6};
     float rew[6] = {0.5f, -1, 2, 0, 0, 3.25f};
     DumpColumn cols[2] = {{.name = "tokens", .is_int = 1, .i = toks},
@@ -1132,7 +1123,7 @@ static void test_rollout_dump_append(void **state) {
     assert_true(H5Lexists(f, "/batch_000005", H5P_DEFAULT) == 0);
     H5Fclose(f);
     // appending to something that is not HDF5 is refused, the file untouched
-    const char *txt = tmp_path("notes.txt");
+    const char *txt = scratch_path("notes.txt");
     FILE *fp = fopen(txt, "w");
     fputs("hello\n", fp);
     fclose(fp);
@@ -1142,7 +1133,7 @@ static void test_rollout_dump_append(void **state) {
 
 static void test_file_sha256(void **state) {
     (void)state;
-    const char *path = tmp_path("abc.txt");
+    const char *path = scratch_path("abc.txt");
     FILE *f = fopen(path, "w");
     fputs("abc", f);
     fclose(f);
@@ -1154,24 +1145,21 @@ static void test_file_sha256(void **state) {
     fclose(f);
     assert_int_equal(file_sha256(path, hex), 0);
     assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    assert_fails_with(file_sha256(tmp_path("absent"), hex), "cannot read");
+    assert_fails_with(file_sha256(scratch_path("absent"), hex), "cannot read");
 }
 
 // --- fixture ------------------------------------------------------------------------------
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rlhf_ckpt_XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (scratch_make("checkpoint") != 0) return -1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);  // forged files make HDF5 complain
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return scratch_remove();
 }
 
 int main(void) {

@@ -15,27 +15,11 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "scratch.h"
 
-static char tmpdir[64];
+static int group_setup(void **state) { return scratch_make("common"); }
 
-static int group_setup(void **state) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rlhf_test_common_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *path_in(const char *name) {
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
+static int group_teardown(void **state) { return scratch_remove(); }
 
 static int exists(const char *path) {
     struct stat st;
@@ -66,24 +50,24 @@ static void assert_msg_has(const char *want) {
 }
 
 static void test_mkdir_p(void **state) {
-    assert_int_equal(mkdir_p(path_in("m/n/o")), 0);
+    assert_int_equal(mkdir_p(scratch_path("m/n/o")), 0);
     struct stat st;
-    assert_int_equal(stat(path_in("m/n/o"), &st), 0);
+    assert_int_equal(stat(scratch_path("m/n/o"), &st), 0);
     assert_true(S_ISDIR(st.st_mode));
-    assert_int_equal(mkdir_p(path_in("m/n/o")), 0);  // already there
-    assert_int_equal(mkdir_p(path_in("m/n/")), 0);   // a trailing slash
-    write_text(path_in("m/file"), "x");
+    assert_int_equal(mkdir_p(scratch_path("m/n/o")), 0);  // already there
+    assert_int_equal(mkdir_p(scratch_path("m/n/")), 0);   // a trailing slash
+    write_text(scratch_path("m/file"), "x");
     rlhf_errmsg[0] = '\0';
-    assert_int_equal(mkdir_p(path_in("m/file")), -1);  // a file in the way
+    assert_int_equal(mkdir_p(scratch_path("m/file")), -1);  // a file in the way
     assert_msg_has("m/file");
     rlhf_errmsg[0] = '\0';
-    assert_int_equal(mkdir_p(path_in("m/file/sub")), -1);
+    assert_int_equal(mkdir_p(scratch_path("m/file/sub")), -1);
     assert_msg_has("cannot create directory");
     assert_int_equal(mkdir_p(""), -1);
 }
 
 static void test_atomic_commit_replaces(void **state) {
-    const char *path = path_in("a.txt"), *tmp = path_in("a.txt.tmp");
+    const char *path = scratch_path("a.txt"), *tmp = scratch_path("a.txt.tmp");
     write_text(path, "old\n");
     AtomicFile af;
     assert_int_equal(atomic_open(&af, path), 0);
@@ -99,7 +83,7 @@ static void test_atomic_commit_replaces(void **state) {
 }
 
 static void test_atomic_abort_keeps_old(void **state) {
-    const char *path = path_in("b.txt"), *tmp = path_in("b.txt.tmp");
+    const char *path = scratch_path("b.txt"), *tmp = scratch_path("b.txt.tmp");
     write_text(path, "old\n");
     AtomicFile af;
     assert_int_equal(atomic_open(&af, path), 0);
@@ -114,7 +98,7 @@ static void test_atomic_abort_keeps_old(void **state) {
 // A stale PATH.tmp that is a link to another file is replaced, not written
 // through.
 static void test_atomic_stale_link(void **state) {
-    const char *path = path_in("c.txt"), *tmp = path_in("c.txt.tmp"), *victim = path_in("victim");
+    const char *path = scratch_path("c.txt"), *tmp = scratch_path("c.txt.tmp"), *victim = scratch_path("victim");
     write_text(victim, "keep\n");
     assert_int_equal(symlink(victim, tmp), 0);
     AtomicFile af;
@@ -129,7 +113,7 @@ static void test_atomic_stale_link(void **state) {
 static void test_atomic_open_fails(void **state) {
     AtomicFile af;
     rlhf_errmsg[0] = '\0';
-    assert_int_equal(atomic_open(&af, path_in("no/such/dir/x")), -1);
+    assert_int_equal(atomic_open(&af, scratch_path("no/such/dir/x")), -1);
     assert_msg_has("no/such/dir/x.tmp: cannot create: No such file or directory");
     assert_null(af.f);
     atomic_abort(&af);  // harmless after a failed open
@@ -138,7 +122,7 @@ static void test_atomic_open_fails(void **state) {
 // The rename fails (a non-empty directory sits at PATH): -1 naming PATH,
 // the tmp removed, PATH as it was.
 static void test_atomic_rename_fails(void **state) {
-    const char *dir = path_in("adir"), *inner = path_in("adir/x"), *tmp = path_in("adir.tmp");
+    const char *dir = scratch_path("adir"), *inner = scratch_path("adir/x"), *tmp = scratch_path("adir.tmp");
     assert_int_equal(mkdir(dir, 0755), 0);
     write_text(inner, "inside\n");
     AtomicFile af;
@@ -154,16 +138,16 @@ static void test_atomic_rename_fails(void **state) {
 
 // A file written and closed by other means, and a symbolic link.
 static void test_atomic_install_and_rename(void **state) {
-    const char *tmp = path_in("d.h5.tmp"), *path = path_in("d.h5");
+    const char *tmp = scratch_path("d.h5.tmp"), *path = scratch_path("d.h5");
     write_text(tmp, "payload\n");
     assert_int_equal(atomic_install(tmp, path, 0), 0);
     assert_text(path, "payload\n");
     assert_false(exists(tmp));
     rlhf_errmsg[0] = '\0';
-    assert_int_equal(atomic_install(path_in("missing.tmp"), path_in("missing"), 0), -1);
+    assert_int_equal(atomic_install(scratch_path("missing.tmp"), scratch_path("missing"), 0), -1);
     assert_msg_has("cannot sync");
 
-    const char *link_tmp = path_in("latest.tmp"), *link = path_in("latest");
+    const char *link_tmp = scratch_path("latest.tmp"), *link = scratch_path("latest");
     assert_int_equal(symlink("d.h5", link_tmp), 0);
     assert_int_equal(atomic_rename(link_tmp, link), 0);
     char target[64];
@@ -177,7 +161,7 @@ static void test_atomic_install_and_rename(void **state) {
 // The no-replace forms (outputs named without --force): a file that appeared
 // at PATH after output_check is kept; with nothing there the file is placed.
 static void test_no_replace_keeps_newcomer(void **state) {
-    const char *path = path_in("out.json");
+    const char *path = scratch_path("out.json");
     AtomicFile af;
     assert_int_equal(output_open(&af, path, "--json", 0, NULL, 0), 0);
     fputs("ours\n", af.f);
@@ -186,9 +170,9 @@ static void test_no_replace_keeps_newcomer(void **state) {
     assert_int_equal(atomic_commit(&af), -1);
     assert_msg_has("appeared while it was being written, and is kept");
     assert_text(path, "theirs\n");
-    assert_false(exists(path_in("out.json.tmp")));
+    assert_false(exists(scratch_path("out.json.tmp")));
 
-    const char *tmp = path_in("e.h5.tmp"), *dst = path_in("e.h5");
+    const char *tmp = scratch_path("e.h5.tmp"), *dst = scratch_path("e.h5");
     write_text(dst, "theirs\n");
     write_text(tmp, "ours\n");
     rlhf_errmsg[0] = '\0';
@@ -204,11 +188,11 @@ static void test_no_replace_keeps_newcomer(void **state) {
 }
 
 static void test_fsync_parent_dir(void **state) {
-    assert_int_equal(fsync_parent_dir(path_in("anything")), 0);
+    assert_int_equal(fsync_parent_dir(scratch_path("anything")), 0);
     assert_int_equal(fsync_parent_dir("relative_name"), 0);  // the current directory
     assert_int_equal(fsync_parent_dir("/top_level_name"), 0);
     rlhf_errmsg[0] = '\0';
-    assert_int_equal(fsync_parent_dir(path_in("no/such/x")), -1);
+    assert_int_equal(fsync_parent_dir(scratch_path("no/such/x")), -1);
     assert_msg_has("no/such");
 }
 

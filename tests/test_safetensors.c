@@ -15,34 +15,18 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "scratch.h"
 #include "safetensors.h"
 
-static char tmpdir[64];
+static int group_setup(void **state) { return scratch_make("safetensors"); }
 
-static int group_setup(void **state) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rlhf_test_safetensors_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *path_in(const char *name) {
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
+static int group_teardown(void **state) { return scratch_remove(); }
 
 // A file of: the 8-byte length `len` (little-endian), `header` bytes, then
 // `ndata` bytes of data (0, 1, 2, ...).
 static const char *write_raw_n(const char *name, uint64_t len, const char *header, size_t hlen,
                                size_t ndata) {
-    const char *path = path_in(name);
+    const char *path = scratch_path(name);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     for (int i = 0; i < 8; i++) fputc((int)((len >> (8 * i)) & 0xff), f);
@@ -82,7 +66,7 @@ static void test_round_trip(void **state) {
         {.name = "scalar", .ndim = 0, .data = &s},
     };
     const char *meta[] = {"format", "pt", "note", "x\"y"};
-    const char *path = path_in("rt.safetensors");
+    const char *path = scratch_path("rt.safetensors");
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(safetensors_write(f, t, 3, meta, 2), 0);
@@ -121,7 +105,7 @@ static void test_round_trip(void **state) {
 
     // a repeated name is refused before anything is written
     SafeTensorOut twice[2] = {t[1], t[1]};
-    f = fopen(path_in("twice.safetensors"), "wb");
+    f = fopen(scratch_path("twice.safetensors"), "wb");
     assert_int_equal(safetensors_write(f, twice, 2, NULL, 0), -1);
     fclose(f);
 }
@@ -150,7 +134,7 @@ static void test_half_conversion(void **state) {
     }
 
     // a file with F16 and BF16 tensors reads as float32
-    const char *path = path_in("half.safetensors");
+    const char *path = scratch_path("half.safetensors");
     const char *hdr = "{\"h\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]},"
                       "\"b\":{\"dtype\":\"BF16\",\"shape\":[1,1],\"data_offsets\":[4,6]}}";
     FILE *f = fopen(path, "wb");
@@ -174,14 +158,14 @@ static void test_half_conversion(void **state) {
     "\"" name "\":{\"dtype\":\"" dtype "\",\"shape\":" shape ",\"data_offsets\":[" b "," e "]}"
 
 static void test_hostile_header(void **state) {
-    expect_refused(path_in("absent.safetensors"), "cannot open");
-    expect_refused(tmpdir, "not a regular file");
+    expect_refused(scratch_path("absent.safetensors"), "cannot open");
+    expect_refused(scratch_dir(), "not a regular file");
     expect_refused(write_raw("short", 0, "", 0), "cannot hold a JSON object");  // 8 bytes, 0-byte header
     // a 5-byte file
-    FILE *f = fopen(path_in("tiny"), "wb");
+    FILE *f = fopen(scratch_path("tiny"), "wb");
     fwrite("abcde", 1, 5, f);
     fclose(f);
-    expect_refused(path_in("tiny"), "too short");
+    expect_refused(scratch_path("tiny"), "too short");
     // header size past the file, huge, or with the top bit set
     expect_refused(write_raw("past", 1000, "{}", 0), "runs past the end of the file");
     expect_refused(write_raw("huge", 1ull << 40, "{}", 0), "exceeds");
@@ -283,7 +267,7 @@ static void test_truncated(void **state) {
     for (int i = 0; i < 64; i++) a[i] = (float)i;
     SafeTensorOut t[2] = {{.name = "a", .ndim = 2, .shape = {8, 4}, .data = a},
                           {.name = "b", .ndim = 1, .shape = {32}, .data = a + 32}};
-    const char *path = path_in("whole.safetensors");
+    const char *path = scratch_path("whole.safetensors");
     FILE *f = fopen(path, "wb");
     assert_int_equal(safetensors_write(f, t, 2, NULL, 0), 0);
     long size = ftell(f);

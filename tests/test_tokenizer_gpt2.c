@@ -18,20 +18,12 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "scratch.h"
 #include "rng.h"
 #include "run.h"
 #include "tokenizer.h"
 
-static char tmpdir[64];
 static Tokenizer gpt2;  // loaded once from the installed files
-
-static const char *tmp_path(const char *name) {
-    static char bufs[4][256];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
-    return b;
-}
 
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
@@ -219,7 +211,7 @@ static int map_cp(int b) {
 // JSON \u escapes), merges "a b" -> "ab" and "ab c" -> "abc", then <|endoftext|>.
 // extra_json is put before the closing brace; merges replaces the merge lines.
 static void write_tiny(const char *extra_json, const char *merges) {
-    FILE *f = fopen(tmp_path("enc.json"), "w");
+    FILE *f = fopen(scratch_path("enc.json"), "w");
     assert_non_null(f);
     fputc('{', f);
     for (int b = 0; b < 256; b++) fprintf(f, "\"\\u%04x\": %d, ", map_cp(b), b);
@@ -227,14 +219,14 @@ static void write_tiny(const char *extra_json, const char *merges) {
     fclose(f);
     char text[512];
     snprintf(text, sizeof text, "#version: 0.2\n%s", merges ? merges : "a b\nab c\n");
-    write_text(tmp_path("merges.txt"), text);
+    write_text(scratch_path("merges.txt"), text);
 }
 
 static void test_tiny_files(void **state) {
     (void)state;
     write_tiny("", NULL);
     Tokenizer t;
-    assert_int_equal(tokenizer_gpt2_load(&t, tmp_path("enc.json"), tmp_path("merges.txt")), 0);
+    assert_int_equal(tokenizer_gpt2_load(&t, scratch_path("enc.json"), scratch_path("merges.txt")), 0);
     assert_int_equal(t.vocab_size, 262);
     assert_int_equal(t.eot, 258);
     assert_int_equal(t.pad, 261);
@@ -248,9 +240,9 @@ static void test_tiny_files(void **state) {
     // a vocab.json that already lists the chat specials gives the same tokenizer
     write_tiny(", \"<|user|>\": 259, \"<|assistant|>\": 260, \"<|pad|>\": 261", NULL);
     Tokenizer t2;
-    assert_int_equal(tokenizer_gpt2_load(&t2, tmp_path("enc.json"), tmp_path("merges.txt")), 0);
+    assert_int_equal(tokenizer_gpt2_load(&t2, scratch_path("enc.json"), scratch_path("merges.txt")), 0);
     write_tiny("", NULL);
-    assert_int_equal(tokenizer_gpt2_load(&t, tmp_path("enc.json"), tmp_path("merges.txt")), 0);
+    assert_int_equal(tokenizer_gpt2_load(&t, scratch_path("enc.json"), scratch_path("merges.txt")), 0);
     assert_true(tokenizer_hash(&t) == tokenizer_hash(&t2));
     tokenizer_free(&t);
     tokenizer_free(&t2);
@@ -261,7 +253,7 @@ static void expect_load_fails(const char *why) {
     Tokenizer t;
     memset(&t, 0x5a, sizeof t);
     rlhf_errmsg[0] = '\0';
-    assert_int_equal(tokenizer_gpt2_load(&t, tmp_path("enc.json"), tmp_path("merges.txt")), -1);
+    assert_int_equal(tokenizer_gpt2_load(&t, scratch_path("enc.json"), scratch_path("merges.txt")), -1);
     if (!strstr(rlhf_errmsg, why)) fprintf(stderr, "error '%s' lacks '%s'\n", rlhf_errmsg, why);
     assert_non_null(strstr(rlhf_errmsg, why));
     assert_null(strchr(rlhf_errmsg, '\n'));
@@ -286,15 +278,15 @@ static void test_malformed_files(void **state) {
     expect_load_fails("<|user|> has id 300");
     write_tiny(", \" \": 259", NULL);  // a raw space is not a byte-map character
     expect_load_fails("expected ids 0..");
-    write_text(tmp_path("enc.json"), "{\"a\": 0, ");
+    write_text(scratch_path("enc.json"), "{\"a\": 0, ");
     expect_load_fails("not valid JSON");
-    write_text(tmp_path("enc.json"), "[1, 2]");
+    write_text(scratch_path("enc.json"), "[1, 2]");
     expect_load_fails("not a JSON object");
-    write_text(tmp_path("enc.json"), "{\"!\": 0, \"<|endoftext|>\": 1}");
+    write_text(scratch_path("enc.json"), "{\"!\": 0, \"<|endoftext|>\": 1}");
     expect_load_fails("no <|endoftext|> after the 256 byte tokens");
-    write_text(tmp_path("enc.json"), "{\"!\": \"0\"}");
+    write_text(scratch_path("enc.json"), "{\"!\": \"0\"}");
     expect_load_fails("has no id");
-    unlink(tmp_path("enc.json"));
+    unlink(scratch_path("enc.json"));
     expect_load_fails("make deps");
 }
 
@@ -302,7 +294,7 @@ static void test_malformed_files(void **state) {
 
 static void test_checkpoint_round_trip(void **state) {
     (void)state;
-    const char *path = tmp_path("tok.h5");
+    const char *path = scratch_path("tok.h5");
     assert_int_equal(save_tokenizer_file(path, &gpt2, "{}"), 0);
     Tokenizer t;
     assert_int_equal(load_tokenizer_file(path, &t), 0);
@@ -321,39 +313,39 @@ static void test_checkpoint_round_trip(void **state) {
 
 static void test_write_files(void **state) {
     (void)state;
-    assert_int_equal(tokenizer_gpt2_write(&gpt2, tmp_path("vocab.json"), tmp_path("merges.txt"), 0), 0);
+    assert_int_equal(tokenizer_gpt2_write(&gpt2, scratch_path("vocab.json"), scratch_path("merges.txt"), 0), 0);
     // merges.txt is GPT-2's vocab.bpe byte for byte
     char src[4096];
     snprintf(src, sizeof src, "%s/vocab.bpe", gpt2_dir());
     size_t n1, n2;
-    char *orig = slurp(src, &n1), *mine = slurp(tmp_path("merges.txt"), &n2);
+    char *orig = slurp(src, &n1), *mine = slurp(scratch_path("merges.txt"), &n2);
     assert_int_equal(n1, n2);
     assert_memory_equal(orig, mine, n1);
     free(orig);
     free(mine);
     // and the pair loads back to the same tokenizer, specials included
     Tokenizer t;
-    assert_int_equal(tokenizer_gpt2_load(&t, tmp_path("vocab.json"), tmp_path("merges.txt")), 0);
+    assert_int_equal(tokenizer_gpt2_load(&t, scratch_path("vocab.json"), scratch_path("merges.txt")), 0);
     assert_true(tokenizer_hash(&t) == tokenizer_hash(&gpt2));
     tokenizer_free(&t);
-    assert_null(fopen(tmp_path("vocab.json.tmp"), "r"));
+    assert_null(fopen(scratch_path("vocab.json.tmp"), "r"));
     // no_replace (export without --force): files already there are kept
-    FILE *f = fopen(tmp_path("merges.txt"), "w");
+    FILE *f = fopen(scratch_path("merges.txt"), "w");
     fputs("theirs", f);
     fclose(f);
-    assert_int_equal(tokenizer_gpt2_write(&gpt2, tmp_path("v1.json"), tmp_path("merges.txt"), 1), -1);
+    assert_int_equal(tokenizer_gpt2_write(&gpt2, scratch_path("v1.json"), scratch_path("merges.txt"), 1), -1);
     assert_non_null(strstr(rlhf_errmsg, "appeared while it was being written, and is kept"));
     size_t n3;
-    char *kept = slurp(tmp_path("merges.txt"), &n3);
+    char *kept = slurp(scratch_path("merges.txt"), &n3);
     assert_int_equal(n3, 6);
     assert_memory_equal(kept, "theirs", 6);
     free(kept);
-    assert_null(fopen(tmp_path("merges.txt.tmp"), "r"));
+    assert_null(fopen(scratch_path("merges.txt.tmp"), "r"));
     // only a gpt2 tokenizer can be written that way
     Tokenizer c;
     assert_int_equal(tokenizer_train(&c, TOKENIZER_CHAR, (const uint8_t *)"abc", 3, 0), 0);
-    assert_int_equal(tokenizer_gpt2_write(&c, tmp_path("v2.json"), tmp_path("m2.txt"), 0), -1);
-    assert_null(fopen(tmp_path("v2.json"), "r"));
+    assert_int_equal(tokenizer_gpt2_write(&c, scratch_path("v2.json"), scratch_path("m2.txt"), 0), -1);
+    assert_null(fopen(scratch_path("v2.json"), "r"));
     tokenizer_free(&c);
 }
 
@@ -406,8 +398,7 @@ static void test_utf8_stream(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rlhf_gpt2_XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (scratch_make("gpt2") != 0) return -1;
     if (tokenizer_gpt2_load_default(&gpt2) != 0) {
         fprintf(stderr, "%s\n", rlhf_errmsg);
         return -1;
@@ -418,9 +409,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     tokenizer_free(&gpt2);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return scratch_remove();
 }
 
 int main(void) {
