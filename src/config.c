@@ -732,6 +732,7 @@ int config_validate(const Config *cfg) {
         return rlhf_fail("config: dpo.label_smoothing = %g applies to dpo.loss = sigmoid only "
                          "(cDPO), not '%s'; hint: set dpo.label_smoothing = 0 or dpo.loss = "
                          "sigmoid", cfg->dpo.label_smoothing, cfg->dpo.loss);
+    FLOAT_IN(dpo, rpo_alpha, 0.0, true, INFINITY, false);
     POS_INT(dpo, eval_pairs);
 
     INT_IN(rank, k, 2, 64);

@@ -69,6 +69,7 @@
     X(beta, FLOAT, 0.1, "KL strength: implicit reward = beta * (logp - ref_logp)")     \
     X(loss, STR, "sigmoid", "sigmoid (DPO; cDPO with label_smoothing) | ipo")          \
     X(label_smoothing, FLOAT, 0.0, "share of pairs taken as flipped (sigmoid only)")   \
+    X(rpo_alpha, FLOAT, 0.0, "weight of the chosen answers' NLL per token (RPO; 0 off)") \
     X(eval_pairs, INT, 500, "test pairs scored per evaluation (the first that fit)")
 
 #define CONFIG_RANK(X) \

@@ -515,15 +515,18 @@ void evaluate_dpo_pairs(GPT *m, const SeqSet *s, long n, const double *ref_logp,
     memset(st, 0, sizeof *st);
     if (n <= 0) return;
     double *logp = mallocCheck((size_t)2 * n * sizeof(double));
-    double *side = mallocCheck((size_t)4 * n * sizeof(double));  // pc | pr | rc | rr
+    double *side = mallocCheck((size_t)5 * n * sizeof(double));  // pc | pr | rc | rr | nc
     evaluate_seq_logprobs(m, s, 2 * n, batch, pad, logp);
     for (long i = 0; i < n; i++) {
         side[i] = logp[2 * i];
         side[n + i] = logp[2 * i + 1];
         side[2 * n + i] = ref_logp[2 * i];
         side[3 * n + i] = ref_logp[2 * i + 1];
+        const long c = seqs_loss_tokens(s, 2 * i);
+        side[4 * n + i] = c > 0 ? (double)c : 1.0;
     }
-    dpo_loss(side, side + n, side + 2 * n, side + 3 * n, (int)n, p, NULL, NULL, NULL, NULL, st);
+    dpo_loss(side, side + n, side + 2 * n, side + 3 * n, side + 4 * n, (int)n, p, NULL, NULL,
+             NULL, NULL, st);
     free(logp);
     free(side);
 }
@@ -904,7 +907,8 @@ void dpo_metrics(Metrics *mt, const char *prefix, const DpoStats *st) {
              {"rewards/accuracies", st->correct / n},
              {"rewards/margins", (st->reward_chosen - st->reward_rejected) / n},
              {"logps/chosen", st->logp_chosen / n},
-             {"logps/rejected", st->logp_rejected / n}};
+             {"logps/rejected", st->logp_rejected / n},
+             {"nll_loss", st->nll / n}};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
         char name[96];
         snprintf(name, sizeof name, "%s%s", prefix, m[i].name);

@@ -112,10 +112,10 @@ static double sigmoid(double x) {
     return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
 }
 
-double dpo_loss(const double *pc, const double *pr, const double *rc, const double *rr, int n,
-                const DpoParams *p, double *dpc, double *dpr, double *drc, double *drr,
-                DpoStats *stats) {
-    ASSERT(n > 0 && p->beta > 0);
+double dpo_loss(const double *pc, const double *pr, const double *rc, const double *rr,
+                const double *nc, int n, const DpoParams *p, double *dpc, double *dpr,
+                double *drc, double *drr, DpoStats *stats) {
+    ASSERT(n > 0 && p->beta > 0 && p->rpo_alpha >= 0 && (nc || p->rpo_alpha == 0));
     const double beta = p->beta, eps = p->label_smoothing;
     double loss = 0.0;
     for (int i = 0; i < n; i++) {
@@ -131,9 +131,16 @@ double dpo_loss(const double *pc, const double *pr, const double *rc, const doub
             l = (1.0 - eps) * softplus(-h) + eps * softplus(h);
             g = beta * (eps * sigmoid(h) - (1.0 - eps) * sigmoid(-h));
         }
+        // RPO: the chosen answer's NLL per token; exactly 0 when alpha is 0
+        const double nll = nc ? -pc[i] / nc[i] : 0.0;
+        double gc = g;
+        if (p->rpo_alpha > 0) {
+            l += p->rpo_alpha * nll;
+            gc -= p->rpo_alpha / nc[i];
+        }
         loss += l;
         g /= n;
-        if (dpc) dpc[i] = g;
+        if (dpc) dpc[i] = gc / n;
         if (dpr) dpr[i] = -g;
         if (drc) drc[i] = -g;
         if (drr) drr[i] = g;
@@ -145,6 +152,7 @@ double dpo_loss(const double *pc, const double *pr, const double *rc, const doub
             stats->correct += wc > wr;
             stats->logp_chosen += pc[i];
             stats->logp_rejected += pr[i];
+            stats->nll += nll;
             stats->pairs += 1.0;
         }
     }

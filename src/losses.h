@@ -56,21 +56,28 @@ typedef struct {
     DpoLossType type;
     double beta;             // > 0
     double label_smoothing;  // eps in [0, 0.5), DPO_SIGMOID only
+    double rpo_alpha;        // >= 0: weight of the chosen answers' NLL per token (RPO)
 } DpoParams;
 
 // Sums over the pairs scored (divide by `pairs` for means): the loss, the
 // implicit rewards of chosen and rejected, the pairs whose chosen reward is
-// the larger (a tie counts as wrong), and the policy's log-probabilities.
+// the larger (a tie counts as wrong), the policy's log-probabilities, and
+// the chosen answers' negative log-likelihood per token (-pc / nc).
 typedef struct {
-    double loss, reward_chosen, reward_rejected, correct, logp_chosen, logp_rejected, pairs;
+    double loss, reward_chosen, reward_rejected, correct, logp_chosen, logp_rejected, nll,
+        pairs;
 } DpoStats;
 
 // Returns the mean loss over the n pairs and writes its gradient with
 // respect to each input (dpc, dpr, drc, drr: n each; any may be NULL).
-// Adds the pairs to stats (may be NULL). Computed in double.
-double dpo_loss(const double *pc, const double *pr, const double *rc, const double *rr, int n,
-                const DpoParams *p, double *dpc, double *dpr, double *drc, double *drr,
-                DpoStats *stats);
+// nc[i] (> 0) counts the tokens pc[i] sums over; with rpo_alpha > 0 each
+// pair's loss gains rpo_alpha * (-pc / nc), the chosen answer's mean NLL
+// per token (RPO: it keeps DPO from lowering the chosen answers with the
+// rejected ones). nc may be NULL when rpo_alpha is 0. Adds the pairs to
+// stats (may be NULL). Computed in double.
+double dpo_loss(const double *pc, const double *pr, const double *rc, const double *rr,
+                const double *nc, int n, const DpoParams *p, double *dpc, double *dpr,
+                double *drc, double *drr, DpoStats *stats);
 
 // Per-token KL estimators of the policy against the reference at sampled
 // tokens, from the log-probabilities: k1 = logp - ref_logp,

@@ -1,6 +1,7 @@
 // The stage objectives on a GPT; see objectives.h.
 #include "objectives.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "common.h"
@@ -80,6 +81,40 @@ float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, con
     return (float)(sums[0] / n_groups);
 }
 
+// This process's pairs [b0, b0 + n) of a batch of B pairs (2B rows: B
+// chosen, then B rejected) as 2n rows: their chosen, then their rejected.
+// With every pair (one process) the batch itself; else a gathered copy.
+typedef struct {
+    const int *x, *y;
+    const unsigned char *mask;
+    int *gx, *gy;
+    unsigned char *gm;
+} PairShare;
+
+static void pair_share(PairShare *s, const int *x, const int *y, const unsigned char *mask,
+                       int B, int T, long b0, int n) {
+    memset(s, 0, sizeof *s);
+    s->x = x, s->y = y, s->mask = mask;
+    if (n == B) return;
+    const size_t nT = (size_t)n * T;
+    s->gx = mallocCheck(2 * nT * sizeof(int));
+    s->gy = mallocCheck(2 * nT * sizeof(int));
+    s->gm = mallocCheck(2 * nT);
+    for (int side = 0; side < 2; side++) {
+        const size_t from = ((size_t)side * B + b0) * T, to = (size_t)side * nT;
+        memcpy(s->gx + to, x + from, nT * sizeof(int));
+        memcpy(s->gy + to, y + from, nT * sizeof(int));
+        memcpy(s->gm + to, mask + from, nT);
+    }
+    s->x = s->gx, s->y = s->gy, s->mask = s->gm;
+}
+
+static void pair_share_free(PairShare *s) {
+    free(s->gx);
+    free(s->gy);
+    free(s->gm);
+}
+
 double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *mask, int B,
                       int T, const double *ref, const DpoParams *p, int accum, double *logp,
                       double *dlogp, DpoStats *st) {
@@ -89,52 +124,39 @@ double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *m
     long b0, b1;
     dist_share(B, &b0, &b1);
     const int n = (int)(b1 - b0), R = 2 * n;
-    const size_t nT = (size_t)n * T;
     DpoStats local = {0};
     double loss = 0.0;
     if (n > 0) {
-        const int *xs = x, *ys = y;
-        const unsigned char *ms = mask;
-        const double *refs = ref;
-        int *gx = NULL, *gy = NULL;
-        unsigned char *gm = NULL;
-        double *gref = NULL;
-        if (n < B) {  // gathered: the pairs' rows are not consecutive
-            gx = mallocCheck(2 * nT * sizeof(int));
-            gy = mallocCheck(2 * nT * sizeof(int));
-            gm = mallocCheck(2 * nT);
-            gref = mallocCheck((size_t)R * sizeof(double));
-            for (int side = 0; side < 2; side++) {
-                const size_t from = ((size_t)side * B + b0) * T, to = (size_t)side * nT;
-                memcpy(gx + to, x + from, nT * sizeof(int));
-                memcpy(gy + to, y + from, nT * sizeof(int));
-                memcpy(gm + to, mask + from, nT);
-                memcpy(gref + side * n, ref + side * B + b0, (size_t)n * sizeof(double));
-            }
-            xs = gx;
-            ys = gy;
-            ms = gm;
-            refs = gref;
+        PairShare sh;
+        pair_share(&sh, x, y, mask, B, T, b0, n);
+        double *refs = mallocCheck((size_t)R * sizeof(double));
+        double *nc = mallocCheck((size_t)n * sizeof(double));
+        for (int side = 0; side < 2; side++)
+            memcpy(refs + side * n, ref + side * B + b0, (size_t)n * sizeof(double));
+        for (int i = 0; i < n; i++) {  // tokens of each chosen answer (RPO's mean)
+            long c = 0;
+            for (int t = 0; t < T; t++) c += sh.mask[(size_t)i * T + t] != 0;
+            nc[i] = c > 0 ? (double)c : 1.0;
         }
-        gpt_forward(m, xs, R, T, 1);
-        seq_logprobs(logp, m->acts.logits, ys, ms, R, T, V);
-        loss = dpo_loss(logp, logp + n, refs, refs + n, n, p, dlogp, dlogp + n, NULL, NULL,
+        gpt_forward(m, sh.x, R, T, 1);
+        seq_logprobs(logp, m->acts.logits, sh.y, sh.mask, R, T, V);
+        loss = dpo_loss(logp, logp + n, refs, refs + n, nc, n, p, dlogp, dlogp + n, NULL, NULL,
                         &local);
         // dpo_loss is the mean over these n pairs; the batch's is over B
         const double share = (double)n / B;
         for (int r = 0; r < R; r++) dlogp[r] = dlogp[r] * share / accum;
         float *z = gpt_logits_to_grad(m);  // the gradient is written over the logits
-        seq_logprobs_backward(z, z, ys, ms, dlogp, R, T, V);
+        seq_logprobs_backward(z, z, sh.y, sh.mask, dlogp, R, T, V);
         gpt_backward(m, z, NULL);
         loss *= share;
-        free(gx);
-        free(gy);
-        free(gm);
-        free(gref);
+        free(refs);
+        free(nc);
+        pair_share_free(&sh);
     }
-    double sums[8] = {loss, local.loss, local.reward_chosen, local.reward_rejected,
-                      local.correct, local.logp_chosen, local.logp_rejected, local.pairs};
-    dist_sum_f64(sums, 8);
+    double sums[9] = {loss, local.loss, local.reward_chosen, local.reward_rejected,
+                      local.correct, local.logp_chosen, local.logp_rejected, local.nll,
+                      local.pairs};
+    dist_sum_f64(sums, 9);
     if (st) {
         st->loss += sums[1];
         st->reward_chosen += sums[2];
@@ -142,13 +164,44 @@ double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *m
         st->correct += sums[4];
         st->logp_chosen += sums[5];
         st->logp_rejected += sums[6];
-        st->pairs += sums[7];
+        st->nll += sums[7];
+        st->pairs += sums[8];
     }
     return sums[0];
 }
 
+int dpo_reference(GPT *ref, const int *x, const int *y, const unsigned char *mask, int B, int T,
+                  double *ref_logp) {
+    int missing = 0;
+    for (int r = 0; r < 2 * B; r++) missing += isnan(ref_logp[r]);
+    if (missing == 0) return 0;
+    long b0, b1;
+    dist_share(B, &b0, &b1);
+    const int n = (int)(b1 - b0);
+    // each process's rows in place, zeros elsewhere: the sum over processes
+    // is every row's value exactly
+    double *v = mallocCheck((size_t)2 * B * sizeof(double));
+    memset(v, 0, (size_t)2 * B * sizeof(double));
+    if (n > 0) {
+        PairShare sh;
+        pair_share(&sh, x, y, mask, B, T, b0, n);
+        double *lp = mallocCheck((size_t)2 * n * sizeof(double));
+        gpt_forward_nograd(ref, sh.x, 2 * n, T, 1);
+        seq_logprobs(lp, ref->acts.logits, sh.y, sh.mask, 2 * n, T, ref->config.vocab_size);
+        for (int side = 0; side < 2; side++)
+            memcpy(v + side * B + b0, lp + side * n, (size_t)n * sizeof(double));
+        free(lp);
+        pair_share_free(&sh);
+    }
+    dist_sum_f64(v, (size_t)2 * B);
+    for (int r = 0; r < 2 * B; r++)
+        if (isnan(ref_logp[r])) ref_logp[r] = v[r];
+    free(v);
+    return missing;
+}
+
 DpoParams dpo_params_from_config(const Config *cfg) {
-    DpoParams p = {DPO_SIGMOID, cfg->dpo.beta, cfg->dpo.label_smoothing};
+    DpoParams p = {DPO_SIGMOID, cfg->dpo.beta, cfg->dpo.label_smoothing, cfg->dpo.rpo_alpha};
     if (strcmp(cfg->dpo.loss, "ipo") == 0) p.type = DPO_IPO;
     else ASSERT(strcmp(cfg->dpo.loss, "sigmoid") == 0);
     return p;

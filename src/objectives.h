@@ -40,7 +40,7 @@ float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, con
                         const int *rejected, const int *pair_off, int n_groups, float margin,
                         int accum, float *r, float *dr, float *dvalues, float *acc, float *gap);
 
-// DPO on B pairs laid out as 2B rows of inputs x, targets y and loss mask
+// DPO (with RPO's NLL term when p->rpo_alpha > 0) on B pairs laid out as 2B rows of inputs x, targets y and loss mask
 // (2B,T) (seqs_batch): B chosen, then B rejected. A row's log-probability
 // is the sum of log p(target) where mask is set: the response and its
 // end-of-text, never the prompt. ref (2B) holds the frozen reference's
@@ -52,6 +52,16 @@ float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, con
 double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *mask, int B,
                       int T, const double *ref, const DpoParams *p, int accum, double *logp,
                       double *dlogp, DpoStats *st);
+
+// The frozen reference's log-probabilities of the batch's rows (as
+// dpo_accumulate lays them out) where ref_logp (2B) holds NaN, the mark of
+// a row not computed yet; rows already known are kept. Each process runs
+// the reference on its own share of the pairs, in the shape dpo_accumulate
+// runs the policy in, and the shares are summed across processes, so every
+// rank ends with the same values. Returns the rows computed (0: none, and
+// no forward ran).
+int dpo_reference(GPT *ref, const int *x, const int *y, const unsigned char *mask, int B, int T,
+                  double *ref_logp);
 
 // The [dpo] keys as DpoParams (the config is validated: loss is a known name).
 DpoParams dpo_params_from_config(const Config *cfg);

@@ -25,6 +25,12 @@ void seqs_free(SeqSet *s);
 // Appends a sequence (copies it); loss may be NULL (no token carries loss).
 void seqs_add(SeqSet *s, const int *ids, const unsigned char *loss, long len);
 static inline long seqs_len(const SeqSet *s, long i) { return s->off[i + 1] - s->off[i]; }
+// Tokens of sequence i predicted with loss (a response and its end-of-text).
+static inline long seqs_loss_tokens(const SeqSet *s, long i) {
+    long c = 0;
+    for (long k = s->off[i]; k < s->off[i + 1]; k++) c += s->loss[k] != 0;
+    return c;
+}
 
 // Builds a (B,T) batch from sequences rows[0..B), T = longest length - 1.
 // inputs and targets get (B,T) ids, lossmask (B,T) the loss flag of each

@@ -45,9 +45,10 @@ static int verbose(void) { return getenv("RLHF_TEST_VERBOSE") != NULL; }
 
 // Mean over n pairs, straight from the definitions (README, losses.h), in
 // double: sigmoid -(1-eps) log s(h) - eps log s(-h) with s(x) = 1/(1+e^-x),
-// h = beta d; IPO (d - 1/(2 beta))^2; d = (pc - rc) - (pr - rr).
+// h = beta d; IPO (d - 1/(2 beta))^2; d = (pc - rc) - (pr - rr); plus RPO's
+// alpha * (-pc / nc), nc the chosen answer's tokens.
 static double ref_dpo(const double *pc, const double *pr, const double *rc, const double *rr,
-                      int n, const DpoParams *p) {
+                      const double *nc, int n, const DpoParams *p) {
     double s = 0.0;
     for (int i = 0; i < n; i++) {
         double d = (pc[i] - rc[i]) - (pr[i] - rr[i]);
@@ -58,17 +59,21 @@ static double ref_dpo(const double *pc, const double *pr, const double *rc, cons
             s += -(1.0 - p->label_smoothing) * log(1.0 / (1.0 + exp(-h))) -
                  p->label_smoothing * log(1.0 / (1.0 + exp(h)));
         }
+        s += p->rpo_alpha * (-pc[i] / nc[i]);
     }
     return s / n;
 }
 
 static const DpoParams VARIANTS[] = {
-    {DPO_SIGMOID, 0.1, 0.0},  // DPO
-    {DPO_SIGMOID, 0.5, 0.2},  // cDPO
-    {DPO_IPO, 0.1, 0.0},      // IPO
-    {DPO_IPO, 2.0, 0.0},
+    {DPO_SIGMOID, 0.1, 0.0, 0.0},  // DPO
+    {DPO_SIGMOID, 0.5, 0.2, 0.0},  // cDPO
+    {DPO_IPO, 0.1, 0.0, 0.0},      // IPO
+    {DPO_IPO, 2.0, 0.0, 0.0},
+    {DPO_SIGMOID, 0.1, 0.0, 1.0},  // RPO
+    {DPO_IPO, 0.5, 0.0, 0.3},      // IPO with the NLL term
 };
 static const char *variant_name(const DpoParams *p) {
+    if (p->rpo_alpha > 0) return p->type == DPO_IPO ? "ipo+nll" : "rpo";
     return p->type == DPO_IPO ? "ipo" : p->label_smoothing > 0 ? "cdpo" : "sigmoid";
 }
 
@@ -87,8 +92,9 @@ static void test_losses_match_double(void **state) {
     enum { n = 6 };
     RefRng r;
     ref_rng_init(&r, 7);
-    double pc[n], pr[n], rc[n], rr[n];
+    double pc[n], pr[n], rc[n], rr[n], nc[n];
     for (int i = 0; i < n; i++) {
+        nc[i] = 1 + (int)(12 * ref_rng_uniform(&r));
         rc[i] = -20.0 + 4.0 * ref_rng_normal(&r);
         rr[i] = -20.0 + 4.0 * ref_rng_normal(&r);
         pc[i] = rc[i] + 3.0 * ref_rng_normal(&r);
@@ -100,8 +106,8 @@ static void test_losses_match_double(void **state) {
         const DpoParams *p = &VARIANTS[v];
         double g[4][n];
         DpoStats st = {0};
-        double loss = dpo_loss(pc, pr, rc, rr, n, p, g[0], g[1], g[2], g[3], &st);
-        double want = ref_dpo(pc, pr, rc, rr, n, p);
+        double loss = dpo_loss(pc, pr, rc, rr, nc, n, p, g[0], g[1], g[2], g[3], &st);
+        double want = ref_dpo(pc, pr, rc, rr, nc, n, p);
         if (verbose())
             fprintf(stderr, "%s beta %g: loss %.17g ref %.17g\n", variant_name(p), p->beta, loss,
                     want);
@@ -112,9 +118,9 @@ static void test_losses_match_double(void **state) {
             for (int i = 0; i < n; i++) {
                 double save = in[k][i];
                 in[k][i] = save + delta;
-                double fp = ref_dpo(pc, pr, rc, rr, n, p);
+                double fp = ref_dpo(pc, pr, rc, rr, nc, n, p);
                 in[k][i] = save - delta;
-                double fm = ref_dpo(pc, pr, rc, rr, n, p);
+                double fm = ref_dpo(pc, pr, rc, rr, nc, n, p);
                 in[k][i] = save;
                 double fd = (fp - fm) / (2 * delta);
                 if (verbose())
@@ -122,8 +128,9 @@ static void test_losses_match_double(void **state) {
                 assert_true(fabs(g[k][i] - fd) <= tol);
             }
         // statistics
-        double wc = 0, wr = 0, right = 0, lc = 0, lr = 0;
+        double wc = 0, wr = 0, right = 0, lc = 0, lr = 0, nll = 0;
         for (int i = 0; i < n; i++) {
+            nll += -pc[i] / nc[i];
             wc += p->beta * (pc[i] - rc[i]);
             wr += p->beta * (pr[i] - rr[i]);
             right += p->beta * (pc[i] - rc[i]) > p->beta * (pr[i] - rr[i]);
@@ -137,8 +144,9 @@ static void test_losses_match_double(void **state) {
         assert_true(st.correct == right && right < n);  // the tie and pair 4 are wrong
         assert_true(fabs(st.logp_chosen - lc) <= 1e-12 * fabs(lc));
         assert_true(fabs(st.logp_rejected - lr) <= 1e-12 * fabs(lr));
+        assert_true(fabs(st.nll - nll) <= 1e-12 * fabs(nll));
         // gradients and statistics are optional; statistics add up
-        assert_true(dpo_loss(pc, pr, rc, rr, n, p, NULL, NULL, NULL, NULL, &st) == loss);
+        assert_true(dpo_loss(pc, pr, rc, rr, nc, n, p, NULL, NULL, NULL, NULL, &st) == loss);
         assert_true(st.pairs == 2 * n);
     }
 }
@@ -152,16 +160,16 @@ static void test_losses_saturate(void **state) {
     (void)state;
     const double pc[2] = {0.0, -800.0}, pr[2] = {-800.0, 0.0}, rc[2] = {0, 0}, rr[2] = {0, 0};
     double g[2], gr[2];
-    const DpoParams dpo = {DPO_SIGMOID, 1.0, 0.0}, cdpo = {DPO_SIGMOID, 1.0, 0.1},
-                    ipo = {DPO_IPO, 0.5, 0.0};
-    double l = dpo_loss(pc, pr, rc, rr, 2, &dpo, g, gr, NULL, NULL, NULL);
+    const DpoParams dpo = {DPO_SIGMOID, 1.0, 0.0, 0.0}, cdpo = {DPO_SIGMOID, 1.0, 0.1, 0.0},
+                    ipo = {DPO_IPO, 0.5, 0.0, 0.0};
+    double l = dpo_loss(pc, pr, rc, rr, NULL, 2, &dpo, g, gr, NULL, NULL, NULL);
     assert_true(isfinite(l) && fabs(l - 800.0 / 2) <= 1e-12);
     assert_true(g[0] == 0.0 && gr[0] == 0.0);
     assert_true(fabs(g[1] - (-0.5)) <= 1e-15 && fabs(gr[1] - 0.5) <= 1e-15);
-    l = dpo_loss(pc, pr, rc, rr, 2, &cdpo, g, gr, NULL, NULL, NULL);
+    l = dpo_loss(pc, pr, rc, rr, NULL, 2, &cdpo, g, gr, NULL, NULL, NULL);
     assert_true(isfinite(l) && fabs(l - (0.1 * 800 + 0.9 * 800) / 2) <= 1e-10);
     assert_true(fabs(g[0] - 0.1 / 2) <= 1e-15 && fabs(g[1] - (-0.9 / 2)) <= 1e-15);
-    l = dpo_loss(pc, pr, rc, rr, 2, &ipo, g, gr, NULL, NULL, NULL);
+    l = dpo_loss(pc, pr, rc, rr, NULL, 2, &ipo, g, gr, NULL, NULL, NULL);
     assert_true(fabs(l - (pow(800 - 1.0, 2) + pow(-800 - 1.0, 2)) / 2) <= 1e-9);
     assert_true(fabs(g[0] - 2 * (800 - 1.0) / 2) <= 1e-12);
 }
@@ -175,23 +183,28 @@ static void test_equal_policy_and_reference(void **state) {
     enum { n = 5 };
     RefRng r;
     ref_rng_init(&r, 9);
-    double pc[n], pr[n], g[n];
+    double pc[n], pr[n], nc[n], g[n];
+    double nll = 0.0;  // RPO's term: the mean NLL per token of the chosen answers
     for (int i = 0; i < n; i++) {
         pc[i] = -30 * ref_rng_uniform(&r);
         pr[i] = -30 * ref_rng_uniform(&r);
+        nc[i] = 1 + i;
+        nll += -pc[i] / nc[i] / n;
     }
     for (size_t v = 0; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++) {
         const DpoParams *p = &VARIANTS[v];
         DpoStats st = {0};
-        double l = dpo_loss(pc, pr, pc, pr, n, p, g, NULL, NULL, NULL, &st);
+        double l = dpo_loss(pc, pr, pc, pr, nc, n, p, g, NULL, NULL, NULL, &st);
         assert_true(st.reward_chosen == 0.0 && st.reward_rejected == 0.0 && st.correct == 0.0);
+        const double extra = p->rpo_alpha * nll;
         if (p->type == DPO_IPO) {
-            assert_true(fabs(l - 1.0 / (4 * p->beta * p->beta)) <= 1e-15 * l);
-        } else if (p->label_smoothing == 0.0) {
+            const double want = 1.0 / (4 * p->beta * p->beta) + extra;
+            assert_true(fabs(l - want) <= 1e-15 * want);
+        } else if (p->label_smoothing == 0.0 && p->rpo_alpha == 0.0) {
             assert_true(l == log(2.0));
             for (int i = 0; i < n; i++) assert_true(g[i] == -p->beta / 2 / n);
         } else {
-            assert_true(fabs(l - log(2.0)) <= 4 * DBL_EPSILON);
+            assert_true(fabs(l - (log(2.0) + extra)) <= 8 * DBL_EPSILON * (1 + extra));
         }
     }
 }
@@ -412,13 +425,16 @@ static void test_seq_logprobs_of_pairs(void **state) {
     world_free(&w);
 }
 
-// The step of `rlhf dpo` with the policy equal to its reference: the
-// reference log-probs of the batch's rows computed by the same forward
-// (dpo_accumulate's own arithmetic) make every implicit reward exactly 0 and
-// the loss exactly log 2; and the held-out evaluation, with the reference's
-// log-probs cached by evaluate_seq_logprobs from another GPT holding the
-// same parameters in the same batches (what the stage does before its first
-// step), gives exactly 0 too. IPO's loss is then 1 / (4 beta^2).
+// The step of `rlhf dpo` with the policy equal to its reference. The
+// reference log-probs of the batch's rows computed by dpo_reference, on a
+// second GPT holding the same parameters, as the stage does for rows no
+// earlier batch held: the rows given as NaN are filled, the others kept,
+// and a second call runs nothing. They make every implicit reward exactly
+// 0 and the loss exactly log 2 (the reference's no-gradient forward and the
+// policy's training forward give the same bits); IPO's loss is then
+// 1 / (4 beta^2). The held-out evaluation, with the reference's log-probs
+// cached by evaluate_seq_logprobs in the batches it scores in, gives
+// exactly 0 too.
 static void test_step_with_policy_equal_reference(void **state) {
     (void)state;
     World w;
@@ -428,9 +444,22 @@ static void test_step_with_policy_equal_reference(void **state) {
     int x[4 * RT], y[4 * RT];
     unsigned char mask[4 * RT];
     const int T = seqs_batch(&w.seqs, rows, 2 * B, w.tok.pad, x, y, mask);
+    GPT ref_model;
+    gpt_build(&ref_model, &w.m.config);
+    memcpy(ref_model.params_memory, w.m.params_memory, w.m.num_params * sizeof(float));
+    gpt_params_changed(&ref_model);
+    // the rows' log-probs by the policy's own forward, for the kept row
     gpt_forward(&w.m, x, 2 * B, T, 1);
-    double ref[4], logp[4], dlogp[4];
-    seq_logprobs(ref, w.m.acts.logits, y, mask, 2 * B, T, V);
+    double own[4], ref[4], logp[4], dlogp[4];
+    seq_logprobs(own, w.m.acts.logits, y, mask, 2 * B, T, V);
+    for (int r = 0; r < 4; r++) ref[r] = NAN;
+    ref[1] = own[1] - 0.25;  // known from an earlier batch: kept
+    assert_int_equal(dpo_reference(&ref_model, x, y, mask, B, T, ref), 3);
+    assert_true(ref[1] == own[1] - 0.25);
+    ref[1] = NAN;
+    assert_int_equal(dpo_reference(&ref_model, x, y, mask, B, T, ref), 1);
+    assert_memory_equal(ref, own, sizeof ref);
+    assert_int_equal(dpo_reference(&ref_model, x, y, mask, B, T, ref), 0);
     for (size_t v = 0; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++) {
         const DpoParams *p = &VARIANTS[v];
         DpoStats st = {0};
@@ -438,13 +467,13 @@ static void test_step_with_policy_equal_reference(void **state) {
         double loss = dpo_accumulate(&w.m, x, y, mask, B, T, ref, p, 1, logp, dlogp, &st);
         assert_memory_equal(logp, ref, sizeof ref);
         assert_true(st.reward_chosen == 0.0 && st.reward_rejected == 0.0 && st.correct == 0.0);
-        if (p->type == DPO_IPO) assert_true(fabs(loss - 1 / (4 * p->beta * p->beta)) <= 1e-12);
-        else if (p->label_smoothing == 0) assert_true(loss == log(2.0));
+        const double extra = p->rpo_alpha * st.nll / B;
+        if (p->type == DPO_IPO)
+            assert_true(fabs(loss - (1 / (4 * p->beta * p->beta) + extra)) <= 1e-12);
+        else if (p->label_smoothing == 0 && p->rpo_alpha == 0) assert_true(loss == log(2.0));
+        else assert_true(fabs(loss - (log(2.0) + extra)) <= 1e-12);
     }
-    // the held-out view, as the stage computes it: a second GPT as reference
-    GPT ref_model;
-    gpt_build(&ref_model, &w.m.config);
-    memcpy(ref_model.params_memory, w.m.params_memory, w.m.num_params * sizeof(float));
+    // the held-out view, as the stage computes it
     double cache[8];
     evaluate_seq_logprobs(&ref_model, &w.seqs, 8, 4, w.tok.pad, cache);
     DpoStats st;
@@ -484,11 +513,15 @@ static double step_objective(const StepObjective *o, const double *params) {
     const int R = 2 * o->B, V = o->m->config.vocab_size;
     double *logits = mallocCheck((size_t)R * o->T * V * sizeof(double));
     ref_gpt_forward(&o->m->config, o->m->info, params, o->x, NULL, NULL, R, o->T, logits, NULL);
-    double ones[8] = {1, 1, 1, 1, 1, 1, 1, 1}, lp[8];
+    double ones[8] = {1, 1, 1, 1, 1, 1, 1, 1}, lp[8], nc[4];
     ASSERT(R <= 8);
     ref_seq_objective(logits, o->y, o->mask, ones, R, o->T, V, lp);
     free(logits);
-    return ref_dpo(lp, lp + o->B, o->ref, o->ref + o->B, o->B, o->p);
+    for (int i = 0; i < o->B; i++) {  // tokens of each chosen answer
+        nc[i] = 0;
+        for (int t = 0; t < o->T; t++) nc[i] += o->mask[i * o->T + t] != 0;
+    }
+    return ref_dpo(lp, lp + o->B, o->ref, o->ref + o->B, nc, o->B, o->p);
 }
 
 static double step_objective_at(const void *o, const double *x) { return step_objective(o, x); }
@@ -515,10 +548,10 @@ static void test_step_gradient(void **state) {
     const size_t P = m->num_params;
     double *d = mallocCheck(P * sizeof(double));
     float *g1 = mallocCheck(P * sizeof(float));
-    const DpoParams variants[] = {{DPO_SIGMOID, 0.5, 0.0}, {DPO_SIGMOID, 0.5, 0.25},
-                                  {DPO_IPO, 0.1, 0.0}};
+    const DpoParams variants[] = {{DPO_SIGMOID, 0.5, 0.0, 0.0}, {DPO_SIGMOID, 0.5, 0.25, 0.0},
+                                  {DPO_IPO, 0.1, 0.0, 0.0}, {DPO_SIGMOID, 0.5, 0.0, 1.0}};
     int ok = 1;
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < 4; v++) {
         const DpoParams *p = &variants[v];
         gpt_zero_grad(m);
         double loss = dpo_accumulate(m, x, y, mask, B, T, ref, p, 1, logp, dlogp, NULL);

@@ -3,12 +3,18 @@
 // checkpoint.init and learns from preference pairs against a frozen
 // reference, that same file, recorded as the run's parent (path + sha256)
 // and reloaded from that record on --resume, whatever checkpoint.init names
-// by then. The reference's log-probabilities of every training and
-// held-out pair are computed once, at setup. dpo.loss = sigmoid (DPO; cDPO
-// with dpo.label_smoothing) | ipo. Held-out evaluation before the first
-// step and every eval_interval steps: implicit-reward accuracy and margin
-// on the test pairs, and greedy task accuracy on sft.test_file, so the
-// first line is the SFT model's.
+// by then. The reference's log-probabilities of a training pair are
+// computed once, in the first batch that holds the pair (in the shape the
+// policy runs that batch in, so the first step's implicit rewards are 0),
+// kept for later epochs and stored in each checkpoint (/state/dpo_ref_logp,
+// NaN where not computed yet), so that a resumed run reuses them; the
+// held-out pairs' at setup. dpo.loss = sigmoid (DPO; cDPO with
+// dpo.label_smoothing) | ipo, plus dpo.rpo_alpha times the chosen answers'
+// NLL per token (RPO). Held-out evaluation before the first step and every
+// eval_interval steps: implicit-reward accuracy and margin on the test
+// pairs, and greedy task accuracy on sft.test_file, so the first line is
+// the SFT model's.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +29,10 @@
 typedef struct {
     PrefSet train_set, test_set;
     SeqSet train, test;    // pair i: sequences 2i (chosen) and 2i+1 (rejected)
-    double *ref_train;     // (train.n) the reference's log-probs, cached at setup
-    double *ref_test;      // (2 n_eval)
+    GPT ref_model;         // the frozen reference
+    int have_ref;
+    double *ref_train;     // (train.n) the reference's log-probs, NaN until a batch needs one
+    double *ref_test;      // (2 n_eval), at setup
     long n_eval;           // held-out pairs scored: the first dpo.eval_pairs that fit
     SftSet task_set;       // sft.test_file: task accuracy of greedy answers
     long n_tasks;
@@ -52,36 +60,41 @@ static int init_models(Trainer *t, void *ctx) {
     return 0;
 }
 
-// The reference, reloaded from the run's record, and its log-probabilities
-// of the training pairs and the held-out pairs evaluated (in the batches
-// evaluate_dpo_pairs scores them in, so that a policy equal to the
-// reference has implicit rewards of exactly 0 there).
-static int cache_reference(Trainer *t, Dpo *d) {
+// The reference, reloaded from the run's record; its log-probabilities of
+// the held-out pairs evaluated (in the batches evaluate_dpo_pairs scores
+// them in, so that a policy equal to the reference has implicit rewards of
+// exactly 0 there); those of the training pairs from the checkpoint being
+// resumed, NaN (not computed yet) for a fresh run.
+static int load_reference(Trainer *t, Dpo *d, Ckpt *resume) {
     const GPT *policy = trainer_model(t);
     char path[4096];
-    GPT ref;
     Tokenizer rtok = {0};
     if (lineage_check(t->run.parent, "the reference", path, sizeof path) != 0 ||
-        load_policy_file(path, &ref, &rtok, "the reference") != 0)
+        load_policy_file(path, &d->ref_model, &rtok, "the reference") != 0)
         return -1;
-    int rc = 0;
-    if (tokenizer_hash(&rtok) != tokenizer_hash(&t->tok) ||
-        ref.config.vocab_size != policy->config.vocab_size ||
-        ref.config.block_size != policy->config.block_size)
-        rc = rlhf_fail("the reference %s has another tokenizer or context than the policy; "
-                       "hint: resume with the checkpoint directory of this run", path);
-    if (rc == 0) {
-        const double t0 = now_seconds();
-        d->ref_train = mallocCheck((size_t)d->train.n * sizeof(double));
-        d->ref_test = mallocCheck((size_t)(2 * d->n_eval + 1) * sizeof(double));
-        evaluate_seq_logprobs(&ref, &d->train, d->train.n, 2 * d->B, t->tok.pad, d->ref_train);
-        evaluate_seq_logprobs(&ref, &d->test, 2 * d->n_eval, 2 * d->B, t->tok.pad, d->ref_test);
-        printf("# reference %s: log-probs of %ld + %ld sequences cached in %.1f s\n", path,
-               d->train.n, 2 * d->n_eval, now_seconds() - t0);
-    }
+    d->have_ref = 1;
+    const uint64_t h = tokenizer_hash(&rtok);
     tokenizer_free(&rtok);
-    gpt_free(&ref);
-    return rc;
+    if (h != tokenizer_hash(&t->tok) ||
+        d->ref_model.config.vocab_size != policy->config.vocab_size ||
+        d->ref_model.config.block_size != policy->config.block_size)
+        return rlhf_fail("the reference %s has another tokenizer or context than the policy; "
+                         "hint: resume with the checkpoint directory of this run", path);
+    d->ref_train = mallocCheck((size_t)d->train.n * sizeof(double));
+    for (long i = 0; i < d->train.n; i++) d->ref_train[i] = NAN;
+    if (resume && ckpt_read_f64(resume, "dpo_ref_logp", d->ref_train, (size_t)d->train.n) != 0)
+        return rlhf_fail("%s; hint: resume with the dpo.train_file this run started with "
+                         "(%ld sequences now)", rlhf_errmsg, d->train.n);
+    long known = 0;
+    for (long i = 0; i < d->train.n; i++) known += !isnan(d->ref_train[i]);
+    const double t0 = now_seconds();
+    d->ref_test = mallocCheck((size_t)(2 * d->n_eval + 1) * sizeof(double));
+    evaluate_seq_logprobs(&d->ref_model, &d->test, 2 * d->n_eval, 2 * d->B, t->tok.pad,
+                          d->ref_test);
+    printf("# reference %s: log-probs of the %ld held-out sequences in %.1f s; of the %ld "
+           "training sequences as batches reach them (%ld known from the checkpoint)\n", path,
+           2 * d->n_eval, now_seconds() - t0, d->train.n, known);
+    return 0;
 }
 
 static int setup(Trainer *t, void *ctx, Ckpt *resume) {
@@ -114,11 +127,11 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     }
     print_model_summary(trainer_model(t), &t->tok);
     printf("# dpo pairs: train %ld (%ld skipped as longer than %d tokens), test %ld (%ld "
-           "skipped), evaluating on %ld; loss %s, beta %g, label_smoothing %g\n", n_pairs,
-           skipped, T, d->test.n / 2, tskipped, d->n_eval, cfg->dpo.loss, d->p.beta,
-           d->p.label_smoothing);
+           "skipped), evaluating on %ld; loss %s, beta %g, label_smoothing %g, rpo_alpha %g\n",
+           n_pairs, skipped, T, d->test.n / 2, tskipped, d->n_eval, cfg->dpo.loss, d->p.beta,
+           d->p.label_smoothing, d->p.rpo_alpha);
     fflush(stdout);
-    if (cache_reference(t, d) != 0) return -1;
+    if (load_reference(t, d, resume) != 0) return -1;
     fflush(stdout);
 
     const size_t room = (size_t)(d->n_tasks ? d->n_tasks : 1);
@@ -143,8 +156,7 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
         d->lengths[i] = (int)(a > b ? a : b);
     }
     batch_stream_init(&d->stream, n_pairs, d->lengths, B, 8, (uint64_t)cfg->train.seed);
-    (void)resume;  // the cursor in t->data is all the state
-    return 0;
+    return 0;  // the cursor in t->data and the reference's log-probs are all the state
 }
 
 static void step(Trainer *t, void *ctx, StepResult *res) {
@@ -159,10 +171,18 @@ static void step(Trainer *t, void *ctx, StepResult *res) {
         }
         for (int r = 0; r < 2 * B; r++) d->ref[r] = d->ref_train[d->rows[r]];
         const int Tb = seqs_batch(&d->train, d->rows, 2 * B, t->tok.pad, d->x, d->y, d->mask);
+        if (dpo_reference(&d->ref_model, d->x, d->y, d->mask, B, Tb, d->ref) > 0)
+            for (int r = 0; r < 2 * B; r++) d->ref_train[d->rows[r]] = d->ref[r];
         res->loss += dpo_accumulate(trainer_model(t), d->x, d->y, d->mask, B, Tb, d->ref, &d->p,
                                     d->accum, d->logp, d->dlogp, &d->st) / d->accum;
         res->tokens += 2.0 * B * Tb;
     }
+}
+
+static int save(Trainer *t, void *ctx, Ckpt *ck, int last) {
+    (void)t, (void)last;
+    Dpo *d = ctx;
+    return ckpt_write_f64(ck, "dpo_ref_logp", d->ref_train, (size_t)d->train.n);
 }
 
 static void log_step(Trainer *t, void *ctx, StepResult *res) {
@@ -223,6 +243,7 @@ static void dpo_free(void *ctx) {
     free(d->lengths);
     free(d->ref_train);
     free(d->ref_test);
+    if (d->have_ref) gpt_free(&d->ref_model);
     free(d->task_prompts);
     free(d->task_families);
     seqs_free(&d->train);
@@ -242,6 +263,7 @@ int cmd_dpo(int argc, char **argv) {
         .step = step,
         .log = log_step,
         .evaluate = evaluate,
+        .save = save,
         .free = dpo_free,
     };
     Dpo d;
