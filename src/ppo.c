@@ -184,17 +184,30 @@ void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const P
     }
 }
 
+float ppo_grader_score(const PPOParams *pp, int grade, int ended) {
+    return (grade == 1 ? 1.0f : 0.0f) + (ended ? 0.0f : pp->no_eot_penalty);
+}
+
 int ppo_task_rewards(Rollout *ro, const int *grades, const PPOParams *pp) {
     int ungraded = 0;
     for (int b = 0; b < ro->n; b++) {
         ungraded += grades[b] < 0;
-        const float right = grades[b] == 1 ? 1.0f : 0.0f;
         if (pp->reward == PPO_REWARD_GRADER)
-            ro->score[b] = right + (ro->ended[b] ? 0.0f : pp->no_eot_penalty);
+            ro->score[b] = ppo_grader_score(pp, grades[b], ro->ended[b]);
         else if (pp->reward == PPO_REWARD_MODEL_GRADER)
-            ro->score[b] += right;
+            ro->score[b] += grades[b] == 1 ? 1.0f : 0.0f;
     }
     return ungraded;
+}
+
+void rollout_copy_row(Rollout *dst, int i, const Rollout *src, int j) {
+    ASSERT(dst->L == src->L && i < dst->P && j < src->n);
+    const int L = src->L;
+    memcpy(row_tokens(dst, i), row_tokens(src, j), (size_t)(L + 1) * sizeof(int));
+    memcpy(dst->mask + (size_t)i * L, src->mask + (size_t)j * L, (size_t)L);
+    dst->qlen[i] = src->qlen[j];
+    dst->rlen[i] = src->rlen[j];
+    dst->ended[i] = src->ended[j];
 }
 
 // A group method's advantages: one per row from the sum of its rewards,

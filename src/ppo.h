@@ -73,6 +73,9 @@ typedef struct {
 // Buffers for P rows of up to T positions.
 void rollout_build(Rollout *ro, int P, int T, int eot, int pad);
 void rollout_free(Rollout *ro);
+// Row j of src as ppo_generate left it (tokens, lengths, end, mask) into
+// row i of dst.
+void rollout_copy_row(Rollout *dst, int i, const Rollout *src, int j);
 
 // Samples a response for each of P <= ro->P prompts (prompts[b], plens[b]
 // tokens, plens[b] + max_new <= T, so that the reward model can read every
@@ -96,6 +99,10 @@ void ppo_generate(Rollout *ro, GPT *policy, KVCache *kv, Sampler *s,
 // takes); every rank ends with every row's results.
 void ppo_score(Rollout *ro, GPT *policy, GPT *ref, GPT *critic, GPT *rm, const PPOParams *pp,
                const long *order, int mb);
+
+// The graders' score of one response (ppo.reward = grader): 1 for a right
+// answer, 0 otherwise, plus no_eot_penalty when it never ended.
+float ppo_grader_score(const PPOParams *pp, int grade, int ended);
 
 // After ppo_score, the graders' part of each row's score for pp->reward:
 // GRADER makes score[b] = (grades[b] == 1) plus the no-end penalty;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ppo.h"
 
 // The index of value in choices[0..n) (config_validate allowed only those).
 static int choice_index(const char *value, const char *const *choices, int n) {
@@ -62,6 +63,16 @@ void rollouts_build(Rollouts *r, const Config *cfg, const PPOParams *pp,
     r->k3 = mallocCheck((size_t)P * sizeof(float));
     r->grades = mallocCheck((size_t)P * sizeof(int));
     r->families = mallocCheck((size_t)P * sizeof(int));
+    r->dynamic = cfg->ppo.dynamic_sampling;
+    r->max_batches = r->dynamic ? (int)cfg->ppo.max_sample_batches : 1;
+    if (r->dynamic) {
+        rollout_build(&r->cand, P, T, tok->eot, tok->pad);
+        r->cids = mallocCheck((size_t)P * sizeof(int *));
+        r->clens = mallocCheck((size_t)P * sizeof(int));
+        r->cex = mallocCheck((size_t)P * sizeof(PromptExample *));
+        r->cgrades = mallocCheck((size_t)P * sizeof(int));
+        r->cfamilies = mallocCheck((size_t)P * sizeof(int));
+    }
 }
 
 void rollouts_free(Rollouts *r) {
@@ -70,22 +81,82 @@ void rollouts_free(Rollouts *r) {
     rollout_free(&r->ro);
     kvcache_free(&r->kv);
     sampler_free(&r->smp);
-    void *p[] = {r->order, r->ids, r->lens, r->ex, r->k1, r->k3, r->grades, r->families};
+    void *p[] = {r->order, r->ids, r->lens, r->ex, r->k1, r->k3, r->grades, r->families,
+                 r->cids, r->clens, r->cex, r->cgrades, r->cfamilies};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
+    if (r->dynamic) rollout_free(&r->cand);
+}
+
+// The next P / G prompts in epoch order, each for G consecutive rows.
+static void next_prompts(Rollouts *r, uint64_t *cursor, const int **ids, int *lens,
+                         const PromptExample **ex) {
+    for (int b = 0; b < r->P; b += r->G) {
+        long i = epoch_order_at(&r->prompt_order, (int64_t)(*cursor)++);
+        for (int j = b; j < b + r->G; j++) {
+            ids[j] = r->prompts->ids[i];
+            lens[j] = r->prompts->lens[i];
+            ex[j] = r->prompts->ex[i];
+        }
+    }
+}
+
+// Group g of the sampled batch (cand) into rows at..at+G of the step's.
+static void take_group(Rollouts *r, int at, int g) {
+    for (int k = 0; k < r->G; k++) {
+        const int j = g * r->G + k;
+        rollout_copy_row(&r->ro, at + k, &r->cand, j);
+        r->ids[at + k] = r->cids[j];
+        r->lens[at + k] = r->clens[j];
+        r->ex[at + k] = r->cex[j];
+    }
+}
+
+// Dynamic sampling (rollouts.h). Every rank samples and grades the same
+// rows (ppo_generate is collective), so all make the same choices.
+static void sample_dynamic(Rollouts *r, uint64_t *cursor, GPT *policy, const Tokenizer *tok) {
+    const int P = r->P, G = r->G, n_groups = P / G;
+    int kept = 0, seen = 0, flat = 0;
+    unsigned char *taken = mallocCheck((size_t)n_groups);
+    r->sampled_batches = 0;
+    while (kept < P && r->sampled_batches < r->max_batches) {
+        next_prompts(r, cursor, r->cids, r->clens, r->cex);
+        ppo_generate(&r->cand, policy, &r->kv, &r->smp, r->cids, r->clens, P, &r->pp, &r->rng);
+        r->sampled_batches++;
+        rollout_grade(&r->cand, tok, r->cex, r->cgrades, r->cfamilies);
+        for (int g = 0; g < n_groups; g++) {
+            const float s0 = ppo_grader_score(&r->pp, r->cgrades[g * G], r->cand.ended[g * G]);
+            int spread = 0;
+            for (int k = 1; k < G; k++)
+                spread |= ppo_grader_score(&r->pp, r->cgrades[g * G + k],
+                                           r->cand.ended[g * G + k]) != s0;
+            seen++;
+            flat += !spread;
+            taken[g] = spread && kept < P;
+            if (taken[g]) {
+                take_group(r, kept, g);
+                kept += G;
+            }
+        }
+    }
+    for (int g = 0; g < n_groups && kept < P; g++)  // the last batch's other groups
+        if (!taken[g]) {
+            take_group(r, kept, g);
+            kept += G;
+        }
+    r->ro.n = P;
+    r->sampled_zero_spread = (double)flat / seen;
+    free(taken);
 }
 
 void rollouts_collect(Rollouts *r, uint64_t *cursor, GPT *policy, GPT *ref, GPT *critic, GPT *rm,
                       float kl_coef, const Tokenizer *tok) {
     const double t0 = now_seconds();
-    for (int b = 0; b < r->P; b += r->G) {
-        long i = epoch_order_at(&r->prompt_order, (int64_t)(*cursor)++);
-        for (int j = b; j < b + r->G; j++) {
-            r->ids[j] = r->prompts->ids[i];
-            r->lens[j] = r->prompts->lens[i];
-            r->ex[j] = r->prompts->ex[i];
-        }
+    if (r->dynamic) {
+        sample_dynamic(r, cursor, policy, tok);
+    } else {
+        next_prompts(r, cursor, r->ids, r->lens, r->ex);
+        ppo_generate(&r->ro, policy, &r->kv, &r->smp, r->ids, r->lens, r->P, &r->pp, &r->rng);
     }
-    ppo_generate(&r->ro, policy, &r->kv, &r->smp, r->ids, r->lens, r->P, &r->pp, &r->rng);
     r->generate_s = now_seconds() - t0;
     r->has_ref = ref != NULL;
     r->has_critic = critic != NULL;
@@ -132,5 +203,9 @@ void rollouts_metrics(const Rollouts *r, double kl_coef, const PPOStats *st, Met
         metrics_set(mt, "group_reward_mean", r->groups.mean);
         metrics_set(mt, "group_reward_std", r->groups.std);
         metrics_set(mt, "group_zero_spread", r->groups.zero_spread);
+    }
+    if (r->dynamic) {
+        metrics_set(mt, "sampled_batches", r->sampled_batches);
+        metrics_set(mt, "sampled_zero_spread", r->sampled_zero_spread);
     }
 }

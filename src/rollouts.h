@@ -38,6 +38,15 @@ typedef struct {
     int ungraded;                  // rows whose prompt no grader could read
     GroupStats groups;             // of the scores, per group of G rows
     double generate_s;             // time spent sampling
+    // dynamic sampling (ppo.dynamic_sampling): each sampled batch lands in
+    // cand, and its groups whose graders' scores differ go to ro
+    int dynamic, max_batches;
+    Rollout cand;
+    const int **cids;
+    int *clens, *cgrades, *cfamilies;
+    const PromptExample **cex;
+    int sampled_batches;           // batches sampled for the last step
+    double sampled_zero_spread;    // share of their groups without spread
 } Rollouts;
 
 // PPO's settings from [ppo], with the reward model's normalisation.
@@ -51,7 +60,11 @@ void rollouts_build(Rollouts *r, const Config *cfg, const PPOParams *pp,
 void rollouts_free(Rollouts *r);
 
 // One batch: the prompts at *cursor onward (advanced by P / G), each
-// sampled G times, scored (ref, critic and rm may be NULL), graded, the
+// sampled G times (with dynamic sampling, as DAPO: batches of P / G prompts
+// are sampled until P rows of groups whose graders' scores differ, those
+// with a learning signal, are found or max_sample_batches were sampled;
+// the last batch's other groups fill what is left, in order; the cursor
+// advances by P / G per batch sampled), scored (ref, critic and rm may be NULL), graded, the
 // score made what pp.reward says, advantages with kl_coef (the per-token
 // k1 penalty in the reward), statistics; `order` shuffled for the first
 // epoch.

@@ -6,7 +6,8 @@
 # graders' verdict (the batch's reward equals its rollout accuracy; a prompt
 # without a task family earns 0 and is counted); kl_coef = 0 loads no
 # reference at all; a resume that needs a critic or reward model the run
-# never had is refused. Exact resume of each advantage mode is in
+# never had is refused; dynamic sampling fills a step with the groups
+# that carry a signal. Exact resume of each advantage mode is in
 # cli_resume.sh, bad combinations of keys in cli_badinput.sh.
 cd "$(dirname "$0")/.."
 source tests/cli_pipeline.bash
@@ -75,6 +76,44 @@ for line in open(sys.argv[1]):
 run "$R" ppo "$CFG" "${G[@]}" --checkpoint.dir="$D/nofamily" --ppo.prompts_file="$D/nofamily.jsonl"
 [ "$(metric "$D/nofamily/metrics.csv" rollout_ungraded)" = 4 ] || fail "ungraded rows not counted"
 [ "$(metric "$D/nofamily/metrics.csv" reward)" = 0 ] || fail "ungraded rows earned a reward"
+
+# dynamic sampling: batches are sampled until their groups with spread
+# (graders' scores that differ) fill the step's rows, or 16 batches were
+# sampled; the groups with spread come first, so in the dumped rollouts a
+# group with a nonzero advantage never follows one without; a step that
+# sampled fewer than 16 batches holds only groups with spread; the prompt
+# cursor advanced by 2 prompts per batch sampled. The tiny model answers
+# nothing right: the spread comes from the no-end penalty (short answers
+# end or not)
+run "$R" ppo "$CFG" "${G[@]}" --checkpoint.dir="$D/dyn" --ppo.kl_in_loss=true \
+    --ppo.dynamic_sampling=true --ppo.max_sample_batches=16 \
+    --ppo.dump_rollouts="$D/dyn.h5" --train.max_steps=4 --ppo.no_eot_penalty=-1 \
+    --ppo.max_new_tokens=4
+run "$PY" - "$D/dyn/latest.h5" "$D/dyn/metrics.csv" "$D/dyn.h5" <<'EOF'
+import csv, sys
+import h5py, numpy as np
+rows = [r for r in csv.DictReader(open(sys.argv[2])) if r["reward"] != ""]
+assert len(rows) == 4
+d = h5py.File(sys.argv[3], "r")
+total = 0
+for r, s in zip(rows, sorted(d)):
+    n = int(float(r["sampled_batches"]))
+    assert 1 <= n <= 16, r
+    total += n
+    z = float(r["sampled_zero_spread"])
+    assert 0 <= z <= 1
+    adv, m = d[s]["advantages"][:], d[s]["masks"][:]
+    signal = [bool((adv[b][m[b] == 1] != 0).any() or (adv[b + 1][m[b + 1] == 1] != 0).any())
+              for b in (0, 2)]
+    assert signal == sorted(signal, reverse=True), (s, signal)
+    if n < 16:
+        assert all(signal) and float(r["group_zero_spread"]) == 0, (s, signal, r)
+    if z == 0:
+        assert n == 1
+with h5py.File(sys.argv[1], "r") as f:
+    cursor = int(f["state/data"][4])  # rng[0..4), cursor
+assert cursor == 2 * total, (cursor, total)
+EOF
 
 # no KL penalty: no reference is loaded, and nothing about KL is logged
 run "$R" ppo "$CFG" "${G[@]}" --checkpoint.dir="$D/nokl" --ppo.advantage=rloo --ppo.kl_coef=0

@@ -157,6 +157,15 @@ run "$R" ppo "$CFG" --checkpoint.dir="$D/grpo" "${GRPO[@]}"
 # reward and entropy agree
 close_csv "$D/grpo/metrics.csv" "$D/grpo.np2/metrics.csv" loss reward policy_loss entropy ||
     fail "grpo: np=2 differs from np=1"
+# dynamic sampling: both ranks keep the same groups, so they sample as
+# many batches as one process does
+DYN=("${GRPO[@]}" --ppo.dynamic_sampling=true --ppo.max_sample_batches=8 --ppo.no_eot_penalty=-1
+     --ppo.max_new_tokens=4)
+run "$R" ppo "$CFG" --checkpoint.dir="$D/dyn" "${DYN[@]}"
+"$R2" ppo "$CFG" --checkpoint.dir="$D/dyn.np2" "${DYN[@]}" >"$D/dyn.np2.log" 2>&1 ||
+    { tail -5 "$D/dyn.np2.log"; fail "grpo, dynamic sampling: np=2 run"; }
+close_csv "$D/dyn/metrics.csv" "$D/dyn.np2/metrics.csv" loss reward policy_loss entropy \
+    sampled_batches sampled_zero_spread || fail "grpo, dynamic sampling: np=2 differs from np=1"
 
 # np=2 twice: the same bits; the checkpoint records the world size
 "$R2" pretrain "$CFG" --checkpoint.dir="$D/pretrain.np2b" >"$D/np2b.log" 2>&1 || fail "np=2 rerun"

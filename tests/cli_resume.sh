@@ -47,6 +47,10 @@ resume_case rloo ppo 5 2 "${GR[@]}" --ppo.advantage=rloo --ppo.group_size=4 --pp
 resume_case reinforce ppo 5 2 "${GR[@]}" --ppo.advantage=reinforce --ppo.group_size=2 \
     --ppo.reward=model+grader
 resume_case gae_grader ppo 5 2 "${GR[@]}" --ppo.reward=grader --ppo.reward_model=
+# dynamic sampling: a step samples a varying number of batches
+resume_case grpo_dyn ppo 5 2 "${GR[@]}" --ppo.advantage=grpo --ppo.group_size=2 --ppo.reward=grader \
+    --ppo.reward_model= --ppo.kl_in_loss=true --ppo.dynamic_sampling=true --ppo.max_sample_batches=4 \
+    --ppo.no_eot_penalty=-1 --ppo.max_new_tokens=4
 "$PY" - "$D" <<'EOF' || fail "which checkpoints hold a critic"
 import h5py, sys
 for name, critic in (("grpo", 0), ("rloo", 0), ("reinforce", 0), ("gae_grader", 1)):
