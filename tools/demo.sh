@@ -3,7 +3,8 @@
 #   data -> pretrain -> SFT -> rank (the SFT model's own answers, ranked by
 #   the task graders) -> reward model on those comparisons -> PPO -> eval of
 #   every stage, plus PPO on the graders' reward, best-of-8 with the reward
-#   model, DPO and GRPO (graders' reward), all from the same SFT model
+#   model, DPO (on the ranked comparisons) and GRPO (graders' reward), all
+#   from the same SFT model
 # Runs go to checkpoints/demo/ (a previous demo is moved to checkpoints/demo.old).
 # Set DEMO_FAST=1 for a quick smoke run of the same pipeline (few steps).
 set -euo pipefail
@@ -53,6 +54,7 @@ stage ppo "$RLHF" ppo configs/ppo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
 stage "ppo grader" "$RLHF" ppo configs/ppo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
     --ppo.reward=grader --ppo.reward_model= --checkpoint.dir=$D/ppo_grader "${ppo_steps[@]}"
 stage dpo "$RLHF" dpo configs/dpo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
+    --dpo.train_file=$D/rank/train.jsonl --dpo.test_file=$D/rank/test.jsonl \
     --checkpoint.dir=$D/dpo "${steps[@]}"
 stage grpo "$RLHF" ppo configs/grpo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
     --checkpoint.dir=$D/grpo "${ppo_steps[@]}"
