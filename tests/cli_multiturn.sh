@@ -39,6 +39,25 @@ for k in 1 2 3 4; do
 done
 [ -z "$(result_key accuracy_turn5)" ] || fail "no fifth turn in the data"
 grep -q '^by turn .*chat_test.jsonl: first 24 conversations' "$D/out" || fail "by-turn line: $(grep 'by turn' "$D/out")"
+# each family by turn: the table's counts add up to the turns graded
+"$PY" - "$D/out" <<'PY' || fail "the table of families by turn"
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+i = next(i for i, l in enumerate(lines) if l.startswith("by turn "))
+assert re.match(r"^  family +turn 1 +turn 2 +turn 3 +turn 4 *$", lines[i + 1]), lines[i + 1]
+per_turn = [0, 0, 0, 0]
+for l in lines[i + 2:]:
+    m = re.match(r"^  ([a-z]+) +(.*)$", l)
+    if not m or m.group(1) == "all":
+        break
+    cells = re.findall(r"(-|\d\.\d{3} \((\d+)/(\d+)\))", m.group(2))
+    assert len(cells) == 4, l
+    for k, (cell, right, total) in enumerate(cells):
+        if cell != "-":
+            assert int(right) <= int(total)
+            per_turn[k] += int(total)
+assert per_turn == [24, 24, 16, 8], per_turn
+PY
 # the demo's table shows them
 grep '^RESULT' "$D/out" >"$D/eval_sft.result"
 tools/demo_table.sh "$D" >"$D/table.md" || fail "demo_table.sh"

@@ -380,6 +380,31 @@ static int eval_chat(GPT *m, const Tokenizer *tok, const Config *cfg, Results *r
         printf(")");
     }
     printf("\n");
+    // each family by turn: a skill lost in later turns shows here
+    int turns = 0;
+    for (int k = 0; k < EVAL_MAX_TURNS; k++)
+        for (int f = 0; f < tasks_n_families; f++)
+            if (tally[k].total[f]) turns = k + 1;
+    if (turns > 0) printf("  %-10s", "family");
+    for (int k = 0; k < turns; k++) printf("  turn %-9d", k + 1);
+    if (turns > 0) printf("\n");
+    for (int f = 0; f < tasks_n_families; f++) {
+        long any = 0;
+        for (int k = 0; k < turns; k++) any += tally[k].total[f];
+        if (!any) continue;
+        printf("  %-10s", tasks_families[f].name);
+        for (int k = 0; k < turns; k++) {
+            if (!tally[k].total[f]) {
+                printf("  %-14s", "-");
+                continue;
+            }
+            char cell[32];
+            snprintf(cell, sizeof cell, "%.3f (%ld/%ld)", tasks_tally_accuracy(&tally[k], f),
+                     tally[k].correct[f], tally[k].total[f]);
+            printf("  %-14s", cell);
+        }
+        printf("\n");
+    }
     jsonl_free_sft(&set);
     return 0;
 }
