@@ -386,7 +386,7 @@ static int eval_chat(GPT *m, const Tokenizer *tok, const Config *cfg, Results *r
         for (int f = 0; f < tasks_n_families; f++)
             if (tally[k].total[f]) turns = k + 1;
     if (turns > 0) printf("  %-10s", "family");
-    for (int k = 0; k < turns; k++) printf("  turn %-9d", k + 1);
+    for (int k = 0; k < turns; k++) printf(k + 1 < turns ? "  turn %-9d" : "  turn %d", k + 1);
     if (turns > 0) printf("\n");
     for (int f = 0; f < tasks_n_families; f++) {
         long any = 0;
@@ -394,14 +394,15 @@ static int eval_chat(GPT *m, const Tokenizer *tok, const Config *cfg, Results *r
         if (!any) continue;
         printf("  %-10s", tasks_families[f].name);
         for (int k = 0; k < turns; k++) {
+            const int w = k + 1 < turns ? 14 : 0;  // no trailing blanks
             if (!tally[k].total[f]) {
-                printf("  %-14s", "-");
+                printf("  %-*s", w, "-");
                 continue;
             }
             char cell[32];
             snprintf(cell, sizeof cell, "%.3f (%ld/%ld)", tasks_tally_accuracy(&tally[k], f),
                      tally[k].correct[f], tally[k].total[f]);
-            printf("  %-14s", cell);
+            printf("  %-*s", w, cell);
         }
         printf("\n");
     }
