@@ -129,10 +129,14 @@ double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *m
     if (n > 0) {
         PairShare sh;
         pair_share(&sh, x, y, mask, B, T, b0, n);
-        double *refs = mallocCheck((size_t)R * sizeof(double));
-        double *nc = mallocCheck((size_t)n * sizeof(double));
-        for (int side = 0; side < 2; side++)
-            memcpy(refs + side * n, ref + side * B + b0, (size_t)n * sizeof(double));
+        const double *refs = ref;
+        double *gref = NULL, *nc = mallocCheck((size_t)n * sizeof(double));
+        if (n < B) {  // this rank's pairs: their chosen, then their rejected
+            gref = mallocCheck((size_t)R * sizeof(double));
+            for (int side = 0; side < 2; side++)
+                memcpy(gref + side * n, ref + side * B + b0, (size_t)n * sizeof(double));
+            refs = gref;
+        }
         for (int i = 0; i < n; i++) {  // tokens of each chosen answer (RPO's mean)
             long c = 0;
             for (int t = 0; t < T; t++) c += sh.mask[(size_t)i * T + t] != 0;
@@ -149,7 +153,7 @@ double dpo_accumulate(GPT *m, const int *x, const int *y, const unsigned char *m
         seq_logprobs_backward(z, z, sh.y, sh.mask, dlogp, R, T, V);
         gpt_backward(m, z, NULL);
         loss *= share;
-        free(refs);
+        free(gref);
         free(nc);
         pair_share_free(&sh);
     }

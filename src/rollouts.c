@@ -72,6 +72,7 @@ void rollouts_build(Rollouts *r, const Config *cfg, const PPOParams *pp,
         r->cex = mallocCheck((size_t)P * sizeof(PromptExample *));
         r->cgrades = mallocCheck((size_t)P * sizeof(int));
         r->cfamilies = mallocCheck((size_t)P * sizeof(int));
+        r->ctaken = mallocCheck((size_t)(P / r->G));
     }
 }
 
@@ -82,7 +83,7 @@ void rollouts_free(Rollouts *r) {
     kvcache_free(&r->kv);
     sampler_free(&r->smp);
     void *p[] = {r->order, r->ids, r->lens, r->ex, r->k1, r->k3, r->grades, r->families,
-                 r->cids, r->clens, r->cex, r->cgrades, r->cfamilies};
+                 r->cids, r->clens, r->cex, r->cgrades, r->cfamilies, r->ctaken};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
     if (r->dynamic) rollout_free(&r->cand);
 }
@@ -116,7 +117,7 @@ static void take_group(Rollouts *r, int at, int g) {
 static void sample_dynamic(Rollouts *r, uint64_t *cursor, GPT *policy, const Tokenizer *tok) {
     const int P = r->P, G = r->G, n_groups = P / G;
     int kept = 0, seen = 0, flat = 0;
-    unsigned char *taken = mallocCheck((size_t)n_groups);
+    unsigned char *taken = r->ctaken;
     r->sampled_batches = 0;
     while (kept < P && r->sampled_batches < r->max_batches) {
         next_prompts(r, cursor, r->cids, r->clens, r->cex);
@@ -145,7 +146,6 @@ static void sample_dynamic(Rollouts *r, uint64_t *cursor, GPT *policy, const Tok
         }
     r->ro.n = P;
     r->sampled_zero_spread = (double)flat / seen;
-    free(taken);
 }
 
 void rollouts_collect(Rollouts *r, uint64_t *cursor, GPT *policy, GPT *ref, GPT *critic, GPT *rm,

@@ -44,6 +44,7 @@ typedef struct {
     Rollout cand;
     const int **cids;
     int *clens, *cgrades, *cfamilies;
+    unsigned char *ctaken;         // (P / G) groups of cand moved to ro
     const PromptExample **cex;
     int sampled_batches;           // batches sampled for the last step
     double sampled_zero_spread;    // share of their groups without spread
