@@ -6,14 +6,18 @@
 #   model, DPO (on the ranked comparisons) and GRPO (graders' reward), all
 #   from the same SFT model
 # Runs go to checkpoints/demo/ (a previous demo is moved to checkpoints/demo.old).
-# Set DEMO_FAST=1 for a quick smoke run of the same pipeline (few steps).
+# Set DEMO_FAST=1 for a quick smoke run of the same pipeline (few steps),
+# DEMO_PRECISION=bf16 to run every stage in bf16 (train.precision), and
+# DEMO_DIR to put the runs elsewhere than checkpoints/demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RLHF=${RLHF_BIN:-./rlhf}
-D=checkpoints/demo
+D=${DEMO_DIR:-checkpoints/demo}
 if [ -d "$D" ]; then rm -rf "$D.old"; mv "$D" "$D.old"; fi
 mkdir -p "$D"
 log=$D/demo.log
+prec=()
+[ -n "${DEMO_PRECISION:-}" ] && prec=(--train.precision="$DEMO_PRECISION")
 steps=()
 if [ "${DEMO_FAST:-0}" = 1 ]; then
     steps=(--train.max_steps=20 --train.eval_interval=10)
@@ -22,8 +26,8 @@ t_all=$SECONDS
 stage() {  # name, command...: runs one stage, logs it, prints its wall time
     local name=$1; shift
     local t0=$SECONDS
-    echo "== $name: $*" | tee -a "$log"
-    if ! "$@" >>"$log" 2>&1; then
+    echo "== $name: $* ${prec[*]}" | tee -a "$log"
+    if ! "$@" "${prec[@]}" >>"$log" 2>&1; then
         echo "demo: stage '$name' failed; the last lines of $log:" >&2
         tail -n 15 "$log" >&2
         exit 1
