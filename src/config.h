@@ -55,6 +55,7 @@
     X(eval_examples, INT, 200, "held-out examples graded per evaluation")         \
     X(max_new_tokens, INT, 32, "longest generated answer when grading")           \
     X(pretrain_mix, FLOAT, 0.0, "share of each micro-batch (rows and loss) given to data.dir/train.h5 windows, in [0, 1)") \
+    X(shift_positions, FLOAT, 0.0, "share of training examples placed at a random later position of the context, in [0, 1]") \
     X(chat_test_file, STR, "data/gen/tasks/chat_test.jsonl", "JSONL held-out conversations (eval: accuracy by turn)") \
     X(chat_eval_examples, INT, 200, "held-out conversations asked turn by turn (eval)")
 

@@ -107,6 +107,7 @@ void gpt_free(GPT *m) {
         free(m->train->grads_memory);
         free(m->train->memory);
         free(m->train->inputs);
+        free(m->train->pos0);
         free(m->train);
     }
     free(m->params_memory);
@@ -213,7 +214,7 @@ static void acts_layout(GPT *m, int B, int T, int D, int with_logits) {
 
 // Lays the training state's arena out for (B, T) and keeps a copy of the
 // inputs (the embedding's backward reads them).
-static void train_layout(GPT *m, const int *inputs, int B, int T) {
+static void train_layout(GPT *m, const int *inputs, const int *pos0, int B, int T) {
     const GPTConfig *c = &m->config;
     GPTTrain *t = m->train;
     size_t C = c->n_embd, BT = (size_t)B * T;
@@ -226,25 +227,31 @@ static void train_layout(GPT *m, const int *inputs, int B, int T) {
         {&t->datt, (size_t)num_threads() * T * T},
     };
     arena_layout(&t->memory, &t->capacity, parts, (int)(sizeof parts / sizeof parts[0]));
-    if (BT > t->inputs_capacity) {
+    if (BT > t->inputs_capacity) {  // pos0 needs B <= BT
         free(t->inputs);
+        free(t->pos0);
         t->inputs = mallocCheck(BT * sizeof(int));
+        t->pos0 = mallocCheck(BT * sizeof(int));
         t->inputs_capacity = BT;
     }
     memcpy(t->inputs, inputs, BT * sizeof(int));
+    t->has_pos0 = pos0 != NULL;
+    if (pos0) memcpy(t->pos0, pos0, (size_t)B * sizeof(int));
 }
 
 // The forward pass. keep: all L layers' activations stay for gpt_backward;
 // else one layer's buffers serve every layer (layer l lives in slot l % D).
-static void forward(GPT *m, const int *inputs, int B, int T, int with_logits, int keep) {
+static void forward(GPT *m, const int *inputs, const int *pos0, int B, int T, int with_logits,
+                    int keep) {
     const GPTConfig *c = &m->config;
     const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
     ASSERT(T >= 1 && T <= c->block_size && B >= 1);
+    for (int b = 0; pos0 && b < B; b++) ASSERT(pos0[b] >= 0 && pos0[b] <= c->block_size - T);
     ASSERT(!keep || m->train);
     for (long i = 0; i < (long)B * T; i++) ASSERT(inputs[i] >= 0 && inputs[i] < V);
     const int D = keep ? L : 1;
     acts_layout(m, B, T, D, with_logits);
-    if (keep) train_layout(m, inputs, B, T);
+    if (keep) train_layout(m, inputs, pos0, B, T);
     if (m->train) {
         m->train->kept = keep;
         m->train->dlogits = NULL;
@@ -254,7 +261,7 @@ static void forward(GPT *m, const int *inputs, int B, int T, int with_logits, in
     Activations *a = &m->acts;
     ParamTensors *p = &m->params;
 
-    encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
+    encoder_forward(a->encoded, inputs, pos0, p->wte, p->wpe, B, T, C);
     for (int l = 0; l < L; l++) {
         const int k = l % D;
         const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)((l - 1) % D) * NC;
@@ -287,11 +294,15 @@ static void forward(GPT *m, const int *inputs, int B, int T, int with_logits, in
 }
 
 void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits) {
-    forward(m, inputs, B, T, with_logits, m->train != NULL);
+    forward(m, inputs, NULL, B, T, with_logits, m->train != NULL);
+}
+
+void gpt_forward_at(GPT *m, const int *inputs, const int *pos0, int B, int T, int with_logits) {
+    forward(m, inputs, pos0, B, T, with_logits, m->train != NULL);
 }
 
 void gpt_forward_nograd(GPT *m, const int *inputs, int B, int T, int with_logits) {
-    forward(m, inputs, B, T, with_logits, 0);
+    forward(m, inputs, NULL, B, T, with_logits, 0);
 }
 
 float gpt_lm_loss(GPT *m, const int *targets, const float *weights) {
@@ -371,7 +382,7 @@ void gpt_backward(GPT *m, const float *dlogits, const float *dvalues) {
         layernorm_backward(dres, g->ln1w + l * C, g->ln1b + l * C, s->dln, residual,
                            p->ln1w + l * C, a->ln1_mean + l * N, a->ln1_rstd + l * N, N, C);
     }
-    encoder_backward(g->wte, g->wpe, dres, s->inputs, B, T, C);
+    encoder_backward(g->wte, g->wpe, dres, s->inputs, s->has_pos0 ? s->pos0 : NULL, B, T, C);
 }
 
 void kvcache_build(KVCache *kv, const GPTConfig *c, int B, int T) {

@@ -141,6 +141,8 @@ typedef struct {
     size_t capacity;      // floats
     int *inputs;          // (B,T) token ids of the last forward (a copy)
     size_t inputs_capacity;
+    int *pos0;            // (B) its rows' first positions (a copy), when has_pos0
+    int has_pos0;         //     (else all 0)
     int kept;             // the last forward kept every layer: gpt_backward may follow
 } GPTTrain;
 
@@ -214,6 +216,11 @@ double gpt_flops_per_token(const GPT *m, int T);
 // training state keeps every layer's activations for gpt_backward; the
 // results are the same bits either way.
 void gpt_forward(GPT *m, const int *inputs, int B, int T, int with_logits);
+// gpt_forward with row b at positions pos0[b] .. pos0[b] + T - 1 instead of
+// 0 .. T - 1 (0 <= pos0[b] <= block_size - T; NULL: all 0): the same
+// tokens seen at another place in the context (SFT's sft.shift_positions).
+// gpt_backward follows it as it follows gpt_forward.
+void gpt_forward_at(GPT *m, const int *inputs, const int *pos0, int B, int T, int with_logits);
 // gpt_forward that keeps one layer's activations even on a model with a
 // training state, as on a frozen one: for scoring with a model being
 // trained (same bits). gpt_backward cannot follow it.

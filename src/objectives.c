@@ -9,7 +9,8 @@
 #include "evaluate.h"
 #include "losses.h"
 
-double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, int B, int T) {
+double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, const int *pos0, int B,
+                     int T) {
     // w = NULL weighs by this process's rows: right only when it has them all
     ASSERT(w || dist_size() == 1);
     long lo, hi;
@@ -17,7 +18,7 @@ double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, int B, 
     double loss = 0.0;
     if (hi > lo) {
         const size_t off = (size_t)lo * T;
-        gpt_forward(m, x + off, (int)(hi - lo), T, 1);
+        gpt_forward_at(m, x + off, pos0 ? pos0 + lo : NULL, (int)(hi - lo), T, 1);
         loss = gpt_lm_loss(m, y + off, w ? w + off : NULL);
         gpt_backward(m, m->train->dlogits, NULL);
     }

@@ -18,8 +18,10 @@
 
 // Weighted next-token cross-entropy of inputs x (B,T) against targets y
 // (B,T): returns sum_t w[t] * loss_t and adds its gradient. w = NULL (the
-// mean over the batch) only in a single process.
-double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, int B, int T);
+// mean over the batch) only in a single process. pos0 (B): each row's
+// first position (gpt_forward_at), NULL for 0.
+double lm_accumulate(GPT *m, const int *x, const int *y, const float *w, const int *pos0, int B,
+                     int T);
 
 // Loss weights of one SFT micro-batch: w[i] = share * mask[i] / n_loss,
 // where n_loss counts the loss-carrying tokens of the whole optimizer step

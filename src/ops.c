@@ -29,14 +29,14 @@ static void thread_range(int n, int *lo, int *hi) {
     *hi = (int)((long)n * (ith + 1) / nth);
 }
 
-void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe,
-                     int B, int T, int C) {
+void encoder_forward(float *out, const int *inp, const int *pos0, const float *wte,
+                     const float *wpe, int B, int T, int C) {
 #pragma omp parallel for collapse(2) schedule(static) if (omp_worth((long)B * T * C))
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             float *o = out + ((size_t)b * T + t) * C;
             const float *we = wte + (size_t)inp[b * T + t] * C;
-            const float *pe = wpe + (size_t)t * C;
+            const float *pe = wpe + (size_t)((pos0 ? pos0[b] : 0) + t) * C;
 #pragma omp simd
             for (int i = 0; i < C; i++) o[i] = we[i] + pe[i];
         }
@@ -44,7 +44,7 @@ void encoder_forward(float *out, const int *inp, const float *wte, const float *
 }
 
 void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp,
-                      int B, int T, int C) {
+                      const int *pos0, int B, int T, int C) {
     // Scatter-add into rows chosen by token id: threads split the channels,
     // never the rows, so no two threads touch one float and order is fixed.
 #pragma omp parallel if (omp_worth((long)B * T * C))
@@ -55,7 +55,7 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *in
             for (int t = 0; t < T; t++) {
                 const float *d = dout + ((size_t)b * T + t) * C;
                 float *we = dwte + (size_t)inp[b * T + t] * C;
-                float *pe = dwpe + (size_t)t * C;
+                float *pe = dwpe + (size_t)((pos0 ? pos0[b] : 0) + t) * C;
 #pragma omp simd
                 for (int i = c0; i < c1; i++) {
                     we[i] += d[i];

@@ -12,12 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// out (B,T,C) = wte[inp] + wpe[t]
-void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe,
-                     int B, int T, int C);
-// dwte (V,C), dwpe (T,C) += scatter of dout (B,T,C)
+// out (B,T,C) = wte[inp] + wpe[pos0[b] + t]; pos0 (B) is each row's first
+// position, NULL for 0 (the caller keeps pos0[b] + T within wpe)
+void encoder_forward(float *out, const int *inp, const int *pos0, const float *wte,
+                     const float *wpe, int B, int T, int C);
+// dwte (V,C), dwpe (block_size,C) += scatter of dout (B,T,C), rows placed as
+// encoder_forward placed them
 void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp,
-                      int B, int T, int C);
+                      const int *pos0, int B, int T, int C);
 
 // out (N,C) = (inp - mean) * rstd * weight + bias; caches mean, rstd (N)
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,

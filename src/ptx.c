@@ -79,7 +79,7 @@ double ptx_accumulate(Ptx *p, GPT *m, float w_token) {
     const int B = p->dl.B, T = p->dl.T, N = B * T;
     dataloader_next(&p->dl, p->x, p->y);
     for (int i = 0; i < N; i++) p->w[i] = w_token;
-    lm_accumulate(m, p->x, p->y, p->w, B, T);
+    lm_accumulate(m, p->x, p->y, p->w, NULL, B, T);
     // the per-token losses gpt_lm_loss left behind, of this rank's windows
     long lo, hi;
     dist_share(B, &lo, &hi);

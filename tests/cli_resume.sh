@@ -89,4 +89,16 @@ ident() {  # name stage key=0 overrides...: the run with key=0 vs without it
 }
 ident ppo_ptx0 ppo --ppo.ptx_coef=0 --checkpoint.init="$D/sft/latest.h5"
 ident sft_mix0 sft --sft.pretrain_mix=0 --checkpoint.init="$D/pretrain/latest.h5"
+# sft.shift_positions: the rows' positions are drawn from the data order,
+# so resume (with gradient accumulation) repeats them; 0 is the plain run,
+# and shifting does change the run
+resume_case sft_shift sft 5 2 --checkpoint.init="$D/pretrain/latest.h5" --sft.train_file="$D/sft6.jsonl" \
+    --sft.shift_positions=0.5 --train.grad_accum=2
+ident sft_shift0 sft --sft.shift_positions=0 --checkpoint.init="$D/pretrain/latest.h5"
+"$R" sft "$CFG" --train.max_steps=3 --checkpoint.every=3 --checkpoint.init="$D/pretrain/latest.h5" \
+    --sft.shift_positions=1 --checkpoint.dir="$D/sft_shift1" >"$D/sft_shift1.log" 2>&1 ||
+    fail "sft_shift1: the run failed"
+grep -q '^# sft shift_positions: 1 of the examples' "$D/sft_shift1.log" || fail "sft_shift1: no header line"
+same_csv "$D/sft_shift0.off/metrics.csv" "$D/sft_shift1/metrics.csv" 2>/dev/null &&
+    fail "sft.shift_positions=1 ran the plain run"
 echo "cli_resume: ok"

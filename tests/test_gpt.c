@@ -626,6 +626,78 @@ static void test_kvcache_matches_forward(void **state) {
     gpt_free(&m);
 }
 
+// gpt_forward_at: rows run at positions pos0[b] .. pos0[b] + T - 1. Against
+// a copy of the model whose position table is shifted (wpe'[t] = wpe[t + k])
+// run at position 0: a row's logits match it (alone: 1e-5, as rows of
+// different batch sizes do), and with every row shifted by k the loss and
+// every gradient are the same bits, dwpe moved by k rows (the rows no
+// position reaches get nothing).
+static void copy_shifted(GPT *dst, const GPT *src, int k) {
+    memcpy(dst->params_memory, src->params_memory, src->num_params * sizeof(float));
+    const int C = src->config.n_embd, T = src->config.block_size;
+    memset(dst->params.wpe, 0, (size_t)T * C * sizeof(float));
+    memcpy(dst->params.wpe, src->params.wpe + (size_t)k * C, (size_t)(T - k) * C * sizeof(float));
+    gpt_params_changed(dst);
+}
+
+static void test_forward_at_shifted_positions(void **state) {
+    (void)state;
+    enum { T = 5 };
+    GPTConfig c = small_config(0);
+    GPT m, m2;
+    gpt_build(&m, &c);
+    gpt_build(&m2, &c);
+    gpt_train_build(&m);
+    gpt_train_build(&m2);
+    ref_randomize_params(&m, 121);
+    RefRng rng;
+    ref_rng_init(&rng, 122);
+    int inputs[SB * T], targets[SB * T];
+    random_tokens(inputs, SB * T, SV, &rng);
+    random_tokens(targets, SB * T, SV, &rng);
+
+    const int mixed[SB] = {0, ST - T, 2};
+    gpt_forward_at(&m, inputs, mixed, SB, T, 1);
+    float *all = mallocCheck((size_t)SB * T * SV * sizeof(float));
+    memcpy(all, m.acts.logits, (size_t)SB * T * SV * sizeof(float));
+    for (int b = 0; b < SB; b++) {
+        copy_shifted(&m2, &m, mixed[b]);
+        gpt_forward(&m2, inputs + b * T, 1, T, 1);
+        for (int i = 0; i < T * SV; i++)
+            assert_true(fabs(m2.acts.logits[i] - all[b * T * SV + i]) <= 1e-5);
+    }
+    free(all);
+
+    const int k = 2, same[SB] = {k, k, k};
+    copy_shifted(&m2, &m, k);
+    gpt_zero_grad(&m);
+    gpt_zero_grad(&m2);
+    gpt_forward_at(&m, inputs, same, SB, T, 1);
+    const float loss = gpt_lm_loss(&m, targets, NULL);
+    gpt_backward(&m, m.train->dlogits, NULL);
+    gpt_forward(&m2, inputs, SB, T, 1);
+    const float loss2 = gpt_lm_loss(&m2, targets, NULL);
+    gpt_backward(&m2, m2.train->dlogits, NULL);
+    assert_true(loss == loss2 && loss > 0.1f);
+    const ParamInfo *wpe = &m.info[PARAM_wpe];
+    const float *g = m.train->grads_memory, *g2 = m2.train->grads_memory;
+    for (size_t i = 0; i < m.num_params; i++) {
+        if (i >= wpe->offset && i < wpe->offset + wpe->size) continue;
+        assert_true(g[i] == g2[i]);
+    }
+    const float *dpe = m.train->grads.wpe, *dpe2 = m2.train->grads.wpe;
+    for (int t = 0; t < ST; t++)
+        for (int i = 0; i < SC; i++) {
+            const float want = t >= k && t < k + T ? dpe2[(t - k) * SC + i] : 0.0f;
+            assert_true(dpe[t * SC + i] == want);
+        }
+    // a plain forward after a shifted one runs at position 0 again
+    gpt_forward(&m, inputs, SB, T, 1);
+    assert_true(!m.train->has_pos0);
+    gpt_free(&m);
+    gpt_free(&m2);
+}
+
 // ---------------------------------------------------------------------------
 // training
 // ---------------------------------------------------------------------------
@@ -875,6 +947,7 @@ int main(void) {
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_model_causal),
         cmocka_unit_test(test_kvcache_matches_forward),
+        cmocka_unit_test(test_forward_at_shifted_positions),
         cmocka_unit_test(test_overfit_one_batch),
         cmocka_unit_test(test_training_deterministic),
         cmocka_unit_test(test_init_weights_statistics),

@@ -149,52 +149,63 @@ static int max_threads(void) {
 // ---------------------------------------------------------------------------
 // encoder
 // ---------------------------------------------------------------------------
-enum { EB = 2, ET = 3, EC = 5, EV = 4 };
+enum { EB = 2, ET = 3, EC = 5, EV = 4, EP = ET + 2 };  // EP: wpe rows (block_size)
 
 typedef struct {
     float *out, *wte, *wpe, *r;
     int inp[EB * ET];
+    const int *pos0;
 } EncCtx;
 
 static double enc_loss(void *p) {
     EncCtx *c = p;
-    encoder_forward(c->out, c->inp, c->wte, c->wpe, EB, ET, EC);
+    encoder_forward(c->out, c->inp, c->pos0, c->wte, c->wpe, EB, ET, EC);
     return dot_rd(c->r, c->out, EB * ET * EC);
 }
 
-static void test_encoder_backward_fd(void **state) {
-    (void)state;
+// Both gradients by central differences, rows at position 0 (pos0 NULL) or
+// shifted (row 0 by 2, row 1 not): wpe rows no row reaches get nothing.
+static void check_encoder_backward(const int *pos0, const int *wpe_unused, int n_unused) {
     RefRng rng;
     ref_rng_init(&rng, 1);
     // token 2 repeats (also across rows), token 3 never appears: the scatter
     // must accumulate repeats and leave unused rows at their start value
-    EncCtx c = {.inp = {2, 0, 2, 1, 2, 0}};
+    EncCtx c = {.inp = {2, 0, 2, 1, 2, 0}, .pos0 = pos0};
     c.out = fvec(EB * ET * EC);
     c.wte = fvec(EV * EC);
-    c.wpe = fvec(ET * EC);
+    c.wpe = fvec(EP * EC);
     c.r = fvec(EB * ET * EC);
     fill_normal(c.wte, EV * EC, &rng, 0, 1);
-    fill_normal(c.wpe, ET * EC, &rng, 0, 1);
+    fill_normal(c.wpe, EP * EC, &rng, 0, 1);
     fill_uniform(c.r, EB * ET * EC, &rng, -1, 1);
 
-    float *dwte = fvec(EV * EC), *dwpe = fvec(ET * EC);
-    encoder_backward(dwte, dwpe, c.r, c.inp, EB, ET, EC);
+    float *dwte = fvec(EV * EC), *dwpe = fvec(EP * EC);
+    encoder_backward(dwte, dwpe, c.r, c.inp, pos0, EB, ET, EC);
     check_grad("encoder dwte", c.wte, dwte, EV * EC, enc_loss, &c);
-    check_grad("encoder dwpe", c.wpe, dwpe, ET * EC, enc_loss, &c);
+    check_grad("encoder dwpe", c.wpe, dwpe, EP * EC, enc_loss, &c);
     for (int i = 0; i < EC; i++) assert_true(dwte[3 * EC + i] == 0.0f);
+    for (int u = 0; u < n_unused; u++)
+        for (int i = 0; i < EC; i++) assert_true(dwpe[wpe_unused[u] * EC + i] == 0.0f);
 
     // += contract for both parameter gradients
-    float *s1 = fvec(EV * EC), *s2 = fvec(ET * EC), *g1 = fvec(EV * EC), *g2 = fvec(ET * EC);
+    float *s1 = fvec(EV * EC), *s2 = fvec(EP * EC), *g1 = fvec(EV * EC), *g2 = fvec(EP * EC);
     fill_normal(s1, EV * EC, &rng, 0, 1);
-    fill_normal(s2, ET * EC, &rng, 0, 1);
+    fill_normal(s2, EP * EC, &rng, 0, 1);
     memcpy(g1, s1, EV * EC * sizeof(float));
-    memcpy(g2, s2, ET * EC * sizeof(float));
-    encoder_backward(g1, g2, c.r, c.inp, EB, ET, EC);
+    memcpy(g2, s2, EP * EC * sizeof(float));
+    encoder_backward(g1, g2, c.r, c.inp, pos0, EB, ET, EC);
     check_accumulated("encoder dwte", g1, s1, dwte, EV * EC);
-    check_accumulated("encoder dwpe", g2, s2, dwpe, ET * EC);
+    check_accumulated("encoder dwpe", g2, s2, dwpe, EP * EC);
 
     free(c.out); free(c.wte); free(c.wpe); free(c.r);
     free(dwte); free(dwpe); free(s1); free(s2); free(g1); free(g2);
+}
+
+static void test_encoder_backward_fd(void **state) {
+    (void)state;
+    static const int unused_plain[] = {3, 4}, shift[EB] = {2, 0};
+    check_encoder_backward(NULL, unused_plain, 2);
+    check_encoder_backward(shift, NULL, 0);  // row 0 covers 2..4, row 1 0..2
 }
 
 static void test_encoder_forward_exact(void **state) {
@@ -202,16 +213,20 @@ static void test_encoder_forward_exact(void **state) {
     RefRng rng;
     ref_rng_init(&rng, 2);
     int inp[EB * ET] = {3, 1, 0, 0, 2, 3};
-    float *out = fvec(EB * ET * EC), *wte = fvec(EV * EC), *wpe = fvec(ET * EC);
+    static const int shift[EB] = {0, 2};
+    float *out = fvec(EB * ET * EC), *wte = fvec(EV * EC), *wpe = fvec(EP * EC);
     fill_normal(wte, EV * EC, &rng, 0, 1);
-    fill_normal(wpe, ET * EC, &rng, 0, 1);
-    encoder_forward(out, inp, wte, wpe, EB, ET, EC);
+    fill_normal(wpe, EP * EC, &rng, 0, 1);
     // one float addition per element: exact equality with the same addition
-    for (int b = 0; b < EB; b++)
-        for (int t = 0; t < ET; t++)
-            for (int i = 0; i < EC; i++)
-                assert_true(out[(b * ET + t) * EC + i] ==
-                            wte[inp[b * ET + t] * EC + i] + wpe[t * EC + i]);
+    for (int shifted = 0; shifted < 2; shifted++) {
+        encoder_forward(out, inp, shifted ? shift : NULL, wte, wpe, EB, ET, EC);
+        for (int b = 0; b < EB; b++)
+            for (int t = 0; t < ET; t++)
+                for (int i = 0; i < EC; i++)
+                    assert_true(out[(b * ET + t) * EC + i] ==
+                                wte[inp[b * ET + t] * EC + i] +
+                                    wpe[((shifted ? shift[b] : 0) + t) * EC + i]);
+    }
     free(out); free(wte); free(wpe);
 }
 

@@ -114,7 +114,7 @@ static void test_gradient_is_scaled_lm_gradient(void **state) {
         const double loss = ptx_accumulate(&p, &m, (float)(coefs[k] / N));
         memcpy(g_ptx, m.train->grads_memory, P * sizeof(float));
         gpt_zero_grad(&m);
-        const double ref_loss = lm_accumulate(&m, p.x, p.y, NULL, B, T);
+        const double ref_loss = lm_accumulate(&m, p.x, p.y, NULL, NULL, B, T);
         memcpy(g_ref, m.train->grads_memory, P * sizeof(float));
         // the windows' plain mean loss, whatever the weight
         assert_true(fabs(loss - ref_loss) <= 1e-6 * ref_loss);

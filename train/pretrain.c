@@ -55,7 +55,7 @@ static void step(Trainer *t, void *ctx, StepResult *res) {
     Pretrain *p = ctx;
     for (int micro = 0; micro < p->accum; micro++) {
         dataloader_next(&p->dl, p->x, p->y);
-        res->loss += lm_accumulate(trainer_model(t), p->x, p->y, p->w, p->B, p->T);
+        res->loss += lm_accumulate(trainer_model(t), p->x, p->y, p->w, NULL, p->B, p->T);
     }
     res->tokens = (double)p->B * p->T * p->accum;
     dataloader_get_state(&p->dl, &t->data);

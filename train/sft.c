@@ -14,6 +14,15 @@
 //   + (k/B)     * (mean loss over all tokens of the step's windows),
 // so windows weigh as much per row as examples do on average, whatever the
 // response lengths. m = 0 is the plain SFT step, bit for bit.
+//
+// sft.shift_positions = s places a share s of the examples elsewhere in the
+// context: such a row of a micro-batch padded to T tokens runs at positions
+// p .. p + T - 1 instead of 0 .. T - 1, p uniform in [0, block_size - T].
+// A question asked after earlier turns of a chat sits at such a later
+// position; with learned position embeddings a skill trained only at
+// position 0 need not carry over there. The draws depend on the seed and
+// the micro-batch's place in the data order only, so resume and data
+// parallelism see the same ones. s = 0 is the plain SFT step, bit for bit.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +33,7 @@
 #include "jsonl.h"
 #include "objectives.h"
 #include "ptx.h"
+#include "rng.h"
 #include "seqs.h"
 #include "trainer.h"
 
@@ -43,6 +53,9 @@ typedef struct {
     float *w;              // (B,T)
     long *rows;            // (B)
     int *Ts;               // (accum) each micro-batch's length
+    int *pos0;             // (accum,B) each row's first position (sft.shift_positions)
+    double shift;          // sft.shift_positions
+    int block;             // the model's block_size
     double loss_token_frac;
     char *data_desc;       // /state/sft_data: what the training data holds (JSON)
 } Sft;
@@ -107,6 +120,10 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
            "%ld conversations trimmed to their newest turns); test: %ld (%ld skipped, %ld "
            "truncated, %ld trimmed)\n", s->train.n, skipped, truncated, s->T + 1, trimmed,
            s->test.n, tskipped, ttruncated, ttrimmed);
+    if (cfg->sft.shift_positions > 0)
+        printf("# sft shift_positions: %g of the examples start at a random position in "
+               "[0, %d - width of their micro-batch]\n", cfg->sft.shift_positions,
+               trainer_model(t)->config.block_size);
     s->data_desc = describe_data(&s->train_set, s->train.n, trimmed);
     printf("# sft data: %s\n", s->data_desc);
     fflush(stdout);
@@ -125,10 +142,25 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     s->w = mallocCheck(cap * sizeof(float));
     s->rows = mallocCheck((size_t)s->B * sizeof(long));
     s->Ts = mallocCheck((size_t)s->accum * sizeof(int));
+    s->pos0 = mallocCheck((size_t)s->accum * s->B * sizeof(int));
+    s->shift = cfg->sft.shift_positions;
+    s->block = trainer_model(t)->config.block_size;
     s->lengths = mallocCheck((size_t)s->train.n * sizeof(int));
     for (long i = 0; i < s->train.n; i++) s->lengths[i] = (int)seqs_len(&s->train, i);
     batch_stream_init(&s->stream, s->train.n, s->lengths, s->Bs, 8, (uint64_t)cfg->train.seed);
     return 0;  // the cursor in t->data is all the examples' state
+}
+
+// First positions of the Bs rows of a micro-batch T tokens wide, the one at
+// `cursor` in the data order: each row shifted with probability s->shift.
+static void shift_rows(const Sft *s, int64_t cursor, uint64_t seed, int T, int *pos0) {
+    Rng rng;
+    rng_init(&rng, seed * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)cursor + 1) * 0xD1B54A32D192ED03ULL);
+    for (int b = 0; b < s->Bs; b++) {
+        const int shifted = rng_float(&rng) < s->shift;
+        const uint64_t p = rng_below(&rng, (uint64_t)(s->block - T) + 1);
+        pos0[b] = shifted ? (int)p : 0;
+    }
 }
 
 static void step(Trainer *t, void *ctx, StepResult *res) {
@@ -139,9 +171,12 @@ static void step(Trainer *t, void *ctx, StepResult *res) {
     // loss-carrying tokens
     double n_loss = 0.0;
     for (int a = 0; a < s->accum; a++) {
-        batch_stream_get(&s->stream, (int64_t)t->data.cursor++, s->rows);
+        const int64_t cursor = (int64_t)t->data.cursor++;
+        batch_stream_get(&s->stream, cursor, s->rows);
         s->Ts[a] = seqs_batch(&s->train, s->rows, Bs, t->tok.pad, s->x + a * cap,
                               s->y + a * cap, s->mask + a * cap);
+        if (s->shift > 0) shift_rows(s, cursor, (uint64_t)t->run.cfg.train.seed, s->Ts[a],
+                                     s->pos0 + a * s->B);
         for (int i = 0; i < Bs * s->Ts[a]; i++) n_loss += s->mask[a * cap + i];
         res->tokens += (double)Bs * s->Ts[a];
     }
@@ -149,8 +184,8 @@ static void step(Trainer *t, void *ctx, StepResult *res) {
     const double share = (double)s->Bw / s->B;  // the windows' share of rows and loss
     for (int a = 0; a < s->accum; a++) {
         sft_loss_weights(s->w, s->mask + a * cap, Bs * s->Ts[a], n_loss, 1.0 - share);
-        res->loss += lm_accumulate(trainer_model(t), s->x + a * cap, s->y + a * cap, s->w, Bs,
-                                   s->Ts[a]);
+        res->loss += lm_accumulate(trainer_model(t), s->x + a * cap, s->y + a * cap, s->w,
+                                   s->shift > 0 ? s->pos0 + a * s->B : NULL, Bs, s->Ts[a]);
     }
     if (!s->ptx.on) return;
     // the windows as micro-batches of their own (they would pad the
@@ -210,6 +245,7 @@ static void sft_free(void *ctx) {
     free(s->w);
     free(s->rows);
     free(s->Ts);
+    free(s->pos0);
     if (s->lengths) batch_stream_free(&s->stream);
     free(s->lengths);
     free(s->eval_prompts);
