@@ -201,6 +201,7 @@ static void param_name(const ParamInfo *pi, int l, char *buf, size_t n) {
 // Reads tensor `name` (unprefixed) of the HF shape dims[0..ndim) into out.
 static int read_checked(const SafeTensors *st, const SafeTensor *const *found, const char *name,
                         int ndim, const int64_t *dims, float *out) {
+    ASSERT(ndim == 1 || ndim == 2);  // GPT-2's tensors
     const SafeTensor *t = found ? *found : NULL;
     if (!t)
         return rlhf_fail("%s: no tensor '%s' (with or without the '" HF_PREFIX "' prefix); "
@@ -306,8 +307,7 @@ int hf_import_weights(const SafeTensors *st, const HfConfig *hc, GPT *m) {
                     for (int o = 0; o < pi->rows; o++)
                         out[(size_t)o * pi->cols + i] = buf[(size_t)i * pi->rows + o];
             } else {
-                int64_t dims[2] = {pi->rows, pi->cols};
-                if (pi->ndim == 1) dims[0] = pi->cols;
+                const int64_t dims[2] = {pi->ndim == 1 ? pi->cols : pi->rows, pi->cols};
                 rc = read_checked(st, k >= 0 ? &by_index[k] : NULL, name, pi->ndim, dims, out);
             }
         }
