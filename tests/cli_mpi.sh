@@ -166,6 +166,15 @@ run "$R" ppo "$CFG" --checkpoint.dir="$D/dyn" "${DYN[@]}"
     { tail -5 "$D/dyn.np2.log"; fail "grpo, dynamic sampling: np=2 run"; }
 close_csv "$D/dyn/metrics.csv" "$D/dyn.np2/metrics.csv" loss reward policy_loss entropy \
     sampled_batches sampled_zero_spread || fail "grpo, dynamic sampling: np=2 differs from np=1"
+# SFT with shifted positions: every rank draws the whole batch's positions
+# from the data order and runs its rows at theirs
+SHIFT=(--checkpoint.init="$D/pretrain/latest.h5" --sft.shift_positions=0.5 --train.max_steps=4
+       --train.eval_interval=0)
+run "$R" sft "$CFG" --checkpoint.dir="$D/shift" "${SHIFT[@]}"
+"$R2" sft "$CFG" --checkpoint.dir="$D/shift.np2" "${SHIFT[@]}" >"$D/shift.np2.log" 2>&1 ||
+    { tail -5 "$D/shift.np2.log"; fail "sft, shifted positions: np=2 run"; }
+close_csv "$D/shift/metrics.csv" "$D/shift.np2/metrics.csv" loss grad_norm ||
+    fail "sft, shifted positions: np=2 differs from np=1"
 
 # np=2 twice: the same bits; the checkpoint records the world size
 "$R2" pretrain "$CFG" --checkpoint.dir="$D/pretrain.np2b" >"$D/np2b.log" 2>&1 || fail "np=2 rerun"
