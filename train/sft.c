@@ -55,7 +55,6 @@ typedef struct {
     int *Ts;               // (accum) each micro-batch's length
     int *pos0;             // (accum,B) each row's first position (sft.shift_positions)
     double shift;          // sft.shift_positions
-    int block;             // the model's block_size
     double loss_token_frac;
     char *data_desc;       // /state/sft_data: what the training data holds (JSON)
 } Sft;
@@ -122,8 +121,7 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
            s->test.n, tskipped, ttruncated, ttrimmed);
     if (cfg->sft.shift_positions > 0)
         printf("# sft shift_positions: %g of the examples start at a random position in "
-               "[0, %d - width of their micro-batch]\n", cfg->sft.shift_positions,
-               trainer_model(t)->config.block_size);
+               "[0, %d - width of their micro-batch]\n", cfg->sft.shift_positions, s->T);
     s->data_desc = describe_data(&s->train_set, s->train.n, trimmed);
     printf("# sft data: %s\n", s->data_desc);
     fflush(stdout);
@@ -144,7 +142,6 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     s->Ts = mallocCheck((size_t)s->accum * sizeof(int));
     s->pos0 = mallocCheck((size_t)s->accum * s->B * sizeof(int));
     s->shift = cfg->sft.shift_positions;
-    s->block = trainer_model(t)->config.block_size;
     s->lengths = mallocCheck((size_t)s->train.n * sizeof(int));
     for (long i = 0; i < s->train.n; i++) s->lengths[i] = (int)seqs_len(&s->train, i);
     batch_stream_init(&s->stream, s->train.n, s->lengths, s->Bs, 8, (uint64_t)cfg->train.seed);
@@ -158,7 +155,7 @@ static void shift_rows(const Sft *s, int64_t cursor, uint64_t seed, int T, int *
     rng_init(&rng, seed * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)cursor + 1) * 0xD1B54A32D192ED03ULL);
     for (int b = 0; b < s->Bs; b++) {
         const int shifted = rng_float(&rng) < s->shift;
-        const uint64_t p = rng_below(&rng, (uint64_t)(s->block - T) + 1);
+        const uint64_t p = rng_below(&rng, (uint64_t)(s->T - T) + 1);  // s->T: block_size
         pos0[b] = shifted ? (int)p : 0;
     }
 }
