@@ -701,6 +701,7 @@ int config_validate(const Config *cfg) {
     POS_INT(train, batch_size);
     POS_INT(train, max_steps);
     POS_INT(train, grad_accum);
+    FLOAT_IN(train, epochs, 0.0, true, INFINITY, false);
     NONNEG_INT(train, eval_interval);
     POS_INT(train, eval_steps);
     POS_INT(train, log_interval);

@@ -29,6 +29,7 @@
 #define CONFIG_TRAIN(X) \
     X(batch_size, INT, 16, "sequences per micro-batch")                           \
     X(max_steps, INT, 1000, "optimizer steps")                                    \
+    X(epochs, FLOAT, 0.0, "passes over the training items (sft, reward, dpo); > 0 sets max_steps") \
     X(grad_accum, INT, 1, "micro-batches per optimizer step")                     \
     X(eval_interval, INT, 100, "steps between evaluations (0 = only at the end)") \
     X(eval_steps, INT, 20, "batches per evaluation")                              \

@@ -197,6 +197,37 @@ void trainer_log_common(Trainer *t, const StepResult *res) {
                  res->tokens / res->seconds);
 }
 
+void trainer_set_epoch(Trainer *t, int64_t items, int64_t per_micro_batch, const char *name) {
+    ASSERT(items > 0 && per_micro_batch > 0 && name);
+    t->epoch_items = items;
+    t->micro_items = per_micro_batch;
+    t->item_name = name;
+}
+
+// train.epochs > 0: max_steps from the size of the training set, before the
+// run's config is recorded (so checkpoints and metrics carry the steps run)
+static int apply_epochs(Trainer *t) {
+    Config *cfg = &t->run.cfg;
+    if (cfg->train.epochs <= 0) return 0;
+    if (t->epoch_items <= 0)
+        return rlhf_fail("train.epochs = %g: rlhf %s has no fixed list of training items to pass "
+                         "over; hint: give train.max_steps instead (and train.epochs = 0)",
+                         cfg->train.epochs, t->stage->name);
+    const double per_step = (double)t->micro_items * (double)cfg->train.grad_accum;
+    const double steps = ceil(cfg->train.epochs * (double)t->epoch_items / per_step);
+    if (steps > 1e12)
+        return rlhf_fail("train.epochs = %g gives %.3g steps; hint: choose fewer epochs",
+                         cfg->train.epochs, steps);
+    cfg->train.max_steps = steps < 1 ? 1 : (int64_t)steps;
+    if (dist_is_root()) {
+        printf("# train.epochs = %g: %lld steps of %lld %s (%lld in the training set)\n",
+               cfg->train.epochs, (long long)cfg->train.max_steps, (long long)per_step,
+               t->item_name, (long long)t->epoch_items);
+        fflush(stdout);
+    }
+    return 0;
+}
+
 static void trainer_free(Trainer *t) {
     if (t->stage->free) t->stage->free(t->ctx);
     for (int i = 0; i < t->n_trained; i++) {
@@ -224,17 +255,16 @@ int trainer_main(const Stage *stage, void *ctx, int argc, char **argv) {
     if (dist_is_root() && run_lock(r) != 0) die_last();
     Ckpt *resume = NULL;
     if ((r->resume ? start_resumed(&t, &resume) : start_fresh(&t)) != 0) die_last();
-    if (t.step > cfg->train.max_steps) {
-        if (resume) ckpt_close(resume);
-        die("cannot resume: the run is at step %lld, past train.max_steps = %lld; hint: give "
-            "a train.max_steps above %lld to train on", (long long)t.step,
-            (long long)cfg->train.max_steps, (long long)t.step);
-    }
     run_adopt_model(r, &trainer_model(&t)->config);
     for (int i = 0; i < t.n_trained; i++) gpt_train_build(&t.trained[i].model);
     int rc = stage->setup ? stage->setup(&t, ctx, resume) : 0;
     if (resume) ckpt_close(resume);
-    if (rc != 0 || run_begin(r, t.step) != 0) die_last();
+    if (rc != 0 || apply_epochs(&t) != 0) die_last();
+    if (t.step > cfg->train.max_steps)
+        die("cannot resume: the run is at step %lld, past train.max_steps = %lld; hint: give "
+            "a train.max_steps (or train.epochs) that goes past step %lld", (long long)t.step,
+            (long long)cfg->train.max_steps, (long long)t.step);
+    if (run_begin(r, t.step) != 0) die_last();
     size_t saved_rows = r->metrics.nrows;  // metrics rows in the newest checkpoint
 
     const int64_t max_steps = cfg->train.max_steps;

@@ -49,6 +49,12 @@ typedef struct {
     int64_t step;        // optimizer steps done
     DataState data;      // restored on resume; the stage keeps it current
     float lr;            // this step's scheduled learning rate
+    // One pass over the training data, for train.epochs: set in setup by
+    // the stages that draw a fixed list of items in epoch order
+    // (trainer_set_epoch); 0 for the others.
+    int64_t epoch_items;     // items in the training set
+    int64_t micro_items;     // items one micro-batch draws
+    const char *item_name;   // what an item is, for the log ("examples")
 } Trainer;
 
 // What one step reports back to the trainer.
@@ -112,6 +118,12 @@ float trainer_update(Trainer *t);
 
 // The first trained model (the one a stage's loss is about).
 static inline GPT *trainer_model(Trainer *t) { return &t->trained[0].model; }
+
+// Called from a stage's setup: its training set holds `items` items (of
+// `name`), drawn `per_micro_batch` at a time in epoch order. With
+// train.epochs > 0 the trainer then sets train.max_steps to
+// ceil(epochs * items / (per_micro_batch * train.grad_accum)).
+void trainer_set_epoch(Trainer *t, int64_t items, int64_t per_micro_batch, const char *name);
 
 // The metrics every single-model stage logs: loss, lr, grad_norm,
 // tokens_per_s, time_s (after `step`, which the trainer sets).

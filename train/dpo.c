@@ -156,6 +156,7 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
         d->lengths[i] = (int)(a > b ? a : b);
     }
     batch_stream_init(&d->stream, n_pairs, d->lengths, B, 8, (uint64_t)cfg->train.seed);
+    trainer_set_epoch(t, n_pairs, B, "pairs");
     return 0;  // the cursor in t->data and the reference's log-probs are all the state
 }
 

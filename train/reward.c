@@ -81,6 +81,7 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
         w->lengths[k] = (int)longest;
     }
     batch_stream_init(&w->stream, g->n, w->lengths, w->B, 8, (uint64_t)cfg->train.seed);
+    trainer_set_epoch(t, g->n, w->B, "prompt groups");
     (void)resume;  // the cursor in t->data is all the state
     return 0;
 }

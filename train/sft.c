@@ -145,6 +145,7 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     s->lengths = mallocCheck((size_t)s->train.n * sizeof(int));
     for (long i = 0; i < s->train.n; i++) s->lengths[i] = (int)seqs_len(&s->train, i);
     batch_stream_init(&s->stream, s->train.n, s->lengths, s->Bs, 8, (uint64_t)cfg->train.seed);
+    trainer_set_epoch(t, s->train.n, s->Bs, "examples");
     return 0;  // the cursor in t->data is all the examples' state
 }
 
