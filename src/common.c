@@ -222,7 +222,8 @@ static void atomic_release(AtomicFile *af) {
     memset(af, 0, sizeof *af);
 }
 
-int atomic_commit(AtomicFile *af) {
+// Flushes, fsyncs and closes PATH.tmp; on failure removes it.
+static int atomic_finish(AtomicFile *af) {
     ASSERT(af->f);
     errno = 0;
     int ok = fflush(af->f) == 0 && !ferror(af->f);
@@ -230,16 +231,35 @@ int atomic_commit(AtomicFile *af) {
     if (ok && fsync(fileno(af->f)) != 0) ok = 0, e = errno;
     if (fclose(af->f) != 0 && ok) ok = 0, e = errno;
     af->f = NULL;
-    int rc;
-    if (!ok) {
-        unlink(af->tmp);
-        rc = rlhf_fail("%s: write failed: %s; hint: check free disk space", af->tmp, strerror(e));
-    } else {
-        rc = atomic_place(af->tmp, af->path, af->no_replace);
+    if (ok) return 0;
+    unlink(af->tmp);
+    return rlhf_fail("%s: write failed: %s; hint: check free disk space", af->tmp, strerror(e));
+}
+
+int atomic_commit_set(AtomicFile *af, int n) {
+    int rc = 0, placed = 0;
+    for (int i = 0; i < n && rc == 0; i++) rc = atomic_finish(&af[i]);
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (atomic_place(af[i].tmp, af[i].path, af[i].no_replace) != 0) {
+            if (placed > 0) {
+                char why[sizeof rlhf_errmsg];
+                snprintf(why, sizeof why, "%s", rlhf_errmsg);
+                rlhf_fail("%s (the first %d of the set's %d files, from %s on, were already "
+                          "replaced)", why, placed, n, af[0].path);
+            }
+            rc = -1;
+        } else {
+            placed++;
+        }
     }
-    atomic_release(af);
+    for (int i = 0; i < n; i++) {
+        if (rc != 0 && !af[i].f && af[i].tmp) unlink(af[i].tmp);  // written, not placed
+        atomic_abort(&af[i]);  // closes and removes what was never finished
+    }
     return rc;
 }
+
+int atomic_commit(AtomicFile *af) { return atomic_commit_set(af, 1); }
 
 void atomic_abort(AtomicFile *af) {
     if (af->f) {

@@ -87,6 +87,12 @@ int atomic_open(AtomicFile *af, const char *path);
 // directory. On failure PATH.tmp is removed and PATH left as it was (or, if
 // only the directory sync failed, already replaced). Frees af either way.
 int atomic_commit(AtomicFile *af);
+// atomic_commit for files that belong together (an export's weights, config
+// and tokenizer): every PATH.tmp is written out and synced before the first
+// is put in place, so a failed write (a full disk) changes none of them;
+// only a failed rename, between the first and the last, can leave some
+// replaced (the error names them). Frees every af either way.
+int atomic_commit_set(AtomicFile *af, int n);
 // Closes and removes PATH.tmp and frees af. Safe on a zeroed af, after a
 // failed atomic_open and after atomic_commit.
 void atomic_abort(AtomicFile *af);

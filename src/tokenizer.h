@@ -9,6 +9,7 @@
 #define RLHF_TOKENIZER_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 enum { TOKENIZER_CHAR = 0, TOKENIZER_BPE = 1, TOKENIZER_GPT2 = 2 };  // checkpoint /tokenizer type "gpt2"
@@ -78,11 +79,14 @@ char *tokenizer_decode(const Tokenizer *tok, const int *ids, long n, int with_sp
 int tokenizer_gpt2_load(Tokenizer *tok, const char *encoder_json, const char *vocab_bpe);
 // Writes vocab.json (every id, specials included, token strings in GPT-2's
 // byte-to-unicode form) and merges.txt (with the "#version: 0.2" first line)
-// for a TOKENIZER_GPT2 tokenizer, each atomically. With no_replace (names
-// output_check passed without --force) a file that has appeared at either
-// name meanwhile is kept and the call fails.
+// for a TOKENIZER_GPT2 tokenizer, together atomically (atomic_commit_set).
+// With no_replace (names output_check passed without --force) a file that
+// has appeared at either name meanwhile is kept and the call fails.
 int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const char *merges_txt,
                          int no_replace);
+// The same into two open streams (an export commits them with its other
+// files); fails only for a tokenizer that is not gpt2.
+int tokenizer_gpt2_put(const Tokenizer *tok, FILE *vocab_json, FILE *merges_txt);
 // Where the deps step installs GPT-2's files (relative to the repo root;
 // overridable by env RLHF_GPT2_DIR): data/gpt2/encoder.json, data/gpt2/vocab.bpe
 #define GPT2_DIR_DEFAULT "data/gpt2"

@@ -340,38 +340,48 @@ static void put_mapped(FILE *f, const uint8_t *b, int n, const int cp_of_byte[25
     }
 }
 
-int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const char *merges_txt,
-                         int no_replace) {
+int tokenizer_gpt2_put(const Tokenizer *tok, FILE *vocab_json, FILE *merges_txt) {
     if (tok->type != TOKENIZER_GPT2)
         return rlhf_fail("only a gpt2 tokenizer can be written as vocab.json + merges.txt; hint: "
                          "this model uses its own tokenizer (data.tokenizer = gpt2 makes one that can)");
     int cp_of_byte[256];
     gpt2_byte_map(cp_of_byte);
-    AtomicFile af = {0};
-    if (atomic_open(&af, vocab_json) != 0) return -1;
-    af.no_replace = no_replace;
-    fputc('{', af.f);
+    fputc('{', vocab_json);
     for (int id = 0; id < tok->vocab_size; id++) {
         int len;
         const uint8_t *b = tokenizer_token_bytes(tok, id, &len);
-        fputs(id ? ", \"" : "\"", af.f);
+        fputs(id ? ", \"" : "\"", vocab_json);
         if (id == tok->eot || id == tok->user || id == tok->assistant || id == tok->pad)
-            fwrite(b, 1, (size_t)len, af.f);  // printable ASCII names
-        else put_mapped(af.f, b, len, cp_of_byte, 1);
-        fprintf(af.f, "\": %d", id);
+            fwrite(b, 1, (size_t)len, vocab_json);  // printable ASCII names
+        else put_mapped(vocab_json, b, len, cp_of_byte, 1);
+        fprintf(vocab_json, "\": %d", id);
     }
-    fputs("}", af.f);
-    if (atomic_commit(&af) != 0) return -1;
-    if (atomic_open(&af, merges_txt) != 0) return -1;
-    af.no_replace = no_replace;
-    fputs("#version: 0.2\n", af.f);
+    fputs("}", vocab_json);
+    fputs("#version: 0.2\n", merges_txt);
     for (int r = 0; r < tok->n_merges; r++) {
         for (int k = 0; k < 2; k++) {
             int len;
             const uint8_t *b = tokenizer_token_bytes(tok, tok->merges[2 * r + k], &len);
-            put_mapped(af.f, b, len, cp_of_byte, 0);
-            fputc(k ? '\n' : ' ', af.f);
+            put_mapped(merges_txt, b, len, cp_of_byte, 0);
+            fputc(k ? '\n' : ' ', merges_txt);
         }
     }
-    return atomic_commit(&af);
+    return 0;  // write errors show when the files are committed
+}
+
+int tokenizer_gpt2_write(const Tokenizer *tok, const char *vocab_json, const char *merges_txt,
+                         int no_replace) {
+    AtomicFile af[2];
+    if (atomic_open(&af[0], vocab_json) != 0) return -1;
+    if (atomic_open(&af[1], merges_txt) != 0) {
+        atomic_abort(&af[0]);
+        return -1;
+    }
+    af[0].no_replace = af[1].no_replace = no_replace;
+    if (tokenizer_gpt2_put(tok, af[0].f, af[1].f) != 0) {
+        atomic_abort(&af[0]);
+        atomic_abort(&af[1]);
+        return -1;
+    }
+    return atomic_commit_set(af, 2);
 }

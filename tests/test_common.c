@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -136,6 +138,69 @@ static void test_atomic_rename_fails(void **state) {
     assert_text(inner, "inside\n");
 }
 
+// A set of three whose second file cannot be written (a file-size limit, as
+// on a full disk): none of the three is replaced, no tmp is left.
+static void test_atomic_set_write_fails(void **state) {
+    const char *p[3] = {scratch_path("set_a"), scratch_path("set_b"), scratch_path("set_c")};
+    char *path[3], tmp[3][4096];
+    for (int i = 0; i < 3; i++) {
+        path[i] = strdup(p[i]);
+        write_text(path[i], "old\n");
+        snprintf(tmp[i], sizeof tmp[i], "%s.tmp", path[i]);
+    }
+    AtomicFile af[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(atomic_open(&af[i], path[i]), 0);
+    fputs("new\n", af[0].f);
+    fputs("new\n", af[2].f);
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = {1024, old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (int k = 0; k < 8192; k++) fputc('x', af[1].f);  // past the limit
+    rlhf_errmsg[0] = '\0';
+    int rc = atomic_commit_set(af, 3);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, was);
+    assert_int_equal(rc, -1);
+    assert_msg_has("write failed");
+    for (int i = 0; i < 3; i++) {
+        assert_text(path[i], "old\n");
+        assert_false(exists(tmp[i]));
+        free(path[i]);
+    }
+}
+
+// A set whose second rename fails (a non-empty directory at its name): the
+// first is in place, the third is not, the error says which, no tmp left.
+static void test_atomic_set_rename_fails(void **state) {
+    const char *p[3] = {scratch_path("rs_a"), scratch_path("rs_dir"), scratch_path("rs_c")};
+    char *path[3];
+    for (int i = 0; i < 3; i++) path[i] = strdup(p[i]);
+    write_text(path[0], "old\n");
+    write_text(path[2], "old\n");
+    assert_int_equal(mkdir(path[1], 0755), 0);
+    write_text(scratch_path("rs_dir/x"), "inside\n");
+    AtomicFile af[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(atomic_open(&af[i], path[i]), 0);
+        fputs("new\n", af[i].f);
+    }
+    rlhf_errmsg[0] = '\0';
+    assert_int_equal(atomic_commit_set(af, 3), -1);
+    assert_msg_has("cannot rename");
+    assert_msg_has("the first 1 of the set's 3 files");
+    assert_text(path[0], "new\n");
+    assert_text(path[2], "old\n");
+    assert_text(scratch_path("rs_dir/x"), "inside\n");
+    for (int i = 0; i < 3; i++) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path[i]);
+        assert_false(exists(tmp));
+        free(path[i]);
+    }
+}
+
 // A file written and closed by other means, and a symbolic link.
 static void test_atomic_install_and_rename(void **state) {
     const char *tmp = scratch_path("d.h5.tmp"), *path = scratch_path("d.h5");
@@ -204,6 +269,8 @@ int main(void) {
         cmocka_unit_test(test_atomic_stale_link),
         cmocka_unit_test(test_atomic_open_fails),
         cmocka_unit_test(test_atomic_rename_fails),
+        cmocka_unit_test(test_atomic_set_write_fails),
+        cmocka_unit_test(test_atomic_set_rename_fails),
         cmocka_unit_test(test_atomic_install_and_rename),
         cmocka_unit_test(test_no_replace_keeps_newcomer),
         cmocka_unit_test(test_fsync_parent_dir),

@@ -3,9 +3,9 @@
 // config.json and model.safetensors (GPT2LMHeadModel's layout, hf.h), and,
 // for a GPT-2 tokenizer, vocab.json + merges.txt; a char or BPE tokenizer
 // has no Hugging Face form, so then only the weights and config are written
-// and the command says so. DIR is created; each file is written atomically
-// and an existing one is replaced only with --force (all four names are
-// checked before anything is written). A reward model or critic (a value
+// and the command says so. DIR is created; the files are written as one set
+// (each in full before any is put in place) and an existing one is replaced
+// only with --force (all four names are checked before anything is written). A reward model or critic (a value
 // head) is refused: GPT2LMHeadModel has no place for it.
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,29 +29,26 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-static int write_weights(const char *path, int force, const char *ckpt, const GPT *m) {
-    AtomicFile af;
+// Every file of the set written in full before any is put in place
+// (atomic_commit_set): a failed export leaves DIR as it was.
+static int write_set(char *const *paths, int nfiles, int force, const char *ckpt, const GPT *m,
+                     const Tokenizer *tok) {
+    AtomicFile af[4];
     const char *inputs[] = {ckpt};
-    if (output_open(&af, path, "DIR", force, inputs, 1) != 0) return -1;
-    if (hf_export_weights(af.f, m) != 0) {
-        atomic_abort(&af);
-        return -1;
+    int opened = 0, rc = 0;
+    for (; opened < nfiles && rc == 0; opened++)
+        rc = output_open(&af[opened], paths[opened], "DIR", force, inputs, 1);
+    if (rc != 0) opened--;  // the failed one is left empty
+    if (rc == 0) rc = hf_export_weights(af[0].f, m);
+    if (rc == 0) {
+        char *text = hf_config_json(m, tok->eot);
+        fputs(text, af[1].f);  // a write error shows at the commit
+        free(text);
     }
-    return atomic_commit(&af);
-}
-
-static int write_config(const char *path, int force, const char *ckpt, const GPT *m, int eot) {
-    AtomicFile af;
-    const char *inputs[] = {ckpt};
-    if (output_open(&af, path, "DIR", force, inputs, 1) != 0) return -1;
-    char *text = hf_config_json(m, eot);
-    int ok = fputs(text, af.f) >= 0;
-    free(text);
-    if (!ok) {
-        atomic_abort(&af);
-        return rlhf_fail("%s: write failed; hint: check free disk space", path);
-    }
-    return atomic_commit(&af);
+    if (rc == 0 && nfiles == 4) rc = tokenizer_gpt2_put(tok, af[2].f, af[3].f);
+    if (rc == 0) return atomic_commit_set(af, nfiles);
+    for (int i = 0; i < opened; i++) atomic_abort(&af[i]);
+    return -1;
 }
 
 int cmd_export(int argc, char **argv) {
@@ -76,10 +73,7 @@ int cmd_export(int argc, char **argv) {
     if (mkdir_p(dir) != 0) die_last();
     for (int i = 0; i < nfiles; i++)
         if (output_check(paths[i], "DIR", force, inputs, 1) != 0) die_last();
-    if (write_weights(paths[0], force, ckpt, &m) != 0 ||
-        write_config(paths[1], force, ckpt, &m, tok.eot) != 0)
-        die_last();
-    if (gpt2 && tokenizer_gpt2_write(&tok, paths[2], paths[3], !force) != 0) die_last();
+    if (write_set(paths, nfiles, force, ckpt, &m, &tok) != 0) die_last();
     printf("exported %s: %d layers, %d heads, n_embd %d, block_size %d, vocab %d -> %s/ "
            "(model.safetensors, config.json%s)\n", ckpt, m.config.n_layer, m.config.n_head,
            m.config.n_embd, m.config.block_size, m.config.vocab_size, dir,
