@@ -102,7 +102,7 @@ PY
 for ini in configs/dpo_tasks.ini configs/tiny/dpo.ini; do
     run "$R" dpo "$ini" --checkpoint.dir="$D/recipe_$(basename "$(dirname "$ini")")" \
         --checkpoint.init="$SFT" "${PAIRS[@]}" --sft.test_file="$D/tasks/sft_test.jsonl" \
-        --train.max_steps=1 --train.batch_size=4 --train.threads=1
+        --train.max_steps=1 --train.epochs=0 --train.batch_size=4 --train.threads=1
 done
 
 # --- exact resume ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ prec=()
 [ -n "${DEMO_PRECISION:-}" ] && prec=(--train.precision="$DEMO_PRECISION")
 steps=()
 if [ "${DEMO_FAST:-0}" = 1 ]; then
-    steps=(--train.max_steps=20 --train.eval_interval=10)
+    steps=(--train.max_steps=20 --train.epochs=0 --train.eval_interval=10)
 fi
 t_all=$SECONDS
 stage() {  # name, command...: runs one stage, logs it, prints its wall time
