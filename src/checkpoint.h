@@ -130,7 +130,8 @@ int shard_read_for(const char *dir, const char *name, const Tokenizer *tok, int 
 // of the given names; int32 for tokens/masks, float32 otherwise; a column
 // may have its own width. The file is created if missing; batches already
 // there at `step` or later are dropped first (a resumed run rewrites them).
-// Not atomic (a debugging aid, not a checkpoint).
+// Atomic: the file is copied to PATH.tmp, appended to there and renamed
+// over PATH, so a failed append leaves the dump as it was.
 typedef struct {
     const char *name;
     int is_int;           // 1: int32 data in `i`, 0: float32 data in `f`

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1122,6 +1124,35 @@ static void test_rollout_dump_append(void **state) {
     assert_true(H5Lexists(f, "/batch_000004", H5P_DEFAULT) > 0);
     assert_true(H5Lexists(f, "/batch_000005", H5P_DEFAULT) == 0);
     H5Fclose(f);
+    // an append that cannot be written (a file-size limit, as on a full
+    // disk): while copying the dump, then while adding to the copy. Each
+    // fails and leaves the dump as it was, with no PATH.tmp.
+    const long before = file_size(path);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+    const rlim_t limits[2] = {(rlim_t)before / 2, (rlim_t)before + 64};
+    for (int k = 0; k < 2; k++) {
+        struct rlimit lim = {limits[k], old.rlim_max};
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        rlhf_errmsg[0] = '\0';
+        int rc = rollout_dump_append(path, 6, 2, 3, cols, 2);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+        assert_int_equal(rc, -1);
+        assert_non_null(strstr(rlhf_errmsg, "hint: "));
+        if (k == 0) assert_non_null(strstr(rlhf_errmsg, "cannot copy"));
+        assert_int_equal(file_size(path), before);
+        assert_int_equal(access(tmp, F_OK), -1);
+        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        assert_true(f >= 0);
+        assert_true(H5Lexists(f, "/batch_000004", H5P_DEFAULT) > 0);
+        assert_true(H5Lexists(f, "/batch_000006", H5P_DEFAULT) == 0);
+        H5Fclose(f);
+    }
+    signal(SIGXFSZ, was);
+    assert_int_equal(rollout_dump_append(path, 6, 2, 3, cols, 2), 0);  // room again
     // appending to something that is not HDF5 is refused, the file untouched
     const char *txt = scratch_path("notes.txt");
     FILE *fp = fopen(txt, "w");
