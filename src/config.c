@@ -723,6 +723,7 @@ int config_validate(const Config *cfg) {
     CHOICE(sft, overlong, "skip|truncate");
     NONNEG_INT(sft, eval_examples);
     POS_INT(sft, max_new_tokens);
+    FLOAT_IN(reward, center_coef, 0.0, true, INFINITY, false);
     FLOAT_IN(sft, pretrain_mix, 0.0, true, 1.0, false);
     FLOAT_IN(sft, shift_positions, 0.0, true, 1.0, true);
     NONNEG_INT(sft, chat_eval_examples);

@@ -63,7 +63,8 @@
 #define CONFIG_REWARD(X) \
     X(train_file, STR, "data/gen/tasks/pref_train.jsonl", "JSONL preferences")  \
     X(test_file, STR, "data/gen/tasks/pref_test.jsonl", "JSONL held-out pairs") \
-    X(margin, FLOAT, 0.0, "margin m in -log sigmoid(r_c - r_r - m)")           
+    X(margin, FLOAT, 0.0, "margin m in -log sigmoid(r_c - r_r - m)")           \
+    X(center_coef, FLOAT, 0.0, "adds center_coef * (r_c + r_r)^2 per pair: one zero for every prompt's rewards")
 
 #define CONFIG_DPO(X) \
     X(train_file, STR, "data/gen/tasks/pref_train.jsonl", "JSONL preferences")         \

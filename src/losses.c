@@ -48,8 +48,8 @@ void logprobs_from_logits(float *logp, float *entropy, const float *logits, cons
 static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
 float bt_group_loss(const float *r, int n_rows, const int *chosen, const int *rejected,
-                    const int *pair_off, int n_groups, float margin, float *dr, float *accuracy,
-                    float *mean_margin) {
+                    const int *pair_off, int n_groups, float margin, float center, float *dr,
+                    float *accuracy, float *mean_margin) {
     ASSERT(n_groups > 0 && pair_off[0] == 0);
     memset(dr, 0, (size_t)n_rows * sizeof(float));
     double loss = 0.0, correct = 0.0, gap = 0.0;
@@ -60,11 +60,13 @@ float bt_group_loss(const float *r, int n_rows, const int *chosen, const int *re
         for (int p = pair_off[g]; p < pair_off[g + 1]; p++) {
             const int c = chosen[p], j = rejected[p];
             ASSERT(c >= 0 && c < n_rows && j >= 0 && j < n_rows && c != j);
-            const double x = (double)r[c] - r[j] - margin;
-            group_loss += softplus(-x);  // -log sigmoid(x)
-            const double d = 1.0 / (1.0 + exp(x)) / ((double)n * n_groups);  // sigmoid(-x) / (n G)
-            dr[c] -= (float)d;
-            dr[j] += (float)d;
+            const double x = (double)r[c] - r[j] - margin, sum = (double)r[c] + r[j];
+            group_loss += softplus(-x) + center * sum * sum;  // -log sigmoid(x) + center s^2
+            const double w = 1.0 / ((double)n * n_groups);
+            const double d = w / (1.0 + exp(x));  // sigmoid(-x) / (n G)
+            const double dc = w * 2.0 * center * sum;
+            dr[c] += (float)(dc - d);
+            dr[j] += (float)(dc + d);
             correct += r[c] > r[j];
             gap += (double)r[c] - r[j];
         }

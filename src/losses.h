@@ -25,13 +25,16 @@ void logprobs_from_logits(float *logp, float *entropy, const float *logits, cons
 // is better than row rejected[p]; group g owns pairs pair_off[g] ..
 // pair_off[g+1]) (at least one). The loss is the mean over the n_groups
 // groups of the mean over a group's pairs of -log sigmoid(r_c - r_r -
-// margin), so a prompt with many comparisons weighs as much as one with a
-// single pair; plain pairs are groups of one. Writes dr (n_rows) = d loss /
-// d r. Stats (may be NULL), over pairs: accuracy (share with r_c > r_r; a
-// tie is wrong) and mean margin r_c - r_r.
+// margin) + center * (r_c + r_r)^2, so a prompt with many comparisons
+// weighs as much as one with a single pair; plain pairs are groups of one.
+// The center term (TRL's center_rewards_coefficient; 0: none) pulls each
+// pair's rewards to sum to 0, so that scores of different prompts' answers
+// share one zero. Writes dr (n_rows) = d loss / d r. Stats (may be NULL),
+// over pairs: accuracy (share with r_c > r_r; a tie is wrong) and mean
+// margin r_c - r_r.
 float bt_group_loss(const float *r, int n_rows, const int *chosen, const int *rejected,
-                    const int *pair_off, int n_groups, float margin, float *dr, float *accuracy,
-                    float *mean_margin);
+                    const int *pair_off, int n_groups, float margin, float center, float *dr,
+                    float *accuracy, float *mean_margin);
 
 // Log-probabilities of whole sequences from logits (R,T,V): logp[r] = the
 // sum over positions t of row r with mask[r*T+t] of log softmax(logits[r,t])

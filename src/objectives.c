@@ -33,7 +33,8 @@ void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss,
 
 float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, const int *chosen,
                         const int *rejected, const int *pair_off, int n_groups, float margin,
-                        int accum, float *r, float *dr, float *dvalues, float *acc, float *gap) {
+                        float center, int accum, float *r, float *dr, float *dvalues, float *acc,
+                        float *gap) {
     ASSERT(m->config.value_head);
     // this process's groups [g0, g1) own the rows [r0, r1) their pairs name
     // (a group's rows are consecutive, groups in order)
@@ -61,7 +62,8 @@ float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, con
         gpt_forward(m, x + (size_t)r0 * T, rows, T, 0);
         values_at(m, last + r0, r);
         float a_acc, a_gap;
-        const float loss = bt_group_loss(r, rows, c, j, off, G, margin, dr, &a_acc, &a_gap);
+        const float loss = bt_group_loss(r, rows, c, j, off, G, margin, center, dr, &a_acc,
+                                         &a_gap);
         // bt_group_loss is the mean over these G groups; the batch's is over n_groups
         const float share = (float)G / (float)n_groups;
         // the loss touches only each row's last position

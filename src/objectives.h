@@ -34,13 +34,14 @@ void sft_loss_weights(float *w, const unsigned char *mask, int n, double n_loss,
 // read; pair p ranks row chosen[p] above row rejected[p]; group g owns
 // pairs pair_off[g] .. pair_off[g+1]; a group's rows are consecutive, the
 // groups' in group order, as seqs_from_groups lays them out: ranks split
-// the groups). Adds the gradient of loss / accum
+// the groups); center as bt_group_loss. Adds the gradient of loss / accum
 // (one of accum micro-batches) and returns the loss of these groups; acc
 // and gap receive the share of pairs ranked right and the mean reward
 // margin. Scratch: r and dr (n), dvalues (n,T).
 float groups_accumulate(GPT *m, const int *x, const int *last, int n, int T, const int *chosen,
                         const int *rejected, const int *pair_off, int n_groups, float margin,
-                        int accum, float *r, float *dr, float *dvalues, float *acc, float *gap);
+                        float center, int accum, float *r, float *dr, float *dvalues, float *acc,
+                        float *gap);
 
 // DPO (with RPO's NLL term when p->rpo_alpha > 0) on B pairs laid out as 2B rows of inputs x, targets y and loss mask
 // (2B,T) (seqs_batch): B chosen, then B rejected. A row's log-probability

@@ -5,7 +5,8 @@
 # ending 1000), every pair of differently ranked answers written once per
 # group with the better one chosen, the same bytes for the same seed,
 # label noise flipping a share of comparisons within binomial bounds; a
-# reward model trains on the groups (and resumes exactly: cli_resume.sh);
+# reward model trains on the groups (and resumes exactly: cli_resume.sh),
+# with reward.center_coef adding to its loss and not to its accuracy;
 # bad input refused in one line, an existing output never overwritten.
 cd "$(dirname "$0")/.."
 source tests/cli_pipeline.bash
@@ -85,6 +86,23 @@ run "$R" reward "$CFG" --checkpoint.init="$D/sft/latest.h5" --checkpoint.dir="$D
 grep -q '^# reward pairs: train [0-9]* in [0-9]* groups' "$D/out" || fail "no group count"
 [ -n "$(metric "$D/rg/metrics.csv" test_accuracy_wrong_wrong)" ] ||
     fail "no accuracy on pairs of two wrong answers"
+# reward.center_coef: the same run with the centring term. The value head
+# starts at zero, so step 1 (every reward 0) is the same to the bit; step 2
+# sees the same batch and weights, so its loss is the Bradley-Terry one plus
+# c times a mean of squares: larger, while its accuracy and margin are equal
+run "$R" reward "$CFG" --checkpoint.init="$D/sft/latest.h5" --checkpoint.dir="$D/rgc" \
+    --reward.train_file="$D/c1.jsonl" --reward.test_file="$D/noisy.jsonl" --reward.center_coef=0.5
+"$PY" - "$D/rg/metrics.csv" "$D/rgc/metrics.csv" <<'PYEOF' || fail "reward.center_coef"
+import csv, sys
+(a1, a2), (b1, b2) = (list(csv.DictReader(open(p)))[:2] for p in sys.argv[1:3])
+assert a1["step"] == b1["step"] == "1" and a2["step"] == b2["step"] == "2", (a1, b1)
+assert a1["loss"] == b1["loss"], (a1["loss"], b1["loss"])
+assert float(b2["loss"]) > float(a2["loss"]), (a2["loss"], b2["loss"])
+assert a2["accuracy"] == b2["accuracy"] and a2["margin"] == b2["margin"], (a2, b2)
+PYEOF
+run_fails "$R" reward "$CFG" --checkpoint.init="$D/sft/latest.h5" --checkpoint.dir="$D/rgn" \
+    --reward.train_file="$D/c1.jsonl" --reward.center_coef=-1
+grep -q "reward.center_coef" "$D/err" || fail "negative center_coef: $(cat "$D/err")"
 
 # best-of-N with that reward model: the three accuracies, ordered as they
 # must be (the picked answer is one of the N, so best <= any right)

@@ -99,14 +99,17 @@ static void test_logprobs_entropy_match_double(void **state) {
 static double softplus_d(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
 // The grouped Bradley-Terry loss in double: mean over groups of the mean
-// over a group's pairs of -log sigmoid(r_c - r_r - margin).
+// over a group's pairs of -log sigmoid(r_c - r_r - margin) + center (r_c +
+// r_r)^2.
 static double ref_bt_group(const double *r, const int *chosen, const int *rejected,
-                           const int *pair_off, int n_groups, double margin) {
+                           const int *pair_off, int n_groups, double margin, double center) {
     double s = 0.0;
     for (int g = 0; g < n_groups; g++) {
         double sg = 0.0;
-        for (int p = pair_off[g]; p < pair_off[g + 1]; p++)
-            sg += softplus_d(-(r[chosen[p]] - r[rejected[p]] - margin));
+        for (int p = pair_off[g]; p < pair_off[g + 1]; p++) {
+            const double sum = r[chosen[p]] + r[rejected[p]];
+            sg += softplus_d(-(r[chosen[p]] - r[rejected[p]] - margin)) + center * sum * sum;
+        }
         s += sg / (pair_off[g + 1] - pair_off[g]);
     }
     return s / n_groups;
@@ -119,23 +122,24 @@ static double ref_bt_group(const double *r, const int *chosen, const int *reject
 // few terms of size at most 1 that come out as floats: ~1e-7). Returns
 // the loss.
 static float check_bt_group(const float *r, int n, const int *chosen, const int *rejected,
-                            const int *pair_off, int n_groups, float margin, float *dr,
-                            float *acc, float *mm) {
+                            const int *pair_off, int n_groups, float margin, float center,
+                            float *dr, float *acc, float *mm) {
     enum { MAXR = 16 };
     assert_true(n <= MAXR);
-    float loss = bt_group_loss(r, n, chosen, rejected, pair_off, n_groups, margin, dr, acc, mm);
+    float loss = bt_group_loss(r, n, chosen, rejected, pair_off, n_groups, margin, center, dr,
+                               acc, mm);
     double d[MAXR];
     for (int i = 0; i < n; i++) d[i] = r[i];
-    const double want = ref_bt_group(d, chosen, rejected, pair_off, n_groups, margin);
+    const double want = ref_bt_group(d, chosen, rejected, pair_off, n_groups, margin, center);
     if (verbose()) fprintf(stderr, "bt loss %.9g ref %.9g\n", loss, want);
     assert_true(fabs(loss - want) <= 1e-6 * want);
     const double h = 1e-5;
     for (int i = 0; i < n; i++) {
         const double save = d[i];
         d[i] = save + h;
-        const double fp = ref_bt_group(d, chosen, rejected, pair_off, n_groups, margin);
+        const double fp = ref_bt_group(d, chosen, rejected, pair_off, n_groups, margin, center);
         d[i] = save - h;
-        const double fm = ref_bt_group(d, chosen, rejected, pair_off, n_groups, margin);
+        const double fm = ref_bt_group(d, chosen, rejected, pair_off, n_groups, margin, center);
         d[i] = save;
         const double fd = (fp - fm) / (2 * h);
         if (verbose()) fprintf(stderr, "  row %d dr %.9g fd %.9g\n", i, dr[i], fd);
@@ -160,7 +164,7 @@ static void test_bt_loss_value_gradient_stats(void **state) {
     for (int i = 0; i < n; i++) chosen[i] = i, rejected[i] = n + i, off[i] = i;
     off[n] = n;
     float dr[2 * n], acc = -1, mm = -1;
-    float loss = check_bt_group(r, 2 * n, chosen, rejected, off, n, margin, dr, &acc, &mm);
+    float loss = check_bt_group(r, 2 * n, chosen, rejected, off, n, margin, 0.0f, dr, &acc, &mm);
     // hand value: the pair on the margin contributes log 2, the +-60 pairs
     // 60.5 and ~e^-59.5
     assert_true(loss > (log(2.0) + 60.5) / n);
@@ -174,12 +178,13 @@ static void test_bt_loss_value_gradient_stats(void **state) {
     for (int i = 0; i < n; i++) gap += (double)r[i] - r[n + i];
     assert_true(fabs(mm - gap / n) <= 1e-6);
     // stats are optional
-    float loss2 = bt_group_loss(r, 2 * n, chosen, rejected, off, n, margin, dr, NULL, NULL);
+    float loss2 = bt_group_loss(r, 2 * n, chosen, rejected, off, n, margin, 0.0f, dr, NULL, NULL);
     assert_true(loss2 == loss);
     // margin 0 is plain -log sigmoid(rc - rr)
     const float z[2] = {0.0f, 0.0f};
     const int c0[1] = {0}, r0[1] = {1}, o1[2] = {0, 1};
-    assert_true(fabs(bt_group_loss(z, 2, c0, r0, o1, 1, 0.0f, dr, NULL, NULL) - log(2.0)) <= 1e-7);
+    assert_true(fabs(bt_group_loss(z, 2, c0, r0, o1, 1, 0.0f, 0.0f, dr, NULL, NULL) - log(2.0)) <=
+                1e-7);
 }
 
 // Grouped comparisons: three prompts with 4, 2 and 3 ranked responses
@@ -195,7 +200,7 @@ static void test_bt_group_loss(void **state) {
     const int rejected[6] = {1, 3, 3, 5, 7, 8};
     const int off[4] = {0, 3, 4, 6};
     float dr[9], acc, mm;
-    float loss = check_bt_group(r, 9, chosen, rejected, off, 3, 0.1f, dr, &acc, &mm);
+    float loss = check_bt_group(r, 9, chosen, rejected, off, 3, 0.1f, 0.0f, dr, &acc, &mm);
     assert_true(loss > 0.0f);
     const double x = (double)0.3f - 0.8f - 0.1f;  // group 1's pair, against its rewards
     assert_true(fabs(dr[4] - (-1.0 / (1.0 + exp(x)) / 3)) <= 1e-7);
@@ -207,8 +212,35 @@ static void test_bt_group_loss(void **state) {
     // the same pairs counted flat would not weigh the groups equally
     const int each[7] = {0, 1, 2, 3, 4, 5, 6};
     float dr2[9];
-    float flat = bt_group_loss(r, 9, chosen, rejected, each, 6, 0.1f, dr2, NULL, NULL);
+    float flat = bt_group_loss(r, 9, chosen, rejected, each, 6, 0.1f, 0.0f, dr2, NULL, NULL);
     assert_true(fabs(flat - loss) > 1e-3);
+}
+
+// The center term (reward.center_coef) on the same groups: value and
+// gradient against the double reference and central differences; by hand,
+// a single pair of equal rewards a scores log 2 + c (2a)^2 with gradients
+// -1/2 + 4ca (chosen) and 1/2 + 4ca (rejected); the stats ignore it; a
+// group's gradients no longer sum to zero unless its rewards do.
+static void test_bt_group_center(void **state) {
+    (void)state;
+    const float r[9] = {0.9f, -0.2f, 0.4f, -1.1f, 0.3f, 0.8f, 2.0f, -0.7f, 1.5f};
+    const int chosen[6] = {0, 0, 2, 4, 6, 6};
+    const int rejected[6] = {1, 3, 3, 5, 7, 8};
+    const int off[4] = {0, 3, 4, 6};
+    float dr[9], acc, mm, dr0[9], acc0, mm0;
+    const float c = 0.05f;
+    float loss = check_bt_group(r, 9, chosen, rejected, off, 3, 0.1f, c, dr, &acc, &mm);
+    float loss0 = bt_group_loss(r, 9, chosen, rejected, off, 3, 0.1f, 0.0f, dr0, &acc0, &mm0);
+    assert_true(loss > loss0);
+    assert_true(acc == acc0 && mm == mm0);
+    const float a = 0.75f, z[2] = {a, a};
+    const int c0[1] = {0}, r0[1] = {1}, o1[2] = {0, 1};
+    float d2[2];
+    float l1 = bt_group_loss(z, 2, c0, r0, o1, 1, 0.0f, c, d2, NULL, NULL);
+    assert_true(fabs(l1 - (log(2.0) + (double)c * 4 * a * a)) <= 1e-6);
+    assert_true(fabs(d2[0] - (-0.5 + 4.0 * c * a)) <= 1e-7);
+    assert_true(fabs(d2[1] - (0.5 + 4.0 * c * a)) <= 1e-7);
+    assert_true(fabs(dr[4] + dr[5] - 2.0 * c * 2.0 * (0.3 + 0.8) / 3) <= 1e-6);
 }
 
 // ---------------------------------------------------------------------------
@@ -250,7 +282,7 @@ static double pair_objective(const PairObjective *o, const double *params) {
     }
     double r[2 * NPAIR];
     for (int i = 0; i < NPAIR; i++) r[i] = rc[i], r[NPAIR + i] = rr[i];
-    return ref_bt_group(r, pair_chosen, pair_rejected, pair_off, NPAIR, o->margin);
+    return ref_bt_group(r, pair_chosen, pair_rejected, pair_off, NPAIR, o->margin, 0.0);
 }
 
 static double pair_objective_at(const void *o, const double *x) { return pair_objective(o, x); }
@@ -277,7 +309,7 @@ static void test_bt_loss_through_value_head(void **state) {
     float v[2 * NPAIR], dv[2 * NPAIR];
     values_at(&m, last, v);
     float loss = bt_group_loss(v, 2 * NPAIR, pair_chosen, pair_rejected, pair_off, NPAIR, margin,
-                               dv, NULL, NULL);
+                               0.0f, dv, NULL, NULL);
     float dvalues[2 * NPAIR * PT] = {0};
     for (int i = 0; i < 2 * NPAIR; i++) dvalues[i * PT + last[i]] = dv[i];
     gpt_zero_grad(&m);
@@ -886,6 +918,7 @@ int main(void) {
         cmocka_unit_test(test_logprobs_entropy_match_double),
         cmocka_unit_test(test_bt_loss_value_gradient_stats),
         cmocka_unit_test(test_bt_group_loss),
+        cmocka_unit_test(test_bt_group_center),
         cmocka_unit_test(test_bt_loss_through_value_head),
         cmocka_unit_test(test_kl_estimators),
         cmocka_unit_test(test_gae_hand_values),

@@ -30,7 +30,7 @@ typedef struct {
     BatchStream stream;    // batches of groups of similar lengths
     int *lengths;          // (groups) the longest response of each
     int B, accum;
-    float margin;
+    float margin, center;  // reward.margin, reward.center_coef
     int *x, *last;         // (B * max_rows, T), (B * max_rows)
     int *chosen, *rejected, *pair_off;  // of one micro-batch, rows local to it
     long *items, *rows;    // (B) groups, (B * max_rows) their sequences
@@ -45,6 +45,7 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
     w->B = (int)cfg->train.batch_size;
     w->accum = (int)cfg->train.grad_accum;
     w->margin = (float)cfg->reward.margin;
+    w->center = (float)cfg->reward.center_coef;
     // the test pairs are encoded here only to check them and count those
     // that fit; evaluate_pairs encodes them again when it scores
     SeqSet test;
@@ -113,7 +114,8 @@ static void step(Trainer *t, void *ctx, StepResult *res) {
         const int Tb = seqs_pad_rows(&w->train, w->rows, n, t->tok.pad, w->x, w->last);
         float a_acc, a_gap;
         const float loss = groups_accumulate(trainer_model(t), w->x, w->last, n, Tb, w->chosen,
-                                             w->rejected, w->pair_off, w->B, w->margin, w->accum,
+                                             w->rejected, w->pair_off, w->B, w->margin,
+                                             w->center, w->accum,
                                              w->r, w->dr, w->dvalues, &a_acc, &a_gap);
         l += loss / w->accum;
         acc += a_acc / w->accum;
