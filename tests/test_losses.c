@@ -187,6 +187,13 @@ static void test_bt_loss_value_gradient_stats(void **state) {
                 1e-7);
 }
 
+// Three prompts' ranked responses (rows 0-3, 4-5, 6-8) and their pairs,
+// for the grouped tests below.
+static const float grp_r[9] = {0.9f, -0.2f, 0.4f, -1.1f, 0.3f, 0.8f, 2.0f, -0.7f, 1.5f};
+static const int grp_chosen[6] = {0, 0, 2, 4, 6, 6};
+static const int grp_rejected[6] = {1, 3, 3, 5, 7, 8};
+static const int grp_off[4] = {0, 3, 4, 6};
+
 // Grouped comparisons: three prompts with 4, 2 and 3 ranked responses
 // (rows 0-3, 4-5, 6-8) giving 3, 1 and 2 pairs (equal ranks give none), a
 // row in several pairs, and one label against the rewards. Value and
@@ -195,10 +202,8 @@ static void test_bt_loss_value_gradient_stats(void **state) {
 // pair of group 0 sigmoid(-x)/9.
 static void test_bt_group_loss(void **state) {
     (void)state;
-    const float r[9] = {0.9f, -0.2f, 0.4f, -1.1f, 0.3f, 0.8f, 2.0f, -0.7f, 1.5f};
-    const int chosen[6] = {0, 0, 2, 4, 6, 6};
-    const int rejected[6] = {1, 3, 3, 5, 7, 8};
-    const int off[4] = {0, 3, 4, 6};
+    const float *r = grp_r;
+    const int *chosen = grp_chosen, *rejected = grp_rejected, *off = grp_off;
     float dr[9], acc, mm;
     float loss = check_bt_group(r, 9, chosen, rejected, off, 3, 0.1f, 0.0f, dr, &acc, &mm);
     assert_true(loss > 0.0f);
@@ -223,10 +228,8 @@ static void test_bt_group_loss(void **state) {
 // group's gradients no longer sum to zero unless its rewards do.
 static void test_bt_group_center(void **state) {
     (void)state;
-    const float r[9] = {0.9f, -0.2f, 0.4f, -1.1f, 0.3f, 0.8f, 2.0f, -0.7f, 1.5f};
-    const int chosen[6] = {0, 0, 2, 4, 6, 6};
-    const int rejected[6] = {1, 3, 3, 5, 7, 8};
-    const int off[4] = {0, 3, 4, 6};
+    const float *r = grp_r;
+    const int *chosen = grp_chosen, *rejected = grp_rejected, *off = grp_off;
     float dr[9], acc, mm, dr0[9], acc0, mm0;
     const float c = 0.05f;
     float loss = check_bt_group(r, 9, chosen, rejected, off, 3, 0.1f, c, dr, &acc, &mm);
