@@ -432,11 +432,10 @@ static void attention_decode(float *out, float *att, const float *qkv, const flo
                 s[j] = dot * scale;
                 mx = s[j] > mx ? s[j] : mx;
             }
-            float sum = 0.0f;
-            for (int j = 0; j <= pos; j++) {
-                s[j] = fast_expf(s[j] - mx);
-                sum += s[j];
-            }
+#pragma omp simd
+            for (int j = 0; j <= pos; j++) s[j] = fast_expf(s[j] - mx);
+            float sum = 0.0f;  // in order
+            for (int j = 0; j <= pos; j++) sum += s[j];
             float *o = out + (size_t)b * C + h * hs;
             for (int i = 0; i < hs; i++) o[i] = 0.0f;
             for (int j = 0; j <= pos; j++) {
