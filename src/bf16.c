@@ -16,7 +16,7 @@
 #include "ops.h"
 
 void bf16_round(bf16 *dst, const float *src, size_t n) {
-#pragma omp parallel for simd schedule(static) if (omp_worth((long)n))
+#pragma omp parallel for simd schedule(static) if (parallel : omp_worth((long)n))
     for (size_t i = 0; i < n; i++) dst[i] = bf16_from_float(src[i]);
 }
 

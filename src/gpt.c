@@ -448,39 +448,69 @@ static void attention_decode(float *out, float *att, const float *qkv, const flo
     }
 }
 
-void gpt_decode_step(GPT *m, KVCache *kv, const int *tokens, int pos) {
+// One decode step for rows [b0, b0 + nb) of the cache: every buffer row and
+// every product is the row's own, so a row's numbers do not depend on which
+// rows are computed with it.
+static void decode_rows(GPT *m, KVCache *kv, const int *tokens, int pos, int b0, int nb) {
     const GPTConfig *c = &m->config;
     const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size, B = kv->B;
     const int T = kv->T;
-    ASSERT(pos >= 0 && pos < T && kv->C == C && kv->L == L);
     ParamTensors *p = &m->params;
-    float *mean = kv->stats, *rstd = kv->stats + B;
-    for (int b = 0; b < B; b++) {
-        ASSERT(tokens[b] >= 0 && tokens[b] < V);
-        const float *we = p->wte + (size_t)tokens[b] * C, *pe = p->wpe + (size_t)pos * C;
-        for (int i = 0; i < C; i++) kv->x[(size_t)b * C + i] = we[i] + pe[i];
+    float *x = kv->x + (size_t)b0 * C, *ln = kv->ln + (size_t)b0 * C;
+    float *qkv = kv->qkv + (size_t)b0 * 3 * C, *atty = kv->atty + (size_t)b0 * C;
+    float *fch = kv->fch + (size_t)b0 * 4 * C, *att = kv->att + (size_t)b0 * NH * T;
+    float *mean = kv->stats + b0, *rstd = kv->stats + B + b0;
+    for (int b = 0; b < nb; b++) {
+        const int tok = tokens[b0 + b];
+        ASSERT(tok >= 0 && tok < V);
+        const float *we = p->wte + (size_t)tok * C, *pe = p->wpe + (size_t)pos * C;
+        for (int i = 0; i < C; i++) x[(size_t)b * C + i] = we[i] + pe[i];
     }
     for (int l = 0; l < L; l++) {
-        float *kc = kv->k + (size_t)l * B * T * C, *vc = kv->v + (size_t)l * B * T * C;
-        layernorm_forward(kv->ln, mean, rstd, kv->x, p->ln1w + l * C, p->ln1b + l * C, B, C);
-        linear_forward(m, kv->qkv, NULL, kv->ln, p->qkvw + (size_t)l * 3 * C * C,
-                       p->qkvb + l * 3 * C, B, C, 3 * C);
-        for (int b = 0; b < B; b++) {
-            memcpy(kc + ((size_t)b * T + pos) * C, kv->qkv + (size_t)b * 3 * C + C,
+        float *kc = kv->k + ((size_t)l * B + b0) * T * C;
+        float *vc = kv->v + ((size_t)l * B + b0) * T * C;
+        layernorm_forward(ln, mean, rstd, x, p->ln1w + l * C, p->ln1b + l * C, nb, C);
+        linear_forward(m, qkv, NULL, ln, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C,
+                       nb, C, 3 * C);
+        for (int b = 0; b < nb; b++) {
+            memcpy(kc + ((size_t)b * T + pos) * C, qkv + (size_t)b * 3 * C + C,
                    (size_t)C * sizeof(float));
-            memcpy(vc + ((size_t)b * T + pos) * C, kv->qkv + (size_t)b * 3 * C + 2 * C,
+            memcpy(vc + ((size_t)b * T + pos) * C, qkv + (size_t)b * 3 * C + 2 * C,
                    (size_t)C * sizeof(float));
         }
-        attention_decode(kv->atty, kv->att, kv->qkv, kc, vc, B, T, C, NH, pos);
-        linear_forward(m, kv->x, kv->x, kv->atty, p->attprojw + (size_t)l * C * C,
-                       p->attprojb + l * C, B, C, C);
-        layernorm_forward(kv->ln, mean, rstd, kv->x, p->ln2w + l * C, p->ln2b + l * C, B, C);
-        linear_forward(m, kv->fch, NULL, kv->ln, p->fcw + (size_t)l * 4 * C * C,
-                       p->fcb + l * 4 * C, B, C, 4 * C);
-        gelu_forward(kv->fch, kv->fch, (long)B * 4 * C);
-        linear_forward(m, kv->x, kv->x, kv->fch, p->fcprojw + (size_t)l * 4 * C * C,
-                       p->fcprojb + l * C, B, 4 * C, C);
+        attention_decode(atty, att, qkv, kc, vc, nb, T, C, NH, pos);
+        linear_forward(m, x, x, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, nb,
+                       C, C);
+        layernorm_forward(ln, mean, rstd, x, p->ln2w + l * C, p->ln2b + l * C, nb, C);
+        linear_forward(m, fch, NULL, ln, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, nb,
+                       C, 4 * C);
+        gelu_forward(fch, fch, (long)nb * 4 * C);
+        linear_forward(m, x, x, fch, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, nb,
+                       4 * C, C);
     }
-    layernorm_forward(kv->hidden, mean, rstd, kv->x, p->lnfw, p->lnfb, B, C);
-    linear_forward(m, kv->logits, NULL, kv->hidden, p->wte, NULL, B, C, V);
+    float *hidden = kv->hidden + (size_t)b0 * C;
+    layernorm_forward(hidden, mean, rstd, x, p->lnfw, p->lnfb, nb, C);
+    linear_forward(m, kv->logits + (size_t)b0 * V, NULL, hidden, p->wte, NULL, nb, C, V);
+}
+
+void gpt_decode_step(GPT *m, KVCache *kv, const int *tokens, int pos) {
+    const GPTConfig *c = &m->config;
+    ASSERT(pos >= 0 && pos < kv->T && kv->C == c->n_embd && kv->L == c->n_layer);
+    // In fp32 the threads split the rows, each running the whole step on its
+    // share with one-thread products: a step's products are too small to
+    // split well, and each split costs a wake-up and a barrier. The split
+    // depends on the thread count alone, so the bits do too (with OpenBLAS's
+    // Haswell kernels they are those of one thread: a row's products do not
+    // depend on the other rows). bf16 runs the step whole: oneDNN is called
+    // outside parallel regions.
+    if (m->precision == PRECISION_FP32 && kv->B >= 2 && num_threads() > 1) {
+#pragma omp parallel
+        {
+            int b0, b1;
+            thread_range(kv->B, &b0, &b1);
+            if (b1 > b0) decode_rows(m, kv, tokens, pos, b0, b1 - b0);
+        }
+    } else {
+        decode_rows(m, kv, tokens, pos, 0, kv->B);
+    }
 }

@@ -16,10 +16,7 @@
 #endif
 
 
-// [lo, hi): this thread's even share of n items inside a parallel region
-// (all of them outside one). Used where threads split columns so that every
-// sum runs over rows in row order, whatever the thread count.
-static void thread_range(int n, int *lo, int *hi) {
+void thread_range(int n, int *lo, int *hi) {
     int nth = 1, ith = 0;
 #ifdef _OPENMP
     nth = omp_get_num_threads();
@@ -345,7 +342,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
 static inline float tanh_via_exp(float u) { return 1.0f - 2.0f / (1.0f + fast_expf(2.0f * u)); }
 
 void gelu_forward(float *out, const float *inp, long N) {
-#pragma omp parallel for simd schedule(static) if (omp_worth(N))
+#pragma omp parallel for simd schedule(static) if (parallel : omp_worth(N))
     for (long i = 0; i < N; i++) {
         float x = inp[i];
         float th = tanh_via_exp(GELU_K * (x + GELU_A * x * x * x));
@@ -354,7 +351,7 @@ void gelu_forward(float *out, const float *inp, long N) {
 }
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, long N) {
-#pragma omp parallel for simd schedule(static) if (omp_worth(N))
+#pragma omp parallel for simd schedule(static) if (parallel : omp_worth(N))
     for (long i = 0; i < N; i++) {
         float x = inp[i];
         float th = tanh_via_exp(GELU_K * (x + GELU_A * x * x * x));

@@ -93,10 +93,17 @@ void value_forward(float *out, const float *inp, const float *weight, const floa
 void value_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                     const float *inp, const float *weight, int N, int C);
 
+// [lo, hi): this thread's even share of n items inside a parallel region
+// (all of them outside one). Used where threads split columns so that every
+// sum runs over rows in row order, whatever the thread count.
+void thread_range(int n, int *lo, int *hi);
+
 // Whether a loop of `work` (roughly floats touched) is worth waking the
 // OpenMP threads: below this a parallel region costs more in wake-up and
 // barrier than it saves, and on a loaded machine much more. Used in `if`
 // clauses, so results never depend on it (no reduction crosses threads).
+// On `parallel for simd` the clause must say `if (parallel : ...)`: a bare
+// `if` applies to the simd part too and runs small loops scalar.
 #define OMP_MIN_WORK 32768L
 static inline int omp_worth(long work) { return work >= OMP_MIN_WORK; }
 

@@ -84,7 +84,7 @@ float grad_clip(GPT *model, float max_norm) {
         float s = max_norm / norm;  // norm > max_norm > 0 here
         float *g = model->train->grads_memory;
         const long n = (long)model->num_params;
-#pragma omp parallel for simd schedule(static) if (omp_worth(n))
+#pragma omp parallel for simd schedule(static) if (parallel : omp_worth(n))
         for (long i = 0; i < n; i++) g[i] *= s;
     }
     return norm;
