@@ -493,24 +493,38 @@ static void decode_rows(GPT *m, KVCache *kv, const int *tokens, int pos, int b0,
     linear_forward(m, kv->logits + (size_t)b0 * V, NULL, hidden, p->wte, NULL, nb, C, V);
 }
 
+void kvcache_move_row(KVCache *kv, int dst, int src, int npos) {
+    ASSERT(dst >= 0 && dst < kv->B && src >= 0 && src < kv->B && npos >= 0 && npos <= kv->T);
+    if (dst == src) return;
+    const size_t row = (size_t)kv->T * kv->C, n = (size_t)npos * kv->C * sizeof(float);
+    for (int l = 0; l < kv->L; l++) {
+        const size_t layer = (size_t)l * kv->B * row;
+        memcpy(kv->k + layer + dst * row, kv->k + layer + src * row, n);
+        memcpy(kv->v + layer + dst * row, kv->v + layer + src * row, n);
+    }
+}
+
 void gpt_decode_step(GPT *m, KVCache *kv, const int *tokens, int pos) {
+    gpt_decode_rows(m, kv, tokens, pos, kv->B);
+}
+
+void gpt_decode_rows(GPT *m, KVCache *kv, const int *tokens, int pos, int n) {
     const GPTConfig *c = &m->config;
     ASSERT(pos >= 0 && pos < kv->T && kv->C == c->n_embd && kv->L == c->n_layer);
+    ASSERT(n >= 1 && n <= kv->B);
     // In fp32 the threads split the rows, each running the whole step on its
     // share with one-thread products: a step's products are too small to
     // split well, and each split costs a wake-up and a barrier. The split
-    // depends on the thread count alone, so the bits do too (with OpenBLAS's
-    // Haswell kernels they are those of one thread: a row's products do not
-    // depend on the other rows). bf16 runs the step whole: oneDNN is called
-    // outside parallel regions.
-    if (m->precision == PRECISION_FP32 && kv->B >= 2 && num_threads() > 1) {
+    // depends on n and the thread count alone, so the bits do too. bf16 runs
+    // the step whole: oneDNN is called outside parallel regions.
+    if (m->precision == PRECISION_FP32 && n >= 2 && num_threads() > 1) {
 #pragma omp parallel
         {
             int b0, b1;
-            thread_range(kv->B, &b0, &b1);
+            thread_range(n, &b0, &b1);
             if (b1 > b0) decode_rows(m, kv, tokens, pos, b0, b1 - b0);
         }
     } else {
-        decode_rows(m, kv, tokens, pos, 0, kv->B);
+        decode_rows(m, kv, tokens, pos, 0, n);
     }
 }

@@ -110,32 +110,47 @@ static void generate_impl(GPT *m, KVCache *kv, Sampler *s, const int *const *pro
     const int V = m->config.vocab_size;
     int *feed = mallocCheck((size_t)kv->B * sizeof(int));
     int *done = callocCheck((size_t)B, sizeof(int));
+    // Finished rows leave the batch: row b decodes in cache row slot[b]
+    // (-1 once it has left), row_at maps back, and the first n cache rows
+    // are the ones still decoding. A row that finishes hands its cache row
+    // to the last one, whose cache moves in.
+    int *slot = mallocCheck((size_t)B * sizeof(int));
+    int *row_at = mallocCheck((size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++) slot[b] = row_at[b] = b;
     for (int i = 0; i < B * max_new; i++) out[i] = -1;
     for (int b = 0; b < B; b++) out_len[b] = 0;
-    memset(feed, 0, (size_t)kv->B * sizeof(int));
-    int active = B;
-    // Row b feeds its prompt, then its own samples; every row shares the
+    int n = B;
+    // Each row feeds its prompt, then its own samples; every row shares the
     // position, so one decode step serves all. A row's first sample comes
-    // from the logits after its last prompt token.
-    for (int pos = 0; active > 0 && pos < max_len + max_new - 1; pos++) {
-        for (int b = 0; b < B; b++) {
-            if (pos < lens[b]) feed[b] = prompts[b][pos];
-            else feed[b] = out_len[b] > 0 ? out[b * max_new + out_len[b] - 1] : 0;
-            if (feed[b] < 0) feed[b] = 0;  // a finished row keeps running harmlessly
+    // from the logits after its last prompt token. Rows sample in row order,
+    // whatever their cache rows, so a shared rng is drawn in the same order.
+    for (int pos = 0; n > 0 && pos < max_len + max_new - 1; pos++) {
+        for (int i = 0; i < n; i++) {
+            const int b = row_at[i];
+            feed[i] = pos < lens[b] ? prompts[b][pos] : out[b * max_new + out_len[b] - 1];
         }
-        gpt_decode_step(m, kv, feed, pos);
+        gpt_decode_rows(m, kv, feed, pos, n);
         for (int b = 0; b < B; b++) {
             if (done[b] || pos < lens[b] - 1) continue;
-            int tok = sample_token(s, kv->logits + (size_t)b * V, sp, per_row ? rng + b : rng);
+            const float *logits = kv->logits + (size_t)slot[b] * V;
+            int tok = sample_token(s, logits, sp, per_row ? rng + b : rng);
             out[b * max_new + out_len[b]++] = tok;
-            if ((eot >= 0 && tok == eot) || out_len[b] == max_new) {
-                done[b] = 1;
-                active--;
-            }
+            if ((eot >= 0 && tok == eot) || out_len[b] == max_new) done[b] = 1;
+        }
+        for (int b = 0; b < B; b++) {
+            if (!done[b] || slot[b] < 0) continue;
+            const int free_row = slot[b], last = row_at[n - 1];
+            kvcache_move_row(kv, free_row, n - 1, pos + 1);
+            row_at[free_row] = last;
+            slot[last] = free_row;
+            slot[b] = -1;
+            n--;
         }
     }
     free(feed);
     free(done);
+    free(slot);
+    free(row_at);
 }
 
 void generate(GPT *m, KVCache *kv, Sampler *s, const int *const *prompts, const int *lens,

@@ -104,7 +104,7 @@ int cmd_rank(int argc, char **argv) {
     if (config_load(&cfg, opts.positional[1]) != 0 || options_apply(&opts, &cfg) != 0 ||
         config_validate(&cfg) != 0)
         die_last();
-    run_set_threads(&cfg);
+    if (run_set_threads(&cfg) != 0 || run_set_precision(&cfg) != 0) die_last();
     const char *out = cfg.rank.out_file;
     struct stat st;
     if (!out[0]) die("rank.out_file is empty; hint: --rank.out_file=FILE.jsonl");
