@@ -626,6 +626,53 @@ static void test_kvcache_matches_forward(void **state) {
     gpt_free(&m);
 }
 
+// Rows leaving the batch (sampling drops finished rows): after position 3
+// row 0 leaves, row 2's cache moves into its place (kvcache_move_row) and
+// gpt_decode_rows goes on with the first two cache rows only. The rows that
+// go on match the full forward (1e-5, as other batch sizes do), and the cache
+// row left behind (2) is not written after the move.
+static void test_decode_rows_after_move(void **state) {
+    (void)state;
+    GPTConfig c = small_config(1);
+    GPT m;
+    gpt_build(&m, &c);
+    ref_randomize_params(&m, 711);
+    RefRng rng;
+    ref_rng_init(&rng, 712);
+    int inputs[SB * ST], tok[SB];
+    random_tokens(inputs, SB * ST, SV, &rng);
+    gpt_forward(&m, inputs, SB, ST, 1);
+    KVCache kv;
+    kvcache_build(&kv, &c, SB, ST);
+    int row_at[SB] = {0, 1, 2}, n = SB;
+    const size_t row = (size_t)ST * SC, layer = SB * row;
+    float *left = malloc(c.n_layer * row * sizeof(float));
+    double worst = 0;
+    for (int pos = 0; pos < ST; pos++) {
+        for (int i = 0; i < n; i++) tok[i] = inputs[row_at[i] * ST + pos];
+        gpt_decode_rows(&m, &kv, tok, pos, n);
+        for (int i = 0; i < n; i++) {
+            const float *full = m.acts.logits + ((size_t)row_at[i] * ST + pos) * SV;
+            for (int j = 0; j < SV; j++)
+                worst = fmax(worst, fabs(kv.logits[i * SV + j] - full[j]));
+        }
+        if (pos == 3) {
+            kvcache_move_row(&kv, 0, 2, pos + 1);
+            row_at[0] = 2;
+            n = 2;
+            for (int l = 0; l < c.n_layer; l++)
+                memcpy(left + l * row, kv.k + l * layer + 2 * row, row * sizeof(float));
+        }
+    }
+    if (verbose()) fprintf(stderr, "decode after a move: logits %.3g\n", worst);
+    assert_true(worst <= 1e-5);
+    for (int l = 0; l < c.n_layer; l++)
+        assert_memory_equal(left + l * row, kv.k + l * layer + 2 * row, row * sizeof(float));
+    free(left);
+    kvcache_free(&kv);
+    gpt_free(&m);
+}
+
 // gpt_forward_at: rows run at positions pos0[b] .. pos0[b] + T - 1. Against
 // a copy of the model whose position table is shifted (wpe'[t] = wpe[t + k])
 // run at position 0: a row's logits match it (alone: 1e-5, as rows of
@@ -947,6 +994,7 @@ int main(void) {
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_model_causal),
         cmocka_unit_test(test_kvcache_matches_forward),
+        cmocka_unit_test(test_decode_rows_after_move),
         cmocka_unit_test(test_forward_at_shifted_positions),
         cmocka_unit_test(test_overfit_one_batch),
         cmocka_unit_test(test_training_deterministic),
