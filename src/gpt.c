@@ -448,9 +448,8 @@ static void attention_decode(float *out, float *att, const float *qkv, const flo
     }
 }
 
-// One decode step for rows [b0, b0 + nb) of the cache: every buffer row and
-// every product is the row's own, so a row's numbers do not depend on which
-// rows are computed with it.
+// One decode step for cache rows [b0, b0 + nb); the other rows are not read
+// or written, so threads may run disjoint ranges at once.
 static void decode_rows(GPT *m, KVCache *kv, const int *tokens, int pos, int b0, int nb) {
     const GPTConfig *c = &m->config;
     const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size, B = kv->B;
