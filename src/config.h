@@ -37,7 +37,8 @@
     X(seed, INT, 1337, "seed for init, batches and sampling")                     \
     X(shuffle, BOOL, 1, "random batches (false: sequential sweep)")               \
     X(threads, INT, 0, "OpenMP/OpenBLAS threads (0 = all cores)")                 \
-    X(precision, STR, "fp32", "fp32 | bf16: matrix products (bf16: fp32 master weights)")
+    X(precision, STR, "fp32", "fp32 | bf16: matrix products (bf16: fp32 master weights)") \
+    X(fp32_lm_head, BOOL, 1, "bf16: the tied LM head's products (logits, their gradients) in fp32")
 
 #define CONFIG_OPTIM(X) \
     X(lr, FLOAT, 1e-3, "peak learning rate")                               \

@@ -15,6 +15,7 @@
 #include "rng.h"
 
 static Precision default_precision = PRECISION_FP32;
+static int default_lm_head_fp32 = 1;
 
 size_t gpt_param_layout(const GPTConfig *c, ParamInfo info[NUM_PARAM_TENSORS]) {
     const int V = c->vocab_size, T = c->block_size, C = c->n_embd, H = c->value_head != 0;
@@ -48,10 +49,12 @@ void gpt_build(GPT *m, const GPTConfig *c) {
     m->params_memory = alignedCheck(m->num_params * sizeof(float));
     memset(m->params_memory, 0, m->num_params * sizeof(float));
     gpt_point_params(&m->params, m->params_memory, m->info);
+    m->lm_head_fp32 = default_lm_head_fp32;
     if (default_precision != PRECISION_FP32) gpt_set_precision(m, default_precision);
 }
 
 void gpt_set_default_precision(Precision p) { default_precision = p; }
+void gpt_set_default_lm_head_fp32(int on) { default_lm_head_fp32 = !!on; }
 Precision gpt_default_precision(void) { return default_precision; }
 
 void gpt_set_precision(GPT *m, Precision p) {
@@ -91,6 +94,25 @@ static void linear_backward(GPT *m, float *dinp, float *dw, float *dbias, const 
         matmul_backward_bf16(dinp, dw, dbias, dout, inp, weight_bf16(m, w), N, C, OC);
     else
         matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC);
+}
+
+// The tied LM head's products, (N,C) hidden states against wte (V,C): in
+// fp32 when the model keeps its head there (train.fp32_lm_head), else in the
+// model's precision.
+static void lm_head_forward(GPT *m, float *logits, const float *hidden, int N) {
+    const int C = m->config.n_embd, V = m->config.vocab_size;
+    if (m->lm_head_fp32) matmul_forward(logits, NULL, hidden, m->params.wte, NULL, N, C, V);
+    else linear_forward(m, logits, NULL, hidden, m->params.wte, NULL, N, C, V);
+}
+
+static void lm_head_backward(GPT *m, float *dhidden, const float *dlogits, const float *hidden,
+                             int N) {
+    const int C = m->config.n_embd, V = m->config.vocab_size;
+    float *dwte = m->train->grads.wte;
+    if (m->lm_head_fp32)
+        matmul_backward(dhidden, dwte, NULL, dlogits, hidden, m->params.wte, N, C, V);
+    else
+        linear_backward(m, dhidden, dwte, NULL, dlogits, hidden, m->params.wte, N, C, V);
 }
 
 void gpt_train_build(GPT *m) {
@@ -289,7 +311,7 @@ static void forward(GPT *m, const int *inputs, const int *pos0, int B, int T, in
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (size_t)((L - 1) % D) * NC,
                       p->lnfw, p->lnfb, N, C);
     m->has_logits = with_logits;
-    if (with_logits) linear_forward(m, a->logits, NULL, a->lnf, p->wte, NULL, N, C, V);
+    if (with_logits) lm_head_forward(m, a->logits, a->lnf, N);
     if (c->value_head) value_forward(a->values, a->lnf, p->vw, p->vb, N, C);
 }
 
@@ -335,7 +357,7 @@ void gpt_zero_grad(GPT *m) {
 
 void gpt_backward(GPT *m, const float *dlogits, const float *dvalues) {
     const GPTConfig *c = &m->config;
-    const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
+    const int L = c->n_layer, C = c->n_embd, NH = c->n_head;
     const int B = m->B, T = m->T, N = B * T;
     const size_t NC = (size_t)N * C;
     GPTTrain *s = m->train;
@@ -348,7 +370,7 @@ void gpt_backward(GPT *m, const float *dlogits, const float *dvalues) {
     // heads -> dln = d loss / d lnf
     float *dlnf = s->dln;
     if (dlogits)
-        linear_backward(m, dlnf, g->wte, NULL, dlogits, a->lnf, p->wte, N, C, V);
+        lm_head_backward(m, dlnf, dlogits, a->lnf, N);
     else
         memset(dlnf, 0, NC * sizeof(float));
     if (dvalues) value_backward(dlnf, g->vw, g->vb, dvalues, a->lnf, p->vw, N, C);
@@ -489,7 +511,7 @@ static void decode_rows(GPT *m, KVCache *kv, const int *tokens, int pos, int b0,
     }
     float *hidden = kv->hidden + (size_t)b0 * C;
     layernorm_forward(hidden, mean, rstd, x, p->lnfw, p->lnfb, nb, C);
-    linear_forward(m, kv->logits + (size_t)b0 * V, NULL, hidden, p->wte, NULL, nb, C, V);
+    lm_head_forward(m, kv->logits + (size_t)b0 * V, hidden, nb);
 }
 
 void kvcache_move_row(KVCache *kv, int dst, int src, int npos) {

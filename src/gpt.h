@@ -173,6 +173,7 @@ typedef struct {
                            // forward without them, or once a gradient replaced them)
     GPTTrain *train;       // owned; NULL for a frozen model
     Precision precision;
+    int lm_head_fp32;      // bf16: logits and their gradients through fp32 sgemm
     uint16_t *params_bf16; // (num_params) bf16 copy of params_memory, when bf16; owned
     int bf16_stale;        // params changed since the copy was made
 } GPT;
@@ -189,6 +190,9 @@ void gpt_free(GPT *m);
 // The precision gpt_build gives new models (PRECISION_FP32 until set): the
 // commands set it once from train.precision, before building models.
 void gpt_set_default_precision(Precision p);
+// Whether models built from now on keep the tied LM head's products in fp32
+// when their precision is bf16 (1 until set; train.fp32_lm_head).
+void gpt_set_default_lm_head_fp32(int on);
 Precision gpt_default_precision(void);
 // Switches one model's products to precision p (allocating or freeing the
 // bf16 copy). bf16 needs bf16_available().

@@ -100,6 +100,7 @@ int run_set_precision(const Config *cfg) {
         return rlhf_fail("train.precision = bf16 cannot run here (bf16 matmul %s); hint: use "
                          "--train.precision=fp32 on this CPU", bf16_backend());
     gpt_set_default_precision(p);
+    gpt_set_default_lm_head_fp32((int)cfg->train.fp32_lm_head);
     return 0;
 }
 

@@ -281,12 +281,12 @@ static void random_tokens(int *x, int n, uint64_t seed) {
 // max(|g.d|, |fd|) + 1e-3 |g| |d|. Measured on this model: at most 0.36
 // of that (wte; 0.02 over all parameters), while a wrong product (a
 // transpose, a missing term) is off by O(1).
-static void test_model_gradient_direction(void **state) {
-    (void)state;
+static void check_gradient_direction(int lm_head_fp32) {
     SKIP_WITHOUT_BF16();
     GPT m;
     gpt_build(&m, &cfg);
     gpt_set_precision(&m, PRECISION_BF16);
+    m.lm_head_fp32 = lm_head_fp32;
     gpt_train_build(&m);
     ref_randomize_params(&m, 11);
     int in[B * T], tg[B * T];
@@ -325,6 +325,47 @@ static void test_model_gradient_direction(void **state) {
     assert_true(ok);
     free(d);
     free(params);
+    gpt_free(&m);
+}
+
+// the whole model in bf16, and with its LM head in fp32 (the default)
+static void test_model_gradient_direction(void **state) {
+    (void)state;
+    check_gradient_direction(0);
+}
+
+static void test_model_gradient_direction_fp32_head(void **state) {
+    (void)state;
+    check_gradient_direction(1);
+}
+
+// train.fp32_lm_head: a bf16 model's logits are the fp32 sgemm of its final
+// hidden states against wte, bit for bit, and with the head in bf16 the
+// bf16 product of the same states (the rest of the model bf16 either way).
+static void test_lm_head_precision(void **state) {
+    (void)state;
+    SKIP_WITHOUT_BF16();
+    GPT m;
+    gpt_build(&m, &cfg);
+    gpt_set_precision(&m, PRECISION_BF16);
+    gpt_init_weights(&m, 31);
+    int in[B * T];
+    random_tokens(in, B * T, 32);
+    const int N = B * T, C = cfg.n_embd, V = cfg.vocab_size;
+    float *want = mallocCheck((size_t)N * V * sizeof(float));
+    uint16_t *wte = mallocCheck((size_t)V * C * sizeof(uint16_t));
+    bf16_round(wte, m.params.wte, (size_t)V * C);
+    for (int head = 0; head < 2; head++) {
+        m.lm_head_fp32 = head;
+        gpt_forward(&m, in, B, T, 1);
+        if (head)
+            matmul_forward(want, NULL, m.acts.lnf, m.params.wte, NULL, N, C, V);
+        else
+            matmul_forward_bf16(want, NULL, m.acts.lnf, wte, NULL, N, C, V);
+        assert_memory_equal(m.acts.logits, want, (size_t)N * V * sizeof(float));
+    }
+    free(want);
+    free(wte);
     gpt_free(&m);
 }
 
@@ -414,6 +455,8 @@ int main(void) {
         cmocka_unit_test(test_round),
         cmocka_unit_test(test_linear_products),
         cmocka_unit_test(test_model_gradient_direction),
+        cmocka_unit_test(test_model_gradient_direction_fp32_head),
+        cmocka_unit_test(test_lm_head_precision),
         cmocka_unit_test(test_bit_identical_training),
         cmocka_unit_test(test_copy_follows_updates),
     };
