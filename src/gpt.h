@@ -279,8 +279,9 @@ void kvcache_free(KVCache *kv);
 // 0, 1, 2, ... for the cache to be valid.
 void gpt_decode_step(GPT *m, KVCache *kv, const int *tokens, int pos);
 // The same for the first n rows only (1 <= n <= B); the others are left as
-// they are. A row's numbers may differ in the last bits with n (the
-// products' shapes change), never with the other rows' tokens.
+// they are. A row's numbers may differ in the last bits with n and with its
+// place among the rows (the products' shapes change), never with the other
+// rows' tokens.
 void gpt_decode_rows(GPT *m, KVCache *kv, const int *tokens, int pos, int n);
 // Copies row src's cached positions [0, npos) over row dst's, in every layer.
 void kvcache_move_row(KVCache *kv, int dst, int src, int npos);
