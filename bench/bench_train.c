@@ -14,8 +14,11 @@
 //
 // usage: bench_train [--steps N] [--warmup N] [--config tiny|small|gpt2|all]
 //                    [--precision fp32|bf16|all] [--B N] [--T N] [--decode N]
+//                    [--lm_head fp32|bf16]
 // --B/--T override the shape's batch and sequence length (T is also the
-// model's block_size); --decode N decodes N positions (default T; 0: none).
+// model's block_size); --decode N decodes N positions (default T; 0: none);
+// --lm_head: where bf16 steps run the tied LM head's products (default fp32,
+// as train.fp32_lm_head).
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -131,6 +134,7 @@ static void bench_shape(const Shape *shape, const BenchOpts *o, Precision prec, 
     gpt_set_precision(&m, prec);
     gpt_train_build(&m);
     gpt_init_weights(&m, 42);
+    const char *pname = prec != PRECISION_BF16 ? "fp32" : m.lm_head_fp32 ? "bf16" : "bf16/head-bf16";
     AdamW opt;
     adamw_build(&opt, m.num_params, 0.9f, 0.95f, 1e-8f, 0.1f);
     int BT = s->B * s->T;
@@ -158,13 +162,13 @@ static void bench_shape(const Shape *shape, const BenchOpts *o, Precision prec, 
     double flops = gpt_flops_per_token(&m, s->T) * tok_s / 1e9;
     printf("%-6s %s V=%d L=%d H=%d C=%d T=%d B=%d  params=%.2fM  %8.1f ms/step (min %.1f)  "
            "%9.0f tok/s  %6.1f GFLOP/s  MFU %5.1f%%  (%.0f%% of the matmul rate)\n",
-           s->name, prec == PRECISION_BF16 ? "bf16" : "fp32", s->V, s->L, s->NH, s->C, s->T,
+           s->name, pname, s->V, s->L, s->NH, s->C, s->T,
            s->B, gpt_num_flop_params(&m) / 1e6, med,
            ms[0], tok_s, flops, 100.0 * flops / peak, 100.0 * flops / sgemm);
     const double mib = 1.0 / (1024.0 * 1024.0);
     printf("%-6s %s memory: peak RSS %.0f MiB; parameters, gradients and AdamW moments "
            "%.0f MiB; activations %.0f MiB (of which logits %.0f MiB); backward scratch %.0f MiB\n",
-           s->name, prec == PRECISION_BF16 ? "bf16" : "fp32", peak_rss_mib(),
+           s->name, pname, peak_rss_mib(),
            4.0 * m.num_params * sizeof(float) * mib, m.acts_capacity * sizeof(float) * mib,
            (double)s->B * s->T * s->V * sizeof(float) * mib,
            m.train->capacity * sizeof(float) * mib);
@@ -186,7 +190,7 @@ static void bench_shape(const Shape *shape, const BenchOpts *o, Precision prec, 
         gpt_decode_step(&m, &kv, x + (size_t)pos * s->B, pos);
     double dt = now_seconds() - t0;
     printf("%-6s %s decode B=%d, %d positions: %8.0f tok/s\n", s->name,
-           prec == PRECISION_BF16 ? "bf16" : "fp32", s->B, positions, s->B * positions / dt);
+           pname, s->B, positions, s->B * positions / dt);
     kvcache_free(&kv);
     free(ms);
     free(x);
@@ -199,7 +203,7 @@ int main(int argc, char **argv) {
     cpu_choose_blas_core(argv);  // before any BLAS work (may re-exec)
     setvbuf(stdout, NULL, _IOLBF, 0);  // lines as they come, also into a pipe
     BenchOpts o = {.steps = 10, .warmup = 2, .decode = -1};
-    const char *which = "all", *precision = "all";
+    const char *which = "all", *precision = "all", *lm_head = "fp32";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) o.steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) o.warmup = atoi(argv[++i]);
@@ -208,10 +212,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--decode") && i + 1 < argc) o.decode = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--config") && i + 1 < argc) which = argv[++i];
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
+        else if (!strcmp(argv[i], "--lm_head") && i + 1 < argc) lm_head = argv[++i];
         else die("unknown argument '%s'; usage: bench_train [--steps N] [--warmup N] "
                  "[--config tiny|small|gpt2|all] [--precision fp32|bf16|all] [--B N] [--T N] "
-                 "[--decode N]", argv[i]);
+                 "[--decode N] [--lm_head fp32|bf16]", argv[i]);
     }
+    if (strcmp(lm_head, "fp32") && strcmp(lm_head, "bf16"))
+        die("--lm_head must be fp32 or bf16 (got '%s')", lm_head);
+    gpt_set_default_lm_head_fp32(!strcmp(lm_head, "fp32"));
     if (o.steps < 1 || o.warmup < 0 || o.B < 0 || o.T < 0)
         die("--steps must be >= 1, --warmup, --B and --T >= 0");
     int threads = 1;
