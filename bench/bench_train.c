@@ -134,7 +134,9 @@ static void bench_shape(const Shape *shape, const BenchOpts *o, Precision prec, 
     gpt_set_precision(&m, prec);
     gpt_train_build(&m);
     gpt_init_weights(&m, 42);
-    const char *pname = prec != PRECISION_BF16 ? "fp32" : m.lm_head_fp32 ? "bf16" : "bf16/head-bf16";
+    const char *pname = prec != PRECISION_BF16 ? "fp32"
+                        : m.lm_head_fp32         ? "bf16"
+                                                 : "bf16/head-bf16";
     AdamW opt;
     adamw_build(&opt, m.num_params, 0.9f, 0.95f, 1e-8f, 0.1f);
     int BT = s->B * s->T;
