@@ -705,6 +705,8 @@ static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
             for (long i = 0; i < n; i++) only[i] = family[i] == f ? grade[i] : -1;
             out->rm_auc_family[f] = reward_auc(score, only, family, n);
         }
+        for (long i = 0; i < n; i++)
+            if (family[i] >= 0 && grade[i] == 0) out->rm_auc_wrong[family[i]]++;
         free(only);
     }
     free(score);
@@ -724,7 +726,7 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                      EvalPolicyResult *out, TasksTally *tally) {
     ASSERT(n >= 0 && n <= prompts->n && batch > 0);
     *out = (EvalPolicyResult){NAN, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, {0},
-                              rm != NULL, ref != NULL};
+                              rm != NULL, ref != NULL, {0}};
     for (int f = 0; f < TASKS_MAX_FAMILIES; f++) out->rm_auc_family[f] = NAN;
     TasksTally local;
     policy_reward(policy, rm, tok, prompts, n, max_new, batch, reward_norm, out,

@@ -202,6 +202,8 @@ typedef struct {
                                // answers within a family, pooled (NaN: no such pair)
     double rm_auc_family[TASKS_MAX_FAMILIES];  // the same per family
     int rewarded, sampled;     // the parts that ran: rm != NULL, ref != NULL
+    int rm_auc_wrong[TASKS_MAX_FAMILIES];  // wrong sampled answers per family (each AUC's
+                                           // base: few wrong answers, a coarse AUC)
 } EvalPolicyResult;
 
 // A policy on the first n prompts, in batches of `batch`, answers of up to

@@ -611,7 +611,8 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
         for (int f = 0; f < tasks_n_families; f++) {
             res->rm_auc_family[f] = e.rm_auc_family[f];
             if (!isnan(e.rm_auc_family[f]))
-                printf(" %s %.3f", tasks_families[f].name, e.rm_auc_family[f]);
+                printf(" %s %.3f (%d wrong)", tasks_families[f].name, e.rm_auc_family[f],
+                       e.rm_auc_wrong[f]);
         }
         printf("\n");
         gpt_free(&ref);
