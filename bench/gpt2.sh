@@ -21,9 +21,8 @@ out=bench/out/gpt2-$(date +%Y%m%d-%H%M%S).txt
     for T in $TS; do
         # bf16 twice: the LM head in fp32 (train.fp32_lm_head, the default)
         # and in bf16, a third of this shape's products
-        for p in fp32 bf16:fp32 bf16:bf16; do
-            prec=${p%%:*} head=${p#*:}
-            [ "$head" = "$p" ] && head=fp32
+        for p in fp32:fp32 bf16:fp32 bf16:bf16; do
+            prec=${p%:*} head=${p#*:}
             echo; echo "## GPT-2 124M, B=4 T=$T, $prec (LM head $head): $STEPS steps after $WARMUP warm-up"
             "$B" --config gpt2 --precision "$prec" --lm_head "$head" --T "$T" --B 4 \
                 --steps "$STEPS" --warmup "$WARMUP" --decode 0
