@@ -591,6 +591,21 @@ double reward_auc(const float *score, const int *grade, const int *group, long n
     return pairs > 0 ? wins / pairs : NAN;
 }
 
+void reward_auc_families(const float *score, const int *grade, const int *family, long n,
+                         RewardAuc *out) {
+    out->all = reward_auc(score, grade, family, n);
+    int *only = mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int));
+    for (int f = 0; f < TASKS_MAX_FAMILIES; f++) {  // one family at a time: the others ungraded
+        out->wrong[f] = 0;
+        for (long i = 0; i < n; i++) {
+            only[i] = family[i] == f ? grade[i] : -1;
+            out->wrong[f] += only[i] == 0;
+        }
+        out->family[f] = reward_auc(score, only, family, n);
+    }
+    free(only);
+}
+
 // --- policy reward and KL -----------------------------------------------------------
 
 // Greedy answers to prompts[0..n), graded into tally and scored by rm.
@@ -698,17 +713,7 @@ static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
     out->length = n ? len / n : NAN;
     out->sample_accuracy = tasks_tally_accuracy(&tally, -1);
     out->sample_reward = rm && n ? reward / n : NAN;
-    if (rm) {
-        out->sample_rm_auc = reward_auc(score, grade, family, n);
-        int *only = mallocCheck(room * sizeof(int));
-        for (int f = 0; f < tasks_n_families; f++) {  // one family at a time: the others ungraded
-            for (long i = 0; i < n; i++) only[i] = family[i] == f ? grade[i] : -1;
-            out->rm_auc_family[f] = reward_auc(score, only, family, n);
-        }
-        for (long i = 0; i < n; i++)
-            if (family[i] >= 0 && grade[i] == 0) out->rm_auc_wrong[family[i]]++;
-        free(only);
-    }
+    if (rm) reward_auc_families(score, grade, family, n, &out->rm_auc);
     free(score);
     free(grade);
     free(family);
@@ -725,9 +730,11 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                      int max_new, int batch, uint64_t seed, const double *reward_norm,
                      EvalPolicyResult *out, TasksTally *tally) {
     ASSERT(n >= 0 && n <= prompts->n && batch > 0);
-    *out = (EvalPolicyResult){NAN, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, {0},
-                              rm != NULL, ref != NULL, {0}};
-    for (int f = 0; f < TASKS_MAX_FAMILIES; f++) out->rm_auc_family[f] = NAN;
+    *out = (EvalPolicyResult){.accuracy = NAN, .reward_raw = NAN, .reward = NAN, .kl_k1 = NAN,
+                              .kl_k3 = NAN, .length = NAN, .sample_accuracy = NAN,
+                              .sample_reward = NAN, .rewarded = rm != NULL,
+                              .sampled = ref != NULL};
+    reward_auc_families(NULL, NULL, NULL, 0, &out->rm_auc);  // all NaN
     TasksTally local;
     policy_reward(policy, rm, tok, prompts, n, max_new, batch, reward_norm, out,
                   tally ? tally : &local);
@@ -824,6 +831,9 @@ typedef struct {
     float *scores;        // (k)
     double best, mean, any;
     BestOfK *out;
+    float *all_score;     // (n * k) every graded answer, for the AUC
+    int *all_grade, *all_family;
+    long n_all;
 } BestOf;
 
 static void best_of_group(void *ctx, long i, char *const *texts, const int *ended, int k) {
@@ -845,6 +855,11 @@ static void best_of_group(void *ctx, long i, char *const *texts, const int *ende
                   b->scores, NULL);
     for (int j = 1; j < k; j++)
         if (b->scores[j] > b->scores[best]) best = j;
+    for (int j = 0; j < k; j++, b->n_all++) {
+        b->all_score[b->n_all] = b->scores[j];
+        b->all_grade[b->n_all] = b->right[j];
+        b->all_family[b->n_all] = tasks_family_by_name(ex->family);
+    }
     b->out->graded++;
     b->best += b->right[best];
     b->mean += (double)right / k;
@@ -855,16 +870,23 @@ void evaluate_best_of(GPT *policy, GPT *rm, const Tokenizer *tok, const EncodedP
                       long n, int k, const SamplerParams *sampling, int max_new, int batch,
                       uint64_t seed, BestOfK *out) {
     ASSERT(rm->config.value_head);
-    *out = (BestOfK){NAN, NAN, NAN, 0, 0};
+    *out = (BestOfK){.best_accuracy = NAN, .sample_accuracy = NAN, .pass_k = NAN};
+    const size_t all = (size_t)(n > 0 ? n : 1) * (size_t)k;
     BestOf b = {rm, tok, prompts, mallocCheck((size_t)k * sizeof(char *)),
                 mallocCheck((size_t)k * sizeof(int)), mallocCheck((size_t)k * sizeof(int)),
-                mallocCheck((size_t)k * sizeof(float)), 0.0, 0.0, 0.0, out};
+                mallocCheck((size_t)k * sizeof(float)), 0.0, 0.0, 0.0, out,
+                mallocCheck(all * sizeof(float)), mallocCheck(all * sizeof(int)),
+                mallocCheck(all * sizeof(int)), 0};
     sample_groups(policy, tok, prompts, n, k, sampling, max_new, batch, seed, best_of_group, &b);
     if (out->graded) {
         out->best_accuracy = b.best / out->graded;
         out->sample_accuracy = b.mean / out->graded;
         out->pass_k = b.any / out->graded;
     }
+    reward_auc_families(b.all_score, b.all_grade, b.all_family, b.n_all, &out->rm_auc);
+    free(b.all_score);
+    free(b.all_grade);
+    free(b.all_family);
     free(b.prompt);
     free(b.no_eot);
     free(b.right);

@@ -102,6 +102,17 @@ void values_at(const GPT *m, const int *last, float *out);
 // (correct), 0 (wrong) or < 0 (ungraded, left out). NaN without any pair.
 double reward_auc(const float *score, const int *grade, const int *group, long n);
 
+// reward_auc pooled over the task families (group = family index), and
+// family by family with the others left out, beside each family's number of
+// wrong answers (an AUC's base: with few wrong answers it is coarse).
+typedef struct {
+    double all;                          // NaN: no family with a right and a wrong answer
+    double family[TASKS_MAX_FAMILIES];   // NaN where the family lacks either
+    int wrong[TASKS_MAX_FAMILIES];
+} RewardAuc;
+void reward_auc_families(const float *score, const int *grade, const int *family, long n,
+                         RewardAuc *out);
+
 // --- preference pairs --------------------------------------------------------
 
 // A model on preference pairs. NaN statistics when no pair was scored.
@@ -198,12 +209,8 @@ typedef struct {
     double length;             // mean sampled response length, tokens
     double sample_accuracy;    // sampled responses, graded per task family
     double sample_reward;      // their mean normalised reward (rm != NULL)
-    double sample_rm_auc;      // the reward model's AUC of right over wrong sampled
-                               // answers within a family, pooled (NaN: no such pair)
-    double rm_auc_family[TASKS_MAX_FAMILIES];  // the same per family
+    RewardAuc rm_auc;          // the reward model on the sampled answers (rm != NULL)
     int rewarded, sampled;     // the parts that ran: rm != NULL, ref != NULL
-    int rm_auc_wrong[TASKS_MAX_FAMILIES];  // wrong sampled answers per family (each AUC's
-                                           // base: few wrong answers, a coarse AUC)
 } EvalPolicyResult;
 
 // A policy on the first n prompts, in batches of `batch`, answers of up to
@@ -255,10 +262,13 @@ void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts 
 // Beside it, the mean accuracy of all samples (what one sample gets) and
 // pass@k (what an oracle picking any right answer gets): the reward model's
 // worth is where best_accuracy falls between the two. Prompts no grader
-// reads are left out and counted.
+// reads are left out and counted. rm_auc: the reward model's AUC over all
+// k answers of the graded prompts, k times the base of the sampled-answer
+// AUC of evaluate_policy.
 typedef struct {
     double best_accuracy, sample_accuracy, pass_k;  // NaN when no prompt was graded
     long graded, ungraded;
+    RewardAuc rm_auc;
 } BestOfK;
 void evaluate_best_of(GPT *policy, GPT *rm, const Tokenizer *tok, const EncodedPrompts *prompts,
                       long n, int k, const SamplerParams *sampling, int max_new, int batch,

@@ -22,8 +22,10 @@ for s in pretrain sft best_of reward ppo ppo_grader dpo grpo; do
         {
             for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
             if (stage == "best_of") {  # the SFT model sampled 8 times, the reward model picks
-                printf "| best-of-8 (SFT + RM) | %s | – | – / %s (one sample %s, any right %s) | – | – | – | – |\n",
-                    ckpt_sft, pct(get("best_of_accuracy")), pct(get("best_of_sample_accuracy")), pct(get("best_of_pass"))
+                # its AUC column: the reward model over all 8 answers of every prompt
+                printf "| best-of-8 (SFT + RM) | %s | – | – / %s (one sample %s, any right %s) | – | %s (all 8 answers) | – | – |\n",
+                    ckpt_sft, pct(get("best_of_accuracy")), pct(get("best_of_sample_accuracy")), pct(get("best_of_pass")),
+                    num(get("best_of_rm_auc"), "%.3f")
                 next
             }
             rm = rm_col(get("rm_accuracy"), get("likelihood_accuracy"))

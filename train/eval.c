@@ -56,9 +56,9 @@ typedef struct {
     double reward, reward_raw, policy_accuracy, reward_prompts;
     double kl, kl_k3, kl_length;
     double sample_accuracy, sample_reward;  // responses sampled at ppo.temperature
-    double rm_auc;                          // the reward model on those: right over wrong
-    double rm_auc_family[TASKS_MAX_FAMILIES];
+    RewardAuc rm_auc;                       // the reward model on those: right over wrong
     double best_of_accuracy, best_of_mean, best_of_pass;  // --best_of
+    RewardAuc best_of_auc;                  // the reward model on all best-of answers
     // held-out conversations: accuracy of turn k+1, asked after the model's
     // own earlier answers; NaN for a turn without graded answers
     double turn_acc[EVAL_MAX_TURNS], turn_graded[EVAL_MAX_TURNS];
@@ -75,8 +75,9 @@ static void results_init(Results *r) {
     r->accuracy = r->task_graded = NAN;
     r->rm_accuracy = r->rm_margin = r->rm_mean = r->rm_std = r->rm_pairs = NAN;
     r->rm_acc_right_wrong = r->rm_acc_wrong_wrong = NAN;
-    r->rm_auc = r->best_of_accuracy = r->best_of_mean = r->best_of_pass = NAN;
-    for (int f = 0; f < TASKS_MAX_FAMILIES; f++) r->rm_auc_family[f] = NAN;
+    r->best_of_accuracy = r->best_of_mean = r->best_of_pass = NAN;
+    reward_auc_families(NULL, NULL, NULL, 0, &r->rm_auc);  // all NaN
+    r->best_of_auc = r->rm_auc;
     r->lik_accuracy = NAN;
     r->reward = r->reward_raw = r->policy_accuracy = r->reward_prompts = NAN;
     r->kl = r->kl_k3 = r->kl_length = NAN;
@@ -540,6 +541,16 @@ static int load_reference(const char *path, const Tokenizer *tok, const GPT *pol
 // (ppo.rollout_batch), seed and order as the held-out evaluation of
 // `rlhf ppo`, so a final ppo checkpoint reproduces its last eval_reward
 // (raw) and eval_kl_k1.
+// "0.861; add 0.913 (7 wrong) ...": pooled, then each family with both
+static void print_auc(const RewardAuc *a) {
+    if (isnan(a->all)) printf("– (no family with both)");
+    else printf("%.3f;", a->all);
+    for (int f = 0; f < tasks_n_families; f++)
+        if (!isnan(a->family[f]))
+            printf(" %s %.3f (%d wrong)", tasks_families[f].name, a->family[f], a->wrong[f]);
+    printf("\n");
+}
+
 static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, const char *parent,
                        const char *ref_arg, const char *stage, long best_of, Results *res) {
     const int T = policy->config.block_size, P = (int)cfg->ppo.rollout_batch;
@@ -603,18 +614,10 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
                res->kl, res->kl_k3, pp.n, cfg->ppo.temperature, res->kl_length);
         printf("sampled      the same responses: task accuracy %.1f%%, reward %.4f normalised\n",
                100 * res->sample_accuracy, res->sample_reward);
-        res->rm_auc = e.sample_rm_auc;
+        res->rm_auc = e.rm_auc;
         printf("rm auc       the reward model ranks a right sampled answer above a wrong one of "
                "the same family: ");
-        if (isnan(res->rm_auc)) printf("– (no family with both)");
-        else printf("%.3f;", res->rm_auc);
-        for (int f = 0; f < tasks_n_families; f++) {
-            res->rm_auc_family[f] = e.rm_auc_family[f];
-            if (!isnan(e.rm_auc_family[f]))
-                printf(" %s %.3f (%d wrong)", tasks_families[f].name, e.rm_auc_family[f],
-                       e.rm_auc_wrong[f]);
-        }
-        printf("\n");
+        print_auc(&res->rm_auc);
         gpt_free(&ref);
     }
     if (best_of > 0) {
@@ -629,6 +632,10 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
                "model's best graded: accuracy %.1f%% (one sample %.1f%%, any of them right "
                "%.1f%%)\n", best_of, bo.graded, best_of, cfg->ppo.temperature,
                100 * bo.best_accuracy, 100 * bo.sample_accuracy, 100 * bo.pass_k);
+        res->best_of_auc = bo.rm_auc;
+        printf("best-of auc  over all %ld x %ld answers, a right one above a wrong one of the "
+               "same family: ", best_of, bo.graded);
+        print_auc(&res->best_of_auc);
     }
     fflush(stdout);
     gpt_free(&rm);
@@ -646,7 +653,7 @@ typedef struct {
 
 // The RESULT keys, in order; the JSON file has these and a few more.
 // accuracy_turnK: turn K of the held-out conversations.
-#define MAX_FIELDS (16 + EVAL_MAX_TURNS)
+#define MAX_FIELDS (17 + EVAL_MAX_TURNS)
 static int result_fields(const Results *r, Field *out) {
     Field all[MAX_FIELDS] = {{"val_loss", r->val_loss},       {"ppl", r->ppl},
                              {"accuracy", r->accuracy},       {"rm_accuracy", r->rm_accuracy},
@@ -656,14 +663,15 @@ static int result_fields(const Results *r, Field *out) {
                              {"likelihood_accuracy", r->lik_accuracy},
                              {"rm_accuracy_right_wrong", r->rm_acc_right_wrong},
                              {"rm_accuracy_wrong_wrong", r->rm_acc_wrong_wrong},
-                             {"rm_auc", r->rm_auc},
+                             {"rm_auc", r->rm_auc.all},
                              {"best_of_accuracy", r->best_of_accuracy},
                              {"best_of_sample_accuracy", r->best_of_mean},
-                             {"best_of_pass", r->best_of_pass}};
+                             {"best_of_pass", r->best_of_pass},
+                             {"best_of_rm_auc", r->best_of_auc.all}};
     static const char *const turn_keys[EVAL_MAX_TURNS] = {
         "accuracy_turn1", "accuracy_turn2", "accuracy_turn3", "accuracy_turn4",
         "accuracy_turn5", "accuracy_turn6", "accuracy_turn7", "accuracy_turn8"};
-    for (int k = 0; k < EVAL_MAX_TURNS; k++) all[16 + k] = (Field){turn_keys[k], r->turn_acc[k]};
+    for (int k = 0; k < EVAL_MAX_TURNS; k++) all[17 + k] = (Field){turn_keys[k], r->turn_acc[k]};
     int n = 0;
     for (int i = 0; i < MAX_FIELDS; i++)
         if (!isnan(all[i].value)) out[n++] = all[i];
@@ -672,6 +680,20 @@ static int result_fields(const Results *r, Field *out) {
 
 // Numbers carry 9 significant digits, as the metrics CSV does.
 #define JSON_DIGITS 9
+
+// A RewardAuc's families (those with both right and wrong answers) under
+// key, and their wrong answers under wrong_key; nothing when it was not measured.
+static void json_add_auc(JsonOut *root, const char *key, const char *wrong_key,
+                         const RewardAuc *a) {
+    if (isnan(a->all)) return;
+    JsonOut *by_family = json_out_add_object(root, key);
+    JsonOut *wrong = json_out_add_object(root, wrong_key);
+    for (int fam = 0; fam < tasks_n_families; fam++) {
+        if (isnan(a->family[fam])) continue;
+        json_out_add_number(by_family, tasks_families[fam].name, a->family[fam], JSON_DIGITS);
+        json_out_add_int(wrong, tasks_families[fam].name, a->wrong[fam]);
+    }
+}
 
 static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta, const Results *r) {
     JsonOut *root = json_out_object();
@@ -700,13 +722,8 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
                 json_out_add_number(by_family, tasks_families[fam].name, r->family_acc[fam],
                                     JSON_DIGITS);
     }
-    if (!isnan(r->rm_auc)) {
-        JsonOut *by_family = json_out_add_object(root, "rm_auc_by_family");
-        for (int fam = 0; fam < tasks_n_families; fam++)
-            if (!isnan(r->rm_auc_family[fam]))
-                json_out_add_number(by_family, tasks_families[fam].name, r->rm_auc_family[fam],
-                                    JSON_DIGITS);
-    }
+    json_add_auc(root, "rm_auc_by_family", "rm_auc_wrong_by_family", &r->rm_auc);
+    json_add_auc(root, "best_of_rm_auc_by_family", "best_of_wrong_by_family", &r->best_of_auc);
     if (!isnan(r->chat_conversations)) {
         JsonOut *graded = json_out_add_array(root, "turn_graded");  // answers per turn
         for (int k = 0; k < EVAL_MAX_TURNS && !isnan(r->turn_graded[k]); k++)
