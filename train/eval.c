@@ -536,11 +536,6 @@ static int load_reference(const char *path, const Tokenizer *tok, const GPT *pol
     return rc;
 }
 
-// For a policy and ppo.reward_model: the reward of its greedy answers to
-// ppo.test_file prompts and, with a reference, its KL to it. Same batches
-// (ppo.rollout_batch), seed and order as the held-out evaluation of
-// `rlhf ppo`, so a final ppo checkpoint reproduces its last eval_reward
-// (raw) and eval_kl_k1.
 // "0.861; add 0.913 (7 wrong) ...": pooled, then each family with both
 static void print_auc(const RewardAuc *a) {
     if (isnan(a->all)) printf("– (no family with both)");
@@ -551,6 +546,11 @@ static void print_auc(const RewardAuc *a) {
     printf("\n");
 }
 
+// For a policy and ppo.reward_model: the reward of its greedy answers to
+// ppo.test_file prompts and, with a reference, its KL to it. Same batches
+// (ppo.rollout_batch), seed and order as the held-out evaluation of
+// `rlhf ppo`, so a final ppo checkpoint reproduces its last eval_reward
+// (raw) and eval_kl_k1.
 static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, const char *parent,
                        const char *ref_arg, const char *stage, long best_of, Results *res) {
     const int T = policy->config.block_size, P = (int)cfg->ppo.rollout_batch;
