@@ -7,8 +7,11 @@
 #   from the same SFT model
 # Runs go to checkpoints/demo/ (a previous demo is moved to checkpoints/demo.old).
 # Set DEMO_FAST=1 for a quick smoke run of the same pipeline (few steps),
-# DEMO_PRECISION=bf16 to run every stage in bf16 (train.precision), and
-# DEMO_DIR to put the runs elsewhere than checkpoints/demo.
+# DEMO_PRECISION=bf16 to run every stage in bf16 (train.precision),
+# DEMO_PTX=1 to keep the fortunes in the mix against forgetting them (SFT
+# with sft.pretrain_mix, PPO and GRPO with ppo.ptx_coef, as the recipes'
+# comments give them), and DEMO_DIR to put the runs elsewhere than
+# checkpoints/demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RLHF=${RLHF_BIN:-./rlhf}
@@ -21,6 +24,14 @@ prec=()
 steps=()
 if [ "${DEMO_FAST:-0}" = 1 ]; then
     steps=(--train.max_steps=20 --train.epochs=0 --train.eval_interval=10)
+fi
+# the recipes' commented values: a quarter of every SFT batch from the
+# fortunes, for a third more steps (the same examples as without), and
+# half the pretraining gradient of 8 windows in every RL update
+sft_ptx=() rl_ptx=()
+if [ "${DEMO_PTX:-0}" = 1 ]; then
+    sft_ptx=(--sft.pretrain_mix=0.25 --train.max_steps=8000)
+    rl_ptx=(--ppo.ptx_coef=0.5 --ppo.ptx_batch=8)
 fi
 t_all=$SECONDS
 stage() {  # name, command...: runs one stage, logs it, prints its wall time
@@ -38,7 +49,7 @@ stage() {  # name, command...: runs one stage, logs it, prints its wall time
 RLHF_BIN=$RLHF ./tools/data.sh | tee -a "$log"
 stage pretrain "$RLHF" pretrain configs/pretrain_fortunes.ini --checkpoint.dir=$D/pretrain "${steps[@]}"
 stage sft "$RLHF" sft configs/sft_tasks.ini --checkpoint.init=$D/pretrain/latest.h5 \
-    --checkpoint.dir=$D/sft "${steps[@]}"
+    --checkpoint.dir=$D/sft "${sft_ptx[@]}" "${steps[@]}"
 rank_n=()
 [ "${DEMO_FAST:-0}" = 1 ] && rank_n=(--rank.n_prompts=256)
 stage rank "$RLHF" rank $D/sft/latest.h5 configs/rank_tasks.ini --rank.out_file=$D/rank/train.jsonl \
@@ -53,15 +64,16 @@ ppo_steps=()
 [ "${DEMO_FAST:-0}" = 1 ] && ppo_steps=(--train.max_steps=4 --train.eval_interval=2)
 stage ppo "$RLHF" ppo configs/ppo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
     --ppo.reward_model=$D/reward/latest.h5 --checkpoint.dir=$D/ppo \
-    --ppo.dump_rollouts=$D/ppo/rollouts.h5 "${ppo_steps[@]}"
+    --ppo.dump_rollouts=$D/ppo/rollouts.h5 "${rl_ptx[@]}" "${ppo_steps[@]}"
 
 stage "ppo grader" "$RLHF" ppo configs/ppo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
-    --ppo.reward=grader --ppo.reward_model= --checkpoint.dir=$D/ppo_grader "${ppo_steps[@]}"
+    --ppo.reward=grader --ppo.reward_model= --checkpoint.dir=$D/ppo_grader "${rl_ptx[@]}" \
+    "${ppo_steps[@]}"
 stage dpo "$RLHF" dpo configs/dpo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
     --dpo.train_file=$D/rank/train.jsonl --dpo.test_file=$D/rank/test.jsonl \
     --checkpoint.dir=$D/dpo "${steps[@]}"
 stage grpo "$RLHF" ppo configs/grpo_tasks.ini --checkpoint.init=$D/sft/latest.h5 \
-    --checkpoint.dir=$D/grpo "${ppo_steps[@]}"
+    --checkpoint.dir=$D/grpo "${rl_ptx[@]}" "${ppo_steps[@]}"
 
 # one evaluation per stage on held-out data, all with the same settings;
 # the SFT model's also takes the reward model's best of 8 answers
