@@ -770,12 +770,11 @@ int config_validate(const Config *cfg) {
                          "not %s; hint: drop it or use --ppo.advantage=grpo",
                          cfg->ppo.scale_rewards, cfg->ppo.advantage);
     POS_INT(ppo, max_sample_batches);
-    if (cfg->ppo.dynamic_sampling && (strcmp(cfg->ppo.reward, "grader") != 0 ||
-                                      cfg->ppo.group_size < 2))
-        return rlhf_fail("config: ppo.dynamic_sampling keeps the groups whose graders' scores "
-                         "differ, so it needs ppo.reward = grader and ppo.group_size >= 2 (not "
-                         "%s, %" PRId64 "); hint: --ppo.reward=grader --ppo.group_size=8, or "
-                         "--ppo.dynamic_sampling=false", cfg->ppo.reward, cfg->ppo.group_size);
+    if (cfg->ppo.dynamic_sampling && cfg->ppo.group_size < 2)
+        return rlhf_fail("config: ppo.dynamic_sampling keeps the groups whose scores differ, so "
+                         "it needs groups of answers to one prompt, not ppo.group_size = %" PRId64
+                         "; hint: --ppo.group_size=8, or --ppo.dynamic_sampling=false",
+                         cfg->ppo.group_size);
     if (cfg->ppo.adaptive_kl && cfg->ppo.kl_in_loss)
         return rlhf_fail("config: ppo.adaptive_kl adapts the KL penalty in the reward, but "
                          "ppo.kl_in_loss puts it in the loss; hint: --ppo.adaptive_kl=false");

@@ -97,7 +97,7 @@
     X(scale_rewards, STR, "group", "grpo: divide by the std of the group | batch | none") \
     X(kl_in_loss, BOOL, 0, "KL penalty as k3 in the policy loss, not k1 in the reward") \
     X(loss_norm, STR, "token", "token | sequence: policy loss mean over tokens or sequences") \
-    X(dynamic_sampling, BOOL, 0, "grader reward: fill batches with groups whose scores differ") \
+    X(dynamic_sampling, BOOL, 0, "groups: fill batches with groups whose scores differ (graders) or answers (RM)") \
     X(max_sample_batches, INT, 4, "dynamic sampling: most batches sampled per step")    \
     X(max_new_tokens, INT, 24, "longest response")                                \
     X(temperature, FLOAT, 1.0, "rollout sampling temperature")                    \

@@ -112,6 +112,28 @@ static void take_group(Rollouts *r, int at, int g) {
     }
 }
 
+// Whether row j of cand answered as row i did: the same tokens, ended alike.
+static int same_answer(const Rollout *ro, int i, int j) {
+    if (ro->rlen[i] != ro->rlen[j] || ro->ended[i] != ro->ended[j]) return 0;
+    const int *a = ro->tokens + (size_t)i * (ro->L + 1) + ro->qlen[i];
+    const int *b = ro->tokens + (size_t)j * (ro->L + 1) + ro->qlen[j];
+    return memcmp(a, b, (size_t)ro->rlen[i] * sizeof(int)) == 0;
+}
+
+// Whether group g of cand can carry a learning signal: with the graders'
+// reward, its scores differ; with a learned one (alone or plus the
+// graders'), its answers differ, since equal answers score alike.
+static int group_spread(const Rollouts *r, int g) {
+    const int G = r->G, i = g * G;
+    const int graders = r->pp.reward == PPO_REWARD_GRADER;
+    const float s0 = ppo_grader_score(&r->pp, r->cgrades[i], r->cand.ended[i]);
+    for (int k = 1; k < G; k++)
+        if (graders ? ppo_grader_score(&r->pp, r->cgrades[i + k], r->cand.ended[i + k]) != s0
+                    : !same_answer(&r->cand, i, i + k))
+            return 1;
+    return 0;
+}
+
 // Dynamic sampling (rollouts.h). Every rank samples and grades the same
 // rows (ppo_generate is collective), so all make the same choices.
 static void sample_dynamic(Rollouts *r, uint64_t *cursor, GPT *policy, const Tokenizer *tok) {
@@ -125,11 +147,7 @@ static void sample_dynamic(Rollouts *r, uint64_t *cursor, GPT *policy, const Tok
         r->sampled_batches++;
         rollout_grade(&r->cand, tok, r->cex, r->cgrades, r->cfamilies);
         for (int g = 0; g < n_groups; g++) {
-            const float s0 = ppo_grader_score(&r->pp, r->cgrades[g * G], r->cand.ended[g * G]);
-            int spread = 0;
-            for (int k = 1; k < G; k++)
-                spread |= ppo_grader_score(&r->pp, r->cgrades[g * G + k],
-                                           r->cand.ended[g * G + k]) != s0;
+            const int spread = group_spread(r, g);
             seen++;
             flat += !spread;
             taken[g] = spread && kept < P;

@@ -39,7 +39,8 @@ typedef struct {
     GroupStats groups;             // of the scores, per group of G rows
     double generate_s;             // time spent sampling
     // dynamic sampling (ppo.dynamic_sampling): each sampled batch lands in
-    // cand, and its groups whose graders' scores differ go to ro
+    // cand, and its groups with spread (graders' scores that differ, or
+    // with a learned reward answers that differ) go to ro
     int dynamic, max_batches;
     Rollout cand;
     const int **cids;
@@ -62,7 +63,8 @@ void rollouts_free(Rollouts *r);
 
 // One batch: the prompts at *cursor onward (advanced by P / G), each
 // sampled G times (with dynamic sampling, as DAPO: batches of P / G prompts
-// are sampled until P rows of groups whose graders' scores differ, those
+// are sampled until P rows of groups with spread (the graders' scores
+// differ; with a learned reward, the answers differ), those
 // with a learning signal, are found or max_sample_batches were sampled;
 // the last batch's other groups fill what is left, in order; the cursor
 // advances by P / G per batch sampled), scored (ref, critic and rm may be NULL), graded, the

@@ -115,6 +115,44 @@ with h5py.File(sys.argv[1], "r") as f:
 assert cursor == 2 * total, (cursor, total)
 EOF
 
+# dynamic sampling with the learned reward: a group has spread when its
+# answers differ (equal answers score alike), so the kept groups come
+# first, hold two different answers each, and carry the step's only
+# nonzero advantages
+run "$R" ppo "$CFG" "${G[@]}" --checkpoint.dir="$D/dynrm" --ppo.kl_in_loss=true \
+    --ppo.reward=model --ppo.reward_model="$D/reward/latest.h5" \
+    --ppo.dynamic_sampling=true --ppo.max_sample_batches=16 \
+    --ppo.dump_rollouts="$D/dynrm.h5" --train.max_steps=4 --ppo.max_new_tokens=4 \
+    --ppo.no_eot_penalty=0
+run "$PY" - "$D/dynrm/metrics.csv" "$D/dynrm.h5" <<'EOF'
+import csv, sys
+import h5py, numpy as np
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["reward"] != ""]
+assert len(rows) == 4
+d = h5py.File(sys.argv[2], "r")
+ns = []
+for r, s in zip(rows, sorted(d)):
+    n = int(float(r["sampled_batches"]))
+    assert 1 <= n <= 16, r
+    tok, qlen, rlen = d[s]["tokens"][:], d[s]["qlen"][:, 0], d[s]["rlen"][:, 0]
+    adv, m = d[s]["advantages"][:], d[s]["masks"][:]
+    differ, signal = [], []
+    for b in (0, 2):
+        a = tok[b, qlen[b]:qlen[b] + rlen[b]]
+        c = tok[b + 1, qlen[b + 1]:qlen[b + 1] + rlen[b + 1]]
+        differ.append(bool(rlen[b] != rlen[b + 1] or not (a == c).all()))
+        signal.append(bool((adv[b][m[b] == 1] != 0).any() or (adv[b + 1][m[b + 1] == 1] != 0).any()))
+    assert differ == signal, (s, differ, signal)
+    assert differ == sorted(differ, reverse=True), (s, differ)
+    if n < 16:
+        assert all(differ) and float(r["group_zero_spread"]) == 0, (s, differ, r)
+    ns.append(n)
+# the tiny model's sampled answers differ in most groups (with the graders'
+# criterion none would have spread: it answers nothing right, and no
+# penalty tells ended from unended answers here)
+assert min(ns) < 16, ns
+EOF
+
 # no KL penalty: no reference is loaded, and nothing about KL is logged
 run "$R" ppo "$CFG" "${G[@]}" --checkpoint.dir="$D/nokl" --ppo.advantage=rloo --ppo.kl_coef=0
 grep -q "reference none (kl_coef = 0); KL none$" "$D/out" || fail "rloo, kl_coef 0: $(grep '^# ppo:' "$D/out")"
