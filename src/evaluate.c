@@ -541,8 +541,8 @@ void prompts_free(EncodedPrompts *p) {
     memset(p, 0, sizeof *p);
 }
 
-int prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_new, long cap,
-                   EncodedPrompts *p) {
+int prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_new, const char *key,
+                   long cap, EncodedPrompts *p) {
     memset(p, 0, sizeof *p);
     const size_t room = (size_t)(set->n > 0 ? set->n : 1);
     p->ids = mallocCheck(room * sizeof(int *));
@@ -572,8 +572,8 @@ int prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_ne
     }
     free(buf);
     if (rc == 0 && p->n == 0)
-        rc = rlhf_fail("%s: no prompt leaves room for ppo.max_new_tokens=%d in the context of %d; "
-                       "hint: lower ppo.max_new_tokens", set->path, max_new, T);
+        rc = rlhf_fail("%s: no prompt leaves room for %s=%d in the context of %d; hint: lower %s",
+                       set->path, key, max_new, T, key);
     if (rc != 0) prompts_free(p);
     return rc;
 }

@@ -192,11 +192,11 @@ typedef struct {
 } EncodedPrompts;
 
 // Encodes the prompts of set in order until cap (<= 0: no limit) are kept,
-// counting those without room in skipped. Returns -1 with a reason when a
-// prompt does not encode or none fits; p is then empty (freeing it is
-// harmless). Free with prompts_free.
-int prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_new, long cap,
-                   EncodedPrompts *p);
+// counting those without room in skipped (key names max_new's config key
+// for the error). Returns -1 with a reason when a prompt does not encode or
+// none fits; p is then empty (freeing it is harmless). Free with prompts_free.
+int prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_new, const char *key,
+                   long cap, EncodedPrompts *p);
 void prompts_free(EncodedPrompts *p);
 
 // What evaluate_policy measured; NaN (and scored 0) for a part skipped.

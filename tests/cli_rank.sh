@@ -124,6 +124,9 @@ run_fails "$R" "${RK[@]}" --rank.n_prompts=5 --rank.out_file="$D/c1.jsonl"
 cmp -s "$D/c1.jsonl" "$D/c2.jsonl" || fail "an existing output was touched"
 run_fails "$R" "${RK[@]}" --rank.k=1 --rank.out_file="$D/c3.jsonl"
 run_fails "$R" rank "$D/reward/latest.h5" "$CFG" --rank.out_file="$D/c3.jsonl"
+run_fails "$R" "${RK[@]}" --rank.max_new_tokens=4000 --rank.out_file="$D/c3.jsonl"
+grep -q 'no prompt leaves room for rank.max_new_tokens=4000.*hint: lower rank.max_new_tokens' \
+    "$D/err" || fail "answers longer than the context: $(cat "$D/err")"
 { head -n 2 "$D/c1.jsonl"; head -n 1 "$D/tasks/pref_train.jsonl"; } >"$D/mixed.jsonl"
 run_fails "$R" reward "$CFG" --checkpoint.init="$D/sft/latest.h5" --checkpoint.dir="$D/rm" \
     --reward.train_file="$D/mixed.jsonl"

@@ -384,7 +384,7 @@ static void test_multiturn_ppo_prompts(void **state) {
     assert_string_equal(set.ex[1].family, "sort");
     Tokenizer tok = train(TOKENIZER_CHAR);
     EncodedPrompts p;
-    assert_int_equal(prompts_encode(&set, &tok, 64, 8, 0, &p), 0);
+    assert_int_equal(prompts_encode(&set, &tok, 64, 8, "max_new", 0, &p), 0);
     assert_true(p.n == 3 && p.skipped == 0 && p.trimmed == 0);
     int want[64];
     ChatPrompt cp = {set.ex[0].history, 2, set.ex[0].prompt};
@@ -394,12 +394,12 @@ static void test_multiturn_ppo_prompts(void **state) {
     prompts_free(&p);
     // room for the last turn only
     const long last = 2 + ntok(&tok, "uppercase: big dog");
-    assert_int_equal(prompts_encode(&set, &tok, (int)last + 8, 8, 0, &p), 0);
+    assert_int_equal(prompts_encode(&set, &tok, (int)last + 8, 8, "max_new", 0, &p), 0);
     assert_true(p.n == 3 && p.trimmed == 1);
     assert_int_equal(p.lens[0], last);
     assert_int_equal(p.ids[0][0], tok.user);
     prompts_free(&p);
-    assert_int_equal(prompts_encode(&set, &tok, (int)last + 7, 8, 0, &p), 0);
+    assert_int_equal(prompts_encode(&set, &tok, (int)last + 7, 8, "max_new", 0, &p), 0);
     assert_int_equal(p.skipped, 1);
     prompts_free(&p);
     jsonl_free_prompts(&set);

@@ -573,7 +573,8 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
         gpt_free(&rm);
         return -1;
     }
-    if (prompts_encode(&set, tok, T, max_new, cfg->ppo.eval_prompts, &pp) != 0) {
+    if (prompts_encode(&set, tok, T, max_new, "ppo.max_new_tokens", cfg->ppo.eval_prompts,
+                       &pp) != 0) {
         jsonl_free_prompts(&set);
         gpt_free(&rm);
         return -1;

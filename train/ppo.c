@@ -120,8 +120,10 @@ static int setup(Trainer *t, void *ctx, Ckpt *resume) {
                          cfg->ppo.dump_rollouts);
     if (jsonl_read_prompts(cfg->ppo.prompts_file, &p->train_set) != 0 ||
         jsonl_read_prompts(cfg->ppo.test_file, &p->test_set) != 0 ||
-        prompts_encode(&p->train_set, &t->tok, T, pp.max_new, 0, &p->train) != 0 ||
-        prompts_encode(&p->test_set, &t->tok, T, pp.max_new, 0, &p->test) != 0 ||
+        prompts_encode(&p->train_set, &t->tok, T, pp.max_new, "ppo.max_new_tokens", 0,
+                       &p->train) != 0 ||
+        prompts_encode(&p->test_set, &t->tok, T, pp.max_new, "ppo.max_new_tokens", 0,
+                       &p->test) != 0 ||
         ptx_setup(&p->ptx, cfg->ppo.ptx_coef > 0, cfg, &t->tok, (int)cfg->ppo.ptx_batch, T,
                   "ppo.ptx_coef", resume) != 0)
         return -1;

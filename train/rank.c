@@ -119,7 +119,8 @@ int cmd_rank(int argc, char **argv) {
     const int k = (int)cfg.rank.k, max_new = (int)cfg.rank.max_new_tokens;
     if (load_policy_file(ckpt, &m, &tok, "rank") != 0 ||
         jsonl_read_prompts(cfg.rank.prompts_file, &set) != 0 ||
-        prompts_encode(&set, &tok, m.config.block_size, max_new, cfg.rank.n_prompts, &prompts) != 0)
+        prompts_encode(&set, &tok, m.config.block_size, max_new, "rank.max_new_tokens",
+                       cfg.rank.n_prompts, &prompts) != 0)
         die_last();
     const int batch = (int)(cfg.rank.batch / k * k);
     printf("# rlhf rank %s: %ld prompts of %s (%ld skipped: no room for %d new tokens), k = %d, "
