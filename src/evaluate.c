@@ -578,16 +578,54 @@ int prompts_encode(const PromptSet *set, const Tokenizer *tok, int T, int max_ne
     return rc;
 }
 
+// The graded rows, sorted by group, then by score (NaN last in a group).
+typedef struct {
+    int group, right;
+    float score;
+} AucRow;
+
+static int auc_row_cmp(const void *pa, const void *pb) {
+    const AucRow *a = pa, *b = pb;
+    if (a->group != b->group) return a->group < b->group ? -1 : 1;
+    const int na = isnan(a->score), nb = isnan(b->score);
+    if (na || nb) return na - nb;
+    return a->score < b->score ? -1 : a->score > b->score;
+}
+
+// The Mann-Whitney count in O(n log n): within a group, a right answer beats
+// every wrong one below its score and half of those tied with it. A NaN
+// score wins no pair and loses none to a win (every comparison with it is
+// false), but its pairs still count. wins and pairs are sums of halves, exact
+// in a double: the same value as counting pair by pair.
 double reward_auc(const float *score, const int *grade, const int *group, long n) {
+    AucRow *row = mallocCheck((size_t)(n > 0 ? n : 1) * sizeof *row);
+    long m = 0;
+    for (long i = 0; i < n; i++)
+        if (grade[i] == 0 || grade[i] == 1) row[m++] = (AucRow){group[i], grade[i], score[i]};
+    qsort(row, (size_t)m, sizeof *row, auc_row_cmp);
     double wins = 0.0, pairs = 0.0;
-    for (long i = 0; i < n; i++) {
-        if (grade[i] != 1) continue;
-        for (long j = 0; j < n; j++) {
-            if (grade[j] != 0 || group[j] != group[i]) continue;
-            wins += score[i] > score[j] ? 1.0 : (score[i] == score[j] ? 0.5 : 0.0);
-            pairs += 1.0;
+    for (long g = 0; g < m;) {  // one group: rows g..e-1
+        long e = g;
+        double right = 0.0, wrong = 0.0, wrong_below = 0.0;
+        while (e < m && row[e].group == row[g].group) {
+            long t = e;  // one block of tied scores: rows e..t-1
+            double r = 0.0, w = 0.0;
+            while (t < m && row[t].group == row[g].group &&
+                   (t == e || (!isnan(row[e].score) && row[t].score == row[e].score))) {
+                r += row[t].right;
+                w += !row[t].right;
+                t++;
+            }
+            if (!isnan(row[e].score)) wins += r * wrong_below + 0.5 * r * w;
+            wrong_below += w;
+            right += r;
+            wrong += w;
+            e = t;
         }
+        pairs += right * wrong;
+        g = e;
     }
+    free(row);
     return pairs > 0 ? wins / pairs : NAN;
 }
 

@@ -1,4 +1,5 @@
-// Unit tests of src/evaluate.c: reward_auc against hand-counted pairs; and
+// Unit tests of src/evaluate.c: reward_auc against hand-counted pairs and
+// against counting every pair; and
 // greedy task answers and preference-pair scores of a small random model,
 // against each prompt decoded alone and the pairs scored by reward_scores.
 // The latter two also run under mpirun (tests/cli_mpi.sh), where each rank
@@ -68,6 +69,43 @@ static void test_reward_auc_families(void **state) {
     for (int f = 0; f < 5; f++) assert_int_equal(a.wrong[f], wrong[f]);
     reward_auc_families(NULL, NULL, NULL, 0, &a);
     assert_true(isnan(a.all) && isnan(a.family[0]) && a.wrong[0] == 0);
+}
+
+// reward_auc counts pairs by sorting; here every pair is counted one by one,
+// on random data with many ties (scores from 7 values), a NaN now and then,
+// ungraded rows and groups interleaved: the same value to the bit (both
+// sums are of halves, exact in a double).
+static double auc_pairwise(const float *score, const int *grade, const int *group, long n) {
+    double wins = 0.0, pairs = 0.0;
+    for (long i = 0; i < n; i++)
+        for (long j = 0; j < n; j++) {
+            if (grade[i] != 1 || grade[j] != 0 || group[i] != group[j]) continue;
+            wins += score[i] > score[j] ? 1.0 : (score[i] == score[j] ? 0.5 : 0.0);
+            pairs += 1.0;
+        }
+    return pairs > 0 ? wins / pairs : NAN;
+}
+
+static void test_reward_auc_sorted_equals_pairwise(void **state) {
+    (void)state;
+    enum { N = 600 };
+    static float score[N];
+    static int grade[N], group[N];
+    Rng rng;
+    rng_init(&rng, 7);
+    for (int trial = 0; trial < 50; trial++) {
+        const long n = 1 + (long)rng_below(&rng, N);
+        for (long i = 0; i < n; i++) {
+            const float u = rng_float(&rng);
+            score[i] = u < 0.02f ? NAN : u < 0.04f ? -0.0f : (float)((int)(u * 7) - 3) * 0.5f;
+            grade[i] = (int)rng_below(&rng, 4) - 1;  // -1, 0, 1, 2: 0 and 1 graded
+            group[i] = (int)rng_below(&rng, 1 + trial % 5) - 1;
+        }
+        const double want = auc_pairwise(score, grade, group, n);
+        const double got = reward_auc(score, grade, group, n);
+        if (isnan(want)) assert_true(isnan(got));
+        else assert_true(got == want);
+    }
 }
 
 // --- a small random model on task prompts --------------------------------------
@@ -229,6 +267,7 @@ int main(void) {
         cmocka_unit_test(test_reward_auc_pairs),
         cmocka_unit_test(test_reward_auc_extremes),
         cmocka_unit_test(test_reward_auc_families),
+        cmocka_unit_test(test_reward_auc_sorted_equals_pairwise),
         cmocka_unit_test(test_tasks_answers),
         cmocka_unit_test(test_pairs_scores),
     };
