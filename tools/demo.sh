@@ -12,22 +12,40 @@
 # elsewhere),
 # DEMO_PTX=1 to keep the fortunes in the mix against forgetting them (SFT
 # with sft.pretrain_mix, PPO and GRPO with ppo.ptx_coef, as the recipes'
-# comments give them), and DEMO_DIR to put the runs elsewhere than
-# checkpoints/demo.
+# comments give them), DEMO_DIR to put the runs elsewhere than
+# checkpoints/demo, and DEMO_DRY_RUN=1 to print the precision taken and
+# every stage's command without running any or touching DEMO_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RLHF=${RLHF_BIN:-./rlhf}
 D=${DEMO_DIR:-checkpoints/demo}
-if [ -d "$D" ]; then rm -rf "$D.old"; mv "$D" "$D.old"; fi
-mkdir -p "$D"
-log=$D/demo.log
+dry=${DEMO_DRY_RUN:-0}
 # bf16 where the CPU multiplies bf16 natively (AVX512_BF16, AMX): the demo
-# in about half the time (README compares the two precisions' tables)
+# in about half the time (README compares the two precisions' tables).
+# On AVX-512 without AVX512_BF16, oneDNN's bf16 matmul (gemm:jit) converts
+# to fp32 and is slower than OpenBLAS (the small model's step 1.4x as long,
+# measured): fp32 there.
 bf16_matmul=$("$RLHF" env | sed -n 's/^matmul: .*; bf16 \(.*\); train\.precision .*/\1/p')
 precision=${DEMO_PRECISION:-}
 if [ -z "$precision" ]; then
     precision=fp32
-    case "$bf16_matmul" in oneDNN*) precision=bf16 ;; esac
+    case "$bf16_matmul" in oneDNN*bf16* | oneDNN*amx*) precision=bf16 ;; esac
+fi
+case "$precision" in
+    fp32 | bf16) ;;
+    *) echo "demo: DEMO_PRECISION=$precision is not a precision; hint: fp32, bf16, or unset to let the CPU choose" >&2
+       exit 2 ;;
+esac
+case "$precision:$bf16_matmul" in
+    bf16:oneDNN*) ;;
+    bf16:*) echo "demo: DEMO_PRECISION=bf16 cannot run here (bf16 matmul $bf16_matmul); hint: DEMO_PRECISION=fp32, or unset" >&2
+            exit 2 ;;
+esac
+log=/dev/null
+if [ "$dry" != 1 ]; then
+    if [ -d "$D" ]; then rm -rf "$D.old"; mv "$D" "$D.old"; fi
+    mkdir -p "$D"
+    log=$D/demo.log
 fi
 prec=(--train.precision="$precision")
 echo "demo: every stage in $precision (bf16 matmul on this CPU: $bf16_matmul)" | tee -a "$log"
@@ -48,6 +66,7 @@ stage() {  # name, command...: runs one stage, logs it, prints its wall time
     local name=$1; shift
     local t0=$SECONDS
     echo "== $name: $* ${prec[*]}" | tee -a "$log"
+    [ "$dry" = 1 ] && return
     if ! "$@" "${prec[@]}" >>"$log" 2>&1; then
         echo "demo: stage '$name' failed; the last lines of $log:" >&2
         tail -n 15 "$log" >&2
@@ -56,7 +75,7 @@ stage() {  # name, command...: runs one stage, logs it, prints its wall time
     echo "   $name done in $((SECONDS - t0)) s" | tee -a "$log"
 }
 
-RLHF_BIN=$RLHF ./tools/data.sh | tee -a "$log"
+[ "$dry" = 1 ] || RLHF_BIN=$RLHF ./tools/data.sh | tee -a "$log"
 stage pretrain "$RLHF" pretrain configs/pretrain_fortunes.ini --checkpoint.dir=$D/pretrain "${steps[@]}"
 stage sft "$RLHF" sft configs/sft_tasks.ini --checkpoint.init=$D/pretrain/latest.h5 \
     --checkpoint.dir=$D/sft "${sft_ptx[@]}" "${steps[@]}"
@@ -93,7 +112,8 @@ for s in pretrain sft reward ppo ppo_grader dpo grpo; do
     stage "eval $s" "$RLHF" eval $D/$s/latest.h5 configs/eval_tasks.ini "${best[@]}" \
         --ppo.reward_model=$D/reward/latest.h5 --reward.test_file=$D/rank/test.jsonl \
         --ref=$D/sft/latest.h5 --json $D/eval_$s.json
-    grep '^RESULT' "$log" | tail -n 1 >"$D/eval_$s.result"
+    [ "$dry" = 1 ] || grep '^RESULT' "$log" | tail -n 1 >"$D/eval_$s.result"
 done
+[ "$dry" = 1 ] && exit 0
 ./tools/demo_table.sh "$D" | tee "$D/table.md"
 echo "demo: done in $((SECONDS - t_all)) s; logs in $log, checkpoints in $D/"
