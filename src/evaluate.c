@@ -596,14 +596,16 @@ static int auc_row_cmp(const void *pa, const void *pb) {
 // every wrong one below its score and half of those tied with it. A NaN
 // score wins no pair and loses none to a win (every comparison with it is
 // false), but its pairs still count. wins and pairs are sums of halves, exact
-// in a double: the same value as counting pair by pair.
-double reward_auc(const float *score, const int *grade, const int *group, long n) {
+// in a double: the same value as counting pair by pair. *based (when given):
+// the wrong answers with a right one in their group, the AUC's base.
+static double auc_count(const float *score, const int *grade, const int *group, long n,
+                        long *based) {
     AucRow *row = mallocCheck((size_t)(n > 0 ? n : 1) * sizeof *row);
     long m = 0;
     for (long i = 0; i < n; i++)
         if (grade[i] == 0 || grade[i] == 1) row[m++] = (AucRow){group[i], grade[i], score[i]};
     qsort(row, (size_t)m, sizeof *row, auc_row_cmp);
-    double wins = 0.0, pairs = 0.0;
+    double wins = 0.0, pairs = 0.0, base = 0.0;
     for (long g = 0; g < m;) {  // one group: rows g..e-1
         long e = g;
         double right = 0.0, wrong = 0.0, wrong_below = 0.0;
@@ -623,23 +625,28 @@ double reward_auc(const float *score, const int *grade, const int *group, long n
             e = t;
         }
         pairs += right * wrong;
+        if (right > 0) base += wrong;
         g = e;
     }
     free(row);
+    if (based) *based = (long)base;
     return pairs > 0 ? wins / pairs : NAN;
 }
 
-void reward_auc_families(const float *score, const int *grade, const int *family, long n,
-                         RewardAuc *out) {
-    out->all = reward_auc(score, grade, family, n);
+double reward_auc(const float *score, const int *grade, const int *group, long n) {
+    return auc_count(score, grade, group, n, NULL);
+}
+
+void reward_auc_families(const float *score, const int *grade, const int *family,
+                         const int *group, long n, RewardAuc *out) {
+    if (!group) group = family;
+    long based;
+    out->all = auc_count(score, grade, group, n, NULL);
     int *only = mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int));
     for (int f = 0; f < TASKS_MAX_FAMILIES; f++) {  // one family at a time: the others ungraded
-        out->wrong[f] = 0;
-        for (long i = 0; i < n; i++) {
-            only[i] = family[i] == f ? grade[i] : -1;
-            out->wrong[f] += only[i] == 0;
-        }
-        out->family[f] = reward_auc(score, only, family, n);
+        for (long i = 0; i < n; i++) only[i] = family[i] == f ? grade[i] : -1;
+        out->family[f] = auc_count(score, only, group, n, &based);
+        out->wrong[f] = (int)based;
     }
     free(only);
 }
@@ -751,7 +758,7 @@ static void policy_kl(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
     out->length = n ? len / n : NAN;
     out->sample_accuracy = tasks_tally_accuracy(&tally, -1);
     out->sample_reward = rm && n ? reward / n : NAN;
-    if (rm) reward_auc_families(score, grade, family, n, &out->rm_auc);
+    if (rm) reward_auc_families(score, grade, family, NULL, n, &out->rm_auc);
     free(score);
     free(grade);
     free(family);
@@ -772,7 +779,7 @@ void evaluate_policy(GPT *policy, GPT *ref, GPT *rm, const Tokenizer *tok,
                               .kl_k3 = NAN, .length = NAN, .sample_accuracy = NAN,
                               .sample_reward = NAN, .rewarded = rm != NULL,
                               .sampled = ref != NULL};
-    reward_auc_families(NULL, NULL, NULL, 0, &out->rm_auc);  // all NaN
+    reward_auc_families(NULL, NULL, NULL, NULL, 0, &out->rm_auc);  // all NaN
     TasksTally local;
     policy_reward(policy, rm, tok, prompts, n, max_new, batch, reward_norm, out,
                   tally ? tally : &local);
@@ -869,8 +876,8 @@ typedef struct {
     float *scores;        // (k)
     double best, mean, any;
     BestOfK *out;
-    float *all_score;     // (n * k) every graded answer, for the AUC
-    int *all_grade, *all_family;
+    float *all_score;     // (n * k) every graded answer, for the AUCs
+    int *all_grade, *all_family, *all_prompt;
     long n_all;
 } BestOf;
 
@@ -897,6 +904,7 @@ static void best_of_group(void *ctx, long i, char *const *texts, const int *ende
         b->all_score[b->n_all] = b->scores[j];
         b->all_grade[b->n_all] = b->right[j];
         b->all_family[b->n_all] = tasks_family_by_name(ex->family);
+        b->all_prompt[b->n_all] = (int)i;
     }
     b->out->graded++;
     b->best += b->right[best];
@@ -914,17 +922,20 @@ void evaluate_best_of(GPT *policy, GPT *rm, const Tokenizer *tok, const EncodedP
                 mallocCheck((size_t)k * sizeof(int)), mallocCheck((size_t)k * sizeof(int)),
                 mallocCheck((size_t)k * sizeof(float)), 0.0, 0.0, 0.0, out,
                 mallocCheck(all * sizeof(float)), mallocCheck(all * sizeof(int)),
-                mallocCheck(all * sizeof(int)), 0};
+                mallocCheck(all * sizeof(int)), mallocCheck(all * sizeof(int)), 0};
     sample_groups(policy, tok, prompts, n, k, sampling, max_new, batch, seed, best_of_group, &b);
     if (out->graded) {
         out->best_accuracy = b.best / out->graded;
         out->sample_accuracy = b.mean / out->graded;
         out->pass_k = b.any / out->graded;
     }
-    reward_auc_families(b.all_score, b.all_grade, b.all_family, b.n_all, &out->rm_auc);
+    reward_auc_families(b.all_score, b.all_grade, b.all_family, NULL, b.n_all, &out->rm_auc);
+    reward_auc_families(b.all_score, b.all_grade, b.all_family, b.all_prompt, b.n_all,
+                        &out->rm_auc_within);
     free(b.all_score);
     free(b.all_grade);
     free(b.all_family);
+    free(b.all_prompt);
     free(b.prompt);
     free(b.no_eot);
     free(b.right);

@@ -102,16 +102,19 @@ void values_at(const GPT *m, const int *last, float *out);
 // (correct), 0 (wrong) or < 0 (ungraded, left out). NaN without any pair.
 double reward_auc(const float *score, const int *grade, const int *group, long n);
 
-// reward_auc pooled over the task families (group = family index), and
-// family by family with the others left out, beside each family's number of
-// wrong answers (an AUC's base: with few wrong answers it is coarse).
+// reward_auc pooled over the task families, and family by family with the
+// others left out, beside each family's base: its wrong answers with a right
+// one to rank against (with few it is coarse). Pairs are those of one family
+// (group NULL), or of one group within a family (group: e.g. the prompt, to
+// ask only whether a right answer outscores the wrong ones to the same
+// question).
 typedef struct {
     double all;                          // NaN: no family with a right and a wrong answer
     double family[TASKS_MAX_FAMILIES];   // NaN where the family lacks either
     int wrong[TASKS_MAX_FAMILIES];
 } RewardAuc;
-void reward_auc_families(const float *score, const int *grade, const int *family, long n,
-                         RewardAuc *out);
+void reward_auc_families(const float *score, const int *grade, const int *family,
+                         const int *group, long n, RewardAuc *out);
 
 // --- preference pairs --------------------------------------------------------
 
@@ -264,11 +267,14 @@ void evaluate_pass_at_k(GPT *policy, const Tokenizer *tok, const EncodedPrompts 
 // worth is where best_accuracy falls between the two. Prompts no grader
 // reads are left out and counted. rm_auc: the reward model's AUC over all
 // k answers of the graded prompts, k times the base of the sampled-answer
-// AUC of evaluate_policy.
+// AUC of evaluate_policy; rm_auc_within: the same answers, each right one
+// ranked only against the wrong ones to its own prompt (what choosing among
+// them asks of the reward model; an offset the model adds to every answer
+// of a prompt moves rm_auc, not this).
 typedef struct {
     double best_accuracy, sample_accuracy, pass_k;  // NaN when no prompt was graded
     long graded, ungraded;
-    RewardAuc rm_auc;
+    RewardAuc rm_auc, rm_auc_within;
 } BestOfK;
 void evaluate_best_of(GPT *policy, GPT *rm, const Tokenizer *tok, const EncodedPrompts *prompts,
                       long n, int k, const SamplerParams *sampling, int max_new, int batch,

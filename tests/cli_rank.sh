@@ -113,10 +113,12 @@ b=$(result_key best_of_accuracy) s=$(result_key best_of_sample_accuracy) p=$(res
 "$PY" -c "import sys; b, s, p = map(float, sys.argv[1:]); sys.exit(not (b <= p and s <= p))" "$b" "$s" "$p" ||
     fail "best-of-4: best $b, one sample $s, any right $p"
 # the reward model's AUC over all of those answers (reward_auc_families,
-# unit-tested), on as many answers as were sampled
+# unit-tested), on as many answers as were sampled, and within prompts
 n=$(sed -n 's/^best-of-4 *\([0-9]*\) prompts.*/\1/p' "$D/out")
 [ -n "$n" ] && grep -q "^best-of auc  over all 4 x $n answers, " "$D/out" ||
     fail "best-of AUC line: $(grep '^best-of' "$D/out")"
+grep -q "^best-of auc  the same answers, a right one above a wrong one to the same prompt: " \
+    "$D/out" || fail "best-of AUC within prompts: $(grep '^best-of' "$D/out")"
 run_fails "$R" eval "$D/sft/latest.h5" "$CFG" --best_of 1
 
 # refusals: an existing output, plain pairs mixed with groups, a bad rank

@@ -52,22 +52,34 @@ static void test_reward_auc_extremes(void **state) {
 
 // By family: family 0 as in test_reward_auc_pairs (1.5 of 3 pairs, 2
 // wrong), family 2 has one right answer above one of its two wrong ones
-// (1 of 2), family 1 only a wrong answer (no AUC, 1 wrong), family 3 only
-// right answers (no AUC, 0 wrong); the pooled AUC counts the 5 pairs.
+// (1 of 2), family 1 only a wrong answer (no AUC, and no base: nothing to
+// rank it below), family 3 only right answers (no AUC, 0 wrong); the pooled
+// AUC counts the 5 pairs. Within prompts (group: two prompts in families 0
+// and 2 each, one of which has no right answer), family 0 keeps its one
+// pair a right answer wins (1 of 1), family 2 its one it loses (0 of 1),
+// each with a base of one wrong answer; pooled 1 of 2.
 static void test_reward_auc_families(void **state) {
     (void)state;
     const float score[] = {0.9f, 0.1f, 1.5f, 0.2f, 2.0f, 1.0f, 3.0f, 4.0f, 5.0f, 0.0f};
     const int grade[] = {1, 0, 0, 0, 1, 0, 0, 1, 1, -1};
     const int family[] = {0, 0, 0, 1, 2, 2, 2, 3, 3, 1};
     RewardAuc a;
-    reward_auc_families(score, grade, family, 10, &a);
+    reward_auc_families(score, grade, family, NULL, 10, &a);
     assert_float_equal(a.all, 2.5 / 5.0, 1e-12);
     assert_float_equal(a.family[0], 1.5 / 3.0, 1e-12);
     assert_float_equal(a.family[2], 1.0 / 2.0, 1e-12);
     assert_true(isnan(a.family[1]) && isnan(a.family[3]) && isnan(a.family[4]));
-    const int wrong[] = {2, 1, 2, 0, 0};
+    const int wrong[] = {2, 0, 2, 0, 0};
     for (int f = 0; f < 5; f++) assert_int_equal(a.wrong[f], wrong[f]);
-    reward_auc_families(NULL, NULL, NULL, 0, &a);
+    const int prompt[] = {0, 0, 1, 5, 2, 3, 2, 4, 4, 5};
+    reward_auc_families(score, grade, family, prompt, 10, &a);
+    assert_float_equal(a.all, 1.0 / 2.0, 1e-12);
+    assert_float_equal(a.family[0], 1.0, 0.0);
+    assert_float_equal(a.family[2], 0.0, 0.0);
+    assert_true(isnan(a.family[1]) && isnan(a.family[3]) && isnan(a.family[4]));
+    const int within[] = {1, 0, 1, 0, 0};
+    for (int f = 0; f < 5; f++) assert_int_equal(a.wrong[f], within[f]);
+    reward_auc_families(NULL, NULL, NULL, NULL, 0, &a);
     assert_true(isnan(a.all) && isnan(a.family[0]) && a.wrong[0] == 0);
 }
 

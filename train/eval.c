@@ -59,6 +59,7 @@ typedef struct {
     RewardAuc rm_auc;                       // the reward model on those: right over wrong
     double best_of_accuracy, best_of_mean, best_of_pass;  // --best_of
     RewardAuc best_of_auc;                  // the reward model on all best-of answers
+    RewardAuc best_of_auc_within;           // the same, within each prompt
     // held-out conversations: accuracy of turn k+1, asked after the model's
     // own earlier answers; NaN for a turn without graded answers
     double turn_acc[EVAL_MAX_TURNS], turn_graded[EVAL_MAX_TURNS];
@@ -76,8 +77,8 @@ static void results_init(Results *r) {
     r->rm_accuracy = r->rm_margin = r->rm_mean = r->rm_std = r->rm_pairs = NAN;
     r->rm_acc_right_wrong = r->rm_acc_wrong_wrong = NAN;
     r->best_of_accuracy = r->best_of_mean = r->best_of_pass = NAN;
-    reward_auc_families(NULL, NULL, NULL, 0, &r->rm_auc);  // all NaN
-    r->best_of_auc = r->rm_auc;
+    reward_auc_families(NULL, NULL, NULL, NULL, 0, &r->rm_auc);  // all NaN
+    r->best_of_auc = r->best_of_auc_within = r->rm_auc;
     r->lik_accuracy = NAN;
     r->reward = r->reward_raw = r->policy_accuracy = r->reward_prompts = NAN;
     r->kl = r->kl_k3 = r->kl_length = NAN;
@@ -637,6 +638,10 @@ static int eval_policy(GPT *policy, const Tokenizer *tok, const Config *cfg, con
         printf("best-of auc  over all %ld x %ld answers, a right one above a wrong one of the "
                "same family: ", best_of, bo.graded);
         print_auc(&res->best_of_auc);
+        res->best_of_auc_within = bo.rm_auc_within;
+        printf("best-of auc  the same answers, a right one above a wrong one to the same "
+               "prompt: ");
+        print_auc(&res->best_of_auc_within);
     }
     fflush(stdout);
     gpt_free(&rm);
@@ -654,7 +659,7 @@ typedef struct {
 
 // The RESULT keys, in order; the JSON file has these and a few more.
 // accuracy_turnK: turn K of the held-out conversations.
-#define MAX_FIELDS (17 + EVAL_MAX_TURNS)
+#define MAX_FIELDS (18 + EVAL_MAX_TURNS)
 static int result_fields(const Results *r, Field *out) {
     Field all[MAX_FIELDS] = {{"val_loss", r->val_loss},       {"ppl", r->ppl},
                              {"accuracy", r->accuracy},       {"rm_accuracy", r->rm_accuracy},
@@ -668,11 +673,12 @@ static int result_fields(const Results *r, Field *out) {
                              {"best_of_accuracy", r->best_of_accuracy},
                              {"best_of_sample_accuracy", r->best_of_mean},
                              {"best_of_pass", r->best_of_pass},
-                             {"best_of_rm_auc", r->best_of_auc.all}};
+                             {"best_of_rm_auc", r->best_of_auc.all},
+                             {"best_of_rm_auc_within", r->best_of_auc_within.all}};
     static const char *const turn_keys[EVAL_MAX_TURNS] = {
         "accuracy_turn1", "accuracy_turn2", "accuracy_turn3", "accuracy_turn4",
         "accuracy_turn5", "accuracy_turn6", "accuracy_turn7", "accuracy_turn8"};
-    for (int k = 0; k < EVAL_MAX_TURNS; k++) all[17 + k] = (Field){turn_keys[k], r->turn_acc[k]};
+    for (int k = 0; k < EVAL_MAX_TURNS; k++) all[18 + k] = (Field){turn_keys[k], r->turn_acc[k]};
     int n = 0;
     for (int i = 0; i < MAX_FIELDS; i++)
         if (!isnan(all[i].value)) out[n++] = all[i];
@@ -725,6 +731,8 @@ static int write_json(const char *path, const EvalArgs *a, const CkptMeta *meta,
     }
     json_add_auc(root, "rm_auc_by_family", "rm_auc_wrong_by_family", &r->rm_auc);
     json_add_auc(root, "best_of_rm_auc_by_family", "best_of_wrong_by_family", &r->best_of_auc);
+    json_add_auc(root, "best_of_rm_auc_within_by_family", "best_of_within_wrong_by_family",
+                 &r->best_of_auc_within);
     if (!isnan(r->chat_conversations)) {
         JsonOut *graded = json_out_add_array(root, "turn_graded");  // answers per turn
         for (int k = 0; k < EVAL_MAX_TURNS && !isnan(r->turn_graded[k]); k++)
