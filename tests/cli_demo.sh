@@ -17,8 +17,10 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 mkdir -p "$D/runs/pretrain"
 echo keep >"$D/runs/pretrain/latest.h5"
+# (under a timeout: a demo.sh that ran its stages after all would take half
+# an hour, not the second a dry run takes)
 dry() {  # env assignments...: the dry run's output in $D/out, its status returned
-    env "$@" DEMO_DRY_RUN=1 DEMO_DIR="$D/runs" ./tools/demo.sh >"$D/out" 2>&1
+    timeout 60 env "$@" DEMO_DRY_RUN=1 DEMO_DIR="$D/runs" ./tools/demo.sh >"$D/out" 2>&1
 }
 taken() { sed -n '1s/^demo: every stage in \([a-z0-9]*\) (bf16 matmul on this CPU: .*)$/\1/p' "$D/out"; }
 untouched() {
@@ -73,7 +75,7 @@ fi
 # (bf16 where oneDNN has no bf16 matmul would fail at the first stage)
 refused() {  # what, the line's start, env assignments...
     local what=$1 line=$2; shift 2
-    if env "$@" DEMO_DIR="$D/runs" ./tools/demo.sh >"$D/out" 2>&1; then
+    if timeout 60 env "$@" DEMO_DIR="$D/runs" ./tools/demo.sh >"$D/out" 2>&1; then
         fail "$what accepted: $(cat "$D/out")"
     fi
     [ "$(wc -l <"$D/out")" -eq 1 ] && grep -q "^$line.*; hint: " "$D/out" || fail "$what: $(cat "$D/out")"
